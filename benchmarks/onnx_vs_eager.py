@@ -1,0 +1,106 @@
+"""ONNX Runtime (CPU) against eager PyTorch latency, per built-in graph, at batch 1 and 64.
+
+Both run in this one process, interleaved round by round, with the same thread count, so the
+ratio is measured side by side. A ratio above 1 means ONNX Runtime is faster. Models are untrained
+(latency does not depend on the weights' values).
+
+    python benchmarks/onnx_vs_eager.py [--threads 2] [--rounds 200] [--json results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def graphs_for(name: str) -> list[Any]:
+    import zoo
+    from zoo.data import DataInfo
+
+    spec = zoo.get_spec(name)
+    family = zoo.load_family(spec.family)
+    classes = int(spec.model_args.get("num_classes", 10))
+    info = DataInfo(name="bench", channels=spec.input.channels, height=spec.input.height, width=spec.input.width,
+                    num_classes=classes, class_names=[str(i) for i in range(classes)],
+                    mean=[0.0] * spec.input.channels, std=[1.0] * spec.input.channels)
+    args = {**spec.model_args, **family.data_args(spec, info)}
+    model = family.build(spec, info, args).eval()
+    return family.graphs(model, info)
+
+
+def time_pair(graph: Any, session: Any, batch: int, rounds: int) -> tuple[float, float]:
+    """Median seconds per call for eager torch and ONNX Runtime, alternating each round."""
+    import torch
+
+    inputs = graph.random_inputs(batch, np.random.default_rng(0))
+    tensors = tuple(torch.from_numpy(a) for a in inputs)
+    feeds = dict(zip(graph.input_names, inputs))
+    eager, ort = [], []
+    with torch.inference_mode():
+        for _ in range(10):  # warm-up
+            graph.module(*tensors)
+            session.run(None, feeds)
+        for _ in range(rounds):
+            start = time.perf_counter()
+            graph.module(*tensors)
+            eager.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            session.run(None, feeds)
+            ort.append(time.perf_counter() - start)
+    return statistics.median(eager), statistics.median(ort)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--batches", default="1,64")
+    parser.add_argument("--json", dest="json_path", type=Path)
+    args = parser.parse_args()
+
+    import torch
+
+    import zoo
+    from zoo.bundles.onnx_graph import export_graph
+    from zoo.runtime import import_onnxruntime
+
+    ort = import_onnxruntime()
+    torch.set_num_threads(args.threads)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    batches = [int(b) for b in args.batches.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in zoo.list_models():
+            for graph in graphs_for(spec.name):
+                path = Path(tmp) / f"{spec.name}-{graph.name}.onnx"
+                export_graph(graph, path, opset=18, exporter="dynamo", metadata={})
+                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                for batch in batches:
+                    eager, onnx_time = time_pair(graph, session, batch, args.rounds)
+                    rows.append({"model": spec.name, "graph": graph.name, "batch": batch,
+                                 "eager_ms": eager * 1e3, "ort_ms": onnx_time * 1e3, "speedup": eager / onnx_time})
+    print(f"threads={args.threads} rounds={args.rounds} torch={torch.__version__} onnxruntime={ort.__version__}")
+    print(f"{'model':14} {'graph':14} {'batch':>5} {'eager ms':>9} {'ORT ms':>9} {'ORT speed-up':>12}")
+    slower = []
+    for r in rows:
+        flag = "" if r["speedup"] > 1.0 else "  <- ONNX Runtime not faster"
+        print(f"{r['model']:14} {r['graph']:14} {r['batch']:>5} {r['eager_ms']:>9.3f} {r['ort_ms']:>9.3f} "
+              f"{r['speedup']:>11.2f}x{flag}")
+        if flag:
+            slower.append(f"{r['model']}/{r['graph']}@{r['batch']}")
+    print("every graph is faster under ONNX Runtime" if not slower else f"not faster: {', '.join(slower)}")
+    if args.json_path:
+        args.json_path.write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

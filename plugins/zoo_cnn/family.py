@@ -1,0 +1,67 @@
+"""The ``classifier`` family: cross-entropy training, accuracy, and an image → logits graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from zoo.data import DataInfo, DataSplits
+from zoo.family import Family, GraphSpec
+from zoo.specs import ModelSpec
+
+
+def batches(x: np.ndarray, y: np.ndarray, batch_size: int, device: Any):
+    """Validation batches as tensors on ``device``, in order."""
+    for start in range(0, len(x), batch_size):
+        yield (torch.from_numpy(x[start : start + batch_size]).to(device),
+               torch.from_numpy(y[start : start + batch_size]).to(device))
+
+
+class ClassifierFamily(Family):
+    """Image classification with cross-entropy; reports validation loss and accuracy."""
+
+    monitor = ("val_accuracy", "max")
+    hyperparameters = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0}  # noqa: RUF012
+
+    def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
+        args: dict[str, Any] = {"in_channels": data.channels, "num_classes": data.num_classes}
+        if "image_size" in spec.model_args:
+            args["image_size"] = [data.height, data.width]
+        return args
+
+    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels)
+        accuracy = (logits.argmax(dim=1) == labels).float().mean()
+        return {"loss": loss, "accuracy": accuracy}
+
+    def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
+        total_loss, correct = 0.0, 0
+        for images, labels in batches(data.x_val, data.y_val, 256, device):
+            logits = model(images)
+            total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+            correct += int((logits.argmax(dim=1) == labels).sum())
+        n = len(data.y_val)
+        return {"val_loss": total_loss / n, "val_accuracy": correct / n}
+
+    def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
+        shape = data.shape
+
+        def random_inputs(batch: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+            return (rng.standard_normal((batch, *shape)).astype(np.float32),)
+
+        return [
+            GraphSpec(
+                name="model",
+                module=model,
+                input_names=["input"],
+                output_names=["logits"],
+                random_inputs=random_inputs,
+                real_inputs=lambda splits: (splits.x_val,),
+                class_output="logits",
+            )
+        ]

@@ -1,0 +1,57 @@
+"""The comparison rule, and that verification catches a graph that computes something else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from zoo.bundles.parity import compare, top1_agreement
+from zoo.bundles.verify import sha256
+from zoo.cli import cli
+
+
+def test_element_fails_only_when_it_misses_both_tolerances() -> None:
+    ref = np.array([1000.0, 0.0], dtype=np.float32)
+    # 1e-3 on 1000 is within rtol; 1e-3 on 0 misses both tolerances
+    assert compare(ref, ref + np.float32(1e-3), atol=1e-5, rtol=1e-5)["passed"] is False
+    assert compare(ref, ref + np.array([5e-3, 5e-6], np.float32), atol=1e-5, rtol=1e-5)["passed"]
+    bad = compare(ref, ref + np.array([0.0, 2e-5], np.float32), atol=1e-5, rtol=1e-5)
+    assert not bad["passed"] and bad["mismatched"] == 1 and bad["max_abs_diff"] > 1e-5
+
+
+def test_shape_mismatch_and_nan_fail() -> None:
+    assert not compare(np.zeros((2, 3)), np.zeros((3, 2)), atol=1, rtol=1)["passed"]
+    assert not compare(np.zeros(3), np.array([0, np.nan, 0]), atol=1, rtol=1)["passed"]
+
+
+def test_top1_agreement() -> None:
+    a = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    b = np.array([[1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    assert top1_agreement(a, b) == 2 / 3
+
+
+def test_verify_catches_a_graph_that_differs_from_pytorch(train_briefly, tmp_path: Path) -> None:
+    """Perturb one weight inside the exported graph (and re-sign the manifest, as a buggy exporter would)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from zoo.bundles import export_run
+
+    result = export_run(train_briefly("cnn").run_dir, out=tmp_path)
+    path = result.bundle_dir / "model.onnx"
+    model = onnx.load(str(path))
+    init = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
+    array = numpy_helper.to_array(init).copy()
+    array.flat[0] += 0.05
+    init.CopyFrom(numpy_helper.from_array(array, init.name))
+    onnx.save(model, str(path))
+    manifest = json.loads((result.bundle_dir / "manifest.json").read_text())
+    manifest["files"]["model.onnx"] = sha256(path)
+    (result.bundle_dir / "manifest.json").write_text(json.dumps(manifest))
+
+    out = CliRunner().invoke(cli, ["verify", str(result.bundle_dir)])
+    assert out.exit_code == 1, out.output
+    assert "FAIL" in out.output and "parity: FAILED" in out.output

@@ -1,0 +1,53 @@
+"""zoo: a plugin-based PyTorch model zoo.
+
+The public API (importing ``zoo`` is cheap: torch loads only when a model is built or trained)::
+
+    zoo.list_models(pattern="*", family=None)   zoo.get_spec(name)     zoo.create_model(name, **args)
+    zoo.train(name, ...)                        zoo.export(run_dir)    zoo.verify(bundle_dir)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.api import create_model, get_spec, list_models, load_family
+from zoo.errors import ZooError
+from zoo.registry import list_datasets, list_families, list_plugins
+from zoo.version import __version__
+
+
+def train(model: str, **kwargs: Any) -> Any:
+    """Train a model through the shared engine; see :func:`zoo.engine.train`."""
+    from zoo.engine import train as _train
+
+    return _train(model, **kwargs)
+
+
+def export(run_dir: Any, **kwargs: Any) -> Any:
+    """Export a run to an ONNX bundle and verify it; see :func:`zoo.bundles.export_run`."""
+    from zoo.bundles import export_run
+
+    return export_run(run_dir, **kwargs)
+
+
+def verify(bundle_dir: Any, **kwargs: Any) -> Any:
+    """Check a bundle's graphs against PyTorch under ONNX Runtime; see :func:`zoo.bundles.verify_bundle`."""
+    from zoo.bundles import verify_bundle
+
+    return verify_bundle(bundle_dir, **kwargs)
+
+
+__all__ = [
+    "ZooError",
+    "__version__",
+    "create_model",
+    "export",
+    "get_spec",
+    "list_datasets",
+    "list_families",
+    "list_models",
+    "list_plugins",
+    "load_family",
+    "train",
+    "verify",
+]

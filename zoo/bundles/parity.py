@@ -1,0 +1,44 @@
+"""Comparing two sets of outputs element by element (numpy only, no torch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def compare(reference: np.ndarray, actual: np.ndarray, *, atol: float, rtol: float) -> dict[str, Any]:
+    """Error statistics of ``actual`` against ``reference``.
+
+    An element fails only when it misses both tolerances (Polygraphy's rule):
+    ``|a - r| > atol`` and ``|a - r| > rtol * |r|``.
+    """
+    if reference.shape != actual.shape:
+        return {"passed": False, "error": f"shape {list(actual.shape)} != reference {list(reference.shape)}"}
+    ref = reference.astype(np.float64)
+    diff = np.abs(actual.astype(np.float64) - ref)
+    scale = np.abs(ref)
+    rel = diff / np.maximum(scale, np.finfo(np.float32).tiny)
+    failing = (diff > atol) & (diff > rtol * scale)
+    nonfinite = int((~np.isfinite(actual.astype(np.float64))).sum())
+    if diff.size == 0:
+        return {"passed": True, "elements": 0, "mismatched": 0, "max_abs_diff": 0.0, "max_rel_diff": 0.0}
+    return {
+        "passed": bool(not failing.any() and nonfinite == 0),
+        "elements": int(diff.size),
+        "mismatched": int(failing.sum()),
+        "nonfinite": nonfinite,
+        "max_abs_diff": float(diff.max()),
+        "mean_abs_diff": float(diff.mean()),
+        "p99_abs_diff": float(np.percentile(diff, 99)),
+        "max_rel_diff": float(rel.max()),
+        # The smallest atol that would have passed with rtol as given (Polygraphy reports one too).
+        "min_passing_atol": float(np.where(diff > rtol * scale, diff, 0.0).max()),
+    }
+
+
+def top1_agreement(reference: np.ndarray, actual: np.ndarray) -> float:
+    """Share of rows whose arg-max class is the same in both."""
+    if len(reference) == 0:
+        return 1.0
+    return float((reference.argmax(axis=1) == actual.argmax(axis=1)).mean())

@@ -1,0 +1,34 @@
+"""Devices and seeding."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ZooError
+
+
+def pick_device(requested: str) -> Any:
+    """``auto`` = CUDA when torch can use it, else CPU; ``cuda`` without a usable GPU is an error."""
+    import torch
+
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cpu":
+        return torch.device("cpu")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ZooError("--device cuda was asked for, but torch sees no usable GPU; use --device cpu or auto")
+        return torch.device(requested)
+    raise ZooError(f"unknown device {requested!r}; use auto, cpu or cuda")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -1,0 +1,98 @@
+"""The Family API: what a family of models tells the shared engine, exporter and verifier.
+
+A family is the unit that knows how to train: the engine owns the loop, devices, seeding, metrics
+and progress, and asks the family for the pieces that differ between, say, a classifier and a GAN.
+Subclass :class:`Family`, then register it with a :class:`zoo.specs.FamilySpec` whose ``factory``
+points at the subclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from zoo.data import DataInfo, DataSplits
+    from zoo.specs import ModelSpec
+
+
+@dataclass
+class GraphSpec:
+    """One ONNX graph a family exports from a trained model, and how to check it.
+
+    ``random_inputs(batch, rng)`` makes inputs of any batch size; ``real_inputs(data)`` gives real
+    samples (or ``None``). Every input and output has a dynamic batch axis 0.
+    """
+
+    name: str
+    module: Any  # torch.nn.Module in eval mode
+    input_names: Sequence[str]
+    output_names: Sequence[str]
+    random_inputs: Callable[[int, np.random.Generator], tuple[np.ndarray, ...]]
+    real_inputs: Callable[[DataSplits], tuple[np.ndarray, ...] | None] = lambda data: None
+    atol: float = 1e-5
+    rtol: float = 1e-5
+    #: Name of an output holding class scores: verification then reports top-1 agreement on it.
+    class_output: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class Family:
+    """Base class for families. Override what differs; the defaults suit one-optimizer models."""
+
+    #: Optimizers the family uses, stepped in this order for every batch.
+    optimizer_order: tuple[str, ...] = ("model",)
+    #: Metric used to say which epoch is best, and whether higher or lower is better.
+    monitor: tuple[str, str] = ("val_loss", "min")
+    #: Hyperparameters every model of this family accepts, with their defaults.
+    hyperparameters: dict[str, Any] = {}  # noqa: RUF012 - read-only class default
+
+    def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
+        """Builder arguments derived from the data (channels, image size, class count)."""
+        return {}
+
+    def build(self, spec: ModelSpec, data: DataInfo, model_args: dict[str, Any]) -> torch.nn.Module:
+        """Build the model for this data: ``model_args`` are already resolved by the engine."""
+        from zoo.api import create_model
+
+        return create_model(spec.name, **model_args)
+
+    def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
+        """One optimizer per name in :attr:`optimizer_order`."""
+        return {"model": make_optimizer(model.parameters(), hp)}
+
+    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
+        """Losses for one batch and one optimizer; must contain ``"loss"``, which the engine backpropagates."""
+        raise NotImplementedError
+
+    def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
+        """Validation metrics (floats) after an epoch."""
+        raise NotImplementedError
+
+    def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
+        """The ONNX graphs to export from a trained model."""
+        raise NotImplementedError
+
+
+def make_optimizer(params: Any, hp: dict[str, Any]) -> Any:
+    """The optimizer ``hp["optimizer"]`` names (sgd, adam, adamw), with ``lr`` and its own settings."""
+    import torch
+
+    from zoo.errors import ZooError
+
+    name = str(hp.get("optimizer", "sgd")).lower()
+    lr = float(hp["lr"])
+    weight_decay = float(hp.get("weight_decay", 0.0))
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=float(hp.get("momentum", 0.0)), weight_decay=weight_decay)
+    betas = (float(hp.get("beta1", 0.9)), float(hp.get("beta2", 0.999)))
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay or 0.01)
+    raise ZooError(f"unknown optimizer {name!r}; use sgd, adam or adamw")

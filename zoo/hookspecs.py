@@ -1,0 +1,45 @@
+"""The plugin contract: the hooks a zoo plugin may implement.
+
+A plugin is a module (or object) exposed through the ``zoo`` entry-point group, e.g. in its
+``pyproject.toml``::
+
+    [project.entry-points.zoo]
+    my_models = "my_package.zoo_plugin"
+
+and decorates functions with :data:`hookimpl`. Every hook receives a ``register`` callback (or the
+click group, for commands); zoo records which plugin registered what, validates it and owns name
+clashes. Plugin modules must not import torch at import time: put heavy code behind the lazy
+``"module:attr"`` references in the specs. Hooks only ever grow (new optional arguments), so a
+plugin written for an older contract keeps working; a plugin may set ``ZOO_CONTRACT = N`` to state
+the contract version it was written for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("zoo")
+hookimpl = pluggy.HookimplMarker("zoo")
+
+
+@hookspec
+def register_models(register: Callable[[Any], None]) -> None:
+    """Call ``register(ModelSpec(...))`` once for each model this plugin provides."""
+
+
+@hookspec
+def register_families(register: Callable[[Any], None]) -> None:
+    """Call ``register(FamilySpec(...))`` for each family (a way to train, evaluate and export)."""
+
+
+@hookspec
+def register_datasets(register: Callable[[Any], None]) -> None:
+    """Call ``register(DatasetSpec(...))`` for each dataset this plugin can load."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add click commands to the ``zoo`` command group ``cli`` (``@cli.command()``)."""

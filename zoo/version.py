@@ -1,0 +1,7 @@
+"""Version numbers: the package's, and the plugin contract's."""
+
+__version__ = "0.1.0"
+
+#: Version of the plugin contract (hookspecs + Family API). It only grows: a plugin written for
+#: contract N keeps working under every later one.
+CONTRACT_VERSION = 1

@@ -41,7 +41,7 @@ def time_pair(graph: Any, session: Any, batch: int, rounds: int) -> tuple[float,
 
     inputs = graph.random_inputs(batch, np.random.default_rng(0))
     tensors = tuple(torch.from_numpy(a) for a in inputs)
-    feeds = dict(zip(graph.input_names, inputs))
+    feeds = dict(zip(graph.input_names, inputs, strict=True))
     eager, ort = [], []
     with torch.inference_mode():
         for _ in range(10):  # warm-up

@@ -88,9 +88,9 @@ def _check_one(sess: Any, graph: Any, cases: list[Any], atol: float, rtol: float
     checks = []
     agreement = None
     for case_name, inputs, expected in cases:
-        feeds = dict(zip(graph.input_names, inputs, strict=False))
+        feeds = dict(zip(graph.input_names, inputs, strict=True))
         actual = sess.run(list(graph.output_names), feeds)
-        for output_name, ref, got in zip(graph.output_names, expected, actual, strict=False):
+        for output_name, ref, got in zip(graph.output_names, expected, actual, strict=True):
             checks.append({"inputs": case_name, "output": output_name, **compare(ref, got, atol=atol, rtol=rtol)})
             if graph.class_output == output_name and case_name.startswith("real"):
                 agreement = top1_agreement(ref, got)

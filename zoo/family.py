@@ -26,7 +26,9 @@ class GraphSpec:
     """One ONNX graph a family exports from a trained model, and how to check it.
 
     ``random_inputs(batch, rng)`` makes inputs of any batch size; ``real_inputs(data)`` gives real
-    samples (or ``None``). Every input and output has a dynamic batch axis 0.
+    samples (or ``None``). Every input and output has a dynamic batch axis 0. Optional, for
+    ``zoo export --quantize int8``: ``calibration_inputs(data)`` (training samples to calibrate on)
+    and ``real_labels(data)`` (the true classes of ``real_inputs``, to report the accuracy lost).
     """
 
     name: str
@@ -40,6 +42,8 @@ class GraphSpec:
     #: Name of an output holding class scores: verification then reports top-1 agreement on it.
     class_output: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    calibration_inputs: Callable[[DataSplits], tuple[np.ndarray, ...] | None] | None = None
+    real_labels: Callable[[DataSplits], np.ndarray | None] | None = None
 
 
 class Family:

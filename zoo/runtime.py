@@ -47,13 +47,26 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
-CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
-#: Provider options that make CUDA compute in true fp32, so parity means parity (no TF32).
-CUDA_OPTIONS = {"use_tf32": "0"}
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+#: Provider options that make each GPU provider compute in true fp32, so parity means parity (no TF32, no fp16).
+GPU_OPTIONS = {CUDA: {"use_tf32": "0"}, TENSORRT: {"trt_fp16_enable": "False", "trt_int8_enable": "False"}}
+#: Providers that run in a child process (one per check): a GPU library that crashes or hangs takes only
+#: the child down, and every check starts from a fresh CUDA context.
+ISOLATED = (CUDA, TENSORRT)
 
 
-def session(path: str, provider: str) -> Any:
+def provider_chain(provider: str) -> list[Any]:
+    """What to pass ONNX Runtime for ``provider``: the provider with its options, then its fallbacks."""
+    if provider == TENSORRT:
+        return [(TENSORRT, GPU_OPTIONS[TENSORRT]), (CUDA, GPU_OPTIONS[CUDA]), CPU]
+    if provider == CUDA:
+        return [(CUDA, GPU_OPTIONS[CUDA]), CPU]
+    return [provider]
+
+
+def session(path: str, provider: str, *, threads: int = 0) -> Any:
     """An inference session on ``provider``; raises ZooError when that provider does not really run.
 
     ONNX Runtime silently falls back to the CPU when CUDA cannot start, so the provider in use is
@@ -62,37 +75,127 @@ def session(path: str, provider: str) -> Any:
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    providers: list[Any] = [(CUDA, CUDA_OPTIONS), CPU] if provider == CUDA else [provider]
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     try:
-        sess = ort.InferenceSession(path, sess_options=options, providers=providers)
+        sess = ort.InferenceSession(path, sess_options=options, providers=provider_chain(provider))
     except Exception as exc:
-        raise ZooError(f"ONNX Runtime could not load {path} on {provider}: {exc}") from None
+        raise ZooError(f"ONNX Runtime could not load {path} on {provider}: {_first_line(exc)}") from None
     if sess.get_providers()[0] != provider:
         raise ZooError(f"{provider} is listed by ONNX Runtime but could not start here")
     return sess
 
 
+def session_facts(sess: Any, provider: str) -> dict[str, Any]:
+    """What the session reports about itself: providers in use and the options they really got."""
+    options = sess.get_provider_options().get(provider, {})
+    facts: dict[str, Any] = {"providers_in_use": list(sess.get_providers())}
+    if provider == CUDA:
+        facts["cuda_use_tf32"] = options.get("use_tf32")
+        facts["device_id"] = options.get("device_id")
+    if provider == TENSORRT:
+        facts["trt_fp16_enable"] = options.get("trt_fp16_enable")
+    return facts
+
+
+def run_graph(path: str | Path, provider: str, feeds: list[dict[str, Any]], *,
+              output_names: list[str] | None = None) -> tuple[list[list[Any]], dict[str, Any]]:
+    """Run a graph on each feed dict; the outputs per feed and the session's facts.
+
+    CPU runs here; CUDA and TensorRT run in a child process of their own (see :data:`ISOLATED`).
+    """
+    if provider in ISOLATED:
+        return _run_in_child(Path(path), provider, feeds, output_names)
+    sess = session(str(path), provider)
+    return [sess.run(output_names, feed) for feed in feeds], session_facts(sess, provider)
+
+
+def _run_in_child(path: Path, provider: str, feeds: list[dict[str, Any]],
+                  output_names: list[str] | None) -> tuple[list[list[Any]], dict[str, Any]]:
+    import json
+    import subprocess
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.TemporaryDirectory(prefix="zoo-ort-") as tmp:
+        work = Path(tmp)
+        for index, feed in enumerate(feeds):
+            np.savez(work / f"inputs_{index}.npz", **feed)
+        (work / "request.json").write_text(json.dumps(
+            {"model": str(path.resolve()), "provider": provider, "sets": len(feeds), "outputs": output_names}))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                              os.environ.get("PYTHONPATH", "")])}
+        done = subprocess.run([sys.executable, "-m", "zoo.runtime", str(work)], env=env, capture_output=True,
+                              text=True, timeout=600)
+        result_path = work / "result.json"
+        if not result_path.exists():
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ZooError(f"the {provider} check process died (exit {done.returncode}): {tail}")
+        result = json.loads(result_path.read_text())
+        if result.get("error"):
+            raise ZooError(result["error"])
+        outputs = []
+        for index in range(len(feeds)):
+            with np.load(work / f"outputs_{index}.npz", allow_pickle=False) as stored:
+                outputs.append([stored[f"o{k}"] for k in range(len(stored.files))])
+        return outputs, result["facts"]
+
+
+def _child_main(work: Path) -> None:
+    """The child side of :func:`run_graph`: load the session, run every input set, write the outputs."""
+    import json
+
+    import numpy as np
+
+    request = json.loads((work / "request.json").read_text())
+    provider = request["provider"]
+    result: dict[str, Any] = {"error": None, "facts": {}}
+    try:
+        with _captured_stderr(work / "stderr.txt") as captured:
+            try:
+                sess = session(request["model"], provider)
+            except ZooError as exc:
+                # ONNX Runtime writes the real cause (say, a missing libcublas) to the C-level stderr.
+                detail = re.search(r"with error: (.*)", captured.read_text(errors="replace"))
+                raise ZooError(f"{exc}: {detail.group(1).strip()}" if detail else str(exc)) from None
+        result["facts"] = session_facts(sess, provider)
+        for index in range(request["sets"]):
+            with np.load(work / f"inputs_{index}.npz", allow_pickle=False) as stored:
+                feed = {name: stored[name] for name in stored.files}
+            outputs = sess.run(request["outputs"], feed)
+            np.savez(work / f"outputs_{index}.npz", **{f"o{k}": out for k, out in enumerate(outputs)})
+    except ZooError as exc:
+        result["error"] = str(exc)
+    except Exception as exc:
+        result["error"] = f"{provider} failed: {type(exc).__name__}: {_first_line(exc)}"
+    (work / "result.json").write_text(json.dumps(result, default=str))
+
+
 @cache
 def usable_providers() -> tuple[tuple[str, ...], dict[str, str]]:
-    """Providers that really run here, and why each other known one does not."""
+    """Providers that really run here, and why each other known one does not (each probed in a child)."""
     ort = import_onnxruntime()
     available = ort.get_available_providers()
     usable, skipped = [CPU], {}
-    if CUDA in available:
-        reason = _probe_cuda(ort)
+    for provider in ISOLATED:
+        if provider not in available:
+            skipped[provider] = f"this ONNX Runtime build has no {provider} (install onnxruntime-gpu)"
+            continue
+        reason = _probe(provider)
         if reason:
-            skipped[CUDA] = reason
+            skipped[provider] = reason
         else:
-            usable.append(CUDA)
-    else:
-        skipped[CUDA] = "this ONNX Runtime build has no CUDA provider (install onnxruntime-gpu)"
+            usable.append(provider)
     return tuple(usable), skipped
 
 
-def _probe_cuda(ort: Any) -> str:
-    """Empty string when a tiny graph really runs on CUDA, else the reason it does not."""
+def _probe(provider: str) -> str:
+    """Empty string when a tiny graph really runs on ``provider`` (in a child process), else why not."""
     import tempfile
 
+    import numpy as np
     import onnx
     from onnx import TensorProto, helper
 
@@ -107,16 +210,16 @@ def _probe_cuda(ort: Any) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "probe.onnx"
         onnx.save(model, path)
-        with _captured_stderr(Path(tmp) / "stderr.txt") as captured:
-            try:
-                session(str(path), CUDA)
-            except ZooError as exc:
-                reason = str(exc)
-            else:
-                return ""
-        # ONNX Runtime writes the real cause (say, a missing libcublas) to the C-level stderr.
-        detail = re.search(r"with error: (.*)", captured.read_text(errors="replace"))
-        return f"{reason}: {detail.group(1).strip()}" if detail else reason
+        try:
+            _run_in_child(path, provider, [{"x": np.zeros(1, np.float32)}], None)
+        except ZooError as exc:
+            return str(exc)
+    return ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -131,3 +234,7 @@ def _captured_stderr(path: Path) -> Iterator[Path]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+if __name__ == "__main__":
+    _child_main(Path(sys.argv[1]))

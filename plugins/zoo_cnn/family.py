@@ -63,5 +63,7 @@ class ClassifierFamily(Family):
                 random_inputs=random_inputs,
                 real_inputs=lambda splits: (splits.x_val,),
                 class_output="logits",
+                calibration_inputs=lambda splits: (splits.x_train,),
+                real_labels=lambda splits: splits.y_val,
             )
         ]

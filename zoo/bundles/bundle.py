@@ -14,16 +14,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from zoo.atomic import write_bytes, write_json
-from zoo.bundles.onnx_graph import DEFAULT_OPSET, describe_graph, export_graph
-from zoo.bundles.verify import check_graphs, format_table, sha256
+from zoo.bundles import variants
+from zoo.bundles.onnx_graph import (
+    DEFAULT_OPSET,
+    check_graph,
+    describe_graph,
+    export_graph,
+    external_data_files,
+    stamp_metadata,
+)
+from zoo.bundles.vectors import read_test_set, write_test_set
+from zoo.bundles.verify import Case, GraphCheck, check_graphs, format_table, sha256, torch_cases
 from zoo.engine.runs import WEIGHTS, read_json
 from zoo.errors import ParityError, ZooError
 
 MANIFEST = "manifest.json"
 PARITY = "parity.json"
 CARD = "card.md"
-BUNDLE_FORMAT = 1
+#: Each graph lives in its own folder, ``<graph>/model.onnx`` beside its ``test_data_set_N`` folders
+#: (the ONNX model-zoo layout); variants are graphs of their own, ``<graph>.int8/``, ``<graph>.fp16/``.
+GRAPH_FILE = "model.onnx"
+BUNDLE_FORMAT = 2
+QUANTIZE_CHOICES = ("int8",)
 
 
 @dataclass
@@ -45,13 +60,24 @@ def export_run(
     force: bool = False,
     verify: bool = True,
     providers: list[str] | None = None,
+    quantize: str | None = None,
+    fp16: bool = False,
+    optimize: bool = False,
+    external_data: bool = False,
 ) -> ExportResult:
-    """Export a trained run to ``<out>/<run-name>/`` and verify it (raises ParityError if it fails)."""
+    """Export a trained run to ``<out>/<run-name>/`` and verify it (raises ParityError if it fails).
+
+    ``quantize="int8"`` and ``fp16`` add variant graphs beside the fp32 ones; ``optimize`` writes the
+    graphs after ONNX Runtime's offline optimisations; ``external_data`` keeps weights in a file
+    beside each graph (always so over 2 GiB).
+    """
     from zoo.data import load_dataset
     from zoo.engine.runs import load_run
 
     if not isinstance(opset, int) or not 13 <= opset <= 23:
         raise ZooError(f"--opset {opset} is not supported; use an opset from 13 to 23 (default {DEFAULT_OPSET})")
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
+        raise ZooError(f"--quantize {quantize} is not supported; use --quantize int8")
     run = load_run(run_dir)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -63,28 +89,83 @@ def export_run(
     staging = out / f".{final.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
+    wanted = [v for v, on in (("int8", quantize == "int8"), ("fp16", fp16)) if on]
     try:
         graphs = run.family.graphs(run.model, run.data_info)
+        data = load_dataset(run.config["dataset"], seed=run.config["seed"])
         metadata = _graph_metadata(run)
+        entries: dict[str, dict[str, Any]] = {}
+        checks: list[GraphCheck] = []
+        speed: dict[str, Any] = {}
         for graph in graphs:
-            export_graph(graph, staging / f"{graph.name}.onnx", opset=opset, exporter=exporter,
-                         metadata={**metadata, "graph": graph.name})
+            path = staging / graph.name / GRAPH_FILE
+            path.parent.mkdir()
+            export_graph(graph, path, opset=opset, exporter=exporter, external_data=external_data,
+                         metadata={**metadata, "graph": graph.name, "variant": "fp32"})
+            recipe = {"variant": "fp32", "optimized": variants.optimize(path) if optimize else None}
+            cases = torch_cases(graph, data)
+            entries[graph.name] = _graph_entry(staging, graph, graph.name, cases, graph.atol, graph.rtol, recipe)
+            checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, None))
+            for variant in wanted:
+                name = f"{graph.name}.{variant}"
+                variant_path = staging / name / GRAPH_FILE
+                variant_path.parent.mkdir()
+                recipe = {"variant": variant, "method": _make_variant(variant, path, variant_path, graph, data)}
+                atol, rtol = variants.VARIANT_TOLERANCES[variant]
+                entries[name] = _graph_entry(staging, graph, name, cases, atol, rtol, recipe)
+                checks.append(_graph_check(staging, graph, name, cases, atol, rtol, variants.MAX_ACCURACY_DROP))
+                feeds = dict(zip(graph.input_names, graph.random_inputs(64, np.random.default_rng(0)), strict=True))
+                speed[name] = variants.speed_ratio(path, variant_path, feeds)
         parity = None
         if verify:
-            data = load_dataset(run.config["dataset"], seed=run.config["seed"])
-            parity = check_graphs(staging, graphs, data, providers)
+            parity = check_graphs(checks, providers)
             parity["bundle"] = str(final)
             write_json(staging / PARITY, parity)
             if not parity["passed"]:
                 raise ParityError("exported graphs do not match PyTorch (see the parity report); bundle not written",
                                   parity)
-        write_bytes(staging / CARD, _card(run, graphs, parity).encode())
-        manifest = _manifest(run, graphs, staging, opset, exporter, parity)
+        write_bytes(staging / CARD, _card(run, entries, parity, speed).encode())
+        manifest = _manifest(run, entries, staging, opset, exporter, parity)
         write_json(staging / MANIFEST, manifest)
         _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(final, manifest, parity)
+
+
+def _make_variant(variant: str, src: Path, dst: Path, graph: Any, data: Any) -> str:
+    if variant == "int8":
+        calibration = graph.calibration_inputs(data) if graph.calibration_inputs is not None else None
+        method = variants.quantize_int8(src, dst, graph.name, list(graph.input_names), calibration)
+    else:
+        method = variants.to_fp16(src, dst, graph.name)
+    props = describe_graph(src)["metadata"]
+    stamp_metadata(dst, {**props, "variant": variant, "variant_method": method})
+    check_graph(dst, f"{graph.name}.{variant}")
+    return method
+
+
+def _graph_entry(staging: Path, graph: Any, name: str, cases: list[Case], atol: float, rtol: float,
+                 recipe: dict[str, Any]) -> dict[str, Any]:
+    """Write the graph's test vectors; its manifest entry (file, recipe, tolerance, test sets, description)."""
+    folder = staging / name
+    sets = []
+    for index, case in enumerate(cases):
+        write_test_set(folder / f"test_data_set_{index}", list(zip(graph.input_names, case.inputs, strict=True)),
+                       list(zip(graph.output_names, case.expected, strict=True)))
+        sets.append({"dir": f"{name}/test_data_set_{index}", "inputs": case.name})
+    path = folder / GRAPH_FILE
+    return {"file": f"{name}/{GRAPH_FILE}", "source_graph": graph.name, **recipe, "atol": atol, "rtol": rtol,
+            "class_output": graph.class_output,
+            "max_accuracy_drop": None if recipe["variant"] == "fp32" else variants.MAX_ACCURACY_DROP,
+            "external_data": [f"{name}/{f}" for f in external_data_files(path)], "test_sets": sets,
+            **describe_graph(path)}
+
+
+def _graph_check(staging: Path, graph: Any, name: str, cases: list[Case], atol: float, rtol: float,
+                 max_drop: float | None) -> GraphCheck:
+    return GraphCheck(name, staging / name / GRAPH_FILE, list(graph.input_names), list(graph.output_names), atol, rtol,
+                      graph.class_output, max_drop, cases)
 
 
 def _publish(staging: Path, final: Path) -> None:
@@ -125,7 +206,7 @@ def _versions() -> dict[str, str]:
             "onnxruntime": import_onnxruntime().__version__, "python": platform.python_version()}
 
 
-def _manifest(run: Any, graphs: list[Any], staging: Path, opset: int, exporter: str,
+def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset: int, exporter: str,
               parity: dict[str, Any] | None) -> dict[str, Any]:
     files = sorted(p for p in staging.rglob("*") if p.is_file())
     return {
@@ -138,35 +219,51 @@ def _manifest(run: Any, graphs: list[Any], staging: Path, opset: int, exporter: 
                 "weights_sha256": sha256(run.run_dir / WEIGHTS)},
         "exporter": exporter,
         "opset_requested": opset,
-        "graphs": {g.name: {"file": f"{g.name}.onnx", **describe_graph(staging / f"{g.name}.onnx")} for g in graphs},
+        "graphs": entries,
         "parity_passed": None if parity is None else parity["passed"],
         "versions": _versions(),
         "files": {p.relative_to(staging).as_posix(): sha256(p) for p in files},
     }
 
 
-def _card(run: Any, graphs: list[Any], parity: dict[str, Any] | None) -> str:
+def _card(run: Any, entries: dict[str, dict[str, Any]], parity: dict[str, Any] | None,
+          speed: dict[str, Any]) -> str:
     summary = read_json(run.run_dir / "summary.json", "run summary")
     info = run.data_info
     metrics = "\n".join(f"- {k}: {v:.4g}" for k, v in summary.get("metrics", {}).items())
     parity_text = format_table(parity) if parity else "not verified (exported with --no-verify)"
+    graph_lines = []
+    for e in entries.values():
+        io = f"inputs {[i['name'] for i in e['inputs']]} → outputs {[o['name'] for o in e['outputs']]}"
+        how = e.get("method") or ("optimized: " + e["optimized"] if e.get("optimized") else "as exported")
+        graph_lines.append(f"- `{e['file']}` ({e['variant']}; {how}): {io}; tolerance atol {e['atol']:g} / "
+                           f"rtol {e['rtol']:g}; {len(e['test_sets'])} test sets")
     return f"""# {run.spec.name} ({run.spec.family})
 
 {run.spec.summary}. From plugin `{run.spec.plugin}`, run `{run.run_dir.name}`.
+
+## Intended use
+Inference on inputs preprocessed exactly as below; each graph takes a batch of any size.
 
 ## Data
 Trained on `{info.name}`: {info.channels}×{info.height}×{info.width} images, {info.num_classes} classes
 ({", ".join(info.class_names)}), {summary.get("epochs")} epochs.
 
 ## Preprocessing
-Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}.
+Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, channels
+first (N×C×H×W). The same values are in every graph's `metadata_props`.
 
 ## Metrics (validation, last epoch)
 {metrics}
 
 ## Graphs
-{chr(10).join(f"- `{g.name}.onnx`: inputs {list(g.input_names)} → outputs {list(g.output_names)}" for g in graphs)}
+{chr(10).join(graph_lines)}
 
+Each graph folder holds `test_data_set_N/input_K.pb` and `output_K.pb` (ONNX TensorProto, the ONNX model-zoo
+layout): random inputs at batch 1 and 16 and real validation samples, with the fp32 PyTorch outputs expected
+(variants are held to their own tolerance against them). `zoo verify` checks them without PyTorch.
+
+{_variant_text(entries, parity, speed)}
 ## Parity against PyTorch
 ```
 {parity_text}
@@ -177,30 +274,110 @@ Trained on a small demonstration dataset; check accuracy on your own data before
 """
 
 
+def _variant_text(entries: dict[str, dict[str, Any]], parity: dict[str, Any] | None, speed: dict[str, Any]) -> str:
+    """The card's section on int8/fp16 variants: accuracy lost and speed measured at export."""
+    lines = []
+    for name, entry in entries.items():
+        if entry["variant"] == "fp32":
+            continue
+        cpu = (parity or {}).get("graphs", {}).get(name, {}).get("CPUExecutionProvider", {})
+        accuracy = (f"validation accuracy {100 * cpu['accuracy']:.2f}% against fp32 "
+                    f"{100 * cpu['reference_accuracy']:.2f}%"
+                    f" (drop {100 * cpu['accuracy_drop']:.2f} points, allowed {100 * variants.MAX_ACCURACY_DROP:g})"
+                    if "accuracy" in cpu else "accuracy not measured (no labelled samples or not verified)")
+        s = speed.get(name)
+        timing = (f"ONNX Runtime CPU at batch {s['batch']}, {s['threads']} threads: {s['variant_ms']:.3f} ms against "
+                  f"fp32 {s['fp32_ms']:.3f} ms, {s['speedup']:.2f}× the fp32 speed" if s else "speed not measured")
+        lines.append(f"- `{name}`: {accuracy}; {timing}.")
+        if entry["variant"] == "int8" and s and s["speedup"] < 1.5:
+            lines.append("  Not 1.5× faster here: the graph is small (8×8 inputs), so quantize/dequantize steps and "
+                         "per-call overhead weigh as much as the int8 arithmetic saves; the CPU's int8 "
+                         "instructions (VNNI/AMX) decide the rest.")
+        if entry["variant"] == "fp16":
+            lines.append("  fp16 is meant for GPU targets; on a CPU, ONNX Runtime computes most of it by casting back "
+                         "to fp32, so it is rarely faster there.")
+    return "## Variants\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def verify_bundle(
     bundle_dir: str | Path, *, providers: list[str] | None = None, run_dir: str | Path | None = None,
+    bundle_only: bool = False, require: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Check a bundle's files against its manifest, then its graphs against the run's PyTorch model."""
-    from zoo.data import load_dataset
-    from zoo.engine.runs import load_run
+    """Verify a bundle: files against the manifest, graphs against their test vectors on every provider,
+    and (unless ``bundle_only``, when torch and the run are here) against fresh PyTorch outputs.
 
+    Bundle-only verification needs only ONNX Runtime, onnx and numpy.
+    """
     bundle = Path(bundle_dir)
+    manifest = load_manifest(bundle)
+    checks = [_vector_check(bundle, name, entry) for name, entry in manifest["graphs"].items()]
+    skipped = "--bundle-only was given" if bundle_only else _add_torch_cases(checks, manifest, run_dir)
+    report = check_graphs(checks, providers, require)
+    report["bundle"] = str(bundle)
+    report["pytorch_skipped"] = skipped
+    return report
+
+
+def load_manifest(bundle: Path) -> dict[str, Any]:
+    """The manifest of a bundle whose files, external data and graphs all check out."""
     if not bundle.is_dir():
         raise ZooError(f"bundle {bundle} does not exist; pass the folder that `zoo export` printed")
     if not (bundle / MANIFEST).exists():
         raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
     manifest = read_json(bundle / MANIFEST, "bundle manifest")
+    if manifest.get("format") != BUNDLE_FORMAT or not isinstance(manifest.get("graphs"), dict):
+        raise ZooError(f"{bundle} is a bundle of format {manifest.get('format')}, this zoo reads format "
+                       f"{BUNDLE_FORMAT}; export it again with this zoo")
     check_files(bundle, manifest)
+    for name, entry in manifest["graphs"].items():
+        path = bundle / entry["file"]
+        for location in external_data_files(path):
+            target = (path.parent / location).resolve()
+            if Path(location).is_absolute() or not target.is_relative_to(bundle.resolve()):
+                raise ZooError(f"graph {name!r} keeps its weights at {location!r}, outside the bundle; "
+                               "refusing to read it (export the bundle again)")
+            if target.relative_to(bundle.resolve()).as_posix() not in manifest["files"]:
+                raise ZooError(f"graph {name!r} refers to weights {location!r} the manifest does not list; "
+                               "export the bundle again")
+        check_graph(path, name)
+    return manifest
+
+
+def _vector_check(bundle: Path, name: str, entry: dict[str, Any]) -> GraphCheck:
+    cases = []
+    for test_set in entry["test_sets"]:
+        inputs, expected = read_test_set(bundle / test_set["dir"])
+        cases.append(Case(f"{Path(test_set['dir']).name} {test_set['inputs']}", inputs, expected))
+    return GraphCheck(name, bundle / entry["file"], [i["name"] for i in entry["inputs"]],
+                      [o["name"] for o in entry["outputs"]], entry["atol"], entry["rtol"], entry.get("class_output"),
+                      entry.get("max_accuracy_drop"), cases)
+
+
+def _add_torch_cases(checks: list[GraphCheck], manifest: dict[str, Any], run_dir: str | Path | None) -> str | None:
+    """Add fresh PyTorch cases to every check; the reason when that cannot be done here (else None)."""
     run_path = Path(run_dir) if run_dir else Path(manifest.get("run", {}).get("dir", ""))
     if not run_dir and not (run_path / WEIGHTS).exists():
-        raise ZooError(f"the run this bundle came from ({run_path}) is not here; pass --run RUN_DIR")
+        return f"the run this bundle came from ({run_path}) is not here; pass --run RUN_DIR to compare with PyTorch"
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "torch is not installed here; compared with the stored test vectors only"
+    from zoo.data import load_dataset
+    from zoo.engine.runs import load_run
+
     run = load_run(run_path)
     if sha256(run.run_dir / WEIGHTS) != manifest["run"]["weights_sha256"]:
         raise ZooError(f"the weights in {run.run_dir} are not the ones this bundle was exported from; "
                        "pass the right --run or export again")
     data = load_dataset(run.config["dataset"], seed=run.config["seed"])
-    graphs = [g for g in run.family.graphs(run.model, run.data_info) if g.name in manifest["graphs"]]
-    return check_graphs(bundle, graphs, data, providers)
+    specs = {g.name: g for g in run.family.graphs(run.model, run.data_info)}
+    cases = {name: torch_cases(spec, data) for name, spec in specs.items()}
+    for check in checks:
+        source = manifest["graphs"][check.name]["source_graph"]
+        if source not in cases:
+            raise ZooError(f"the model no longer declares graph {source!r}; export the bundle again")
+        check.cases.extend(cases[source])
+    return None
 
 
 def check_files(bundle: Path, manifest: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Turning one :class:`zoo.family.GraphSpec` into a checked ONNX file."""
+"""Turning one :class:`zoo.family.GraphSpec` into a checked ONNX file, and reading such files back safely."""
 
 from __future__ import annotations
 
@@ -19,17 +19,25 @@ EXPORTERS = ("dynamo", "torchscript")
 DEFAULT_OPSET = 18
 #: Export with a batch of more than one, so the exporter cannot freeze the batch axis to 1.
 EXPORT_BATCH = 2
+#: Protobuf cannot hold more than 2 GiB: bigger graphs must keep their weights in an external file.
+PROTOBUF_LIMIT = 2**31
 
 
-def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata: dict[str, Any]) -> None:
-    """Export ``graph.module`` to ``path`` with a dynamic batch axis, check it fully and stamp metadata."""
-    import onnx
+def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata: dict[str, Any],
+                 external_data: bool = False) -> None:
+    """Export ``graph.module`` to ``path`` with a dynamic batch axis, check it fully and stamp metadata.
+
+    With ``external_data`` (forced for graphs over 2 GiB) the weights go to one file beside the
+    graph, ``<file name>.data``, referenced by a relative path.
+    """
     import torch
 
     if exporter not in EXPORTERS:
         raise ZooError(f"unknown exporter {exporter!r}; use {' or '.join(EXPORTERS)}")
     example = tuple(torch.from_numpy(a) for a in graph.random_inputs(EXPORT_BATCH, np.random.default_rng(0)))
     module = graph.module.eval()
+    size = sum(p.numel() * p.element_size() for p in [*module.parameters(), *module.buffers()])
+    external_data = external_data or size >= PROTOBUF_LIMIT - (64 << 20)
     # The exporters print progress and deprecation chatter; keep the user's terminal clean.
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_torch_logs(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -41,7 +49,7 @@ def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata:
                     input_names=list(graph.input_names), output_names=list(graph.output_names),
                     dynamic_shapes=tuple({0: batch} for _ in example),
                 )
-                program.save(str(path))
+                program.save(str(path), external_data=external_data)
             else:
                 axes = {name: {0: "batch"} for name in [*graph.input_names, *graph.output_names]}
                 torch.onnx.export(
@@ -49,18 +57,56 @@ def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata:
                     input_names=list(graph.input_names), output_names=list(graph.output_names),
                     dynamic_axes=axes,
                 )
+                if external_data:
+                    _weights_to_one_file(path)
         except ZooError:
             raise
         except Exception as exc:
             raise ZooError(f"exporting graph {graph.name!r} with the {exporter} exporter failed: {exc}") from None
-    model = onnx.load(str(path))
     props = {**{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}, **graph.metadata}
+    stamp_metadata(path, props)
+    check_graph(path, graph.name)
+
+
+def stamp_metadata(path: Path, props: dict[str, str]) -> None:
+    """Set ``metadata_props`` of a graph file; external weights stay where they are."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
     onnx.helper.set_model_props(model, props)
     onnx.save(model, str(path))
+
+
+def check_graph(path: Path, name: str) -> None:
+    """The ONNX checker with ``full_check`` (shape inference too); a ZooError on failure."""
+    import onnx
+
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
-        raise ZooError(f"graph {graph.name!r} fails the ONNX checker: {exc}") from None
+        raise ZooError(f"graph {name!r} fails the ONNX checker: {str(exc).strip().splitlines()[0]}") from None
+
+
+def external_data_files(path: Path) -> list[str]:
+    """The external data files a graph refers to, as written in the graph (relative paths)."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    model = onnx.load(str(path), load_external_data=False)
+    tensors = [*model.graph.initializer, *(a.t for n in model.graph.node for a in n.attribute if a.HasField("t"))]
+    return sorted({ExternalDataInfo(t).location for t in tensors if uses_external_data(t)})
+
+
+def _weights_to_one_file(path: Path) -> None:
+    """Rewrite a graph so that all its weights sit in one ``<file name>.data`` beside it."""
+    import onnx
+
+    scattered = external_data_files(path)
+    model = onnx.load(str(path))
+    for name in scattered:
+        (path.parent / name).unlink()
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=f"{path.name}.data", size_threshold=1024)
 
 
 @contextlib.contextmanager

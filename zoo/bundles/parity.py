@@ -15,6 +15,8 @@ def compare(reference: np.ndarray, actual: np.ndarray, *, atol: float, rtol: flo
     """
     if reference.shape != actual.shape:
         return {"passed": False, "error": f"shape {list(actual.shape)} != reference {list(reference.shape)}"}
+    if reference.dtype != actual.dtype:
+        return {"passed": False, "error": f"dtype {actual.dtype} != reference {reference.dtype}"}
     ref = reference.astype(np.float64)
     diff = np.abs(actual.astype(np.float64) - ref)
     scale = np.abs(ref)
@@ -32,8 +34,11 @@ def compare(reference: np.ndarray, actual: np.ndarray, *, atol: float, rtol: flo
         "mean_abs_diff": float(diff.mean()),
         "p99_abs_diff": float(np.percentile(diff, 99)),
         "max_rel_diff": float(rel.max()),
-        # The smallest atol that would have passed with rtol as given (Polygraphy reports one too).
+        "mean_rel_diff": float(rel.mean()),
+        "p99_rel_diff": float(np.percentile(rel, 99)),
+        # The smallest tolerance that would have passed, the other one held as given (as Polygraphy reports).
         "min_passing_atol": float(np.where(diff > rtol * scale, diff, 0.0).max()),
+        "min_passing_rtol": float(np.where(diff > atol, rel, 0.0).max()),
     }
 
 

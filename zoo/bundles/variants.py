@@ -1,0 +1,149 @@
+"""Smaller and faster graphs made from an exported fp32 graph: offline optimisation, int8 and fp16.
+
+All three use ONNX Runtime's own tooling (``onnxruntime.quantization``, ``onnxruntime.transformers.float16``),
+which ships with ONNX Runtime: nothing extra to install.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ZooError
+
+#: Element tolerance (atol, rtol) of each variant against the fp32 model; the task metric decides besides.
+VARIANT_TOLERANCES = {"int8": (0.5, 0.1), "fp16": (1e-2, 1e-2)}
+#: A variant may lose at most this much accuracy (a fraction: 0.01 is one point) on the validation samples.
+MAX_ACCURACY_DROP = 0.01
+#: Calibration for static int8: at most this many training samples, in batches of this size.
+CALIBRATION_SAMPLES = 1024
+CALIBRATION_BATCH = 64
+QUANTIZABLE_STATIC = {"Conv", "ConvTranspose"}
+QUANTIZABLE_DYNAMIC = {"MatMul", "Gemm"}
+
+
+def optimize(path: Path) -> str:
+    """Rewrite ``path`` after ONNX Runtime's offline graph optimisations; returns the level used.
+
+    The *basic* level only (constant folding, redundant nodes, Conv+BN fusion): it uses standard
+    ONNX operators, so the graph still runs on every provider and under ``onnx.reference``. The
+    extended level would bake in CPU-only ``com.microsoft`` operators.
+    """
+    import onnx
+
+    from zoo.runtime import import_onnxruntime
+
+    ort = import_onnxruntime()
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        optimized = Path(tmp) / path.name
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(optimized)
+        ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        model = onnx.load(str(optimized))
+    onnx.helper.set_model_props(model, {**props, "optimized": "onnxruntime basic"})
+    onnx.save(model, str(path))
+    return "onnxruntime-basic"
+
+
+def op_types(path: Path) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+
+
+def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
+                  calibration: tuple[np.ndarray, ...] | None) -> str:
+    """Write an int8 copy of ``src`` to ``dst``; returns how it was quantized.
+
+    Static QDQ (per-channel weights, activations calibrated on ``calibration``) for graphs with
+    convolutions; dynamic (weights only, activations quantized at run time) for graphs whose
+    quantizable work is MatMul/Gemm, or when there is no calibration data.
+    """
+    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
+
+    ops = op_types(src)
+    if not ops & (QUANTIZABLE_STATIC | QUANTIZABLE_DYNAMIC):
+        raise ZooError(f"graph {graph_name!r} has no Conv, MatMul or Gemm for int8 to quantize; "
+                       "export it without --quantize")
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        try:
+            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+            if ops & QUANTIZABLE_STATIC and calibration is not None:
+                quantize_static(str(prepared), str(dst), _Calibration(input_names, calibration),
+                                quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                method = "static QDQ, per-channel int8 weights, uint8 activations calibrated on training data"
+            elif ops & QUANTIZABLE_DYNAMIC:
+                quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)
+                method = "dynamic, int8 weights"
+            else:
+                raise ZooError(f"graph {graph_name!r} has convolutions but no calibration data "
+                               "(its GraphSpec has no calibration_inputs); export it without --quantize")
+        except ZooError:
+            raise
+        except Exception as exc:
+            raise ZooError(f"graph {graph_name!r} cannot be quantized to int8: "
+                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+    return method
+
+
+class _Calibration:
+    """Feeds training samples to the int8 calibrator, one batch at a time."""
+
+    def __init__(self, input_names: list[str], arrays: tuple[np.ndarray, ...]) -> None:
+        count = min(len(arrays[0]), CALIBRATION_SAMPLES)
+        self._batches: Iterator[dict[str, np.ndarray]] = (
+            {name: np.ascontiguousarray(a[start:start + CALIBRATION_BATCH]) for name, a in zip(input_names, arrays,
+                                                                                                strict=True)}
+            for start in range(0, count, CALIBRATION_BATCH)
+        )
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+    def rewind(self) -> None:  # the calibrator does not rewind for MinMax; present for the protocol
+        pass
+
+
+def to_fp16(src: Path, dst: Path, graph_name: str) -> str:
+    """Write an fp16 copy of ``src`` to ``dst`` (inputs and outputs stay fp32, so callers need not change)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    try:
+        model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        wrapped = OnnxModel(model)
+        wrapped.topological_sort()  # the converter appends its input casts after the nodes that use them
+        onnx.save(wrapped.model, str(dst))
+    except Exception as exc:
+        raise ZooError(f"graph {graph_name!r} cannot be converted to fp16: {type(exc).__name__}: {exc}") from None
+    return "fp16 weights and activations, fp32 inputs and outputs (onnxruntime.transformers.float16)"
+
+
+def speed_ratio(fp32: Path, variant: Path, feeds: dict[str, Any], *, threads: int = 2, rounds: int = 50) -> dict:
+    """Median ONNX Runtime CPU latency of both graphs, measured side by side; ratio > 1 means the variant is faster."""
+    from zoo.runtime import CPU, session
+
+    sessions = [session(str(fp32), CPU, threads=threads), session(str(variant), CPU, threads=threads)]
+    times: list[list[float]] = [[], []]
+    for _ in range(5):
+        for sess in sessions:
+            sess.run(None, feeds)
+    for _ in range(rounds):
+        for sess, bucket in zip(sessions, times, strict=True):
+            start = time.perf_counter()
+            sess.run(None, feeds)
+            bucket.append(time.perf_counter() - start)
+    fp32_ms, variant_ms = (1e3 * float(np.median(t)) for t in times)
+    batch = len(next(iter(feeds.values())))
+    return {"batch": batch, "threads": threads, "fp32_ms": fp32_ms, "variant_ms": variant_ms,
+            "speedup": fp32_ms / variant_ms}

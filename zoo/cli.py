@@ -178,11 +178,12 @@ def train(name: str, dataset: str, epochs: int | None, batch_size: int | None, l
         _print_json(output)
 
 
-def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, verify: bool, as_json: bool) -> Any:
+def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, verify: bool, as_json: bool,
+            **variants: Any) -> Any:
     from zoo.bundles import export_run, format_table
 
     try:
-        result = export_run(run_dir, out=out, opset=opset, exporter=exporter, force=force, verify=verify)
+        result = export_run(run_dir, out=out, opset=opset, exporter=exporter, force=force, verify=verify, **variants)
     except ParityError as exc:
         if exc.report is not None:
             _print_json(exc.report) if as_json else click.echo(format_table(exc.report))
@@ -199,33 +200,71 @@ def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, veri
 @click.option("--out", default="exports", show_default=True, type=click.Path(), help="Folder the bundle goes in.")
 @click.option("--opset", default=18, show_default=True, type=int, help="ONNX opset.")
 @click.option("--exporter", default="dynamo", show_default=True, type=click.Choice(["dynamo", "torchscript"]))
+@click.option("--quantize", type=click.Choice(["int8"]), help="Add an int8 variant of each graph (static QDQ "
+              "calibrated on training data; dynamic where static does not fit).")
+@click.option("--fp16", is_flag=True, help="Add an fp16 variant of each graph (for GPU targets).")
+@click.option("--optimize", is_flag=True, help="Write graphs after ONNX Runtime's offline (basic) optimisations.")
+@click.option("--external-data", is_flag=True, help="Keep weights in one file beside each graph (automatic over 2 GB).")
 @click.option("--force", is_flag=True, help="Replace an existing bundle of the same name.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check (not recommended).")
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle directory and parity report as JSON.")
-def export(run_dir: str, out: str, opset: int, exporter: str, force: bool, no_verify: bool, as_json: bool) -> None:
+def export(run_dir: str, out: str, opset: int, exporter: str, quantize: str | None, fp16: bool, optimize: bool,
+           external_data: bool, force: bool, no_verify: bool, as_json: bool) -> None:
     """Export a trained run to an ONNX bundle and verify it (exit 1 if parity fails)."""
-    result = _export(run_dir, out, opset, exporter, force, not no_verify, as_json)
+    result = _export(run_dir, out, opset, exporter, force, not no_verify, as_json, quantize=quantize, fp16=fp16,
+                     optimize=optimize, external_data=external_data)
     if as_json:
         _print_json({"bundle_dir": str(result.bundle_dir), "parity": result.parity})
 
 
+def _names(value: str | None) -> list[str] | None:
+    return [p.strip() for p in value.split(",") if p.strip()] if value else None
+
+
 @cli.command()
 @click.argument("bundle", type=click.Path())
-@click.option("--providers", help="Comma list of providers to check (cpu, cuda); default: all that run here.")
+@click.option("--providers", help="Comma list of providers to check (cpu, cuda, tensorrt); default: all that run here.")
+@click.option("--require", help="Comma list of providers that must run here (e.g. cuda); fails with the reason if not.")
 @click.option("--run", "run_dir", type=click.Path(), help="The run directory, if it moved since export.")
+@click.option("--bundle-only", is_flag=True, help="Check the stored test vectors only (no torch, no run directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
-def verify(bundle: str, providers: str | None, run_dir: str | None, as_json: bool) -> None:
-    """Check a bundle's graphs against the PyTorch model under ONNX Runtime (exit 1 on failure)."""
+def verify(bundle: str, providers: str | None, require: str | None, run_dir: str | None, bundle_only: bool,
+           as_json: bool) -> None:
+    """Check a bundle's graphs against its test vectors and the PyTorch model (exit 1 on failure)."""
     from zoo.bundles import format_table, verify_bundle
 
-    chosen = [p.strip() for p in providers.split(",") if p.strip()] if providers else None
-    report = verify_bundle(bundle, providers=chosen, run_dir=run_dir)
+    report = verify_bundle(bundle, providers=_names(providers), run_dir=run_dir, bundle_only=bundle_only,
+                           require=_names(require))
     if as_json:
         _print_json(report)
     else:
         click.echo(format_table(report))
     if not report["passed"]:
         sys.exit(ParityError.exit_code)
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--batch-sizes", default="1,16,64", show_default=True, help="Comma list of batch sizes.")
+@click.option("--threads", default=2, show_default=True, type=int, help="CPU threads for ONNX Runtime and PyTorch.")
+@click.option("--warmup", default=10, show_default=True, type=int, help="Untimed runs first.")
+@click.option("--runs", default=100, show_default=True, type=int, help="Timed runs per measurement.")
+@click.option("--providers", help="Comma list (cpu, cuda, tensorrt); default: all that run here.")
+@click.option("--run", "run_dir", type=click.Path(), help="The run directory (for eager PyTorch), if it moved.")
+@click.option("--no-torch", is_flag=True, help="Leave out eager PyTorch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a markdown table.")
+def bench(bundle: str, batch_sizes: str, threads: int, warmup: int, runs: int, providers: str | None,
+          run_dir: str | None, no_torch: bool, as_json: bool) -> None:
+    """Latency (p50, p90, p99) and throughput of a bundle's graphs: eager PyTorch and ONNX Runtime per provider."""
+    from zoo.bundles.bench import bench_bundle, markdown_table
+
+    try:
+        batches = [int(b) for b in batch_sizes.split(",") if b.strip()]
+    except ValueError:
+        raise ZooError(f"--batch-sizes takes whole numbers separated by commas, got {batch_sizes!r}") from None
+    result = bench_bundle(bundle, batch_sizes=batches, threads=threads, warmup=warmup, runs=runs,
+                          providers=_names(providers), run_dir=run_dir, torch=not no_torch)
+    _print_json(result) if as_json else click.echo(markdown_table(result))
 
 
 def _add_plugin_commands() -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from functools import cache
 from importlib import metadata
@@ -111,42 +114,73 @@ def run_graph(path: str | Path, provider: str, feeds: list[dict[str, Any]], *,
     return [sess.run(output_names, feed) for feed in feeds], session_facts(sess, provider)
 
 
+def time_graph(path: str | Path, provider: str, feed: dict[str, Any], *, warmup: int, runs: int,
+               threads: int) -> tuple[list[float], dict[str, Any]]:
+    """Seconds per call of ``runs`` timed calls after ``warmup`` untimed ones, and the session's facts.
+
+    CUDA and TensorRT are timed in a child process of their own, like every other GPU check.
+    """
+    if provider in ISOLATED:
+        result = _child(Path(path), provider, [feed], None, {"warmup": warmup, "runs": runs, "threads": threads})
+        return result["timings"], result["facts"]
+    sess = session(str(path), provider, threads=threads)
+    return _timed(sess, feed, warmup, runs), session_facts(sess, provider)
+
+
+def _timed(sess: Any, feed: dict[str, Any], warmup: int, runs: int) -> list[float]:
+    import time
+
+    for _ in range(warmup):
+        sess.run(None, feed)
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        sess.run(None, feed)
+        timings.append(time.perf_counter() - start)
+    return timings
+
+
 def _run_in_child(path: Path, provider: str, feeds: list[dict[str, Any]],
                   output_names: list[str] | None) -> tuple[list[list[Any]], dict[str, Any]]:
-    import json
-    import subprocess
-    import tempfile
-
     import numpy as np
 
     with tempfile.TemporaryDirectory(prefix="zoo-ort-") as tmp:
-        work = Path(tmp)
-        for index, feed in enumerate(feeds):
-            np.savez(work / f"inputs_{index}.npz", **feed)
-        (work / "request.json").write_text(json.dumps(
-            {"model": str(path.resolve()), "provider": provider, "sets": len(feeds), "outputs": output_names}))
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                              os.environ.get("PYTHONPATH", "")])}
-        done = subprocess.run([sys.executable, "-m", "zoo.runtime", str(work)], env=env, capture_output=True,
-                              text=True, timeout=600)
-        result_path = work / "result.json"
-        if not result_path.exists():
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ZooError(f"the {provider} check process died (exit {done.returncode}): {tail}")
-        result = json.loads(result_path.read_text())
-        if result.get("error"):
-            raise ZooError(result["error"])
+        result = _child(path, provider, feeds, output_names, {}, Path(tmp))
         outputs = []
         for index in range(len(feeds)):
-            with np.load(work / f"outputs_{index}.npz", allow_pickle=False) as stored:
+            with np.load(Path(tmp) / f"outputs_{index}.npz", allow_pickle=False) as stored:
                 outputs.append([stored[f"o{k}"] for k in range(len(stored.files))])
         return outputs, result["facts"]
 
 
+def _child(path: Path, provider: str, feeds: list[dict[str, Any]], output_names: list[str] | None,
+           extra: dict[str, Any], work: Path | None = None) -> dict[str, Any]:
+    """Run :func:`_child_main` in a fresh Python process; its result (ZooError if it failed or died)."""
+    if work is None:
+        with tempfile.TemporaryDirectory(prefix="zoo-ort-") as tmp:
+            return _child(path, provider, feeds, output_names, extra, Path(tmp))
+    import numpy as np
+
+    for index, feed in enumerate(feeds):
+        np.savez(work / f"inputs_{index}.npz", **feed)
+    (work / "request.json").write_text(json.dumps(
+        {"model": str(path.resolve()), "provider": provider, "sets": len(feeds), "outputs": output_names, **extra}))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                          os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "zoo.runtime", str(work)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    result_path = work / "result.json"
+    if not result_path.exists():
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ZooError(f"the {provider} check process died (exit {done.returncode}): {tail}")
+    result = json.loads(result_path.read_text())
+    if result.get("error"):
+        raise ZooError(result["error"])
+    return result
+
+
 def _child_main(work: Path) -> None:
     """The child side of :func:`run_graph`: load the session, run every input set, write the outputs."""
-    import json
-
     import numpy as np
 
     request = json.loads((work / "request.json").read_text())
@@ -155,12 +189,17 @@ def _child_main(work: Path) -> None:
     try:
         with _captured_stderr(work / "stderr.txt") as captured:
             try:
-                sess = session(request["model"], provider)
+                sess = session(request["model"], provider, threads=request.get("threads", 0))
             except ZooError as exc:
                 # ONNX Runtime writes the real cause (say, a missing libcublas) to the C-level stderr.
                 detail = re.search(r"with error: (.*)", captured.read_text(errors="replace"))
                 raise ZooError(f"{exc}: {detail.group(1).strip()}" if detail else str(exc)) from None
         result["facts"] = session_facts(sess, provider)
+        if request.get("runs"):
+            with np.load(work / "inputs_0.npz", allow_pickle=False) as stored:
+                feed = {name: stored[name] for name in stored.files}
+            result["timings"] = _timed(sess, feed, request["warmup"], request["runs"])
+            request["sets"] = 0
         for index in range(request["sets"]):
             with np.load(work / f"inputs_{index}.npz", allow_pickle=False) as stored:
                 feed = {name: stored[name] for name in stored.files}
@@ -193,8 +232,6 @@ def usable_providers() -> tuple[tuple[str, ...], dict[str, str]]:
 
 def _probe(provider: str) -> str:
     """Empty string when a tiny graph really runs on ``provider`` (in a child process), else why not."""
-    import tempfile
-
     import numpy as np
     import onnx
     from onnx import TensorProto, helper

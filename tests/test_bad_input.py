@@ -71,28 +71,31 @@ def test_export_never_overwrites_without_force(run_copy: Path, tmp_path: Path) -
     _one_line_error(invoke("export", run_copy, "--out", out), "already exists", "--force")
     assert marker.read_text() == "mine"
     assert invoke("export", run_copy, "--out", out, "--force").exit_code == 0
-    assert not marker.exists() and (bundle / "model.onnx").exists()
+    assert not marker.exists() and (bundle / "model" / "model.onnx").exists()
     assert [p.name for p in out.iterdir()] == [run_copy.name], "no staging folders left behind"
 
 
 def test_tampered_bundle_is_refused(run_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "ex"
     assert invoke("export", run_copy, "--out", out).exit_code == 0
-    graph = out / run_copy.name / "model.onnx"
+    graph = out / run_copy.name / "model" / "model.onnx"
     data = bytearray(graph.read_bytes())
     data[-10] ^= 0xFF
     graph.write_bytes(bytes(data))
-    _one_line_error(invoke("verify", out / run_copy.name), "model.onnx does not match its manifest hash")
+    _one_line_error(invoke("verify", out / run_copy.name), "model/model.onnx does not match its manifest hash")
     graph.unlink()
-    _one_line_error(invoke("verify", out / run_copy.name), "model.onnx is missing")
+    _one_line_error(invoke("verify", out / run_copy.name), "model/model.onnx is missing")
 
 
-def test_bundle_whose_run_moved_asks_for_run(run_copy: Path, tmp_path: Path) -> None:
+def test_bundle_whose_run_moved_verifies_alone_and_asks_for_run(run_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "ex"
     assert invoke("export", run_copy, "--out", out).exit_code == 0
     moved = run_copy.rename(tmp_path / "moved-run")
-    _one_line_error(invoke("verify", out / run_copy.name), "pass --run")
-    assert invoke("verify", out / run_copy.name, "--run", moved).exit_code == 0
+    alone = invoke("verify", out / run_copy.name)
+    assert alone.exit_code == 0 and "pass --run" in alone.output and "parity: PASSED" in alone.output
+    with_run = invoke("verify", out / run_copy.name, "--run", moved)
+    assert with_run.exit_code == 0 and "not compared with PyTorch" not in with_run.output
+    _one_line_error(invoke("verify", out / run_copy.name, "--run", tmp_path / "nowhere"), "nowhere")
 
 
 def test_unknown_or_unavailable_provider(run_copy: Path, tmp_path: Path) -> None:

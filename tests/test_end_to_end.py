@@ -29,7 +29,9 @@ def test_cnn_defaults_reach_97_percent_and_export_with_exact_parity(tmp_path: Pa
     assert bundle["parity"]["passed"] and cpu["atol"] == 1e-5 and cpu["rtol"] == 1e-5
     assert cpu["top1_agreement"] == 1.0
     bundle_dir = Path(bundle["bundle_dir"])
-    assert {p.name for p in bundle_dir.iterdir()} == {"model.onnx", "manifest.json", "parity.json", "card.md"}
+    assert {p.name for p in bundle_dir.iterdir()} == {"model", "manifest.json", "parity.json", "card.md"}
+    assert {p.name for p in (bundle_dir / "model").iterdir()} == {
+        "model.onnx", "test_data_set_0", "test_data_set_1", "test_data_set_2"}
 
     verified = runner.invoke(cli, ["verify", str(bundle_dir), "--json"])
     assert verified.exit_code == 0, verified.output
@@ -49,7 +51,7 @@ def test_onnx_metadata_and_manifest_describe_the_model(train_briefly, tmp_path: 
 
     run = train_briefly("cnn")
     result = export_run(run.run_dir, out=tmp_path)
-    model = onnx.load(str(result.bundle_dir / "model.onnx"))
+    model = onnx.load(str(result.bundle_dir / "model" / "model.onnx"))
     props = {p.key: p.value for p in model.metadata_props}
     assert props["model"] == "cnn" and props["family"] == "classifier" and props["run_id"] == run.run_dir.name
     assert json.loads(props["class_labels"]) == [str(i) for i in range(10)]

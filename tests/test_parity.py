@@ -41,7 +41,7 @@ def test_verify_catches_a_graph_that_differs_from_pytorch(train_briefly, tmp_pat
     from zoo.bundles import export_run
 
     result = export_run(train_briefly("cnn").run_dir, out=tmp_path)
-    path = result.bundle_dir / "model.onnx"
+    path = result.bundle_dir / "model" / "model.onnx"
     model = onnx.load(str(path))
     init = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
     array = numpy_helper.to_array(init).copy()
@@ -49,9 +49,12 @@ def test_verify_catches_a_graph_that_differs_from_pytorch(train_briefly, tmp_pat
     init.CopyFrom(numpy_helper.from_array(array, init.name))
     onnx.save(model, str(path))
     manifest = json.loads((result.bundle_dir / "manifest.json").read_text())
-    manifest["files"]["model.onnx"] = sha256(path)
+    manifest["files"]["model/model.onnx"] = sha256(path)
     (result.bundle_dir / "manifest.json").write_text(json.dumps(manifest))
 
     out = CliRunner().invoke(cli, ["verify", str(result.bundle_dir)])
     assert out.exit_code == 1, out.output
     assert "FAIL" in out.output and "parity: FAILED" in out.output
+    # the stored test vectors catch it too, without PyTorch
+    alone = CliRunner().invoke(cli, ["verify", str(result.bundle_dir), "--bundle-only"])
+    assert alone.exit_code == 1 and "test_data_set_0" in alone.output and "parity: FAILED" in alone.output

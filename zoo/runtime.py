@@ -84,6 +84,10 @@ def session(path: str, provider: str, *, threads: int = 0) -> Any:
     try:
         sess = ort.InferenceSession(path, sess_options=options, providers=provider_chain(provider))
     except Exception as exc:
+        message = str(exc)
+        if "ValidateOpsetForDomain" in message or "opset" in message.lower():
+            raise ZooError(f"ONNX Runtime {ort.__version__} cannot run {path}: its opset is newer than this ONNX "
+                           "Runtime supports; upgrade onnxruntime or export with a lower --opset") from None
         raise ZooError(f"ONNX Runtime could not load {path} on {provider}: {_first_line(exc)}") from None
     if sess.get_providers()[0] != provider:
         raise ZooError(f"{provider} is listed by ONNX Runtime but could not start here")

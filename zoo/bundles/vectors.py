@@ -38,7 +38,7 @@ def read_test_set(folder: Path) -> TestSet:
     return _read_tensors(folder, "input"), _read_tensors(folder, "output")
 
 
-def test_set_folders(graph_dir: Path) -> list[Path]:
+def data_set_folders(graph_dir: Path) -> list[Path]:
     """The ``test_data_set_N`` folders beside a graph, in order of N."""
     found = [p for p in graph_dir.glob(f"{SET_PREFIX}*") if p.is_dir() and p.name[len(SET_PREFIX):].isdigit()]
     return sorted(found, key=lambda p: int(p.name[len(SET_PREFIX):]))

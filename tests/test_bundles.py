@@ -1,0 +1,253 @@
+"""Deployable bundles: test vectors, a second runtime, verification without torch, variants, bad bundles."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from zoo.bundles import export_run
+from zoo.bundles.parity import compare
+from zoo.bundles.vectors import data_set_folders, read_test_set
+from zoo.bundles.verify import BATCH_SIZES, sha256, torch_outputs
+from zoo.cli import cli
+from zoo.registry import build_catalog
+from zoo.runtime import CUDA, usable_providers
+
+MODELS = sorted(build_catalog().models)
+_exported: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="module")
+def bundle_of(train_briefly, tmp_path_factory: pytest.TempPathFactory):
+    """Export each model's briefly trained run once for this module."""
+
+    def get(name: str) -> Any:
+        if name not in _exported:
+            _exported[name] = export_run(train_briefly(name).run_dir, out=tmp_path_factory.mktemp("bundles"),
+                                         providers=["cpu"])
+        return _exported[name]
+
+    return get
+
+
+def invoke(*args: Any):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], result.output
+
+
+def resign(bundle: Path) -> None:
+    """Recompute the manifest's hashes, as a buggy or malicious exporter would after changing a file."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = {p.relative_to(bundle).as_posix(): sha256(p) for p in sorted(bundle.rglob("*"))
+                         if p.is_file() and p.name != "manifest.json"}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def private_copy(bundle: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(bundle, tmp_path / bundle.name))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_graph_matches_pytorch_under_the_onnx_reference_implementation(name: str, bundle_of,
+                                                                              train_briefly) -> None:
+    """A second, independent runtime: onnx.reference against PyTorch at batch 1 and a larger batch."""
+    from onnx.reference import ReferenceEvaluator
+
+    from zoo.engine.runs import load_run
+
+    result = bundle_of(name)
+    run = load_run(train_briefly(name).run_dir)
+    for graph in run.family.graphs(run.model, run.data_info):
+        entry = result.manifest["graphs"][graph.name]
+        evaluator = ReferenceEvaluator(str(result.bundle_dir / entry["file"]))
+        rng = np.random.default_rng(7)
+        for batch in BATCH_SIZES:
+            inputs = graph.random_inputs(batch, rng)
+            expected = torch_outputs(graph.module, inputs)
+            actual = evaluator.run(list(graph.output_names), dict(zip(graph.input_names, inputs, strict=True)))
+            for out_name, ref, got in zip(graph.output_names, expected, actual, strict=True):
+                check = compare(ref, got, atol=1e-5, rtol=1e-5)
+                assert check["passed"], (graph.name, out_name, batch, check)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_test_vectors_are_in_the_model_zoo_layout(name: str, bundle_of) -> None:
+    import onnx
+
+    result = bundle_of(name)
+    for graph_name, entry in result.manifest["graphs"].items():
+        graph_dir = result.bundle_dir / graph_name
+        assert (graph_dir / "model.onnx").is_file()
+        folders = data_set_folders(graph_dir)
+        assert [f.name for f in folders] == [f"test_data_set_{i}" for i in range(len(entry["test_sets"]))]
+        batches = set()
+        for folder in folders:
+            inputs, outputs = read_test_set(folder)
+            assert len(inputs) == len(entry["inputs"]) and len(outputs) == len(entry["outputs"])
+            for kind, values in (("input", entry["inputs"]), ("output", entry["outputs"])):
+                for index, value in enumerate(values):
+                    proto = onnx.load_tensor(str(folder / f"{kind}_{index}.pb"))
+                    assert proto.name == value["name"]
+            batches.add(len(inputs[0]))
+        assert 1 in batches and max(batches) > 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_copied_bundle_verifies_without_torch(name: str, bundle_of, tmp_path: Path) -> None:
+    """Only the bundle, onnx and ONNX Runtime: first with torch impossible to import, then (`--bundle-only`)
+    checking that nothing on the way imports it."""
+    copy = private_copy(bundle_of(name).bundle_dir, tmp_path)
+    env = {**os.environ, "ZOO_LOAD_PLUGINS": ""}
+    hidden = ("import sys; sys.modules['torch'] = None; from zoo.cli import main; "
+              f"main(['verify', {str(copy)!r}, '--json'])")
+    done = subprocess.run([sys.executable, "-c", hidden], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["passed"] and "torch is not installed" in report["pytorch_skipped"]
+    for graph in report["graphs"].values():
+        cpu = graph["CPUExecutionProvider"]
+        assert cpu["atol"] == cpu["rtol"] == 1e-5 or cpu.get("max_accuracy_drop")
+        assert all(c["inputs"].startswith("test_data_set_") for c in cpu["checks"])
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "zoo", "verify", str(copy), "--bundle-only"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0 and "parity: PASSED" in done.stdout, done.stdout + done.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert not {m for m in imported if m == "torch" or m.startswith("torch.")}, "bundle-only verify imported torch"
+
+
+def test_int8_fp16_and_optimized_variants(train_briefly, tmp_path: Path) -> None:
+    result = export_run(train_briefly("cnn").run_dir, out=tmp_path, providers=["cpu"], quantize="int8", fp16=True,
+                        optimize=True)
+    graphs = result.manifest["graphs"]
+    assert set(graphs) == {"model", "model.int8", "model.fp16"}
+    assert graphs["model"]["optimized"] == "onnxruntime-basic" and graphs["model"]["atol"] == 1e-5
+    assert graphs["model.int8"]["method"].startswith("static QDQ")
+    assert any(n["dtype"] == "float32" for n in graphs["model.fp16"]["inputs"]), "fp16 keeps fp32 inputs"
+    for name in ("model.int8", "model.fp16"):
+        cpu = result.parity["graphs"][name]["CPUExecutionProvider"]
+        assert cpu["passed"] and cpu["accuracy_drop"] <= 0.01, cpu
+    card = (result.bundle_dir / "card.md").read_text()
+    assert "model.int8" in card and "drop" in card and "× the fp32 speed" in card
+    alone = invoke("verify", result.bundle_dir, "--bundle-only")
+    assert alone.exit_code == 0, alone.output
+
+
+def test_external_data_stays_in_one_relative_file(train_briefly, tmp_path: Path) -> None:
+    import onnx
+
+    result = export_run(train_briefly("cnn").run_dir, out=tmp_path / "ex", providers=["cpu"], external_data=True)
+    entry = result.manifest["graphs"]["model"]
+    assert entry["external_data"] == ["model/model.onnx.data"]
+    assert "model/model.onnx.data" in result.manifest["files"]
+    assert invoke("verify", result.bundle_dir, "--bundle-only").exit_code == 0
+
+    # point the weights outside the bundle (and re-sign): refused before ONNX Runtime reads anything
+    bundle = private_copy(result.bundle_dir, tmp_path)
+    path = bundle / "model" / "model.onnx"
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for item in tensor.external_data:
+            if item.key == "location":
+                item.value = "../../outside.data"
+    onnx.save(model, str(path))
+    shutil.copy(bundle / "model" / "model.onnx.data", tmp_path / "outside.data")
+    resign(bundle)
+    one_line_error(invoke("verify", bundle), "outside the bundle")
+
+
+def test_tampered_test_vector_is_refused(bundle_of, tmp_path: Path) -> None:
+    bundle = private_copy(bundle_of("cnn").bundle_dir, tmp_path)
+    (bundle / "model" / "test_data_set_0" / "output_0.pb").write_bytes(b"garbage")
+    one_line_error(invoke("verify", bundle), "test_data_set_0/output_0.pb does not match its manifest hash")
+
+
+def test_graph_failing_the_checker_is_refused(bundle_of, tmp_path: Path) -> None:
+    import onnx
+
+    bundle = private_copy(bundle_of("cnn").bundle_dir, tmp_path)
+    path = bundle / "model" / "model.onnx"
+    model = onnx.load(str(path))
+    model.graph.node[0].input[0] = "no_such_tensor"
+    onnx.save(model, str(path))
+    resign(bundle)
+    one_line_error(invoke("verify", bundle), "fails the ONNX checker")
+
+
+def test_opset_onnx_runtime_cannot_run(bundle_of, tmp_path: Path) -> None:
+    import onnx
+
+    bundle = private_copy(bundle_of("cnn").bundle_dir, tmp_path)
+    path = bundle / "model" / "model.onnx"
+    model = onnx.load(str(path))
+    for opset in model.opset_import:
+        if opset.domain in ("", "ai.onnx"):
+            opset.version = onnx.defs.onnx_opset_version()  # newest the onnx package knows; newer than ORT's
+    onnx.save(model, str(path))
+    resign(bundle)
+    one_line_error(invoke("verify", bundle, "--bundle-only"), "opset", "--opset")
+
+
+def test_quantize_on_a_graph_without_conv_or_matmul(train_briefly, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from zoo_cnn.family import ClassifierFamily
+
+    original = ClassifierFamily.graphs
+
+    def relu_only(self, model, data):  # type: ignore[no-untyped-def]
+        graphs = original(self, model, data)
+        for graph in graphs:
+            graph.module = torch.nn.ReLU()
+            graph.class_output = None
+        return graphs
+
+    monkeypatch.setattr(ClassifierFamily, "graphs", relu_only)
+    out = tmp_path / "ex"
+    result = invoke("export", train_briefly("cnn").run_dir, "--out", out, "--quantize", "int8")
+    assert result.output.strip().splitlines()[-1].startswith("Error: graph 'model' has no Conv, MatMul or Gemm")
+    assert result.exit_code == 2
+    assert list(out.iterdir()) == [], "a failed export leaves nothing behind"
+
+
+def test_require_cuda(bundle_of) -> None:
+    usable, skipped = usable_providers()
+    result = invoke("verify", bundle_of("cnn").bundle_dir, "--require", "cuda", "--bundle-only", "--json")
+    if CUDA in usable:
+        report = json.loads(result.output)
+        cuda = report["graphs"]["model"][CUDA]
+        assert result.exit_code == 0 and cuda["session"]["providers_in_use"][0] == CUDA
+        assert cuda["session"]["cuda_use_tf32"] == "0" and cuda["atol"] >= 1e-4
+    else:
+        one_line_error(result, "cuda is required but cannot run here", skipped[CUDA][:40])
+
+
+def test_bench_reports_latency_percentiles_and_throughput(bundle_of) -> None:
+    result = invoke("bench", bundle_of("cnn").bundle_dir, "--runs", "5", "--warmup", "1", "--batch-sizes", "1,4",
+                    "--providers", "cpu", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    engines = {(r["engine"], r["provider"], r["batch"]) for r in report["rows"]}
+    assert {("onnxruntime", "cpu", 1), ("onnxruntime", "cpu", 4), ("pytorch eager", "cpu", 4)} <= engines
+    for row in report["rows"]:
+        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["throughput_per_s"] > 0
+    table = invoke("bench", bundle_of("cnn").bundle_dir, "--runs", "2", "--warmup", "0", "--batch-sizes", "2",
+                   "--no-torch")
+    assert table.exit_code == 0 and "| model | onnxruntime | cpu | 2 |" in table.output
+    one_line_error(invoke("bench", bundle_of("cnn").bundle_dir, "--batch-sizes", "x"), "--batch-sizes")

@@ -215,6 +215,11 @@ def format_table(report: dict[str, Any]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    for graph, providers in report["graphs"].items():
+        for provider, result in providers.items():
+            if provider != CPU and result.get("session"):
+                facts = ", ".join(f"{k}={v}" for k, v in result["session"].items())
+                lines.append(f"{graph} on {provider}: {facts}")
     for provider, reason in report.get("skipped_providers", {}).items():
         lines.append(f"skipped {provider}: {reason}")
     if report.get("pytorch_skipped"):

@@ -58,3 +58,29 @@ def test_verify_catches_a_graph_that_differs_from_pytorch(train_briefly, tmp_pat
     # the stored test vectors catch it too, without PyTorch
     alone = CliRunner().invoke(cli, ["verify", str(result.bundle_dir), "--bundle-only"])
     assert alone.exit_code == 1 and "test_data_set_0" in alone.output and "parity: FAILED" in alone.output
+
+
+def test_report_gives_mean_p99_and_the_smallest_passing_tolerance() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal(1000).astype(np.float32)
+    got = ref + rng.normal(0, 1e-4, 1000).astype(np.float32)
+    stats = compare(ref, got, atol=1e-5, rtol=1e-5)
+    assert not stats["passed"]
+    assert stats["mean_abs_diff"] <= stats["p99_abs_diff"] <= stats["max_abs_diff"]
+    assert stats["mean_rel_diff"] <= stats["p99_rel_diff"] <= stats["max_rel_diff"]
+    # the reported smallest tolerances really are enough (and just enough)
+    assert compare(ref, got, atol=stats["min_passing_atol"], rtol=1e-5)["passed"]
+    assert compare(ref, got, atol=1e-5, rtol=stats["min_passing_rtol"])["passed"]
+    assert not compare(ref, got, atol=0.9 * stats["min_passing_atol"], rtol=1e-5)["passed"]
+    assert not compare(ref, got.astype(np.float64), atol=1, rtol=1)["passed"], "dtype must match"
+
+
+def test_a_gpu_check_process_that_dies_is_one_clear_error(tmp_path: Path, monkeypatch) -> None:
+    import pytest
+
+    from zoo import runtime
+    from zoo.errors import ZooError
+
+    monkeypatch.setattr(runtime.sys, "executable", "/bin/false")
+    with pytest.raises(ZooError, match=r"the CUDAExecutionProvider check process died \(exit 1\)"):
+        runtime.run_graph(tmp_path / "model.onnx", runtime.CUDA, [{"x": np.zeros(1, np.float32)}])

@@ -253,3 +253,35 @@ def test_bench_reports_latency_percentiles_and_throughput(bundle_of) -> None:
                    "--no-torch")
     assert table.exit_code == 0 and "| model | onnxruntime | cpu | 2 |" in table.output
     one_line_error(invoke("bench", bundle_of("cnn").bundle_dir, "--batch-sizes", "x"), "--batch-sizes")
+
+
+def test_int8_is_dynamic_for_matmul_graphs_and_calibrates_on_random_inputs_when_no_data_is_declared(
+    train_briefly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from zoo_cnn.family import ClassifierFamily
+
+    original = ClassifierFamily.graphs
+
+    def linear_only(self, model, data):  # type: ignore[no-untyped-def]
+        graphs = original(self, model, data)
+        for graph in graphs:
+            graph.module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+            graph.class_output = None
+        return graphs
+
+    run_dir = train_briefly("cnn").run_dir
+    monkeypatch.setattr(ClassifierFamily, "graphs", linear_only)
+    dynamic = export_run(run_dir, out=tmp_path / "a", providers=["cpu"], quantize="int8")
+    assert dynamic.manifest["graphs"]["model.int8"]["method"].startswith("dynamic")
+    assert dynamic.parity["passed"]
+
+    def no_calibration_data(self, model, data):  # type: ignore[no-untyped-def]
+        graphs = original(self, model, data)
+        for graph in graphs:
+            graph.calibration_inputs = None
+        return graphs
+
+    monkeypatch.setattr(ClassifierFamily, "graphs", no_calibration_data)
+    static = export_run(run_dir, out=tmp_path / "b", verify=False, quantize="int8")
+    assert "calibrated on the graph's random inputs" in static.manifest["graphs"]["model.int8"]["method"]

@@ -136,7 +136,11 @@ def export_run(
 def _make_variant(variant: str, src: Path, dst: Path, graph: Any, data: Any) -> str:
     if variant == "int8":
         calibration = graph.calibration_inputs(data) if graph.calibration_inputs is not None else None
-        method = variants.quantize_int8(src, dst, graph.name, list(graph.input_names), calibration)
+        source = "training data"
+        if calibration is None:  # e.g. a generator: its random inputs are the distribution it sees
+            calibration = graph.random_inputs(variants.CALIBRATION_SAMPLES, np.random.default_rng(0))
+            source = "the graph's random inputs (its GraphSpec declares no calibration_inputs)"
+        method = variants.quantize_int8(src, dst, graph.name, list(graph.input_names), calibration, source)
     else:
         method = variants.to_fp16(src, dst, graph.name)
     props = describe_graph(src)["metadata"]

@@ -6,6 +6,8 @@ which ships with ONNX Runtime: nothing extra to install.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
 import time
 from collections.abc import Iterator
@@ -59,40 +61,55 @@ def op_types(path: Path) -> set[str]:
 
 
 def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
-                  calibration: tuple[np.ndarray, ...] | None) -> str:
+                  calibration: tuple[np.ndarray, ...], source: str) -> str:
     """Write an int8 copy of ``src`` to ``dst``; returns how it was quantized.
 
-    Static QDQ (per-channel weights, activations calibrated on ``calibration``) for graphs with
-    convolutions; dynamic (weights only, activations quantized at run time) for graphs whose
-    quantizable work is MatMul/Gemm, or when there is no calibration data.
+    Static QDQ (per-channel int8 weights, uint8 activations calibrated on ``calibration``, which came
+    from ``source``) for graphs with convolutions; dynamic (int8 weights, activations quantized at run
+    time) for graphs whose quantizable work is MatMul/Gemm only.
     """
+    import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
 
     ops = op_types(src)
     if not ops & (QUANTIZABLE_STATIC | QUANTIZABLE_DYNAMIC):
         raise ZooError(f"graph {graph_name!r} has no Conv, MatMul or Gemm for int8 to quantize; "
                        "export it without --quantize")
-    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp, _quiet_root_logger():
         prepared = Path(tmp) / "prepared.onnx"
         try:
-            quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-            if ops & QUANTIZABLE_STATIC and calibration is not None:
+            if ops & QUANTIZABLE_STATIC:
+                # shape inference and folding first, as ONNX Runtime recommends for static quantization
+                quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
                 quantize_static(str(prepared), str(dst), _Calibration(input_names, calibration),
                                 quant_format=QuantFormat.QDQ, per_channel=True,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-                method = "static QDQ, per-channel int8 weights, uint8 activations calibrated on training data"
-            elif ops & QUANTIZABLE_DYNAMIC:
-                quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)
-                method = "dynamic, int8 weights"
+                method = f"static QDQ, per-channel int8 weights, uint8 activations calibrated on {source}"
             else:
-                raise ZooError(f"graph {graph_name!r} has convolutions but no calibration data "
-                               "(its GraphSpec has no calibration_inputs); export it without --quantize")
-        except ZooError:
-            raise
+                # The exporter's intermediate shape annotations trip the dynamic quantizer's own shape
+                # inference once it has rewritten Gemm weights; they are re-inferable, so drop them.
+                model = onnx.load(str(src))
+                del model.graph.value_info[:]
+                onnx.save(model, str(prepared))
+                quantize_dynamic(str(prepared), str(dst), weight_type=QuantType.QInt8)
+                method = "dynamic, int8 weights, activations quantized at run time"
         except Exception as exc:
-            raise ZooError(f"graph {graph_name!r} cannot be quantized to int8: "
-                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ZooError(f"graph {graph_name!r} cannot be quantized to int8: {first}; "
+                           "export it without --quantize") from None
     return method
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """The quantizer gives advice through the root logger; keep the user's terminal for zoo's own output."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class _Calibration:

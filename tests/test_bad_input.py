@@ -142,3 +142,27 @@ def test_export_that_fails_parity_exits_1_and_writes_no_bundle(
     assert "parity: FAILED" in result.output
     assert result.output.strip().splitlines()[-1].startswith("Error: exported graphs do not match PyTorch")
     assert list(out.iterdir()) == [], "a failed export leaves nothing behind"
+
+
+def test_killed_export_leaves_no_bundle_and_the_next_export_cleans_up(run_copy: Path, tmp_path: Path) -> None:
+    """SIGKILL an export while it is writing its staging folder: no bundle appears, a later export works."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "ex"
+    out.mkdir()
+    process = subprocess.Popen([sys.executable, "-m", "zoo", "export", str(run_copy), "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    staging = out / f".{run_copy.name}.staging-{process.pid}"
+    deadline = time.monotonic() + 120
+    while not staging.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert staging.exists(), "the export should have started staging"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (out / run_copy.name).exists(), "a killed export publishes nothing"
+    assert invoke("export", run_copy, "--out", out).exit_code == 0
+    assert [p.name for p in out.iterdir()] == [run_copy.name], "the abandoned staging folder was removed"

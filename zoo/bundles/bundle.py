@@ -86,6 +86,7 @@ def export_run(
     if final.exists() and not force:
         raise ZooError(f"bundle {final} already exists; pass --force to replace it, or --out another folder")
     out.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(out, final.name)
     staging = out / f".{final.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
@@ -170,6 +171,20 @@ def _graph_check(staging: Path, graph: Any, name: str, cases: list[Case], atol: 
                  max_drop: float | None) -> GraphCheck:
     return GraphCheck(name, staging / name / GRAPH_FILE, list(graph.input_names), list(graph.output_names), atol, rtol,
                       graph.class_output, max_drop, cases)
+
+
+def _remove_abandoned_staging(out: Path, name: str) -> None:
+    """Remove staging folders of exports that were killed (their process is gone)."""
+    for folder in out.glob(f".{name}.staging-*"):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass  # alive (or not ours to judge): leave it
 
 
 def _publish(staging: Path, final: Path) -> None:

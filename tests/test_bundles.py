@@ -285,3 +285,20 @@ def test_int8_is_dynamic_for_matmul_graphs_and_calibrates_on_random_inputs_when_
     monkeypatch.setattr(ClassifierFamily, "graphs", no_calibration_data)
     static = export_run(run_dir, out=tmp_path / "b", verify=False, quantize="int8")
     assert "calibrated on the graph's random inputs" in static.manifest["graphs"]["model.int8"]["method"]
+
+
+def test_the_child_process_path_gives_the_same_outputs_as_in_process(bundle_of) -> None:
+    """GPU checks run in a child process; exercise that path here with the CPU provider."""
+    from zoo import runtime
+
+    bundle = bundle_of("cnn").bundle_dir
+    path = bundle / "model" / "model.onnx"
+    inputs, _ = read_test_set(bundle / "model" / "test_data_set_1")
+    feeds = [{"input": inputs[0]}, {"input": inputs[0][:1]}]
+    here, facts = runtime.run_graph(path, runtime.CPU, feeds)
+    child, child_facts = runtime._run_in_child(path, runtime.CPU, feeds, None)
+    assert child_facts["providers_in_use"] == facts["providers_in_use"] == [runtime.CPU]
+    for a, b in zip(here, child, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    timed = runtime._child(path, runtime.CPU, feeds[:1], None, {"warmup": 1, "runs": 3, "threads": 1})
+    assert len(timed["timings"]) == 3 and all(t > 0 for t in timed["timings"])

@@ -165,12 +165,14 @@ def _child(path: Path, provider: str, feeds: list[dict[str, Any]], output_names:
             return _child(path, provider, feeds, output_names, extra, Path(tmp))
     import numpy as np
 
+    # Arrays travel as .npz without pickle, keyed by position (an input may be called anything).
     for index, feed in enumerate(feeds):
-        np.savez(work / f"inputs_{index}.npz", **feed)
+        np.savez(work / f"inputs_{index}.npz", **{f"i{k}": array for k, array in enumerate(feed.values())})
     (work / "request.json").write_text(json.dumps(
-        {"model": str(path.resolve()), "provider": provider, "sets": len(feeds), "outputs": output_names, **extra}))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                          os.environ.get("PYTHONPATH", "")])}
+        {"model": str(path.resolve()), "provider": provider, "sets": len(feeds), "outputs": output_names,
+         "inputs": [list(feed) for feed in feeds], **extra}))
+    paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     done = subprocess.run([sys.executable, "-m", "zoo.runtime", str(work)], env=env, capture_output=True,
                           text=True, timeout=600)
     result_path = work / "result.json"
@@ -200,20 +202,23 @@ def _child_main(work: Path) -> None:
                 raise ZooError(f"{exc}: {detail.group(1).strip()}" if detail else str(exc)) from None
         result["facts"] = session_facts(sess, provider)
         if request.get("runs"):
-            with np.load(work / "inputs_0.npz", allow_pickle=False) as stored:
-                feed = {name: stored[name] for name in stored.files}
-            result["timings"] = _timed(sess, feed, request["warmup"], request["runs"])
+            result["timings"] = _timed(sess, _load_feed(work, request, 0), request["warmup"], request["runs"])
             request["sets"] = 0
         for index in range(request["sets"]):
-            with np.load(work / f"inputs_{index}.npz", allow_pickle=False) as stored:
-                feed = {name: stored[name] for name in stored.files}
-            outputs = sess.run(request["outputs"], feed)
+            outputs = sess.run(request["outputs"], _load_feed(work, request, index))
             np.savez(work / f"outputs_{index}.npz", **{f"o{k}": out for k, out in enumerate(outputs)})
     except ZooError as exc:
         result["error"] = str(exc)
     except Exception as exc:
         result["error"] = f"{provider} failed: {type(exc).__name__}: {_first_line(exc)}"
     (work / "result.json").write_text(json.dumps(result, default=str))
+
+
+def _load_feed(work: Path, request: dict[str, Any], index: int) -> dict[str, Any]:
+    import numpy as np
+
+    with np.load(work / f"inputs_{index}.npz", allow_pickle=False) as stored:
+        return {name: stored[f"i{k}"] for k, name in enumerate(request["inputs"][index])}
 
 
 @cache

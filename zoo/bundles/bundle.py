@@ -92,13 +92,12 @@ def export_run(
     staging.mkdir()
     wanted = [v for v, on in (("int8", quantize == "int8"), ("fp16", fp16)) if on]
     try:
-        graphs = run.family.graphs(run.model, run.data_info)
         data = load_dataset(run.config["dataset"], seed=run.config["seed"])
-        metadata = _graph_metadata(run)
+        metadata = {**_graph_metadata(run), "exporter": exporter}
         entries: dict[str, dict[str, Any]] = {}
         checks: list[GraphCheck] = []
         speed: dict[str, Any] = {}
-        for graph in graphs:
+        for graph in run.family.graphs(run.model, run.data_info):
             path = staging / graph.name / GRAPH_FILE
             path.parent.mkdir()
             export_graph(graph, path, opset=opset, exporter=exporter, external_data=external_data,
@@ -109,14 +108,8 @@ def export_run(
             checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, None))
             for variant in wanted:
                 name = f"{graph.name}.{variant}"
-                variant_path = staging / name / GRAPH_FILE
-                variant_path.parent.mkdir()
-                recipe = {"variant": variant, "method": _make_variant(variant, path, variant_path, graph, data)}
-                atol, rtol = variants.VARIANT_TOLERANCES[variant]
-                entries[name] = _graph_entry(staging, graph, name, cases, atol, rtol, recipe)
-                checks.append(_graph_check(staging, graph, name, cases, atol, rtol, variants.MAX_ACCURACY_DROP))
-                feeds = dict(zip(graph.input_names, graph.random_inputs(64, np.random.default_rng(0)), strict=True))
-                speed[name] = variants.speed_ratio(path, variant_path, feeds)
+                entries[name], variant_check, speed[name] = _export_variant(staging, graph, variant, data, cases)
+                checks.append(variant_check)
         parity = None
         if verify:
             parity = check_graphs(checks, providers)
@@ -132,6 +125,20 @@ def export_run(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(final, manifest, parity)
+
+
+def _export_variant(staging: Path, graph: Any, variant: str, data: Any,
+                    cases: list[Case]) -> tuple[dict[str, Any], GraphCheck, dict[str, Any]]:
+    """Make ``<graph>.<variant>/`` from the fp32 graph: its manifest entry, its check, its speed against fp32."""
+    name = f"{graph.name}.{variant}"
+    src, dst = staging / graph.name / GRAPH_FILE, staging / name / GRAPH_FILE
+    dst.parent.mkdir()
+    recipe = {"variant": variant, "method": _make_variant(variant, src, dst, graph, data)}
+    atol, rtol = variants.VARIANT_TOLERANCES[variant]
+    entry = _graph_entry(staging, graph, name, cases, atol, rtol, recipe)
+    check = _graph_check(staging, graph, name, cases, atol, rtol, variants.MAX_ACCURACY_DROP)
+    feeds = dict(zip(graph.input_names, graph.random_inputs(64, np.random.default_rng(0)), strict=True))
+    return entry, check, variants.speed_ratio(src, dst, feeds)
 
 
 def _make_variant(variant: str, src: Path, dst: Path, graph: Any, data: Any) -> str:
@@ -208,6 +215,7 @@ def _graph_metadata(run: Any) -> dict[str, Any]:
         "run_id": run.run_dir.name,
         "dataset": info.name,
         "input_shape": ["batch", *info.shape],
+        "layout": "NCHW (batch, channels, height, width); channels in the dataset's own order",
         "normalization": {"scale": info.scale, "mean": info.mean, "std": info.std,
                           "formula": "(pixel * scale - mean[c]) / std[c]"},
         "class_labels": info.class_names,

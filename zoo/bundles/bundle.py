@@ -47,7 +47,7 @@ def export_run(
     providers: list[str] | None = None,
 ) -> ExportResult:
     """Export a trained run to ``<out>/<run-name>/`` and verify it (raises ParityError if it fails)."""
-    from zoo.data import load_dataset
+    from zoo.data import load_run_data
     from zoo.engine.runs import load_run
 
     if not isinstance(opset, int) or not 13 <= opset <= 23:
@@ -71,7 +71,7 @@ def export_run(
                          metadata={**metadata, "graph": graph.name})
         parity = None
         if verify:
-            data = load_dataset(run.config["dataset"], seed=run.config["seed"])
+            data = load_run_data(run.config)
             parity = check_graphs(staging, graphs, data, providers)
             parity["bundle"] = str(final)
             write_json(staging / PARITY, parity)
@@ -110,6 +110,9 @@ def _graph_metadata(run: Any) -> dict[str, Any]:
         "input_shape": ["batch", *info.shape],
         "normalization": {"scale": info.scale, "mean": info.mean, "std": info.std,
                           "formula": "(pixel * scale - mean[c]) / std[c]"},
+        "preprocessing": {"channels": info.channels, "color": "grayscale" if info.channels == 1 else "RGB",
+                          "channel_order": "CHW", "resize": [info.height, info.width], "resample": "bilinear",
+                          "source_shape": info.source_shape},
         "class_labels": info.class_names,
     }
 
@@ -181,7 +184,7 @@ def verify_bundle(
     bundle_dir: str | Path, *, providers: list[str] | None = None, run_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Check a bundle's files against its manifest, then its graphs against the run's PyTorch model."""
-    from zoo.data import load_dataset
+    from zoo.data import load_run_data
     from zoo.engine.runs import load_run
 
     bundle = Path(bundle_dir)
@@ -198,7 +201,7 @@ def verify_bundle(
     if sha256(run.run_dir / WEIGHTS) != manifest["run"]["weights_sha256"]:
         raise ZooError(f"the weights in {run.run_dir} are not the ones this bundle was exported from; "
                        "pass the right --run or export again")
-    data = load_dataset(run.config["dataset"], seed=run.config["seed"])
+    data = load_run_data(run.config)
     graphs = [g for g in run.family.graphs(run.model, run.data_info) if g.name in manifest["graphs"]]
     return check_graphs(bundle, graphs, data, providers)
 

@@ -219,3 +219,39 @@ def test_image_folder_trains_exports_and_predicts_like_pytorch(tmp_path: Path) -
 def test_predict_on_a_missing_bundle_is_one_line(tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["predict", str(tmp_path), str(tmp_path / "x.png")])
     assert out.exit_code == 2 and "is not a zoo bundle" in out.output
+
+
+def test_lazy_images_index_like_arrays_and_match_predict_preprocessing(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from zoo.data.lazy import LazyImages
+    from zoo.predict import preprocess
+
+    root = make_image_folder(tmp_path / "images", per_class=4)
+    Image.new("RGB", (20, 9), (200, 10, 10)).save(root / "red" / "odd-size.png")  # resized to the commonest size
+    data = load_dataset(f"imagefolder:{root}", options=DataOptions(image_size=(10, 10)))
+    images = data.x_train
+    assert isinstance(images, LazyImages) and images.shape == (len(data.y_train), 3, 10, 10)
+    assert np.array_equal(images[1:3], np.stack([images[1], images[2]]))
+    assert np.array_equal(images[[2, 0]], np.stack([images[2], images[0]]))
+    assert np.asarray(images).shape == images.shape
+    meta = {"input_shape": json.dumps(["batch", 3, 10, 10]),
+            "normalization": json.dumps({"scale": data.info.scale, "mean": data.info.mean, "std": data.info.std})}
+    for i in range(len(images)):
+        assert np.allclose(preprocess(images.files[i], meta)[0], images[i], atol=1e-6)
+
+
+def test_model_adapts_to_the_data_or_names_the_flag(tmp_path: Path) -> None:
+    root = make_image_folder(tmp_path / "images", per_class=4)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["train", "cnn", "--data", f"imagefolder:{root}", "--image-size", "2x2",
+                              "--out", str(tmp_path / "runs")])
+    assert out.exit_code == 2
+    assert "too small" in out.output and "--image-size" in out.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    bad = runner.invoke(cli, ["train", "cnn", "--image-size", "8by8"])
+    assert bad.exit_code == 2 and "use HxW" in bad.output
+    out = runner.invoke(cli, ["train", "cnn", "--data", f"imagefolder:{root}", "--epochs", "1",
+                              "--out", str(tmp_path / "runs")])
+    assert out.exit_code == 0, out.output
+    assert "cnn adapted to the data: in_channels 1→3, num_classes 10→3, image_size [8, 8]→[12, 12]" in out.output

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import RawData
-from zoo.data.readers import DataError, load_image, read_cifar_batch, read_idx, read_npz
+from zoo.data import RawData, RawFiles
+from zoo.data.readers import DataError, read_cifar_batch, read_idx, read_npz
 
 MAX_CLASSES = 10_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -68,22 +68,25 @@ def load_cifar10(*, seed: int, val_fraction: float, path: str) -> RawData:
     return RawData(images, labels, CIFAR_CLASSES, 1 / 255, str(folder))
 
 
-def load_imagefolder(*, seed: int, val_fraction: float, path: str) -> RawData:
-    """Every image under PATH/<class>/; grayscale if every image is, else RGB; size = the commonest one."""
+def load_imagefolder(*, seed: int, val_fraction: float, path: str) -> RawFiles:
+    """Every image under PATH/<class>/, read lazily; grayscale if every image is, else RGB; the
+    commonest image size unless ``--image-size`` says otherwise."""
     from PIL import Image, UnidentifiedImageError
 
     folder = _folder(path, "imagefolder")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise DataError(f"{folder} needs at least two class sub-folders (PATH/<class>/<image>.png), found {classes}")
-    files: list[tuple[Path, int]] = []
+    files: list[Path] = []
+    labels: list[int] = []
     for index, name in enumerate(classes):
         found = sorted(p for p in (folder / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
             raise DataError(f"class folder {folder / name} holds no PNG or JPEG images; add some or remove it")
-        files.extend((p, index) for p in found)
+        files.extend(found)
+        labels.extend([index] * len(found))
     modes, sizes = Counter(), Counter()
-    for file, _ in files:  # headers only: Pillow opens lazily
+    for file in files:  # headers only: Pillow reads pixels lazily
         try:
             with Image.open(file) as image:
                 modes[image.mode] += 1
@@ -92,16 +95,7 @@ def load_imagefolder(*, seed: int, val_fraction: float, path: str) -> RawData:
             raise DataError(f"{file} is not a readable image ({exc}); remove or replace it") from None
     mode = "L" if set(modes) <= {"L", "1", "I;16", "I"} else "RGB"
     width, height = sizes.most_common(1)[0][0]
-    images = np.empty((len(files), 1 if mode == "L" else 3, height, width), dtype=np.uint8)
-    for i, (file, _) in enumerate(files):
-        array = load_image(file, mode=mode)
-        if array.shape[:2] != (height, width):
-            from zoo.data.preprocess import resize
-
-            array = resize(array.transpose(2, 0, 1)[None], (height, width))[0].transpose(1, 2, 0)
-        images[i] = array.transpose(2, 0, 1)
-    labels = np.array([label for _, label in files], dtype=np.int64)
-    return RawData(images, labels, classes, 1 / 255, str(folder))
+    return RawFiles(files, np.array(labels, dtype=np.int64), classes, mode, (height, width), 1 / 255, str(folder))
 
 
 def load_npz(*, seed: int, val_fraction: float, path: str) -> RawData:

@@ -58,6 +58,23 @@ class RawData:
 
 
 @dataclass(frozen=True)
+class RawFiles:
+    """Image files a loader found but did not read: zoo reads them lazily, in bounded memory.
+
+    ``mode`` is the Pillow mode to read them in ("L" or "RGB"), ``size`` (height, width) the size
+    they are brought to.
+    """
+
+    files: list[Any]
+    labels: np.ndarray
+    class_names: list[str]
+    mode: str
+    size: tuple[int, int]
+    scale: float
+    source: str
+
+
+@dataclass(frozen=True)
 class DataOptions:
     """Preprocessing a user asks for: a size to resize to and a channel count to convert to."""
 
@@ -67,13 +84,48 @@ class DataOptions:
 
 @dataclass(frozen=True)
 class DataSplits:
-    """Train and validation arrays, already preprocessed: float32 N×C×H×W images, int64 labels."""
+    """Train and validation sets, already preprocessed: float32 N×C×H×W images, int64 labels.
+
+    The images are numpy arrays, or :class:`zoo.data.lazy.LazyImages` (read from files on access) for
+    datasets too large to hold in memory; both index the same way.
+    """
 
     info: DataInfo
     x_train: np.ndarray
     y_train: np.ndarray
     x_val: np.ndarray
     y_val: np.ndarray
+
+
+def split_indices(count: int, *, seed: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic (train, validation) index arrays for ``count`` samples."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ZooError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(count)
+    n_val = max(1, round(count * val_fraction))
+    return order[n_val:], order[:n_val]
+
+
+def prepare_files(name: str, raw: RawFiles, *, seed: int, val_fraction: float, options: DataOptions) -> DataSplits:
+    """Files → lazily read, converted, resized and normalised splits (statistics from the training split)."""
+    from zoo.data.lazy import LazyImages, channel_statistics
+    from zoo.data.preprocess import check_labels
+
+    if len(raw.files) < 2:
+        raise ZooError(f"{raw.source}: needs at least 2 images to split into training and validation")
+    labels = check_labels(np.asarray(raw.labels), len(raw.files), len(raw.class_names), source=raw.source)
+    mode = {1: "L", 3: "RGB"}.get(options.channels or 0, raw.mode)
+    size = tuple(options.image_size or raw.size)
+    train_idx, val_idx = split_indices(len(raw.files), seed=seed, val_fraction=val_fraction)
+    channels = 1 if mode == "L" else 3
+    unscaled = LazyImages(raw.files, mode=mode, size=size, scale=raw.scale, mean=[0.0] * channels,
+                          std=[1.0] * channels)
+    mean, std = channel_statistics(unscaled, train_idx)
+    images = LazyImages(raw.files, mode=mode, size=size, scale=raw.scale, mean=mean, std=std)
+    info = DataInfo(name=name, channels=channels, height=size[0], width=size[1], num_classes=len(raw.class_names),
+                    class_names=raw.class_names, scale=float(raw.scale), mean=mean, std=std,
+                    source_shape=[1 if raw.mode == "L" else 3, *raw.size])
+    return DataSplits(info, images.subset(train_idx), labels[train_idx], images.subset(val_idx), labels[val_idx])
 
 
 def prepare(name: str, raw: RawData, *, seed: int, val_fraction: float, options: DataOptions) -> DataSplits:
@@ -98,13 +150,9 @@ def split_and_normalise(
     class_names: list[str], source_shape: list[int] | None = None,
 ) -> DataSplits:
     """Deterministic split by ``seed``, then per-channel normalisation with training-split statistics."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ZooError(f"validation fraction must be between 0 and 1, got {val_fraction}")
     if images.ndim != 4:
         raise ZooError(f"dataset {name!r}: images must be N×C×H×W, got shape {images.shape}")
-    order = np.random.default_rng(seed).permutation(len(images))
-    n_val = max(1, round(len(images) * val_fraction))
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    train_idx, val_idx = split_indices(len(images), seed=seed, val_fraction=val_fraction)
     scaled = images.astype(np.float32) * np.float32(scale)
     mean = scaled[train_idx].mean(axis=(0, 2, 3))
     std = scaled[train_idx].std(axis=(0, 2, 3)) + 1e-8
@@ -150,9 +198,11 @@ def load_dataset(
     loaded = loader(**kwargs)
     if isinstance(loaded, RawData):
         return prepare(base, loaded, seed=seed, val_fraction=val_fraction, options=options or DataOptions())
+    if isinstance(loaded, RawFiles):
+        return prepare_files(base, loaded, seed=seed, val_fraction=val_fraction, options=options or DataOptions())
     if not isinstance(loaded, DataSplits):
         raise ZooError(f"dataset {base!r} from plugin {spec.plugin!r} returned {type(loaded).__name__}, "
-                       "not RawData or DataSplits")
+                       "not RawData, RawFiles or DataSplits")
     return loaded
 
 

@@ -114,14 +114,16 @@ def fit(
 ) -> dict[str, Any]:
     """Run the epochs, log metrics after each, save the final weights and the summary."""
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     from zoo.atomic import save_weights, write_json
+    from zoo.data.torch_data import loader_workers, torch_dataset
 
     generator = torch.Generator().manual_seed(config.seed)
+    workers = loader_workers(data.x_train)
     loader = DataLoader(
-        TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)),
-        batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=False,
+        torch_dataset(data.x_train, data.y_train), batch_size=config.batch_size, shuffle=True,
+        generator=generator, drop_last=False, num_workers=workers, persistent_workers=workers > 0,
     )
     progress = Progress(config.epochs, len(loader), enabled=show_progress)
     monitor, mode = family.monitor

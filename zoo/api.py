@@ -47,4 +47,7 @@ def create_model(name: str, **overrides: Any) -> Any:
     try:
         return builder(**args)
     except (ValueError, TypeError) as exc:
-        raise ZooError(f"cannot build model {name!r} with {args}: {exc}") from exc
+        raise ZooError(
+            f"cannot build model {name!r} with {args}: {exc}; "
+            "resize the data with --image-size HxW or change the model's arguments with --arg"
+        ) from exc

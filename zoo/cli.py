@@ -155,17 +155,21 @@ def _parse_assignments(values: tuple[str, ...], option: str) -> dict[str, Any]:
 @click.option("--hp", "hparams", multiple=True, metavar="KEY=VALUE",
               help="Another hyperparameter, e.g. --hp momentum=0.8.")
 @click.option("--arg", "model_args", multiple=True, metavar="KEY=VALUE", help="A model argument, e.g. --arg width=32.")
+@click.option("--image-size", callback=lambda ctx, param, value: _parse_size(value), metavar="HxW",
+              help="Resize the data's images to H×W (bilinear), e.g. 28x28.")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="Convert images to 1 (grayscale) or 3 (RGB) channels.")
 @click.option("--export", "then_export", is_flag=True, help="Then export to exports/ and verify parity.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run directory and final metrics as JSON.")
 def train(name: str, dataset: str, epochs: int | None, batch_size: int | None, lr: float | None, seed: int,
-          device: str, out: str, hparams: tuple[str, ...], model_args: tuple[str, ...], then_export: bool,
-          as_json: bool) -> None:
+          device: str, out: str, hparams: tuple[str, ...], model_args: tuple[str, ...],
+          image_size: tuple[int, int] | None, channels: str | None, then_export: bool, as_json: bool) -> None:
     """Train model NAME through the shared engine; writes a run directory."""
     from zoo.engine import train as run_training
 
     result = run_training(
         name, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, out=out,
         hyperparameters=_parse_assignments(hparams, "--hp"), model_args=_parse_assignments(model_args, "--arg"),
+        image_size=image_size, channels=int(channels) if channels else None,
     )
     output = result.to_dict()
     if not as_json:
@@ -176,6 +180,15 @@ def train(name: str, dataset: str, epochs: int | None, batch_size: int | None, l
         output.update({"bundle_dir": str(exported.bundle_dir), "parity": exported.parity})
     if as_json:
         _print_json(output)
+
+
+def _parse_size(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    parts = value.lower().replace("×", "x").split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise click.BadParameter(f"{value!r} is not a size; use HxW, e.g. 28x28")
+    return int(parts[0]), int(parts[1])
 
 
 def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, verify: bool, as_json: bool,
@@ -266,6 +279,45 @@ def bench(bundle: str, batch_sizes: str, threads: int, warmup: int, runs: int, p
     result = bench_bundle(bundle, batch_sizes=batches, threads=threads, warmup=warmup, runs=runs,
                           providers=_names(providers), run_dir=run_dir, torch=not no_torch)
     _print_json(result) if as_json else click.echo(markdown_table(result))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the datasets as JSON.")
+def datasets(as_json: bool) -> None:
+    """List the datasets installed plugins provide (NAME, or NAME:PATH for local files)."""
+    from zoo.registry import list_datasets
+
+    specs = list_datasets()
+    if as_json:
+        _print_json([spec.to_dict() for spec in specs])
+        return
+    rows = [("NAME", "SHAPE", "CLASSES", "SIZE", "SUMMARY")]
+    for s in specs:
+        shape = "×".join(str(d) for d in s.input.shape) if s.input else "any"
+        rows.append((s.name + (":PATH" if s.needs_path else ""), shape, str(s.num_classes or "?"),
+                     str(s.size or "?"), s.summary))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="Classes to show per image.")
+@click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
+def predict(bundle: str, images: tuple[str, ...], top: int, as_json: bool) -> None:
+    """Classify image files with a bundle, under ONNX Runtime alone (no torch)."""
+    from zoo.predict import predict_images
+
+    results = predict_images(bundle, list(images))
+    if as_json:
+        _print_json(results)
+        return
+    for result in results:
+        best = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:top]
+        shown = ", ".join(f"{label} {p:.3f}" for label, p in best)
+        click.echo(f"{result['image']}: {result['class']}  ({shown})")
 
 
 def _add_plugin_commands() -> None:

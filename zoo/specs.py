@@ -101,8 +101,12 @@ class FamilySpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset that can be loaded by name. ``loader(seed=..., val_fraction=...)`` returns a
-    :class:`zoo.data.DataSplits`."""
+    """A dataset that can be loaded by name.
+
+    ``loader(seed=..., val_fraction=...[, path=...])`` returns :class:`zoo.data.RawData` (zoo then converts,
+    resizes, splits and normalises it) or ready :class:`zoo.data.DataSplits`. With ``needs_path`` the user
+    names local files as ``NAME:PATH``.
+    """
 
     name: str
     summary: str
@@ -110,6 +114,7 @@ class DatasetSpec:
     input: InputSpec | None = None
     num_classes: int | None = None
     size: int | None = None
+    needs_path: bool = False
     plugin: str = ""
 
     def validate(self) -> None:
@@ -119,6 +124,12 @@ class DatasetSpec:
         _check_ref(f"dataset {self.name!r} loader", self.loader)
         if self.input is not None:
             self.input.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (the ``zoo datasets --json`` contract)."""
+        shape = None if self.input is None else list(self.input.shape)
+        return {"name": self.name, "plugin": self.plugin, "summary": self.summary, "needs_path": self.needs_path,
+                "input": shape, "num_classes": self.num_classes, "size": self.size}
 
 
 def _check_name(kind: str, name: object) -> None:

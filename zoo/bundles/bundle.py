@@ -71,7 +71,7 @@ def export_run(
     graphs after ONNX Runtime's offline optimisations; ``external_data`` keeps weights in a file
     beside each graph (always so over 2 GiB).
     """
-    from zoo.data import load_dataset
+    from zoo.data import load_run_data
     from zoo.engine.runs import load_run
 
     if not isinstance(opset, int) or not 13 <= opset <= 23:
@@ -92,7 +92,7 @@ def export_run(
     staging.mkdir()
     wanted = [v for v, on in (("int8", quantize == "int8"), ("fp16", fp16)) if on]
     try:
-        data = load_dataset(run.config["dataset"], seed=run.config["seed"])
+        data = load_run_data(run.config)
         metadata = {**_graph_metadata(run), "exporter": exporter}
         entries: dict[str, dict[str, Any]] = {}
         checks: list[GraphCheck] = []
@@ -218,6 +218,9 @@ def _graph_metadata(run: Any) -> dict[str, Any]:
         "layout": "NCHW (batch, channels, height, width); channels in the dataset's own order",
         "normalization": {"scale": info.scale, "mean": info.mean, "std": info.std,
                           "formula": "(pixel * scale - mean[c]) / std[c]"},
+        "preprocessing": {"channels": info.channels, "color": "grayscale" if info.channels == 1 else "RGB",
+                          "channel_order": "CHW", "resize": [info.height, info.width], "resample": "bilinear",
+                          "source_shape": info.source_shape},
         "class_labels": info.class_names,
     }
 
@@ -389,14 +392,14 @@ def _add_torch_cases(checks: list[GraphCheck], manifest: dict[str, Any], run_dir
         import torch  # noqa: F401
     except ImportError:
         return "torch is not installed here; compared with the stored test vectors only"
-    from zoo.data import load_dataset
+    from zoo.data import load_run_data
     from zoo.engine.runs import load_run
 
     run = load_run(run_path)
     if sha256(run.run_dir / WEIGHTS) != manifest["run"]["weights_sha256"]:
         raise ZooError(f"the weights in {run.run_dir} are not the ones this bundle was exported from; "
                        "pass the right --run or export again")
-    data = load_dataset(run.config["dataset"], seed=run.config["seed"])
+    data = load_run_data(run.config)
     specs = {g.name: g for g in run.family.graphs(run.model, run.data_info)}
     cases = {name: torch_cases(spec, data) for name, spec in specs.items()}
     for check in checks:

@@ -24,6 +24,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     model_args: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def epochs(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +42,12 @@ def train(
     progress: bool = True,
     hyperparameters: dict[str, Any] | None = None,
     model_args: dict[str, Any] | None = None,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
 ) -> RunResult:
     """Train ``model`` on ``dataset`` through the shared engine and write a run directory under ``out``."""
     from zoo.api import load_family
-    from zoo.data import load_dataset
+    from zoo.data import DataOptions, load_dataset, parse_dataset
     from zoo.registry import get_dataset_spec, get_spec
 
     spec = get_spec(model)
@@ -53,13 +56,17 @@ def train(
         family.hyperparameters, spec.defaults,
         {"epochs": epochs, "batch_size": batch_size, "lr": lr, **(hyperparameters or {})},
     )
-    get_dataset_spec(dataset)  # unknown dataset: fail before touching torch
+    get_dataset_spec(parse_dataset(dataset)[0])  # unknown dataset: fail before touching torch
     torch_device = pick_device(device)
-    data = load_dataset(dataset, seed=seed)
-    resolved_args = {**spec.model_args, **family.data_args(spec, data.info), **(model_args or {})}
+    options = DataOptions(image_size=tuple(image_size) if image_size else None, channels=channels)
+    data = load_dataset(dataset, seed=seed, options=options)
+    data_args = family.data_args(spec, data.info)
+    resolved_args = {**spec.model_args, **data_args, **(model_args or {})}
+    _say_adapted(spec, data_args, progress)
     config = TrainConfig(
         model=spec.name, family=spec.family, dataset=dataset, seed=seed, device=str(torch_device),
         hyperparameters=hp, model_args=resolved_args,
+        data_options={"image_size": list(options.image_size) if options.image_size else None, "channels": channels},
     )
     seed_everything(seed)
     net = family.build(spec, data.info, resolved_args).to(torch_device)
@@ -73,6 +80,14 @@ def train(
     _write_config(run_dir, config, data.info, spec.plugin)
     summary = fit(net, family, optimizers, data, config, run_dir, torch_device, progress)
     return RunResult(run_dir, summary)
+
+
+def _say_adapted(spec: Any, data_args: dict[str, Any], show: bool) -> None:
+    """Tell the user where the data made the model differ from its defaults."""
+    changed = [f"{k} {spec.model_args[k]}→{v}" for k, v in data_args.items()
+               if k in spec.model_args and spec.model_args[k] != v]
+    if changed and show:
+        print(f"zoo: {spec.name} adapted to the data: {', '.join(changed)}", file=sys.stderr)
 
 
 def _write_config(run_dir: Path, config: TrainConfig, data_info: Any, plugin: str) -> None:
@@ -99,14 +114,16 @@ def fit(
 ) -> dict[str, Any]:
     """Run the epochs, log metrics after each, save the final weights and the summary."""
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import DataLoader
 
     from zoo.atomic import save_weights, write_json
+    from zoo.data.torch_data import loader_workers, torch_dataset
 
     generator = torch.Generator().manual_seed(config.seed)
+    workers = loader_workers(data.x_train)
     loader = DataLoader(
-        TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)),
-        batch_size=config.batch_size, shuffle=True, generator=generator, drop_last=False,
+        torch_dataset(data.x_train, data.y_train), batch_size=config.batch_size, shuffle=True,
+        generator=generator, drop_last=False, num_workers=workers, persistent_workers=workers > 0,
     )
     progress = Progress(config.epochs, len(loader), enabled=show_progress)
     monitor, mode = family.monitor

@@ -1,0 +1,43 @@
+"""The bridge from zoo's datasets to torch: in-memory arrays as tensors, lazy files through DataLoader workers."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from zoo.data.lazy import LazyImages
+
+
+class LazyImageDataset:
+    """A torch map-style dataset over :class:`LazyImages` and their labels (one file read per item)."""
+
+    def __init__(self, images: LazyImages, labels: np.ndarray) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        import torch
+
+        return torch.from_numpy(self.images[index]), torch.tensor(int(self.labels[index]))
+
+
+def torch_dataset(images: Any, labels: np.ndarray) -> Any:
+    """A torch dataset for a split: tensors for arrays, file reads for lazy images."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    if isinstance(images, LazyImages):
+        return LazyImageDataset(images, labels)
+    return TensorDataset(torch.from_numpy(images), torch.from_numpy(labels))
+
+
+def loader_workers(images: Any) -> int:
+    """Worker processes for reading a split: none for arrays in memory, a few for files."""
+    if not isinstance(images, LazyImages):
+        return 0
+    return max(1, min(4, (os.cpu_count() or 2)))

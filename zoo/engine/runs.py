@@ -71,7 +71,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         )
     config = read_json(run_dir / CONFIG, "run config")
     try:
-        spec = get_spec(config["model"])
+        # The plugin-qualified name: the run's model even if another plugin now has the plain name.
+        spec = get_spec(f"{config['plugin']}:{config['model']}" if config.get("plugin") else config["model"])
         data_info = DataInfo.from_dict(config["data"])
         model_args = dict(config["model_args"])
     except (KeyError, TypeError) as exc:

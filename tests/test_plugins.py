@@ -288,19 +288,3 @@ def test_hooks_get_only_the_arguments_they_ask_for(make_plugin: Callable[..., Pa
     """)
     zoo.list_models()
     assert _record("minimal").status == "loaded" and sys.modules["zoo_test_minimal"].CALLED == [True]
-
-
-def test_plugin_can_add_a_command(make_plugin: Callable[..., Path]) -> None:
-    site = make_plugin("cmd", """
-        import click
-        from zoo.hookspecs import hookimpl
-        @hookimpl
-        def register_commands(cli):
-            @cli.command()
-            def hello():
-                "Say hello."
-                click.echo("hello from a plugin")
-    """)
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    out = subprocess.run([sys.executable, "-m", "zoo", "hello"], capture_output=True, text=True, env=env)
-    assert out.returncode == 0 and out.stdout.strip() == "hello from a plugin"

@@ -288,3 +288,32 @@ def test_hooks_get_only_the_arguments_they_ask_for(make_plugin: Callable[..., Pa
     """)
     zoo.list_models()
     assert _record("minimal").status == "loaded" and sys.modules["zoo_test_minimal"].CALLED == [True]
+
+
+def test_a_misspelt_name_in_the_plugin_lists_is_reported(make_plugin: Callable[..., Path], monkeypatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    make_plugin("one", TINY_CLASSIFIER_PLUGIN.format(name="model-one"))
+    monkeypatch.setenv("ZOO_BLOCK_PLUGINS", "onee")
+    assert "model-one" in [s.name for s in zoo.list_models()], "nothing was blocked"
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: warning: ZOO_BLOCK_PLUGINS names 'onee', which is not an installed plugin (installed:")
+    monkeypatch.setenv("ZOO_STRICT_PLUGINS", "1")
+    zoo.registry.reset()
+    with pytest.raises(PluginError, match="ZOO_BLOCK_PLUGINS names 'onee'"):
+        zoo.list_models()
+
+
+def test_unknown_model_names_the_plugins_that_did_not_load(make_plugin: Callable[..., Path],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    make_plugin("one", TINY_CLASSIFIER_PLUGIN.format(name="model-one"))
+    monkeypatch.setenv("ZOO_BLOCK_PLUGINS", "zoo-test-one")  # a distribution name works too
+    with pytest.raises(zoo.errors.UnknownNameError, match=r"unknown model 'model-one'; .*not loaded: one \(blocked\)"):
+        zoo.get_spec("model-one")
+
+
+def test_qualified_names_that_match_nothing_say_which_part_is_wrong() -> None:
+    assert zoo.get_spec("cnn:resnet-small").name == "resnet-small"
+    with pytest.raises(zoo.errors.UnknownNameError, match=r"^no plugin 'cnnn' \(in 'cnnn:cnn'\); installed plugins: "):
+        zoo.get_spec("cnnn:cnn")
+    with pytest.raises(zoo.errors.UnknownNameError, match=r"^unknown model 'resnet' from plugin 'cnn'; did you mean"):
+        zoo.get_spec("cnn:resnet")

@@ -141,7 +141,20 @@ def load_plugins() -> tuple[pluggy.PluginManager, list[PluginRecord]]:
         else:
             _register_one(pm, ep, record)
         trace(f"{record.name}: {record.status} ({record.distribution} {record.version})")
+    _check_named_plugins_exist(records, {"ZOO_LOAD_PLUGINS": wanted or [], "ZOO_BLOCK_PLUGINS": blocked})
     return pm, records
+
+
+def _check_named_plugins_exist(records: list[PluginRecord], lists: dict[str, Any]) -> None:
+    """A misspelt name in ZOO_BLOCK_PLUGINS would leave the plugin loaded: say so."""
+    known = {r.name for r in records} | {r.distribution for r in records}
+    for var, names in lists.items():
+        for name in sorted(set(names) - known):
+            line = (f"{var} names {name!r}, which is not an installed plugin "
+                    f"(installed: {', '.join(r.name for r in records)})")
+            if strict_mode():
+                raise PluginError(line + " (ZOO_STRICT_PLUGINS=1 makes this an error)")
+            print(f"zoo: warning: {line}", file=sys.stderr)
 
 
 def _register_one(pm: pluggy.PluginManager, ep: metadata.EntryPoint, record: PluginRecord) -> None:

@@ -177,20 +177,28 @@ def _lookup(kind: str, name: str) -> Any:
     if name in table:
         return table[name]
     noun = _NOUNS[kind]
+    plain, where = name, ""
     if ":" in name:
         if f"{kind}/{name}" in cat.qualified:
             return cat.qualified[f"{kind}/{name}"]
-        plugin = name.partition(":")[0]
+        plugin, _, plain = name.partition(":")
         record = next((r for r in cat.plugins if r.name == plugin), None)
-        if record is not None and record.status != "loaded":
+        if record is None:
+            raise UnknownNameError(f"no plugin {plugin!r} (in {name!r}); installed plugins: "
+                                   f"{', '.join(r.name for r in cat.plugins)}")
+        if record.status != "loaded":
             raise UnknownNameError(f"{noun} {name!r} needs plugin {plugin!r}, which is {record.status}: "
                                    f"{_why_not_loaded(record)}")
-    close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+        where = f" from plugin {plugin!r}"
+    close = difflib.get_close_matches(plain, list(table), n=3, cutoff=0.5)
     if close:
         hint = f"did you mean {', '.join(repr(c) for c in close)}?"
     else:
         hint = f"known {kind}: {', '.join(sorted(table)) or 'none'}"
-    raise UnknownNameError(f"unknown {noun} {name!r}; {hint}")
+    unloaded = [f"{r.name} ({r.status})" for r in cat.plugins if r.status != "loaded"]
+    if unloaded:
+        hint += f"; not loaded: {', '.join(unloaded)} (see `zoo plugins`)"
+    raise UnknownNameError(f"unknown {noun} {plain!r}{where}; {hint}")
 
 
 def _why_not_loaded(record: PluginRecord) -> str:

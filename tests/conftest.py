@@ -18,7 +18,7 @@ from zoo import registry
 @pytest.fixture(autouse=True)
 def fresh_catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts from the installed plugins only, with no plugin environment variables."""
-    for var in ("ZOO_LOAD_PLUGINS", "ZOO_BLOCK_PLUGINS", "ZOO_STRICT_PLUGINS", "ZOO_DEBUG"):
+    for var in ("ZOO_LOAD_PLUGINS", "ZOO_BLOCK_PLUGINS", "ZOO_STRICT_PLUGINS", "ZOO_TRACE_PLUGINS", "ZOO_DEBUG"):
         monkeypatch.delenv(var, raising=False)
     registry.reset()
     yield

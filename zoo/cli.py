@@ -113,17 +113,24 @@ def info(name: str, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print plugin records as JSON.")
-def plugins(as_json: bool) -> None:
+@click.option("--requirements", is_flag=True, help="Print name==version of each loaded plugin's distribution.")
+def plugins(as_json: bool, requirements: bool) -> None:
     """Show every plugin found: where it comes from, its hooks, what it registered, its status."""
     from zoo.registry import list_plugins
 
     records = list_plugins()
+    if requirements:
+        pins = {f"{r.distribution}=={r.version}" for r in records if r.status == "loaded" and r.distribution}
+        click.echo("\n".join(sorted(pins, key=str.lower)))
+        return
     if as_json:
         _print_json([r.to_dict() for r in records])
         return
     for r in records:
         origin = "built-in" if r.builtin else f"{r.distribution} {r.version}".strip()
         click.echo(f"{r.name}  [{r.status}]  {origin}")
+        if r.hooks:
+            click.echo(f"    hooks: {', '.join(r.hooks)}")
         for kind, names in r.registered.items():
             click.echo(f"    {kind}: {', '.join(names)}")
         if r.error:
@@ -321,22 +328,10 @@ def predict(bundle: str, images: tuple[str, ...], top: int, as_json: bool) -> No
 
 
 def _add_plugin_commands() -> None:
-    """Let plugins add commands; a plugin that fails here is reported and skipped."""
-    from zoo.plugins import report_problem
-    from zoo.registry import catalog
+    """Let plugins add commands; a plugin that fails or clashes here is reported and skipped."""
+    from zoo.registry import add_commands
 
-    cat = catalog()
-    by_name = {r.name: r for r in cat.plugins}
-    for impl in cat.manager.hook.register_commands.get_hookimpls():
-        record = by_name[impl.plugin_name]
-        if record.status != "loaded":
-            continue
-        before = set(cli.commands)
-        try:
-            impl.function(cli=cli)
-        except Exception as exc:
-            report_problem(record, f"raised in register_commands ({type(exc).__name__}: {exc})")
-        record.registered.setdefault("commands", []).extend(sorted(set(cli.commands) - before))
+    add_commands(cli)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -64,7 +64,7 @@ class Family:
         """Build the model for this data: ``model_args`` are already resolved by the engine."""
         from zoo.api import create_model
 
-        return create_model(spec.name, **model_args)
+        return create_model(spec.qualified_name, **model_args)
 
     def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
         """One optimizer per name in :attr:`optimizer_order`."""

@@ -6,12 +6,14 @@ A plugin is a module (or object) exposed through the ``zoo`` entry-point group, 
     [project.entry-points.zoo]
     my_models = "my_package.zoo_plugin"
 
-and decorates functions with :data:`hookimpl`. Every hook receives a ``register`` callback (or the
+and decorates functions with :data:`hookimpl`. Every hook receives a ``register`` callback (or a
 click group, for commands); zoo records which plugin registered what, validates it and owns name
 clashes. Plugin modules must not import torch at import time: put heavy code behind the lazy
-``"module:attr"`` references in the specs. Hooks only ever grow (new optional arguments), so a
-plugin written for an older contract keeps working; a plugin may set ``ZOO_CONTRACT = N`` to state
-the contract version it was written for.
+``"module:attr"`` references in the specs. Hooks only ever grow (new optional arguments); an
+implementation is passed only the arguments it names, so a plugin written for an older contract
+keeps working. A plugin may set ``ZOO_CONTRACT = N`` to state the contract version it was written
+for. The authoring guide, with an example per hook, is ``docs/plugins.md``; adding a hook here
+needs a section there and a ``test_hook_<name>`` in ``tests/test_hooks.py`` (tests enforce both).
 """
 
 from __future__ import annotations
@@ -42,4 +44,4 @@ def register_datasets(register: Callable[[Any], None]) -> None:
 
 @hookspec
 def register_commands(cli: Any) -> None:
-    """Add click commands to the ``zoo`` command group ``cli`` (``@cli.command()``)."""
+    """Add click commands to ``cli`` (``@cli.command()``); a name zoo already has is refused."""

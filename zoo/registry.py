@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from zoo.errors import UnknownNameError
-from zoo.plugins import PluginRecord, load_plugins, report_problem
+from zoo.plugins import PluginRecord, call_hook, fail, load_plugins, report_problem, trace
 from zoo.specs import DatasetSpec, FamilySpec, ModelSpec
 
+#: kind -> (hook that registers it, spec type), in the order the hooks are called.
 _KINDS: dict[str, tuple[str, type]] = {
     "families": ("register_families", FamilySpec),
     "models": ("register_models", ModelSpec),
     "datasets": ("register_datasets", DatasetSpec),
 }
+_NOUNS = {"models": "model", "families": "family", "datasets": "dataset", "commands": "command"}
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Catalog:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     families: dict[str, FamilySpec] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
-    qualified: dict[str, Any] = field(default_factory=dict)  # "plugin:name" -> spec, for clashes
+    qualified: dict[str, Any] = field(default_factory=dict)  # "kind/plugin:name" -> spec, every spec
     plugins: list[PluginRecord] = field(default_factory=list)
     manager: Any = None
 
@@ -54,68 +55,120 @@ def reset() -> None:
 
 
 def build_catalog() -> Catalog:
+    """Load the plugins and call each one's hooks; a plugin whose hook raises contributes nothing."""
     pm, records = load_plugins()
     cat = Catalog(plugins=records, manager=pm)
-    by_name = {r.name: r for r in records}
-    for kind, (hook_name, spec_type) in _KINDS.items():
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            record = by_name[impl.plugin_name]
-            if record.status != "loaded":
-                continue
-            register = _make_register(cat, kind, spec_type, record)
-            try:
-                impl.function(register=register)
-            except Exception as exc:
-                report_problem(record, f"raised in {hook_name} ({type(exc).__name__}: {exc})")
-    _drop_orphan_models(cat, by_name)
+    for record in records:
+        if record.status != "loaded":
+            continue
+        staged = _call_register_hooks(pm, record)
+        if staged is not None:
+            for kind, spec in staged:
+                _commit(cat, kind, spec, record)
+    _drop_orphan_models(cat, {r.name: r for r in records})
     return cat
 
 
-def _make_register(cat: Catalog, kind: str, spec_type: type, record: PluginRecord) -> Callable[[Any], None]:
-    table: dict[str, Any] = getattr(cat, kind)
+def _call_register_hooks(pm: Any, record: PluginRecord) -> list[tuple[str, Any]] | None:
+    """Everything one plugin registers, in order; ``None`` (and the plugin failed) if a hook raised."""
+    staged: list[tuple[str, Any]] = []
+    for kind, (hook_name, _) in _KINDS.items():
+        if hook_name not in record.hooks:
+            continue
 
-    def register(spec: Any) -> None:
-        if not isinstance(spec, spec_type):
-            report_problem(record, f"registered {spec!r} as one of its {kind}, expected a {spec_type.__name__}")
-            return
+        def register(spec: Any, kind: str = kind) -> None:
+            trace(f"  {record.name} registers {_NOUNS[kind]} {getattr(spec, 'name', spec)!r}")
+            staged.append((kind, spec))
+
         try:
-            spec.validate()
-        except ValueError as exc:
-            report_problem(record, f"registered an invalid spec: {exc}")
-            return
-        spec = _with_plugin(spec, record.name)
-        cat.qualified[f"{kind}/{record.name}:{spec.name}"] = spec
-        record.registered.setdefault(kind, []).append(spec.name)
-        if spec.name in table:
-            other = table[spec.name].plugin
-            report_problem(
-                record,
-                f"{kind[:-1]} name {spec.name!r} is already registered by plugin {other!r}; "
-                f"the one from {other!r} keeps the plain name, use '{record.name}:{spec.name}' for this one",
-            )
-            return
-        table[spec.name] = spec
-
-    return register
+            call_hook(pm, record.name, hook_name, register=register)
+        except BaseException as exc:  # SystemExit too: a plugin must not end zoo
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            fail(record, f"raised in {hook_name} ({type(exc).__name__}: {exc}); none of its registrations were used")
+            return None
+    return staged
 
 
-def _with_plugin(spec: Any, plugin: str) -> Any:
+def _commit(cat: Catalog, kind: str, spec: Any, record: PluginRecord) -> None:
+    """Check one registered spec and file it; the first plugin keeps a plain name, all stay qualified."""
     from dataclasses import replace
 
-    return replace(spec, plugin=plugin)
+    spec_type = _KINDS[kind][1]
+    noun = _NOUNS[kind]
+    if not isinstance(spec, spec_type):
+        report_problem(record, f"registered {spec!r} as a {noun}, expected a {spec_type.__name__}")
+        return
+    try:
+        spec.validate()
+    except ValueError as exc:
+        report_problem(record, f"registered an invalid spec: {exc}")
+        return
+    spec = replace(spec, plugin=record.name)
+    key = f"{kind}/{record.name}:{spec.name}"
+    if key in cat.qualified:
+        report_problem(record, f"registers {noun} {spec.name!r} twice; the second one is ignored")
+        return
+    cat.qualified[key] = spec
+    table: dict[str, Any] = getattr(cat, kind)
+    if spec.name in table:
+        other = table[spec.name].plugin
+        record.registered.setdefault(kind, []).append(f"{record.name}:{spec.name}")
+        report_problem(
+            record,
+            f"{noun} name {spec.name!r} is already registered by plugin {other!r}; "
+            f"the one from {other!r} keeps the plain name, use '{record.name}:{spec.name}' for this one",
+        )
+        return
+    record.registered.setdefault(kind, []).append(spec.name)
+    table[spec.name] = spec
 
 
 def _drop_orphan_models(cat: Catalog, by_name: dict[str, PluginRecord]) -> None:
-    for name, spec in list(cat.models.items()):
-        if spec.family not in cat.families:
-            del cat.models[name]
-            report_problem(
-                by_name[spec.plugin],
-                f"model {name!r} belongs to family {spec.family!r}, which no loaded plugin registers",
-            )
+    for key, spec in list(cat.qualified.items()):
+        if not key.startswith("models/") or spec.family in cat.families:
+            continue
+        del cat.qualified[key]
+        if cat.models.get(spec.name) is spec:
+            del cat.models[spec.name]
+        record = by_name[spec.plugin]
+        models = record.registered.get("models", [])
+        record.registered["models"] = [n for n in models if n not in (spec.name, f"{spec.plugin}:{spec.name}")]
+        report_problem(
+            record,
+            f"model {spec.name!r} belongs to family {spec.family!r}, which no loaded plugin registers; it was dropped",
+        )
 
 
-_NOUNS = {"models": "model", "families": "family", "datasets": "dataset"}
+def add_commands(group: Any) -> None:
+    """Let each loaded plugin add click commands to ``group``; a clash or a raise is reported and skipped.
+
+    Each plugin gets a group of its own to add to, so a plugin cannot replace a command zoo or
+    another plugin already has.
+    """
+    import click
+
+    cat = catalog()
+    for record in cat.plugins:
+        if record.status != "loaded" or "register_commands" not in record.hooks:
+            continue
+        staging = click.Group(name=group.name)
+        try:
+            call_hook(cat.manager, record.name, "register_commands", cli=staging)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            report_problem(record, f"raised in register_commands ({type(exc).__name__}: {exc}); "
+                                   "none of its commands were added")
+            continue
+        for name, command in sorted(staging.commands.items()):
+            if name in group.commands:
+                report_problem(record, f"command {name!r} already exists in zoo; the plugin's one was not added")
+                continue
+            group.add_command(command, name)
+            record.registered.setdefault("commands", []).append(name)
+
+
 
 
 def _lookup(kind: str, name: str) -> Any:
@@ -123,14 +176,37 @@ def _lookup(kind: str, name: str) -> Any:
     table: dict[str, Any] = getattr(cat, kind)
     if name in table:
         return table[name]
-    if ":" in name and f"{kind}/{name}" in cat.qualified:
-        return cat.qualified[f"{kind}/{name}"]
-    close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
+    noun = _NOUNS[kind]
+    plain, where = name, ""
+    if ":" in name:
+        if f"{kind}/{name}" in cat.qualified:
+            return cat.qualified[f"{kind}/{name}"]
+        plugin, _, plain = name.partition(":")
+        record = next((r for r in cat.plugins if r.name == plugin), None)
+        if record is None:
+            raise UnknownNameError(f"no plugin {plugin!r} (in {name!r}); installed plugins: "
+                                   f"{', '.join(r.name for r in cat.plugins)}")
+        if record.status != "loaded":
+            raise UnknownNameError(f"{noun} {name!r} needs plugin {plugin!r}, which is {record.status}: "
+                                   f"{_why_not_loaded(record)}")
+        where = f" from plugin {plugin!r}"
+    close = difflib.get_close_matches(plain, list(table), n=3, cutoff=0.5)
     if close:
         hint = f"did you mean {', '.join(repr(c) for c in close)}?"
     else:
         hint = f"known {kind}: {', '.join(sorted(table)) or 'none'}"
-    raise UnknownNameError(f"unknown {_NOUNS[kind]} {name!r}; {hint}")
+    unloaded = [f"{r.name} ({r.status})" for r in cat.plugins if r.status != "loaded"]
+    if unloaded:
+        hint += f"; not loaded: {', '.join(unloaded)} (see `zoo plugins`)"
+    raise UnknownNameError(f"unknown {noun} {plain!r}{where}; {hint}")
+
+
+def _why_not_loaded(record: PluginRecord) -> str:
+    if record.status == "blocked":
+        return "remove it from ZOO_BLOCK_PLUGINS"
+    if record.status == "skipped":
+        return "add it to ZOO_LOAD_PLUGINS (or unset that), and do not pass --no-plugins"
+    return record.error or "see `zoo plugins`"
 
 
 def list_models(pattern: str = "*", family: str | None = None) -> list[ModelSpec]:

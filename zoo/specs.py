@@ -69,6 +69,11 @@ class ModelSpec:
             if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
                 raise ValueError(f"model {self.name!r}: {label} must be a dict with string keys")
 
+    @property
+    def qualified_name(self) -> str:
+        """``plugin:name``: names this very spec even when another plugin registered the same name."""
+        return f"{self.plugin}:{self.name}" if self.plugin else self.name
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly view (the documented ``zoo info --json`` contract)."""
         return {

@@ -71,11 +71,13 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         )
     config = read_json(run_dir / CONFIG, "run config")
     try:
-        spec = get_spec(config["model"])
+        # The plugin-qualified name: the run's model even if another plugin now has the plain name.
+        model_name = f"{config['plugin']}:{config['model']}" if config.get("plugin") else config["model"]
         data_info = DataInfo.from_dict(config["data"])
         model_args = dict(config["model_args"])
     except (KeyError, TypeError) as exc:
         raise ZooError(f"run config {run_dir / CONFIG} lacks {exc}; it was not written by this zoo") from None
+    spec = get_spec(model_name)  # outside the try: an unknown model is a KeyError too, with its own message
     family = load_family(spec.family)
     weights = run_dir / WEIGHTS
     if not weights.exists():

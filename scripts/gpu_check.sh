@@ -21,7 +21,12 @@ if ! python3 -c "import importlib.metadata as m; m.distribution('plugzoo')" 2>/d
   dist="$work/site/plugzoo-0+checkout.dist-info"
   mkdir -p "$dist"
   printf 'Metadata-Version: 2.1\nName: plugzoo\nVersion: 0+checkout\n' > "$dist/METADATA"
-  printf '[zoo]\ncnn = zoo_cnn\ndigits = zoo_digits\n' > "$dist/entry_points.txt"
+  # the same entry points pyproject.toml declares (the built-in plugins)
+  python3 - "$dist/entry_points.txt" <<'EOF'
+import sys, tomllib
+points = tomllib.load(open("pyproject.toml", "rb"))["project"]["entry-points"]["zoo"]
+open(sys.argv[1], "w").write("[zoo]\n" + "".join(f"{name} = {target}\n" for name, target in points.items()))
+EOF
   export PYTHONPATH="$work/site:$PYTHONPATH"
 fi
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -76,6 +77,8 @@ def session(path: str, provider: str, *, threads: int = 0) -> Any:
     read back from the session.
     """
     ort = import_onnxruntime()
+    if provider != CPU:
+        _preload_gpu_libraries()
     options = ort.SessionOptions()
     options.log_severity_level = 3
     if threads:
@@ -92,6 +95,19 @@ def session(path: str, provider: str, *, threads: int = 0) -> Any:
     if sess.get_providers()[0] != provider:
         raise ZooError(f"{provider} is listed by ONNX Runtime but could not start here")
     return sess
+
+
+@cache
+def _preload_gpu_libraries() -> None:
+    """Load CUDA and cuDNN from the nvidia pip packages (or torch's) so the GPU providers find them.
+
+    Best effort: where nothing is found, the provider's own error says what is missing.
+    """
+    preload = getattr(import_onnxruntime(), "preload_dlls", None)
+    if preload is None:
+        return
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+        preload()
 
 
 def session_facts(sess: Any, provider: str) -> dict[str, Any]:

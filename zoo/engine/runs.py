@@ -95,6 +95,11 @@ def load_weights(model: Any, path: Path, model_name: str) -> None:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ZooError(f"weights file {path} is truncated or corrupted ({exc}); restore it or train again") from None
+    load_weights_dict(model, state, path, model_name)
+
+
+def load_weights_dict(model: Any, state: dict[str, Any], path: Path, model_name: str) -> None:
+    """Load a state dict read from ``path`` into ``model``; a mismatch is one clear line."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from zoo.errors import ZooError
@@ -78,27 +78,33 @@ def _base_type(annotation: str) -> type:
 _TYPES.update({f.name: _base_type(str(f.type)) for f in fields(TrainOptions)})
 
 
-def check_option(key: str, value: Any, where: str) -> Any:
-    """``value`` as option ``key`` needs it; a wrong type or range is one clear line naming ``where``."""
+def check_option(key: str, value: Any, where: str | None = None) -> Any:
+    """``value`` as option ``key`` needs it; a wrong key, type or range is one clear line.
+
+    ``where`` names the config file; without it the message names the command-line flag.
+    """
     if key not in _TYPES:
         raise ZooError(f"{where}: unknown key {key!r}; known keys: {', '.join(sorted(_TYPES))}")
+    name = f"{where}: {key!r}" if where else "--" + key.replace("_", "-")
     if value is None:
         return None
     want = _TYPES[key]
+    if want is str and isinstance(value, PurePath):
+        value = str(value)
     ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
     if not ok:
-        raise ZooError(f"{where}: {key!r} must be {want.__name__}, got {type(value).__name__} {value!r}")
+        raise ZooError(f"{name} must be {want.__name__}, got {type(value).__name__} {value!r}")
     if want is float and (not math.isfinite(value) or value < 0 or (value == 0 and key != "gamma")):
-        raise ZooError(f"{where}: {key!r} must be a positive number, got {value!r}")
+        raise ZooError(f"{name} must be a positive number, got {value!r}")
     if key in _POSITIVE and value <= 0:
-        raise ZooError(f"{where}: {key!r} must be a positive whole number, got {value!r}")
+        raise ZooError(f"{name} must be a positive whole number, got {value!r}")
     if key in ("warmup_steps", "early_stop") and value < 0:
-        raise ZooError(f"{where}: {key!r} must not be negative, got {value!r}")
+        raise ZooError(f"{name} must not be negative, got {value!r}")
     choices = _CHOICES.get(key)
     if choices and value.lower() not in choices:
-        raise ZooError(f"{where}: {key!r} must be one of {', '.join(choices)}, got {value!r}")
+        raise ZooError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -130,7 +136,7 @@ def resolve_options(config: dict[str, Any], flags: dict[str, Any]) -> TrainOptio
         if key in ("hp", "args"):
             merged[key] = {**merged.get(key, {}), **value}
         else:
-            merged[key] = check_option(key, value, f"--{key.replace('_', '-')}")
+            merged[key] = check_option(key, value)
     return TrainOptions(**merged)
 
 

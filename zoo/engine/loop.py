@@ -185,6 +185,8 @@ class Trainer:
         self.run_dir = run_dir
         if self.world.is_main:
             truncate_after(run_dir, self.step)
+            for stale in (run_dir / ckpt.FOLDER).glob(".*.tmp"):  # half-written by a killed process
+                stale.unlink(missing_ok=True)
 
     def _reproducible_options(self) -> TrainOptions:
         hp = self.config.hyperparameters

@@ -261,3 +261,21 @@ def test_bad_resumes_are_one_line_and_leave_the_run_untouched(stopped_run: Path,
 
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     _one_line_error(CliRunner().invoke(cli, ["train", "--resume", str(tmp_path)]), "is not a zoo run directory")
+
+
+def test_first_signal_sets_the_flag_and_the_second_aborts() -> None:
+    import os
+    import signal
+
+    from zoo.engine.signals import InterruptFlag
+
+    with InterruptFlag() as flag:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert flag.received == signal.SIGTERM and flag.exit_code == 143
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    with InterruptFlag(abort_on_second=False) as relayed:  # under torchrun each Ctrl-C arrives twice
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert relayed.exit_code == 130
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -110,12 +110,24 @@ def wrap_model(net: Any, world: World, device: Any, several_optimizers: bool) ->
 
 
 def launch(nproc: int, args: list[str]) -> int:
-    """Run ``zoo train ARGS`` under torchrun with ``nproc`` processes on this machine; its exit code."""
+    """Run ``zoo train ARGS`` under torchrun with ``nproc`` processes on this machine; its exit code.
+
+    A Ctrl-C reaches torchrun and its workers from the terminal, so this process only waits for them
+    to save and stop; a SIGTERM sent to this process alone is passed on to torchrun.
+    """
+    import signal
+
     if "WORLD_SIZE" in os.environ:
         raise ZooError("--nproc was given inside a torchrun process; use either torchrun or --nproc, not both")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
                "--standalone", "-m", "zoo", "train", *args]
+    proc = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM))
     try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:  # the workers got the Ctrl-C too and save their state; torchrun reports
-        return 130
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -227,7 +227,8 @@ class Trainer:
         started = time.perf_counter()
         stop_reason = None
         try:
-            with InterruptFlag() as self.interrupt, deterministic_mode(self.options.deterministic):
+            interrupt = InterruptFlag(abort_on_second=not self.world.distributed)
+            with interrupt as self.interrupt, deterministic_mode(self.options.deterministic):
                 while self.epoch <= self.epochs and stop_reason is None:
                     stop_reason = self._run_epoch()
                 if stop_reason is not None and self.batch_in_epoch > 0:
@@ -288,7 +289,7 @@ class Trainer:
                 if loss is None:
                     raise ZooError(f"family training_step returned {losses!r} without 'loss'; fix the family plugin")
                 self.precision.backward(loss / options.accumulate if options.accumulate > 1 else loss)
-            finite = bool(torch.isfinite(loss.detach()))
+            finite = math.isfinite(loss.item())  # the one host sync per step (torch.isfinite costs more)
             if not boundary:  # accumulating: remember a bad micro-batch, decide at the boundary
                 self._bad_group = self._bad_group or not finite
                 if finite:
@@ -314,15 +315,17 @@ class Trainer:
             self.precision.update()
 
     def _add_totals(self, name: str, losses: dict[str, Any]) -> None:
-        several = len(self.optimizers) > 1
+        """Sum every loss part on the device (no sync); averaged at the epoch end."""
+        prefix = f"{name}_" if len(self.optimizers) > 1 else ""
+        totals, counts = self.totals, self.counts
         for key, value in losses.items():
-            label = f"{name}_{key}" if several else key
-            value = value.detach().float()
-            if label in self.totals:
-                self.totals[label] += value
+            label = prefix + key
+            total = totals.get(label)
+            if total is None:
+                totals[label] = value.detach().float().clone()
             else:
-                self.totals[label] = value.clone()
-            self.counts[label] = self.counts.get(label, 0) + 1
+                total += value.detach()
+            counts[label] = counts.get(label, 0) + 1
 
     def _non_finite(self, name: str, losses: dict[str, Any]) -> None:
         parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())

@@ -1,7 +1,9 @@
 """Clean interrupts: SIGINT/SIGTERM only set a flag; the loop saves at the next step boundary.
 
 A second signal aborts at once (``KeyboardInterrupt``): the checkpoints on disk are written
-atomically, so even that never leaves a broken one.
+atomically, so even that never leaves a broken one. Under torchrun a process gets each Ctrl-C twice
+(from the terminal, then relayed by torchrun's agent), so there the second one is not an abort:
+torchrun's own grace period (30 s, then SIGKILL) is the hard stop.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ class Interrupted(ZooError):
 class InterruptFlag:
     """Context manager: while active, SIGINT and SIGTERM set :attr:`received` instead of killing."""
 
-    def __init__(self) -> None:
+    def __init__(self, abort_on_second: bool = True) -> None:
+        self.abort_on_second = abort_on_second
         self.received: signal.Signals | None = None
         self._previous: dict[signal.Signals, object] = {}
 
@@ -45,6 +48,8 @@ class InterruptFlag:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:
+            if not self.abort_on_second:
+                return
             raise KeyboardInterrupt  # the second signal: stop now
         self.received = signal.Signals(signum)
 

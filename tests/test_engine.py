@@ -279,3 +279,20 @@ def test_first_signal_sets_the_flag_and_the_second_aborts() -> None:
         os.kill(os.getpid(), signal.SIGINT)
         assert relayed.exit_code == 130
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_tensorboard_asked_for_but_not_installed_is_one_line(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed here")
+    result = CliRunner().invoke(cli, ["train", "cnn", "--tensorboard", "--out", str(tmp_path)])
+    _one_line_error(result, "--tensorboard needs the tensorboard package")
+    assert not any(tmp_path.iterdir())
+
+
+def test_config_and_resume_do_not_mix(stopped_run: Path, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("epochs = 3\n")
+    _one_line_error(CliRunner().invoke(cli, ["train", "--resume", str(stopped_run), "--config", str(config)]),
+                    "--config and --resume do not mix")

@@ -20,7 +20,7 @@ from zoo.engine import checkpoint as ckpt
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.config import TrainConfig, resolve_hyperparameters
 from zoo.engine.distributed import World, init_process_group, shutdown, world_from_env, wrap_model
-from zoo.engine.metrics import MetricsLog, truncate_after
+from zoo.engine.metrics import MetricsLog, tensorboard_writer, truncate_after
 from zoo.engine.options import (
     SMOKE_BATCHES,
     SMOKE_EPOCHS,
@@ -67,6 +67,8 @@ def train(model: str | None = None, *, config: str | Path | None = None, resume:
     if resume is not None:
         from zoo.engine.resume import prepare_resume
 
+        if config is not None:
+            raise ZooError("--config and --resume do not mix: a resumed run keeps its own options")
         opts, run_dir, checkpoint = prepare_resume(resume, model, flags, world.size)
         trainer = Trainer(opts, world)
         trainer.restore(run_dir, checkpoint)
@@ -105,6 +107,8 @@ class Trainer:
         get_dataset_spec(options.dataset)  # unknown dataset: fail before touching torch
         self.device = pick_device(_rank_device(options.device, world))
         self.precision = Precision(options.precision, self.device)
+        if options.tensorboard and world.is_main:
+            tensorboard_writer()  # not installed: say so before a run folder exists
         self.batch = per_rank_batch(int(hp["batch_size"]), world.size)
         init_process_group(world, self.device)
         data = load_dataset(options.dataset, seed=options.seed)

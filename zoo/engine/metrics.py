@@ -22,11 +22,7 @@ class MetricsLog:
         self.csv = run_dir / METRICS_CSV
         self.writer: Any = None
         if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise ZooError("--tensorboard needs the tensorboard package; pip install tensorboard") from None
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            self.writer = tensorboard_writer()(str(run_dir / "tensorboard"))
 
     def write(self, row: dict[str, Any]) -> None:
         with self.jsonl.open("a") as handle:
@@ -46,6 +42,15 @@ class MetricsLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def tensorboard_writer() -> Any:
+    """TensorBoard's ``SummaryWriter``; a clear error when tensorboard is not installed (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ZooError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    return SummaryWriter
 
 
 def truncate_after(run_dir: Path, step: int) -> None:

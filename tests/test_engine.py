@@ -296,3 +296,51 @@ def test_config_and_resume_do_not_mix(stopped_run: Path, tmp_path: Path) -> None
     config.write_text("epochs = 3\n")
     _one_line_error(CliRunner().invoke(cli, ["train", "--resume", str(stopped_run), "--config", str(config)]),
                     "--config and --resume do not mix")
+
+
+TWO_OPTIMIZER_PLUGIN = '''
+import torch
+import torch.nn.functional as F
+from zoo.hookspecs import hookimpl
+from zoo.specs import FamilySpec, InputSpec, ModelSpec
+from zoo_cnn.family import ClassifierFamily
+
+
+class TwoOptimizers(ClassifierFamily):
+    """Convolutions on Adam, the head on SGD; noisy inputs, so the RNG state matters for resume."""
+
+    optimizer_order = ("features", "head")
+
+    def configure_optimizers(self, model, hp):
+        convs = [p for n, p in model.named_parameters() if n.startswith("conv")]
+        head = [p for n, p in model.named_parameters() if not n.startswith("conv")]
+        return {"features": torch.optim.Adam(convs, lr=1e-3), "head": torch.optim.SGD(head, lr=hp["lr"], momentum=0.9)}
+
+    def training_step(self, model, batch, optimizer):
+        images, labels = batch
+        noisy = images + 0.1 * torch.randn_like(images)
+        return {"loss": F.cross_entropy(model(noisy), labels)}
+
+
+@hookimpl
+def register_families(register):
+    register(FamilySpec(name="twoopt", summary="test family", factory="zoo_test_twoopt:TwoOptimizers"))
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="twoopt-cnn", family="twoopt", summary="a test model",
+                       builder="zoo_cnn.models:ArticleCNN", input=InputSpec(1, 8, 8)))
+'''
+
+
+def test_several_optimizers_and_random_steps_resume_exactly(make_plugin, tmp_path: Path) -> None:
+    make_plugin("twoopt", TWO_OPTIMIZER_PLUGIN)
+    options = {**TINY, "schedule": "step", "step_epochs": 1, "gamma": 0.5}
+    whole = zoo.train("twoopt-cnn", out=tmp_path, **options)
+    part = zoo.train("twoopt-cnn", out=tmp_path, max_steps=STEPS_PER_EPOCH + 5, **options)
+    state = load_checkpoint(part.run_dir / "checkpoints" / "last.safetensors").state
+    assert set(state["optimizers"]) == set(state["schedulers"]) == {"features", "head"}
+    resumed = zoo.train(resume=part.run_dir, progress=False)
+    assert_bitwise_equal(whole, resumed)
+    assert {"train_features_loss", "train_head_loss"} <= set(resumed.summary["metrics"])

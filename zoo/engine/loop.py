@@ -248,8 +248,6 @@ class Trainer:
 
     def _run_epoch(self) -> str | None:
         """Train the rest of this epoch, then evaluate and checkpoint it; why to stop, if so."""
-        import torch
-
         order = epoch_order(len(self.x_train), self.options.seed, self.epoch, self.world.rank, self.world.size)
         self.net.train()
         self.progress.start_epoch(self.epoch, self.batch_in_epoch // self.options.accumulate)
@@ -273,7 +271,7 @@ class Trainer:
                 return stop
             if self.options.save_every and self.step % self.options.save_every == 0:
                 self._save()
-        self._end_epoch(torch)
+        self._end_epoch()
         return stop or self._early_stop_due()
 
     def _train_batch(self, batch: Any, *, first: bool, boundary: bool) -> None:
@@ -281,6 +279,7 @@ class Trainer:
         import torch
 
         options = self.options
+        stepped = False
         for name in self.family.optimizer_order:
             optimizer = self.optimizers[name]
             if first:
@@ -313,10 +312,11 @@ class Trainer:
                     params = [p for group in optimizer.param_groups for p in group["params"]]
                     torch.nn.utils.clip_grad_norm_(params, options.grad_clip)
                 self.precision.step(optimizer)
+                stepped = True
             if name in self.schedulers:
                 self.schedulers[name].step()
-        if boundary:
-            self.precision.update()
+        if stepped:
+            self.precision.update()  # the grad scaler's once-per-iteration update
 
     def _add_totals(self, name: str, losses: dict[str, Any]) -> None:
         """Sum every loss part on the device (no sync); averaged at the epoch end."""
@@ -356,8 +356,10 @@ class Trainer:
             return "max_steps"
         return None
 
-    def _end_epoch(self, torch: Any) -> None:
+    def _end_epoch(self) -> None:
         """Epoch metrics (train averages + the family's validation), logs, best, checkpoint."""
+        import torch
+
         metrics = self._train_averages()
         if self.world.is_main:
             self.net.eval()

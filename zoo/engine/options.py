@@ -21,7 +21,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 
 #: Options that may change when a run is resumed: they decide when to stop and what to report,
 #: never what the weights become.
-RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "save_every", "keep_last", "smoke"})
+RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "save_every", "keep_last"})
 
 #: Smoke mode: this many batches per epoch, this many epochs, and a validation set this small.
 SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_VAL = 3, 2, 64

@@ -98,3 +98,28 @@ def test_two_processes_match_one_and_resume(tmp_path: Path) -> None:
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     assert not torch.equal(a["fc2.weight"], zoo.create_model("cnn").state_dict()["fc2.weight"])
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    if not path.exists():
+        pytest.skip("needs Linux /proc children lists")
+    return [int(p) for p in path.read_text().split()]
+
+
+@pytest.mark.parametrize("target", ["one worker", "the launcher"])
+def test_sigterm_under_two_processes_stops_both_cleanly(target: str, tmp_path: Path) -> None:
+    """To one worker: the stop decision is shared (all-reduced at each step boundary), so no process hangs or
+    trains on. To `zoo train --nproc 2` itself: passed on through torchrun, and the exit code says SIGTERM."""
+    proc = start([*LONG_RUN, "--nproc", "2", "--save-every", "2"], tmp_path)
+    wait_for("*/checkpoints/last.safetensors", tmp_path, proc, timeout=180)
+    (torchrun,) = _children(proc.pid)
+    workers = _children(torchrun)
+    assert len(workers) == 2
+    os.kill(workers[-1] if target == "one worker" else proc.pid, signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143 if target == "the launcher" else proc.returncode != 0  # torchrun says 1
+    assert "interrupted by SIGTERM at step" in stderr and "--nproc 2" in stderr
+    (run_dir,) = tmp_path.iterdir()
+    state = load_checkpoint(run_dir / "checkpoints" / "last.safetensors").state
+    assert state["world_size"] == 2 and len(state["rng"]) == 2

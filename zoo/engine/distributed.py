@@ -122,12 +122,21 @@ def launch(nproc: int, args: list[str]) -> int:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
                "--standalone", "-m", "zoo", "train", *args]
     proc = subprocess.Popen(command)
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signal.SIGTERM))
+    received: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        received.append(signum)
+        proc.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
     try:
         while True:
             try:
-                return proc.wait()
+                code = proc.wait()
+                break
             except KeyboardInterrupt:
-                continue
+                received.append(signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    # torchrun exits 1 whenever its workers stopped on a signal; report the signal instead.
+    return 128 + received[0] if received and code else code

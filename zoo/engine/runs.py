@@ -79,7 +79,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     family = load_family(spec.family)
     weights = run_dir / WEIGHTS
     if not weights.exists():
-        raise ZooError(f"{run_dir} has no trained weights ({WEIGHTS}): the run did not finish; train again")
+        raise ZooError(f"{run_dir} has no trained weights ({WEIGHTS}): the run did not finish; "
+                       f"zoo train --resume {run_dir} finishes it")
     model = family.build(spec, data_info, model_args)
     load_weights(model, weights, spec.name)
     model.eval()

@@ -249,13 +249,14 @@ class Trainer:
     def _run_epoch(self) -> str | None:
         """Train the rest of this epoch, then evaluate and checkpoint it; why to stop, if so."""
         order = epoch_order(len(self.x_train), self.options.seed, self.epoch, self.world.rank, self.world.size)
+        order = order.to(self.device)  # one copy an epoch, not one a step
         self.net.train()
         self.progress.start_epoch(self.epoch, self.batch_in_epoch // self.options.accumulate)
         accumulate, last = self.options.accumulate, self.batches_per_epoch - 1
         stop = None
         while self.batch_in_epoch <= last:
             b = self.batch_in_epoch
-            index = order[b * self.batch : (b + 1) * self.batch].to(self.device)
+            index = order[b * self.batch : (b + 1) * self.batch]
             boundary = (b + 1) % accumulate == 0 or b == last
             self._train_batch((self.x_train[index], self.y_train[index]), first=b % accumulate == 0,
                               boundary=boundary)

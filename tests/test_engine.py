@@ -242,6 +242,7 @@ def _rewrite_state(path: Path, **changes: object) -> None:
     (None, ["--lr", "0.5"], "--lr cannot change when resuming"),
     ({"format": 99, "zoo_version": "9.0"}, [], "has format 99 (zoo 9.0), this zoo reads format 1"),
     ({"world_size": 2}, [], "trained by 2 process(es), this is 1; resume with --nproc 2"),
+    ({"model": "resnet-small"}, [], "belongs to model 'resnet-small', but the run trains 'cnn'"),
     ("truncate", [], "is truncated or corrupted"),
 ])
 def test_bad_resumes_are_one_line_and_leave_the_run_untouched(stopped_run: Path, tmp_path: Path, damage, args,

@@ -64,18 +64,18 @@ class TrainOptions:
         return asdict(self)
 
 
-_CHOICES = {"precision": PRECISIONS, "schedule": SCHEDULES, "on_nan": ON_NAN, "optimizer": OPTIMIZERS,
-            "device": None}
+_CHOICES = {"precision": PRECISIONS, "schedule": SCHEDULES, "on_nan": ON_NAN, "optimizer": OPTIMIZERS}
 _POSITIVE = {"epochs", "batch_size", "accumulate", "max_steps", "save_every", "keep_last", "log_every", "step_epochs"}
-_TYPES: dict[str, type] = {}  # filled below from the dataclass annotations
 
 
 def _base_type(annotation: str) -> type:
+    """``"int | None"`` -> int, ``"dict[str, Any]"`` -> dict (the annotations are strings here)."""
     name = annotation.split("|")[0].strip().split("[")[0]
     return {"str": str, "int": int, "float": float, "bool": bool, "dict": dict}[name]
 
 
-_TYPES.update({f.name: _base_type(str(f.type)) for f in fields(TrainOptions)})
+#: Each option's type, read from the dataclass: the one place options are declared.
+_TYPES: dict[str, type] = {f.name: _base_type(str(f.type)) for f in fields(TrainOptions)}
 
 
 def check_option(key: str, value: Any, where: str | None = None) -> Any:

@@ -154,6 +154,7 @@ class Trainer:
         self.bad_epochs = 0
         self.skipped = 0
         self._bad_group = False
+        self._shared_interrupt = False  # under torchrun: did any process get a signal (as of this step)?
         self.metrics: dict[str, float] = {}
         self._reset_totals()
 
@@ -301,8 +302,11 @@ class Trainer:
                 continue
             bad = not finite or self._bad_group
             self._bad_group = False
-            if self.world.distributed:
-                (bad,) = self.world.any(bad)
+            if self.world.distributed:  # one all-reduce shares the loss check (and, last, the signal flag)
+                if name == self.family.optimizer_order[-1]:
+                    bad, self._shared_interrupt = self.world.any(bad, self.interrupt.received is not None)
+                else:
+                    (bad,) = self.world.any(bad)
             if bad:
                 self._non_finite(name, losses)
                 optimizer.zero_grad(set_to_none=True)
@@ -346,7 +350,7 @@ class Trainer:
 
     def _stop_requested(self) -> str | None:
         """At a step boundary: a signal (on any process) or ``max_steps`` means stop."""
-        (interrupted,) = self.world.any(self.interrupt.received is not None)
+        interrupted = self._shared_interrupt if self.world.distributed else self.interrupt.received is not None
         if interrupted:
             if self.interrupt.received is None:  # another process got the signal
                 import signal

@@ -64,21 +64,21 @@ def train(model: str | None = None, *, config: str | Path | None = None, resume:
     """
     flags = {**options, "hp": hyperparameters or None, "args": model_args or None}
     world = world_from_env()
-    if resume is not None:
-        from zoo.engine.resume import prepare_resume
-
-        if config is not None:
-            raise ZooError("--config and --resume do not mix: a resumed run keeps its own options")
-        opts, run_dir, checkpoint = prepare_resume(resume, model, flags, world.size)
-        trainer = Trainer(opts, world)
-        trainer.restore(run_dir, checkpoint)
-    else:
-        opts = resolve_options(read_config_file(config) if config else {}, {"model": model, **flags})
-        if not opts.model:
-            raise ZooError("name a model to train (zoo list shows them), or pass --resume RUN_DIR")
-        trainer = Trainer(opts, world)
-        trainer.start()
     try:
+        if resume is not None:
+            from zoo.engine.resume import prepare_resume
+
+            if config is not None:
+                raise ZooError("--config and --resume do not mix: a resumed run keeps its own options")
+            opts, run_dir, checkpoint = prepare_resume(resume, model, flags, world.size)
+            trainer = Trainer(opts, world)
+            trainer.restore(run_dir, checkpoint)
+        else:
+            opts = resolve_options(read_config_file(config) if config else {}, {"model": model, **flags})
+            if not opts.model:
+                raise ZooError("name a model to train (zoo list shows them), or pass --resume RUN_DIR")
+            trainer = Trainer(opts, world)
+            trainer.start()
         summary = trainer.fit()
     finally:
         shutdown(world)

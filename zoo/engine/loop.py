@@ -196,7 +196,7 @@ class Trainer:
     def _reproducible_options(self) -> TrainOptions:
         hp = self.config.hyperparameters
         return replace(self.options, epochs=int(hp["epochs"]), batch_size=int(hp["batch_size"]), lr=float(hp["lr"]),
-                       optimizer=hp.get("optimizer"), device=self.options.device, max_steps=None, progress=True,
+                       optimizer=hp.get("optimizer"), progress=True,
                        hp={k: v for k, v in hp.items() if k not in ("epochs", "batch_size", "lr", "optimizer")},
                        args=dict(self.options.args))
 

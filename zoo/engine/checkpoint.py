@@ -67,8 +67,8 @@ def restore_rng(checkpoint: Checkpoint, rank: int) -> None:
     saved = checkpoint.state["rng"][rank]
     torch.set_rng_state(checkpoint.tensors[prefix + "torch"])
     cuda = [checkpoint.tensors[f"{prefix}cuda/{i}"] for i in range(saved["cuda"])]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda)
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)  # (another GPU count: nothing exact to restore anyway)
     kind, pos, has_gauss, cached = saved["numpy"]
     keys = checkpoint.tensors[prefix + "numpy_keys"].numpy().astype(np.uint32)
     np.random.set_state((kind, keys, pos, has_gauss, cached))

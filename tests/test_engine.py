@@ -128,6 +128,21 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     assert all(torch.isfinite(t).all() for k, t in checkpoint.tensors.items() if k.startswith("model/"))
 
 
+@pytest.mark.parametrize("bad_step", [7, 6])  # 6: the step a checkpoint is due at
+def test_deferred_check_never_writes_after_a_bad_step(bad_step: int, nan_at_step, monkeypatch, tmp_path) -> None:
+    """One CUDA process looks at each loss one step late (no per-step sync); forced on here, on the CPU."""
+    from zoo.engine import finite
+
+    monkeypatch.setattr(finite, "defer_wanted", lambda device, on_nan, distributed: True)
+    nan_at_step(bad_step)
+    with pytest.raises(ZooError, match=rf"non-finite at step {bad_step} \(epoch 1.*loss=nan, accuracy="):
+        zoo.train("cnn", out=tmp_path, save_every=3, **TINY)
+    (run_dir,) = tmp_path.iterdir()
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.safetensors")
+    assert checkpoint.state["step"] == 3 * ((bad_step - 1) // 3)
+    assert all(torch.isfinite(t).all() for k, t in checkpoint.tensors.items() if k.startswith("model/"))
+
+
 def test_on_nan_skip_skips_the_step(nan_at_step, tmp_path: Path) -> None:
     nan_at_step(5)
     run = zoo.train("cnn", out=tmp_path, on_nan="skip", **TINY)

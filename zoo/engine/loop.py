@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.engine import checkpoint as ckpt
+from zoo.engine import finite
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.config import TrainConfig, resolve_hyperparameters
 from zoo.engine.distributed import World, init_process_group, shutdown, world_from_env, wrap_model
@@ -155,6 +156,8 @@ class Trainer:
         self.skipped = 0
         self._bad_group = False
         self._shared_interrupt = False  # under torchrun: did any process get a signal (as of this step)?
+        self._deferred = (finite.DeferredLossCheck()
+                          if finite.defer_wanted(self.device, self.options.on_nan, self.world.distributed) else None)
         self.metrics: dict[str, float] = {}
         self._reset_totals()
 
@@ -294,13 +297,17 @@ class Trainer:
                 if loss is None:
                     raise ZooError(f"family training_step returned {losses!r} without 'loss'; fix the family plugin")
                 self.precision.backward(loss / options.accumulate if options.accumulate > 1 else loss)
-            finite = math.isfinite(loss.item())  # the one host sync per step (torch.isfinite costs more)
+            if self._deferred is not None:  # looked at one step later: the GPU does not wait
+                self._raise_if_non_finite(self._deferred.push(losses, (self.step + 1, self.epoch, name)))
+                is_finite = True
+            else:
+                is_finite = math.isfinite(loss.item())  # one host sync (torch.isfinite costs more on the CPU)
             if not boundary:  # accumulating: remember a bad micro-batch, decide at the boundary
-                self._bad_group = self._bad_group or not finite
-                if finite:
+                self._bad_group = self._bad_group or not is_finite
+                if is_finite:
                     self._add_totals(name, losses)
                 continue
-            bad = not finite or self._bad_group
+            bad = not is_finite or self._bad_group
             self._bad_group = False
             if self.world.distributed:  # one all-reduce shares the loss check (and, last, the signal flag)
                 if name == self.family.optimizer_order[-1]:
@@ -338,15 +345,26 @@ class Trainer:
 
     def _non_finite(self, name: str, losses: dict[str, Any]) -> None:
         parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-        where = f"step {self.step + 1} (epoch {self.epoch}, optimizer {name!r})"
         if self.options.on_nan == "skip":
             self.skipped += 1
-            self.progress.message(f"skipped {where}: non-finite loss ({parts})")
+            self.progress.message(f"skipped step {self.step + 1} (epoch {self.epoch}, optimizer {name!r}): "
+                                  f"non-finite loss ({parts})")
             return
+        self._raise_if_non_finite(((self.step + 1, self.epoch, name), parts))
+
+    def _raise_if_non_finite(self, problem: tuple[Any, str] | None) -> None:
+        if problem is None:
+            return
+        (step, epoch, name), parts = problem
         last = self.run_dir / ckpt.FOLDER / ckpt.LAST
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-        raise ZooError(f"loss became non-finite at {where}: {parts}; {kept}; lower --lr, "
-                       "add --grad-clip, or pass --on-nan skip")
+        raise ZooError(f"loss became non-finite at step {step} (epoch {epoch}, optimizer {name!r}): {parts}; "
+                       f"{kept}; lower --lr, add --grad-clip, or pass --on-nan skip")
+
+    def _check_deferred(self) -> None:
+        """Before anything is written: the last step's loss must have been finite."""
+        if self._deferred is not None:
+            self._raise_if_non_finite(self._deferred.flush())
 
     def _stop_requested(self) -> str | None:
         """At a step boundary: a signal (on any process) or ``max_steps`` means stop."""
@@ -365,6 +383,7 @@ class Trainer:
         """Epoch metrics (train averages + the family's validation), logs, best, checkpoint."""
         import torch
 
+        self._check_deferred()
         metrics = self._train_averages()
         if self.world.is_main:
             self.net.eval()
@@ -418,6 +437,7 @@ class Trainer:
         """Checkpoint the full state (every process sends its RNG; process 0 writes)."""
         from zoo.version import __version__
 
+        self._check_deferred()
         rng = self.world.gather(ckpt.capture_rng())
         if not self.world.is_main:
             return None
@@ -450,6 +470,7 @@ class Trainer:
         """Final weights and summary (process 0); every process returns the summary."""
         from zoo.atomic import save_weights, write_json
 
+        self._check_deferred()
         monitor = self.family.monitor[0]
         summary = {
             "model": self.spec.name, "family": self.spec.family, "dataset": self.options.dataset,

@@ -46,11 +46,12 @@ def deterministic_mode(enabled: bool) -> Iterator[None]:
         yield
         return
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
-    previous = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
+    cudnn = torch.backends.cudnn
+    previous = (torch.are_deterministic_algorithms_enabled(), cudnn.benchmark, cudnn.deterministic)
     torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False
+    cudnn.benchmark, cudnn.deterministic = False, True
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(previous[0])
-        torch.backends.cudnn.benchmark = previous[1]
+        cudnn.benchmark, cudnn.deterministic = previous[1], previous[2]

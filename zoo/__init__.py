@@ -16,8 +16,8 @@ from zoo.registry import list_datasets, list_families, list_plugins
 from zoo.version import __version__
 
 
-def train(model: str, **kwargs: Any) -> Any:
-    """Train a model through the shared engine; see :func:`zoo.engine.train`."""
+def train(model: str | None = None, **kwargs: Any) -> Any:
+    """Train a model through the shared engine (or ``resume=RUN_DIR``); see :func:`zoo.engine.train`."""
     from zoo.engine import train as _train
 
     return _train(model, **kwargs)

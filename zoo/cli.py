@@ -150,34 +150,89 @@ def _parse_assignments(values: tuple[str, ...], option: str) -> dict[str, Any]:
     return parsed
 
 
+def _train_options(command: Any) -> Any:
+    """The `zoo train` options. Every default is None: a flag given counts, the rest comes from
+    --config, the run being resumed, or the model's defaults."""
+    options = [
+        click.option("--data", "dataset", metavar="NAME[:PATH]", help="Dataset (default: digits); see zoo datasets."),
+        click.option("--image-size", metavar="HxW", help="Resize the data's images to H×W (bilinear), e.g. 28x28."),
+        click.option("--channels", type=int, help="Convert images to 1 (grayscale) or 3 (RGB) channels."),
+        click.option("--epochs", type=int, help="Epochs (default: the model's)."),
+        click.option("--batch-size", type=int, help="Global batch size, over all processes (default: the model's)."),
+        click.option("--lr", type=float, help="Learning rate (default: the model's)."),
+        click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]),
+                     help="Optimizer (default: the model's)."),
+        click.option("--seed", type=int, help="Seed for the split, init and shuffling (default: 0)."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Device (default: auto)."),
+        click.option("--out", type=click.Path(), help="Folder the run directory goes in (default: runs)."),
+        click.option("--hp", "hparams", multiple=True, metavar="KEY=VALUE",
+                     help="Another hyperparameter, e.g. --hp momentum=0.8."),
+        click.option("--arg", "model_args", multiple=True, metavar="KEY=VALUE",
+                     help="A model argument, e.g. --arg width=32."),
+        click.option("--precision", type=click.Choice(["32", "bf16-mixed", "16-mixed"]),
+                     help="32 (default), bf16-mixed (CPU, CUDA) or 16-mixed (CUDA, with a grad scaler)."),
+        click.option("--deterministic", is_flag=True, default=None,
+                     help="Deterministic algorithms only (bitwise-reproducible resume on the CPU)."),
+        click.option("--schedule", type=click.Choice(["none", "step", "cosine"]), help="Learning-rate schedule."),
+        click.option("--warmup-steps", type=int, help="Linear learning-rate warm-up over this many steps."),
+        click.option("--step-epochs", type=int, help="--schedule step: multiply the rate by --gamma every N epochs."),
+        click.option("--gamma", type=float, help="--schedule step: the factor (default 0.1)."),
+        click.option("--grad-clip", type=float, help="Clip the gradient norm to this value."),
+        click.option("--accumulate", type=int, help="Accumulate gradients over N batches per step."),
+        click.option("--early-stop", type=int, metavar="PATIENCE",
+                     help="Stop after PATIENCE epochs without improvement of the family's monitored metric."),
+        click.option("--max-steps", type=int, help="Stop (and checkpoint) after this many optimizer steps."),
+        click.option("--smoke", is_flag=True, default=None, help="A few batches of everything: a quick check."),
+        click.option("--on-nan", type=click.Choice(["stop", "skip"]), help="Non-finite loss: stop (default) or skip."),
+        click.option("--save-every", type=int, help="Checkpoint every N steps too (always at each epoch end)."),
+        click.option("--keep-last", type=int, help="Step checkpoints to keep (default 2)."),
+        click.option("--log-every", type=int, help="Without a terminal: a progress line every N steps."),
+        click.option("--tensorboard", is_flag=True, default=None, help="Also log to TensorBoard (if installed)."),
+        click.option("--config", "config_file", type=click.Path(), help="TOML file of these options; flags override."),
+        click.option("--resume", type=click.Path(), metavar="RUN_DIR",
+                     help="Continue this run from its last checkpoint."),
+        click.option("--nproc", type=int, help="Train with N processes on this machine (runs torchrun)."),
+        click.option("--export", "then_export", is_flag=True, help="Then export to exports/ and verify parity."),
+        click.option("--json", "as_json", is_flag=True, help="Print the run directory and final metrics as JSON."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.command()
-@click.argument("name")
-@click.option("--data", "dataset", default="digits", show_default=True, help="Dataset name.")
-@click.option("--epochs", type=int, help="Epochs (default: the model's).")
-@click.option("--batch-size", type=int, help="Batch size (default: the model's).")
-@click.option("--lr", type=float, help="Learning rate (default: the model's).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split, init and shuffling.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--out", default="runs", show_default=True, type=click.Path(), help="Folder the run directory goes in.")
-@click.option("--hp", "hparams", multiple=True, metavar="KEY=VALUE",
-              help="Another hyperparameter, e.g. --hp momentum=0.8.")
-@click.option("--arg", "model_args", multiple=True, metavar="KEY=VALUE", help="A model argument, e.g. --arg width=32.")
-@click.option("--image-size", callback=lambda ctx, param, value: _parse_size(value), metavar="HxW",
-              help="Resize the data's images to H×W (bilinear), e.g. 28x28.")
-@click.option("--channels", type=click.Choice(["1", "3"]), help="Convert images to 1 (grayscale) or 3 (RGB) channels.")
-@click.option("--export", "then_export", is_flag=True, help="Then export to exports/ and verify parity.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run directory and final metrics as JSON.")
-def train(name: str, dataset: str, epochs: int | None, batch_size: int | None, lr: float | None, seed: int,
-          device: str, out: str, hparams: tuple[str, ...], model_args: tuple[str, ...],
-          image_size: tuple[int, int] | None, channels: str | None, then_export: bool, as_json: bool) -> None:
-    """Train model NAME through the shared engine; writes a run directory."""
+@click.argument("name", required=False)
+@_train_options
+@click.pass_context
+def train(ctx: click.Context, name: str | None, hparams: tuple[str, ...], model_args: tuple[str, ...],
+          config_file: str | None, resume: str | None, nproc: int | None, then_export: bool, as_json: bool,
+          **options: Any) -> None:
+    """Train model NAME through the shared engine; writes a run directory.
+
+    `zoo train --resume RUN_DIR` continues a stopped run; `--nproc N` (or `torchrun --nproc-per-node N
+    -m zoo train ...`) trains with N processes.
+    """
+    from zoo.engine import Interrupted
     from zoo.engine import train as run_training
 
-    result = run_training(
-        name, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, out=out,
-        hyperparameters=_parse_assignments(hparams, "--hp"), model_args=_parse_assignments(model_args, "--arg"),
-        image_size=image_size, channels=int(channels) if channels else None,
-    )
+    if nproc is not None and nproc != 1:
+        from zoo.engine.distributed import launch
+
+        if nproc < 1:
+            raise ZooError(f"--nproc must be a positive whole number, got {nproc}")
+        sys.exit(launch(nproc, _as_args(ctx, exclude={"nproc"})))
+    rank0 = os.environ.get("RANK", "0") == "0"
+    try:
+        result = run_training(
+            name, config=config_file, resume=resume, **options,
+            hyperparameters=_parse_assignments(hparams, "--hp"), model_args=_parse_assignments(model_args, "--arg"),
+        )
+    except Interrupted as exc:
+        if rank0:
+            click.echo(f"zoo: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    if not rank0:
+        return
     output = result.to_dict()
     if not as_json:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in result.summary["metrics"].items())
@@ -189,13 +244,21 @@ def train(name: str, dataset: str, epochs: int | None, batch_size: int | None, l
         _print_json(output)
 
 
-def _parse_size(value: str | None) -> tuple[int, int] | None:
-    if not value:
-        return None
-    parts = value.lower().replace("×", "x").split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise click.BadParameter(f"{value!r} is not a size; use HxW, e.g. 28x28")
-    return int(parts[0]), int(parts[1])
+def _as_args(ctx: click.Context, exclude: set[str]) -> list[str]:
+    """The command line that gave ``ctx.params`` (less ``exclude``), to hand on to torchrun."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if param.name in exclude or value is None or value is False or value == ():
+            continue
+        if isinstance(param, click.Argument):
+            args.append(str(value))
+        elif getattr(param, "is_flag", False):
+            args.append(param.opts[0])
+        else:
+            for item in value if getattr(param, "multiple", False) else [value]:
+                args += [param.opts[0], str(item)]
+    return args
 
 
 def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, verify: bool, as_json: bool,

@@ -71,7 +71,10 @@ class Family:
         return {"model": make_optimizer(model.parameters(), hp)}
 
     def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
-        """Losses for one batch and one optimizer; must contain ``"loss"``, which the engine backpropagates."""
+        """Losses for one batch and one optimizer; must contain ``"loss"``, which the engine backpropagates.
+
+        Under multi-process training ``model`` is a DistributedDataParallel wrapper: call ``model(...)``.
+        """
         raise NotImplementedError
 
     def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -41,3 +42,23 @@ def loader_workers(images: Any) -> int:
     if not isinstance(images, LazyImages):
         return 0
     return max(1, min(4, (os.cpu_count() or 2)))
+
+
+def epoch_batches(images: Any, labels: Any, index_batches: list[Any], device: Any) -> Iterator[tuple[Any, Any]]:
+    """The batches named by ``index_batches``, in order, on ``device``.
+
+    Tensors already on the device are indexed directly; lazy images are read by DataLoader worker
+    processes (the order is still exactly ``index_batches``, so resuming stays exact).
+    """
+    if not isinstance(images, LazyImages):
+        for index in index_batches:
+            yield images[index], labels[index]
+        return
+    import torch
+    from torch.utils.data import DataLoader
+
+    workers = loader_workers(images)
+    loader = DataLoader(LazyImageDataset(images, labels.numpy()), batch_sampler=[i.tolist() for i in index_batches],
+                        num_workers=workers, pin_memory=torch.device(device).type == "cuda")
+    for x, y in loader:
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)

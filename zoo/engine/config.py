@@ -9,7 +9,7 @@ from typing import Any
 from zoo.errors import ZooError
 
 #: Hyperparameters every family understands, with the engine's defaults.
-ENGINE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 64, "lr": 0.01}
+ENGINE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 64, "lr": 0.01, "optimizer": "sgd"}
 
 
 @dataclass

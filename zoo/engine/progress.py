@@ -1,4 +1,4 @@
-"""Progress: a live bar in a terminal, one plain line per epoch elsewhere (CI logs, files)."""
+"""Progress: a live bar in a terminal, plain lines elsewhere (CI logs, files): no carriage returns."""
 
 from __future__ import annotations
 
@@ -11,27 +11,38 @@ def _format(metrics: dict[str, float]) -> str:
 
 
 class Progress:
-    """Reports training progress to ``stream`` (stderr by default)."""
+    """Reports training progress to ``stream`` (stderr by default).
+
+    In a terminal: a tqdm bar per epoch. Elsewhere: one line per epoch, plus one every
+    ``log_every`` steps when that is set.
+    """
 
     def __init__(self, total_epochs: int, steps_per_epoch: int, *, enabled: bool = True,
-                 stream: TextIO | None = None) -> None:
+                 stream: TextIO | None = None, log_every: int | None = None) -> None:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.total_epochs = total_epochs
         self.steps_per_epoch = steps_per_epoch
         self.live = enabled and self.stream.isatty()
+        self.log_every = log_every if enabled and not self.live else None
         self._bar: Any = None
+        self._epoch = 0
 
-    def start_epoch(self, epoch: int) -> None:
+    def start_epoch(self, epoch: int, done: int = 0) -> None:
+        """Epoch ``epoch`` begins, ``done`` batches in (non-zero when resuming mid-epoch)."""
+        self._epoch = epoch
         if self.live:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}/{self.total_epochs}",
+            self._bar = tqdm(total=self.steps_per_epoch, initial=done, desc=f"epoch {epoch}/{self.total_epochs}",
                              file=self.stream, leave=False, dynamic_ncols=True)
 
-    def step(self) -> None:
+    def step(self, step: int) -> None:
+        """One more optimizer step; ``step`` is the run's step count."""
         if self._bar is not None:
             self._bar.update(1)
+        elif self.log_every and step % self.log_every == 0:
+            print(f"epoch {self._epoch}/{self.total_epochs} step {step}", file=self.stream, flush=True)
 
     def end_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         if self._bar is not None:
@@ -39,6 +50,11 @@ class Progress:
             self._bar = None
         if self.enabled:
             print(f"epoch {epoch}/{self.total_epochs} {_format(metrics)}", file=self.stream, flush=True)
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            self.close()
+            print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -81,7 +81,8 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     family = load_family(spec.family)
     weights = run_dir / WEIGHTS
     if not weights.exists():
-        raise ZooError(f"{run_dir} has no trained weights ({WEIGHTS}): the run did not finish; train again")
+        raise ZooError(f"{run_dir} has no trained weights ({WEIGHTS}): the run did not finish; "
+                       f"zoo train --resume {run_dir} finishes it")
     model = family.build(spec, data_info, model_args)
     load_weights(model, weights, spec.name)
     model.eval()
@@ -97,6 +98,11 @@ def load_weights(model: Any, path: Path, model_name: str) -> None:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ZooError(f"weights file {path} is truncated or corrupted ({exc}); restore it or train again") from None
+    load_weights_dict(model, state, path, model_name)
+
+
+def load_weights_dict(model: Any, state: dict[str, Any], path: Path, model_name: str) -> None:
+    """Load a state dict read from ``path`` into ``model``; a mismatch is one clear line."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

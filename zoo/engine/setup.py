@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,3 +35,23 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def deterministic_mode(enabled: bool) -> Iterator[None]:
+    """While active (when ``enabled``): deterministic algorithms only, no cuDNN autotuning."""
+    import torch
+
+    if not enabled:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be deterministic
+    cudnn = torch.backends.cudnn
+    previous = (torch.are_deterministic_algorithms_enabled(), cudnn.benchmark, cudnn.deterministic)
+    torch.use_deterministic_algorithms(True)
+    cudnn.benchmark, cudnn.deterministic = False, True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        cudnn.benchmark, cudnn.deterministic = previous[1], previous[2]

@@ -1,0 +1,142 @@
+"""Multi-process training on PyTorch's own engine: torchrun's environment, gloo/NCCL, DDP.
+
+``torchrun --nproc-per-node N -m zoo train ...`` sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; this
+module reads them, joins the process group and answers "who am I" for the loop. A single process
+is a world of size 1 and never touches ``torch.distributed``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from zoo.errors import ZooError
+
+
+@dataclass
+class World:
+    """This process's place among the training processes."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def any(self, *flags: bool) -> list[bool]:
+        """For each flag: is it set on any process? (One small all-reduce; free in a single process.)"""
+        if not self.distributed:
+            return list(flags)
+        import torch
+        import torch.distributed as dist
+
+        device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+        tensor = torch.tensor([float(f) for f in flags], device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in tensor.tolist()]
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every process."""
+        if not self.distributed:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every process's ``obj``, in rank order, on every process."""
+        if not self.distributed:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.size
+        dist.all_gather_object(out, obj)
+        return out
+
+
+def world_from_env() -> World:
+    """The world torchrun described in the environment (a world of one without torchrun)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    return World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def init_process_group(world: World, device: Any) -> None:
+    """Join the process group: NCCL on CUDA, gloo on the CPU."""
+    if not world.distributed:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+def shutdown(world: World) -> None:
+    if world.distributed:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def wrap_model(net: Any, world: World, device: Any, several_optimizers: bool) -> Any:
+    """``net`` wrapped in DistributedDataParallel when there are several processes, else ``net``.
+
+    With several optimizers each backward pass reaches only part of the model (say, a GAN's
+    discriminator), so DDP must look for unused parameters.
+    """
+    if not world.distributed:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=ids, find_unused_parameters=several_optimizers)
+
+
+def launch(nproc: int, args: list[str]) -> int:
+    """Run ``zoo train ARGS`` under torchrun with ``nproc`` processes on this machine; its exit code.
+
+    A Ctrl-C reaches torchrun and its workers from the terminal, so this process only waits for them
+    to save and stop; a SIGTERM sent to this process alone is passed on to torchrun.
+    """
+    import signal
+
+    if "WORLD_SIZE" in os.environ:
+        raise ZooError("--nproc was given inside a torchrun process; use either torchrun or --nproc, not both")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+               "--standalone", "-m", "zoo", "train", *args]
+    proc = subprocess.Popen(command)
+    received: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        received.append(signum)
+        proc.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except KeyboardInterrupt:
+                received.append(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    # torchrun exits 1 whenever its workers stopped on a signal; report the signal instead.
+    return 128 + received[0] if received and code else code

@@ -1,0 +1,53 @@
+"""Catching a non-finite loss without making the GPU wait for the CPU every step.
+
+Immediate (CPU, ``--on-nan skip``, several processes): ``loss.item()`` at the step, which costs
+next to nothing on the CPU. Deferred (one CUDA process, ``--on-nan stop``): the loss parts are copied
+to pinned host memory without waiting and looked at one step later, or before anything is written,
+so the last checkpoint on disk is always one from before the bad step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class DeferredLossCheck:
+    """Holds one step's loss parts until the next step (or a write) looks at them."""
+
+    def __init__(self) -> None:
+        self._pending: tuple[Any, Any, list[str], Any] | None = None
+
+    def push(self, losses: dict[str, Any], where: Any) -> tuple[Any, str] | None:
+        """Queue these losses; returns ``(where, parts)`` if the previously queued ones were not finite."""
+        import torch
+
+        problem = self.flush()
+        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+        event = None
+        if values.is_cuda:
+            host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+            host.copy_(values, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            values = host
+        self._pending = (values, event, list(losses), where)
+        return problem
+
+    def flush(self) -> tuple[Any, str] | None:
+        """Look at the queued losses now; ``(where, parts)`` if they were not finite."""
+        if self._pending is None:
+            return None
+        values, event, names, where = self._pending
+        self._pending = None
+        if event is not None:
+            event.synchronize()
+        numbers = values.tolist()
+        if math.isfinite(numbers[names.index("loss")]):
+            return None
+        return where, ", ".join(f"{name}={value:.4g}" for name, value in zip(names, numbers, strict=True))
+
+
+def defer_wanted(device: Any, on_nan: str, distributed: bool) -> bool:
+    """Defer only where it pays and is safe: one CUDA process that stops on a bad loss."""
+    return device.type == "cuda" and on_nan == "stop" and not distributed

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every CUDA check in one go (< 5 minutes on one GPU): for each built-in model, train briefly on the GPU,
+# Every CUDA check in one go (< 5 minutes on one GPU): the engine's CUDA tests and mixed-precision training;
+# for each built-in model, train briefly on the GPU,
 # export (fp32 + int8 + fp16 variants, parity on CPU and CUDA), `zoo verify --require cuda` with PyTorch
 # and from the bundle alone, then `zoo bench` with the CUDA provider. Everything printed also goes to
 # OUT_FILE (default benchmarks/results/gpu_check.txt).
@@ -53,6 +54,13 @@ print("providers that really run:", ", ".join(usable))
 for provider, reason in skipped.items():
     print(f"skipped {provider}: {reason}")
 EOF
+
+run_step "engine CUDA tests (fp32, bf16-mixed, 16-mixed, exact resume, deferred loss check)" \
+  python3 -m pytest -q -p no:cacheprovider tests/test_engine_cuda.py
+for precision in bf16-mixed 16-mixed; do
+  run_step "train cnn --precision $precision" zoo train cnn --device cuda --precision "$precision" \
+    --out "$work/precision-runs" --json
+done
 
 models=$(zoo list --json | python3 -c "import json, sys; print(' '.join(m['name'] for m in json.load(sys.stdin)))")
 echo "models: $models"

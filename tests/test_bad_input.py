@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from zoo.cli import cli
 
+from .helpers import assert_one_line_error
+
 
 def invoke(*args: str):
     return CliRunner().invoke(cli, [str(a) for a in args])
@@ -22,44 +24,38 @@ def run_copy(train_briefly, tmp_path: Path) -> Path:
     return Path(shutil.copytree(train_briefly("cnn").run_dir, tmp_path / "run"))
 
 
-def _one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], result.output
 
 
 def test_truncated_weights(run_copy: Path, tmp_path: Path) -> None:
     weights = run_copy / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    _one_line_error(invoke("export", run_copy, "--out", tmp_path / "ex"), "truncated or corrupted")
+    assert_one_line_error(invoke("export", run_copy, "--out", tmp_path / "ex"), "truncated or corrupted")
     assert not (tmp_path / "ex" / run_copy.name).exists()
 
 
 def test_garbage_weights(run_copy: Path, tmp_path: Path) -> None:
     (run_copy / "model.safetensors").write_bytes(b"\x00" * 4096)
-    _one_line_error(invoke("export", run_copy, "--out", tmp_path / "ex"), "truncated or corrupted")
+    assert_one_line_error(invoke("export", run_copy, "--out", tmp_path / "ex"), "truncated or corrupted")
 
 
 def test_weights_that_do_not_fit_the_model(run_copy: Path, train_briefly, tmp_path: Path) -> None:
     other = train_briefly("resnet-small").run_dir / "model.safetensors"
     shutil.copy(other, run_copy / "model.safetensors")
-    _one_line_error(invoke("export", run_copy, "--out", tmp_path / "ex"), "do not fit model 'cnn'")
+    assert_one_line_error(invoke("export", run_copy, "--out", tmp_path / "ex"), "do not fit model 'cnn'")
 
 
 def test_missing_weights_and_broken_config(run_copy: Path, tmp_path: Path) -> None:
     (run_copy / "config.json").write_text("{not json")
-    _one_line_error(invoke("export", run_copy), "corrupted")
+    assert_one_line_error(invoke("export", run_copy), "corrupted")
     (run_copy / "config.json").write_text(json.dumps({"model": "cnn"}))
-    _one_line_error(invoke("export", run_copy), "was not written by this zoo")
+    assert_one_line_error(invoke("export", run_copy), "was not written by this zoo")
 
 
 def test_unknown_model_in_a_run(run_copy: Path) -> None:
     config = json.loads((run_copy / "config.json").read_text())
     config["model"] = "gone-model"
     (run_copy / "config.json").write_text(json.dumps(config))
-    _one_line_error(invoke("export", run_copy), "unknown model 'gone-model'")
+    assert_one_line_error(invoke("export", run_copy), "unknown model 'gone-model'")
 
 
 def test_export_never_overwrites_without_force(run_copy: Path, tmp_path: Path) -> None:
@@ -68,7 +64,7 @@ def test_export_never_overwrites_without_force(run_copy: Path, tmp_path: Path) -
     bundle = out / run_copy.name
     marker = bundle / "notes.txt"
     marker.write_text("mine")
-    _one_line_error(invoke("export", run_copy, "--out", out), "already exists", "--force")
+    assert_one_line_error(invoke("export", run_copy, "--out", out), "already exists", "--force")
     assert marker.read_text() == "mine"
     assert invoke("export", run_copy, "--out", out, "--force").exit_code == 0
     assert not marker.exists() and (bundle / "model" / "model.onnx").exists()
@@ -82,9 +78,9 @@ def test_tampered_bundle_is_refused(run_copy: Path, tmp_path: Path) -> None:
     data = bytearray(graph.read_bytes())
     data[-10] ^= 0xFF
     graph.write_bytes(bytes(data))
-    _one_line_error(invoke("verify", out / run_copy.name), "model/model.onnx does not match its manifest hash")
+    assert_one_line_error(invoke("verify", out / run_copy.name), "model/model.onnx does not match its manifest hash")
     graph.unlink()
-    _one_line_error(invoke("verify", out / run_copy.name), "model/model.onnx is missing")
+    assert_one_line_error(invoke("verify", out / run_copy.name), "model/model.onnx is missing")
 
 
 def test_bundle_whose_run_moved_verifies_alone_and_asks_for_run(run_copy: Path, tmp_path: Path) -> None:
@@ -95,13 +91,13 @@ def test_bundle_whose_run_moved_verifies_alone_and_asks_for_run(run_copy: Path, 
     assert alone.exit_code == 0 and "pass --run" in alone.output and "parity: PASSED" in alone.output
     with_run = invoke("verify", out / run_copy.name, "--run", moved)
     assert with_run.exit_code == 0 and "not compared with PyTorch" not in with_run.output
-    _one_line_error(invoke("verify", out / run_copy.name, "--run", tmp_path / "nowhere"), "nowhere")
+    assert_one_line_error(invoke("verify", out / run_copy.name, "--run", tmp_path / "nowhere"), "nowhere")
 
 
 def test_unknown_or_unavailable_provider(run_copy: Path, tmp_path: Path) -> None:
     out = tmp_path / "ex"
     assert invoke("export", run_copy, "--out", out).exit_code == 0
-    _one_line_error(invoke("verify", out / run_copy.name, "--providers", "tpu"), "unknown provider 'tpu'")
+    assert_one_line_error(invoke("verify", out / run_copy.name, "--providers", "tpu"), "unknown provider 'tpu'")
 
 
 def test_onnxruntime_installed_twice_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:

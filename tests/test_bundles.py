@@ -22,6 +22,8 @@ from zoo.cli import cli
 from zoo.registry import build_catalog
 from zoo.runtime import CUDA, usable_providers
 
+from .helpers import assert_one_line_error
+
 MODELS = sorted(build_catalog().models)
 _exported: dict[str, Any] = {}
 
@@ -43,12 +45,6 @@ def invoke(*args: Any):
     return CliRunner().invoke(cli, [str(a) for a in args])
 
 
-def one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], result.output
 
 
 def resign(bundle: Path) -> None:
@@ -171,13 +167,13 @@ def test_external_data_stays_in_one_relative_file(train_briefly, tmp_path: Path)
     onnx.save(model, str(path))
     shutil.copy(bundle / "model" / "model.onnx.data", tmp_path / "outside.data")
     resign(bundle)
-    one_line_error(invoke("verify", bundle), "outside the bundle")
+    assert_one_line_error(invoke("verify", bundle), "outside the bundle")
 
 
 def test_tampered_test_vector_is_refused(bundle_of, tmp_path: Path) -> None:
     bundle = private_copy(bundle_of("cnn").bundle_dir, tmp_path)
     (bundle / "model" / "test_data_set_0" / "output_0.pb").write_bytes(b"garbage")
-    one_line_error(invoke("verify", bundle), "test_data_set_0/output_0.pb does not match its manifest hash")
+    assert_one_line_error(invoke("verify", bundle), "test_data_set_0/output_0.pb does not match its manifest hash")
 
 
 def test_graph_failing_the_checker_is_refused(bundle_of, tmp_path: Path) -> None:
@@ -189,7 +185,7 @@ def test_graph_failing_the_checker_is_refused(bundle_of, tmp_path: Path) -> None
     model.graph.node[0].input[0] = "no_such_tensor"
     onnx.save(model, str(path))
     resign(bundle)
-    one_line_error(invoke("verify", bundle), "fails the ONNX checker")
+    assert_one_line_error(invoke("verify", bundle), "fails the ONNX checker")
 
 
 def test_opset_onnx_runtime_cannot_run(bundle_of, tmp_path: Path) -> None:
@@ -203,7 +199,7 @@ def test_opset_onnx_runtime_cannot_run(bundle_of, tmp_path: Path) -> None:
             opset.version = onnx.defs.onnx_opset_version()  # newest the onnx package knows; newer than ORT's
     onnx.save(model, str(path))
     resign(bundle)
-    one_line_error(invoke("verify", bundle, "--bundle-only"), "opset", "--opset")
+    assert_one_line_error(invoke("verify", bundle, "--bundle-only"), "opset", "--opset")
 
 
 def test_quantize_on_a_graph_without_conv_or_matmul(train_briefly, tmp_path: Path,
@@ -237,7 +233,7 @@ def test_require_cuda(bundle_of) -> None:
         assert result.exit_code == 0 and cuda["session"]["providers_in_use"][0] == CUDA
         assert cuda["session"]["cuda_use_tf32"] == "0" and cuda["atol"] >= 1e-4
     else:
-        one_line_error(result, "cuda is required but cannot run here", skipped[CUDA][:40])
+        assert_one_line_error(result, "cuda is required but cannot run here", skipped[CUDA][:40])
 
 
 def test_bench_reports_latency_percentiles_and_throughput(bundle_of) -> None:
@@ -252,7 +248,7 @@ def test_bench_reports_latency_percentiles_and_throughput(bundle_of) -> None:
     table = invoke("bench", bundle_of("cnn").bundle_dir, "--runs", "2", "--warmup", "0", "--batch-sizes", "2",
                    "--no-torch")
     assert table.exit_code == 0 and "| model | onnxruntime | cpu | 2 |" in table.output
-    one_line_error(invoke("bench", bundle_of("cnn").bundle_dir, "--batch-sizes", "x"), "--batch-sizes")
+    assert_one_line_error(invoke("bench", bundle_of("cnn").bundle_dir, "--batch-sizes", "x"), "--batch-sizes")
 
 
 def test_int8_is_dynamic_for_matmul_graphs_and_calibrates_on_random_inputs_when_no_data_is_declared(

@@ -21,6 +21,8 @@ from zoo.engine.checkpoint import load_checkpoint
 from zoo.errors import ZooError
 from zoo.registry import build_catalog
 
+from .helpers import assert_one_line_error
+
 STEPS_PER_EPOCH = 12  # ceil(1438 training digits / 128)
 TINY = {"epochs": 2, "batch_size": 128, "progress": False, "deterministic": True}
 
@@ -211,12 +213,6 @@ def test_config_file_flags_override_and_run_toml_reproduces_the_run(tmp_path: Pa
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], result.output
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -228,14 +224,15 @@ def _one_line_error(result, *fragments: str) -> None:
 def test_bad_config_files(text: str, message: str, tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text(text)
-    _one_line_error(CliRunner().invoke(cli, ["train", "--config", str(config), "--out", str(tmp_path / "r")]), message)
+    result = CliRunner().invoke(cli, ["train", "--config", str(config), "--out", str(tmp_path / "r")])
+    assert_one_line_error(result, message)
     assert not (tmp_path / "r").exists()
 
 
 def test_16_mixed_on_the_cpu_is_one_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "cnn", "--device", "cpu", "--precision", "16-mixed",
                                       "--out", str(tmp_path)])
-    _one_line_error(result, "--precision 16-mixed needs a CUDA device", "bf16-mixed")
+    assert_one_line_error(result, "--precision 16-mixed needs a CUDA device", "bf16-mixed")
     assert not any(tmp_path.iterdir())
 
 
@@ -271,12 +268,12 @@ def test_bad_resumes_are_one_line_and_leave_the_run_untouched(stopped_run: Path,
     elif damage:
         _rewrite_state(last, **damage)
     before = folder_digest(run_dir)
-    _one_line_error(CliRunner().invoke(cli, ["train", *args, "--resume", str(run_dir)]), message)
+    assert_one_line_error(CliRunner().invoke(cli, ["train", *args, "--resume", str(run_dir)]), message)
     assert folder_digest(run_dir) == before
 
 
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
-    _one_line_error(CliRunner().invoke(cli, ["train", "--resume", str(tmp_path)]), "is not a zoo run directory")
+    assert_one_line_error(CliRunner().invoke(cli, ["train", "--resume", str(tmp_path)]), "is not a zoo run directory")
 
 
 def test_first_signal_sets_the_flag_and_the_second_aborts() -> None:
@@ -303,14 +300,14 @@ def test_tensorboard_asked_for_but_not_installed_is_one_line(tmp_path: Path) -> 
     if importlib.util.find_spec("tensorboard") is not None:
         pytest.skip("tensorboard is installed here")
     result = CliRunner().invoke(cli, ["train", "cnn", "--tensorboard", "--out", str(tmp_path)])
-    _one_line_error(result, "--tensorboard needs the tensorboard package")
+    assert_one_line_error(result, "--tensorboard needs the tensorboard package")
     assert not any(tmp_path.iterdir())
 
 
 def test_config_and_resume_do_not_mix(stopped_run: Path, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("epochs = 3\n")
-    _one_line_error(CliRunner().invoke(cli, ["train", "--resume", str(stopped_run), "--config", str(config)]),
+    assert_one_line_error(CliRunner().invoke(cli, ["train", "--resume", str(stopped_run), "--config", str(config)]),
                     "--config and --resume do not mix")
 
 
@@ -320,6 +317,7 @@ import torch.nn.functional as F
 from zoo.hookspecs import hookimpl
 from zoo.specs import FamilySpec, InputSpec, ModelSpec
 from zoo_cnn.family import ClassifierFamily
+
 
 
 class TwoOptimizers(ClassifierFamily):

@@ -39,7 +39,8 @@ def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata:
     size = sum(p.numel() * p.element_size() for p in [*module.parameters(), *module.buffers()])
     external_data = external_data or size >= PROTOBUF_LIMIT - (64 << 20)
     # The exporters print progress and deprecation chatter; keep the user's terminal clean.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_torch_logs(), torch.no_grad():
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    with warnings.catch_warnings(), quiet, quiet_logger("torch.onnx"), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             if exporter == "dynamo":
@@ -110,8 +111,9 @@ def _weights_to_one_file(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_torch_logs() -> Iterator[None]:
-    logger = logging.getLogger("torch.onnx")
+def quiet_logger(name: str | None = None) -> Iterator[None]:
+    """Only errors from logger ``name`` (the root logger by default) for the duration."""
+    logger = logging.getLogger(name)
     level = logger.level
     logger.setLevel(logging.ERROR)
     try:

@@ -6,8 +6,6 @@ which ships with ONNX Runtime: nothing extra to install.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import tempfile
 import time
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bundles.onnx_graph import quiet_logger
 from zoo.errors import ZooError
 
 #: Element tolerance (atol, rtol) of each variant against the fp32 model; the task metric decides besides.
@@ -75,7 +74,7 @@ def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
     if not ops & (QUANTIZABLE_STATIC | QUANTIZABLE_DYNAMIC):
         raise ZooError(f"graph {graph_name!r} has no Conv, MatMul or Gemm for int8 to quantize; "
                        "export it without --quantize")
-    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp, _quiet_root_logger():
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp, quiet_logger():
         prepared = Path(tmp) / "prepared.onnx"
         try:
             if ops & QUANTIZABLE_STATIC:
@@ -100,16 +99,6 @@ def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
     return method
 
 
-@contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """The quantizer gives advice through the root logger; keep the user's terminal for zoo's own output."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 class _Calibration:

@@ -255,3 +255,19 @@ def test_model_adapts_to_the_data_or_names_the_flag(tmp_path: Path) -> None:
                               "--out", str(tmp_path / "runs")])
     assert out.exit_code == 0, out.output
     assert "cnn adapted to the data: in_channels 1→3, num_classes 10→3, image_size [8, 8]→[12, 12]" in out.output
+
+
+def test_augmentation_shifts_reproducibly_and_trains(tmp_path: Path) -> None:
+    import torch
+
+    import zoo
+    from zoo.data.augment import random_shift
+
+    images = torch.arange(2 * 1 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)
+    a = random_shift(images, seed=0, epoch=1, batch=3)
+    assert torch.equal(a, random_shift(images, seed=0, epoch=1, batch=3)), "same seed, epoch and batch: same shift"
+    assert a.shape == images.shape
+    assert any(not torch.equal(random_shift(images, seed=0, epoch=1, batch=b), images) for b in range(5))
+    run = zoo.train("cnn", epochs=2, augment=True, progress=False, out=tmp_path)
+    assert run.summary["metrics"]["val_accuracy"] > 0.5, "ten classes: chance is 0.1"
+    assert "augment = true" in (run.run_dir / "run.toml").read_text()

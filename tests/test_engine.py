@@ -69,7 +69,7 @@ def test_stopped_anywhere_and_resumed_ends_bitwise_equal(model: str, tmp_path: P
 
 def test_resume_is_exact_with_every_option_in_play(tmp_path: Path) -> None:
     options = {**TINY, "optimizer": "adamw", "schedule": "cosine", "warmup_steps": 3, "grad_clip": 0.5,
-               "accumulate": 2, "save_every": 2, "keep_last": 2}
+               "accumulate": 2, "save_every": 2, "keep_last": 2, "augment": True}
     whole = zoo.train("cnn", out=tmp_path, **options)
     part = zoo.train("cnn", out=tmp_path, max_steps=5, **options)
     resumed = zoo.train(resume=part.run_dir, progress=False)

@@ -157,6 +157,8 @@ def _train_options(command: Any) -> Any:
         click.option("--data", "dataset", metavar="NAME[:PATH]", help="Dataset (default: digits); see zoo datasets."),
         click.option("--image-size", metavar="HxW", help="Resize the data's images to H×W (bilinear), e.g. 28x28."),
         click.option("--channels", type=int, help="Convert images to 1 (grayscale) or 3 (RGB) channels."),
+        click.option("--augment", is_flag=True, default=None,
+                     help="Light augmentation: shift training images by up to 1/8 of their size."),
         click.option("--epochs", type=int, help="Epochs (default: the model's)."),
         click.option("--batch-size", type=int, help="Global batch size, over all processes (default: the model's)."),
         click.option("--lr", type=float, help="Learning rate (default: the model's)."),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from zoo.data.augment import augment_batch
 from zoo.data.lazy import LazyImages
 from zoo.data.torch_data import epoch_batches
 from zoo.engine import checkpoint as ckpt
@@ -279,7 +280,10 @@ class Trainer:
         while self.batch_in_epoch <= last:
             b = self.batch_in_epoch
             boundary = (b + 1) % accumulate == 0 or b == last
-            self._train_batch(next(batches), first=b % accumulate == 0, boundary=boundary)
+            batch = next(batches)
+            if self.options.augment:
+                batch = augment_batch(batch, seed=self.options.seed + self.world.rank, epoch=self.epoch, index=b)
+            self._train_batch(batch, first=b % accumulate == 0, boundary=boundary)
             self.batch_in_epoch += 1
             if not boundary:
                 continue

@@ -35,6 +35,7 @@ class TrainOptions:
     dataset: str = "digits"
     image_size: str | None = None  # "HxW": resize the data's images
     channels: int | None = None  # 1 (grayscale) or 3 (RGB): convert the data's images
+    augment: bool = False  # random shifts of up to 1/8 of the image side while training
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from zoo.data import DataInfo, DataSplits
@@ -39,6 +41,8 @@ class GraphSpec:
     rtol: float = 1e-5
     #: Name of an output holding class scores: verification then reports top-1 agreement on it.
     class_output: str | None = None
+    #: Strings stamped into the ONNX file's metadata_props (and so into the manifest). A graph that
+    #: ``zoo sample`` can draw from declares ``SAMPLER_KEY`` (see :mod:`zoo.sampling`).
     metadata: dict[str, str] = field(default_factory=dict)
 
 
@@ -77,6 +81,18 @@ class Family:
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
         """The ONNX graphs to export from a trained model."""
         raise NotImplementedError
+
+    def epoch_end(
+        self, model: torch.nn.Module, data: DataSplits, run_dir: Path, epoch: int, device: Any
+    ) -> dict[str, float]:
+        """Called after :meth:`evaluate` each epoch (model in eval mode, no grad): write per-epoch
+        pictures into ``run_dir`` and return extra metrics for that epoch's log line. Default: nothing."""
+        return {}
+
+    def final_metrics(self, model: torch.nn.Module, data: DataSplits, run_dir: Path, device: Any) -> dict[str, Any]:
+        """Called once after the last epoch (model in eval mode, no grad): metrics merged into
+        ``summary.json`` under ``"metrics"``. Default: none."""
+        return {}
 
 
 def make_optimizer(params: Any, hp: dict[str, Any]) -> Any:

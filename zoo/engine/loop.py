@@ -14,6 +14,7 @@ from zoo.engine.config import TrainConfig, resolve_hyperparameters
 from zoo.engine.progress import Progress
 from zoo.engine.runs import CONFIG, METRICS, SUMMARY, WEIGHTS, new_run_dir
 from zoo.engine.setup import pick_device, seed_everything
+from zoo.plots import LOSS_CURVE, write_loss_curve
 from zoo.errors import ZooError
 
 
@@ -132,6 +133,7 @@ def fit(
             net.eval()
             with torch.no_grad():
                 metrics.update(family.evaluate(net, data, device))
+                metrics.update(family.epoch_end(net, data, run_dir, epoch, device))  # family hook: pictures, metrics
             value = metrics.get(monitor)
             if value is not None and (best is None or (value > best[0] if mode == "max" else value < best[0])):
                 best = (value, epoch)
@@ -140,6 +142,10 @@ def fit(
             progress.end_epoch(epoch, metrics)
     progress.close()
     save_weights(run_dir / WEIGHTS, net.state_dict(), metadata={"model": config.model, "run_id": run_dir.name})
+    net.eval()
+    with torch.no_grad():
+        metrics = {**metrics, **family.final_metrics(net, data, run_dir, device)}  # family hook: final metrics
+    write_loss_curve(run_dir / METRICS, run_dir / LOSS_CURVE)  # every run of every family
     summary = {
         "model": config.model,
         "family": config.family,

@@ -16,6 +16,9 @@ from zoo.registry import list_plugins
 
 from .conftest import TINY_CLASSIFIER_PLUGIN
 
+#: What the plugzoo distribution itself registers (classifier, GAN and VAE families).
+BUILTIN_MODELS = ["beta-vae", "cgan", "cnn", "gan", "resnet-small", "vae"]
+
 
 def _record(name: str):
     return next(r for r in list_plugins() if r.name == name)
@@ -40,7 +43,7 @@ def test_plugin_that_fails_to_import_is_reported_and_the_rest_load(
     make_plugin: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     make_plugin("broken", "raise ImportError('needs a missing package')\n")
-    assert [s.name for s in zoo.list_models()] == ["cnn", "resnet-small"]
+    assert [s.name for s in zoo.list_models()] == BUILTIN_MODELS
     err = capsys.readouterr().err
     assert "plugin 'broken': failed to import (ImportError: needs a missing package)" in err
     assert len([line for line in err.splitlines() if "broken" in line]) == 1
@@ -128,7 +131,7 @@ def test_load_and_block_lists(make_plugin: Callable[..., Path], monkeypatch: pyt
     assert {"model-one", "model-two"} <= names()
     monkeypatch.setenv("ZOO_LOAD_PLUGINS", "")
     zoo.registry.reset()
-    assert names() == {"cnn", "resnet-small"}, "empty ZOO_LOAD_PLUGINS = built-ins only"
+    assert names() == set(BUILTIN_MODELS), "empty ZOO_LOAD_PLUGINS = built-ins only"
     monkeypatch.setenv("ZOO_LOAD_PLUGINS", "two")
     zoo.registry.reset()
     assert "model-two" in names() and "model-one" not in names()

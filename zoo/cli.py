@@ -228,6 +228,19 @@ def verify(bundle: str, providers: str | None, run_dir: str | None, as_json: boo
         sys.exit(ParityError.exit_code)
 
 
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--n", "count", default=64, show_default=True, type=int, help="How many images to draw.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the noise.")
+@click.option("--out", type=click.Path(), help="PNG file to write (default: <bundle>-samples-seed<S>.png here).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def sample(bundle: str, count: int, seed: int, out: str | None, force: bool) -> None:
+    """Draw images from a GAN or VAE bundle with ONNX Runtime alone (torch is not imported)."""
+    from zoo.sampling import sample_bundle
+
+    click.echo(f"samples: {sample_bundle(bundle, n=count, seed=seed, out=out, force=force)}")
+
+
 def _add_plugin_commands() -> None:
     """Let plugins add commands; a plugin that fails here is reported and skipped."""
     from zoo.plugins import report_problem

@@ -27,6 +27,7 @@ def write_loss_curve(metrics_log: Path, out: Path) -> None:
 
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from zoo.atomic import atomic_write
 
@@ -35,6 +36,7 @@ def write_loss_curve(metrics_log: Path, out: Path) -> None:
     try:
         for name, values in series.items():
             ax.plot(epochs, values, marker="o" if len(epochs) < 20 else None, markersize=3, label=name)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.set_title(metrics_log.parent.name, fontsize=9)

@@ -44,7 +44,7 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
         raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
     manifest = read_json(bundle / MANIFEST, "bundle manifest")
     check_files(bundle, manifest)
-    name, graph = _sampler_graph(bundle, manifest)
+    graph = _sampler_graph(bundle, manifest)
     target = Path(out) if out else Path(f"{bundle.name}-samples-seed{seed}.png")
     if target.suffix.lower() != ".png":
         raise ZooError(f"--out {target} must end in .png")
@@ -65,9 +65,9 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
     return save_grid(to_pixels(images, norm["mean"], norm["std"]), target, columns)
 
 
-def _sampler_graph(bundle: Path, manifest: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    for name, graph in manifest.get("graphs", {}).items():
+def _sampler_graph(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    for graph in manifest.get("graphs", {}).values():
         if SAMPLER_KEY in graph.get("metadata", {}):
-            return name, graph
+            return graph
     raise ZooError(f"{bundle} is a {manifest.get('family', 'unknown')!r} bundle with no generator or decoder "
                    "graph to draw from; zoo sample works on GAN and VAE bundles")

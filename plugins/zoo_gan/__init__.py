@@ -31,7 +31,7 @@ def register_families(register: Callable[[Any], None]) -> None:
 def register_models(register: Callable[[Any], None]) -> None:
     register(
         ModelSpec(
-            name="dcgan",
+            name="gan",
             family="gan",
             summary="DCGAN whose layers follow the image size (latent 100, BCE with logits, N(0, 0.02) init)",
             builder="zoo_gan.models:dcgan",

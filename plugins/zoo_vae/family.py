@@ -13,7 +13,6 @@ from zoo.family import Family, GraphSpec
 from zoo.quality import judge_for_run, sample_quality
 from zoo.sampling import sampler_metadata
 from zoo.specs import ModelSpec
-
 from zoo_vae.models import VAE
 
 QUALITY_SAMPLES = 1000
@@ -27,7 +26,7 @@ def negative_elbo(model: VAE, images: torch.Tensor, generator: torch.Generator |
     mean, log_variance = model.encoder(images)
     noise = torch.randn(mean.shape, generator=generator).to(mean.device) if generator else torch.randn_like(mean)
     latent = mean + noise * torch.exp(0.5 * log_variance)
-    recon_nll = -model.log_likelihood(model.quantise(images), model.decoder.pixels(latent))
+    recon_nll = -model.log_likelihood(model.quantise(images), latent)
     kl = 0.5 * (mean.pow(2) + log_variance.exp() - 1 - log_variance).sum(dim=1)
     return recon_nll, kl, mean
 
@@ -55,6 +54,8 @@ class VAEFamily(Family):
     """
 
     monitor = ("val_nelbo", "min")
+    #: Weight of the KL term in the training loss; set from the run's hyperparameters by configure_optimizers.
+    beta = 1.0
     hyperparameters = {"optimizer": "adam", "beta": 1.0, "classifier_run": ""}  # noqa: RUF012
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
@@ -76,7 +77,7 @@ class VAEFamily(Family):
     def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
         images, _ = batch
         recon_nll, kl, _ = negative_elbo(model, images)
-        return {"loss": (recon_nll + getattr(self, "beta", 1.0) * kl).mean(), "nelbo": (recon_nll + kl).mean(),
+        return {"loss": (recon_nll + self.beta * kl).mean(), "nelbo": (recon_nll + kl).mean(),
                 "recon_nll": recon_nll.mean(), "kl": kl.mean()}
 
     def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
@@ -84,7 +85,7 @@ class VAEFamily(Family):
         recon_nll, kl, mean = negative_elbo(model, images, torch.Generator().manual_seed(0))
         pixels = model.quantise(images)
         mse = (model.decoder.pixels(mean) - pixels).pow(2).mean()
-        return {"val_loss": float((recon_nll + getattr(self, "beta", 1.0) * kl).mean()),
+        return {"val_loss": float((recon_nll + self.beta * kl).mean()),
                 "val_nelbo": float((recon_nll + kl).mean()), "val_recon_nll": float(recon_nll.mean()),
                 "val_kl": float(kl.mean()), "val_recon_mse": float(mse)}
 
@@ -126,8 +127,15 @@ class VAEFamily(Family):
                       real_inputs=lambda splits: (splits.x_val,)),
             GraphSpec(name="decoder", module=model.decoder, input_names=["latent"], output_names=["image"],
                       random_inputs=latent_inputs,
+                      real_inputs=lambda splits: (_posterior_means(model, splits.x_val),),
                       metadata=sampler_metadata(noise_input="latent", latent_dim=latent)),
         ]
+
+
+def _posterior_means(model: VAE, images: np.ndarray) -> np.ndarray:
+    """Latent codes of real images (the encoder's means): realistic decoder inputs for parity checks."""
+    with torch.no_grad():
+        return model.encoder.cpu()(torch.from_numpy(images))[0].numpy()
 
 
 def _folder(run_dir: Path, name: str) -> Path:

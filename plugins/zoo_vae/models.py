@@ -11,6 +11,9 @@ from torch import nn
 
 from zoo.layers import PixelsToInput, check_latent, doubling_plan
 
+#: Floor of a pixel's log-scale: keeps the likelihood finite once the decoder is very sure.
+MIN_LOG_SCALE = -7.0
+
 
 class Encoder(nn.Module):
     """image (model-input space) → (mean, log-variance) of q(z | x)."""
@@ -32,7 +35,10 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """latent → image: the mean of p(x | z), as pixels in [0, 1] (``pixels``) or normalised (``forward``)."""
+    """latent → image: the location of p(x | z), as pixels in [0, 1] (``pixels``) or normalised (``forward``).
+
+    ``likelihood`` also gives the per-pixel log-scale of p(x | z); the exported graph is ``forward``.
+    """
 
     def __init__(self, channels: int, image_size: Sequence[int], features: int, latent_dim: int,
                  mean: Sequence[float], std: Sequence[float]) -> None:
@@ -45,18 +51,23 @@ class Decoder(nn.Module):
         for _ in range(doublings):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
             width //= 2
-        self.body = nn.Sequential(*layers, nn.Conv2d(width, channels, 3, padding=1), nn.Sigmoid())
+        self.body = nn.Sequential(*layers, nn.Conv2d(width, 2 * channels, 3, padding=1))
         self.to_input = PixelsToInput(mean, std)
 
+    def likelihood(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Location in [0, 1] and log-scale (at least ``MIN_LOG_SCALE``) of each pixel's logistic."""
+        location, log_scale = self.body(self.project(latent).view(-1, *self.base)).chunk(2, dim=1)
+        return torch.sigmoid(location), log_scale.clamp_min(MIN_LOG_SCALE)
+
     def pixels(self, latent: torch.Tensor) -> torch.Tensor:
-        return self.body(self.project(latent).view(-1, *self.base))
+        return self.likelihood(latent)[0]
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         return self.to_input(self.pixels(latent))
 
 
 class VAE(nn.Module):
-    """Encoder, decoder and a learned per-pixel log-scale of the pixel likelihood.
+    """Encoder and decoder; the decoder gives each pixel's likelihood a location and a scale.
 
     p(x | z) is a discretised logistic over the data's ``levels`` intensity levels (17 for digits:
     0–16), so log-likelihoods are of the actual discrete pixels and the ELBO is in nats per image.
@@ -77,7 +88,6 @@ class VAE(nn.Module):
         self.latent_dim, self.levels = latent_dim, levels
         self.encoder = Encoder(in_channels, size, features, latent_dim)
         self.decoder = Decoder(in_channels, size, features, latent_dim, mean, std)
-        self.log_scale = nn.Parameter(torch.full((in_channels, *size), math.log(0.1)))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction (model-input space, from the posterior mean), mean and log-variance."""
@@ -89,9 +99,10 @@ class VAE(nn.Module):
         pixels = self.decoder.to_input.inverse(images).clamp(0, 1)
         return torch.round(pixels * (self.levels - 1)) / (self.levels - 1)
 
-    def log_likelihood(self, pixels: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
-        """log p(pixels | mu) per image (nats), summed over pixels; ``pixels`` on the level grid."""
-        return discretised_logistic_log_prob(pixels, mu, self.log_scale, self.levels).flatten(1).sum(1)
+    def log_likelihood(self, pixels: torch.Tensor, latent: torch.Tensor) -> torch.Tensor:
+        """log p(pixels | latent) per image (nats), summed over pixels; ``pixels`` on the level grid."""
+        location, log_scale = self.decoder.likelihood(latent)
+        return discretised_logistic_log_prob(pixels, location, log_scale, self.levels).flatten(1).sum(1)
 
 
 def discretised_logistic_log_prob(x: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor,

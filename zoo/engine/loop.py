@@ -14,8 +14,8 @@ from zoo.engine.config import TrainConfig, resolve_hyperparameters
 from zoo.engine.progress import Progress
 from zoo.engine.runs import CONFIG, METRICS, SUMMARY, WEIGHTS, new_run_dir
 from zoo.engine.setup import pick_device, seed_everything
-from zoo.plots import LOSS_CURVE, write_loss_curve
 from zoo.errors import ZooError
+from zoo.plots import LOSS_CURVE, write_loss_curve
 
 
 @dataclass

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits
-from zoo.errors import ZooError
 from zoo.family import Family, GraphSpec, make_optimizer
 from zoo.quality import judge_for_run, sample_quality
 from zoo.sampling import sampler_metadata
@@ -35,12 +34,9 @@ class GANFamily(Family):
     """
 
     optimizer_order = ("discriminator", "generator")
-    #: Target for real images in the discriminator loss (below 1: one-sided label smoothing);
-    #: set from the run's hyperparameters by configure_optimizers.
-    real_label = 1.0
     monitor = ("sample_confident", "max")
     hyperparameters = {"optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "beta2": 0.999,  # noqa: RUF012
-                       "real_label": 1.0, "classifier_run": ""}
+                       "classifier_run": ""}
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
         args: dict[str, Any] = {"in_channels": data.channels, "image_size": [data.height, data.width],
@@ -50,9 +46,6 @@ class GANFamily(Family):
         return args
 
     def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
-        self.real_label = float(hp.get("real_label", 1.0))
-        if not 0.5 < self.real_label <= 1.0:
-            raise ZooError(f"--hp real_label must be above 0.5 and at most 1, got {self.real_label}")
         return {"discriminator": make_optimizer(model.discriminator.parameters(), hp),
                 "generator": make_optimizer(model.generator.parameters(), hp)}
 
@@ -64,7 +57,7 @@ class GANFamily(Family):
                 fakes = model.generator(noise, fake_labels)
             real_logits = model.discriminator(images, labels if model.num_classes else None)
             fake_logits = model.discriminator(fakes, fake_labels)
-            loss = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, self.real_label))
+            loss = (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
                     + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
             return {"loss": loss, "real_accuracy": (real_logits > 0).float().mean(),
                     "fake_accuracy": (fake_logits < 0).float().mean()}

@@ -65,22 +65,20 @@ class Discriminator(nn.Module):
     A label is given to the discriminator as one extra image channel (a learned map per class).
     """
 
-    def __init__(self, channels: int, image_size: Sequence[int], features: int, num_classes: int,
-                 spectral_norm: bool = False) -> None:
+    def __init__(self, channels: int, image_size: Sequence[int], features: int, num_classes: int) -> None:
         super().__init__()
         base_h, base_w, doublings = doubling_plan(image_size)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.label_map = nn.Embedding(num_classes, self.image_size[0] * self.image_size[1]) if num_classes else None
-        norm = nn.utils.parametrizations.spectral_norm if spectral_norm else (lambda m: m)
         width = features
-        layers: list[nn.Module] = [norm(nn.Conv2d(channels + (1 if num_classes else 0), width, 3, padding=1)),
+        layers: list[nn.Module] = [nn.Conv2d(channels + (1 if num_classes else 0), width, 3, padding=1),
                                    nn.LeakyReLU(0.2, True)]
         for _ in range(doublings):
-            layers += [norm(nn.Conv2d(width, width * 2, 4, stride=2, padding=1, bias=spectral_norm)),
-                       nn.Identity() if spectral_norm else nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(width, width * 2, 4, stride=2, padding=1, bias=False),
+                       nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True)]
             width *= 2
         self.body = nn.Sequential(*layers)
-        self.head = norm(nn.Linear(width * base_h * base_w, 1))
+        self.head = nn.Linear(width * base_h * base_w, 1)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.label_map is not None:
@@ -95,7 +93,7 @@ class GAN(nn.Module):
 
     def __init__(self, in_channels: int = 1, image_size: Sequence[int] = (8, 8), latent_dim: int = 100,
                  features: int = 64, num_classes: int = 0, mean: Sequence[float] = (0.5,),
-                 std: Sequence[float] = (0.5,), spectral_norm: bool = False) -> None:
+                 std: Sequence[float] = (0.5,)) -> None:
         super().__init__()
         check_latent(latent_dim)
         if in_channels <= 0 or features <= 0 or num_classes < 0:
@@ -105,14 +103,14 @@ class GAN(nn.Module):
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(v) for v in image_size)
         self.latent_dim, self.num_classes = latent_dim, num_classes
         self.generator = Generator(latent_dim, in_channels, size, features, num_classes, mean, std)
-        self.discriminator = Discriminator(in_channels, size, features, num_classes, spectral_norm)
+        self.discriminator = Discriminator(in_channels, size, features, num_classes)
         dcgan_init(self)
 
 
 def dcgan(in_channels: int = 1, image_size: Sequence[int] = (8, 8), latent_dim: int = 100, features: int = 64,
-          mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.5,), spectral_norm: bool = False) -> GAN:
+          mean: Sequence[float] = (0.5,), std: Sequence[float] = (0.5,)) -> GAN:
     """Unconditional DCGAN."""
-    return GAN(in_channels, image_size, latent_dim, features, 0, mean, std, spectral_norm)
+    return GAN(in_channels, image_size, latent_dim, features, 0, mean, std)
 
 
 def conditional_dcgan(in_channels: int = 1, image_size: Sequence[int] = (8, 8), latent_dim: int = 100,

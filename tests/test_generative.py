@@ -76,6 +76,12 @@ def test_unreachable_image_size_and_zero_latent_are_one_line_errors(name: str, t
     assert not out.exists() or not any(out.iterdir()), "nothing is written for a model that cannot be built"
 
 
+def test_negative_beta_is_a_one_line_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["train", "vae", "--hp", "beta=-1", "--out", str(tmp_path / "runs")])
+    _one_line_error(result, "--hp beta must be a number of at least 0")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
 TINY_DATASET_PLUGIN = '''
 import numpy as np
 from zoo.data import split_and_normalise

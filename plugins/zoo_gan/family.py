@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits
+from zoo.errors import ZooError
 from zoo.family import Family, GraphSpec, make_optimizer
 from zoo.quality import judge_for_run, sample_quality
 from zoo.sampling import sampler_metadata
@@ -36,7 +37,7 @@ class GANFamily(Family):
     optimizer_order = ("discriminator", "generator")
     monitor = ("sample_confident", "max")
     hyperparameters = {"optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "beta2": 0.999,  # noqa: RUF012
-                       "classifier_run": ""}
+                       "generator_steps": 1, "classifier_run": ""}
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
         args: dict[str, Any] = {"in_channels": data.channels, "image_size": [data.height, data.width],
@@ -46,6 +47,10 @@ class GANFamily(Family):
         return args
 
     def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
+        steps = hp.get("generator_steps", 1)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+            raise ZooError(f"--hp generator_steps must be a positive whole number, got {steps!r}")
+        self.optimizer_order = ("discriminator", *["generator"] * steps)
         return {"discriminator": make_optimizer(model.discriminator.parameters(), hp),
                 "generator": make_optimizer(model.generator.parameters(), hp)}
 
@@ -135,7 +140,11 @@ def gan_graphs(model: GAN, data: DataInfo) -> list[GraphSpec]:
 def _noise(model: GAN, n: int, device: Any, seed: int | None = None,
            ordered_labels: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Latent noise and (conditional models) uniformly drawn labels; ``seed`` keeps the global RNG untouched."""
-    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    if seed is None:  # training: the global RNG, on the device
+        noise = torch.randn(n, model.latent_dim, device=device)
+        labels = torch.randint(0, model.num_classes, (n,), device=device) if model.num_classes else None
+        return noise, labels
+    generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(n, model.latent_dim, generator=generator).to(device)
     if not model.num_classes:
         return noise, None

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from zoo.data import DataInfo, DataSplits
-from zoo.family import Family, GraphSpec
+from zoo.errors import ZooError
+from zoo.family import Family, GraphSpec, make_optimizer
 from zoo.quality import judge_for_run, sample_quality
 from zoo.sampling import sampler_metadata
 from zoo.specs import ModelSpec
@@ -33,18 +34,20 @@ def negative_elbo(model: VAE, images: torch.Tensor, generator: torch.Generator |
 
 def pixel_histogram_nll(data: DataSplits, levels: int) -> float:
     """Baseline: validation NLL (nats per image) of independent per-pixel histograms of the training
-    images over the ``levels`` intensities (add-one smoothing): a model with no latent structure."""
-    def level_index(x: np.ndarray) -> np.ndarray:
+    images over the ``levels`` intensities (add-one smoothing): the best model with no latent structure."""
+
+    def level_indices(images: np.ndarray) -> np.ndarray:  # N × pixels, each an intensity level index
         mean = np.asarray(data.info.mean, np.float32)[None, :, None, None]
         std = np.asarray(data.info.std, np.float32)[None, :, None, None]
-        return np.clip(np.round((x * std + mean) * (levels - 1)), 0, levels - 1).astype(np.int64)
+        levels_of = np.clip(np.round((images * std + mean) * (levels - 1)), 0, levels - 1)
+        return levels_of.astype(np.int64).reshape(len(images), -1)
 
-    train, val = level_index(data.x_train).reshape(len(data.x_train), -1), level_index(data.x_val).reshape(
-        len(data.x_val), -1)
-    counts = np.ones((train.shape[1], levels))
-    np.add.at(counts, (np.arange(train.shape[1])[None, :].repeat(len(train), 0), train), 1)
+    train, val = level_indices(data.x_train), level_indices(data.x_val)
+    pixels = np.arange(train.shape[1])
+    counts = np.ones((len(pixels), levels))
+    np.add.at(counts, (np.broadcast_to(pixels, train.shape), train), 1)
     log_probs = np.log(counts / counts.sum(axis=1, keepdims=True))
-    return float(-log_probs[np.arange(val.shape[1])[None, :], val].sum(axis=1).mean())
+    return float(-log_probs[pixels, val].sum(axis=1).mean())
 
 
 class VAEFamily(Family):
@@ -65,13 +68,10 @@ class VAEFamily(Family):
                 "mean": data.mean, "std": data.std}
 
     def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
-        from zoo.family import make_optimizer
-
-        self.beta = float(hp.get("beta", 1.0))
-        if self.beta < 0:
-            from zoo.errors import ZooError
-
-            raise ZooError(f"--hp beta must be 0 or more, got {self.beta}")
+        beta = hp.get("beta", 1.0)
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < float("inf"):
+            raise ZooError(f"--hp beta must be a number of at least 0, got {beta!r}")
+        self.beta = float(beta)
         return {"model": make_optimizer(model.parameters(), hp)}
 
     def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:

@@ -47,6 +47,16 @@ def test_discriminator_step_leaves_no_gradient_in_the_generator(name: str) -> No
     assert all(p.grad is not None for p in model.generator.parameters() if p.requires_grad)
 
 
+def test_generator_steps_set_the_step_ratio() -> None:
+    family = zoo.load_family("gan")
+    model = zoo.create_model("gan")
+    optimizers = family.configure_optimizers(model, {"lr": 2e-4, "optimizer": "adam", "generator_steps": 2})
+    assert family.optimizer_order == ("discriminator", "generator", "generator")
+    assert set(optimizers) == set(family.optimizer_order)
+    with pytest.raises(ZooError, match="generator_steps must be a positive whole number"):
+        family.configure_optimizers(model, {"lr": 2e-4, "optimizer": "adam", "generator_steps": 0})
+
+
 @pytest.mark.parametrize("size", [8, 16, 28, 32, 64])
 def test_layer_sizes_follow_the_image_size(size: int) -> None:
     import torch

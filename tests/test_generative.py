@@ -117,6 +117,18 @@ def test_data_whose_shape_the_model_cannot_take(make_plugin: Callable[..., Path]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+def test_a_small_two_class_dataset_trains_every_generative_model(make_plugin: Callable[..., Path],
+                                                                  tmp_path: Path) -> None:
+    """Few validation images (8), two classes, 8×8: grids, judge and metrics cope."""
+    make_plugin("small", TINY_DATASET_PLUGIN.replace("(40, 1, 5, 5)", "(40, 1, 8, 8)").replace('"odd"', '"small"'))
+    for name in GENERATIVE:
+        run = zoo.train(name, dataset="small", epochs=1, out=tmp_path / "runs", progress=False)
+        metrics = run.summary["metrics"]
+        assert all(np.isfinite(v) for v in metrics.values()), metrics
+        assert {"sample_class_share_a", "sample_class_share_b"} <= set(metrics)
+        assert (run.run_dir / "samples" / "epoch-001.png").exists()
+
+
 @pytest.mark.parametrize("name", GENERATIVE)
 def test_runs_leave_pictures_and_quality_metrics(name: str, train_briefly) -> None:
     from PIL import Image

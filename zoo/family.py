@@ -47,7 +47,14 @@ class GraphSpec:
 
 
 class Family:
-    """Base class for families. Override what differs; the defaults suit one-optimizer models."""
+    """Base class for families. Override what differs; the defaults suit one-optimizer models.
+
+    Per run the engine calls: ``data_args`` → ``build`` → ``configure_optimizers`` (the one hook that sees
+    the hyperparameters: keep what later hooks need on ``self``, or read the run's ``config.json``); then
+    every batch ``training_step`` once per name in ``optimizer_order`` (a name may repeat: a 1:2 ratio is
+    ``("discriminator", "generator", "generator")``; the engine zeroes only the stepped optimizer's
+    gradients); every epoch ``evaluate`` then ``epoch_end``; once at the end ``final_metrics``.
+    """
 
     #: Optimizers the family uses, stepped in this order for every batch.
     optimizer_order: tuple[str, ...] = ("model",)

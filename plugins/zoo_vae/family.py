@@ -97,12 +97,15 @@ class VAEFamily(Family):
         latent = torch.randn(GRID_SAMPLES, model.latent_dim, generator=torch.Generator().manual_seed(1))
         samples = model.decoder.pixels(latent.to(device)).cpu().numpy()
         save_grid(samples, _folder(run_dir, "samples") / f"epoch-{epoch:03d}.png", columns=10)
-        originals = torch.from_numpy(data.x_val[:RECONSTRUCTIONS]).to(device)
-        recon = model.decoder.pixels(model.encoder(originals)[0]).cpu().numpy()
-        pairs = np.concatenate([to_pixels(data.x_val[:RECONSTRUCTIONS], data.info.mean, data.info.std).reshape(
-            -1, 10, *recon.shape[1:]), recon.reshape(-1, 10, *recon.shape[1:])], axis=1)
+        columns = min(10, len(data.x_val))
+        count = min(RECONSTRUCTIONS, len(data.x_val)) // columns * columns
+        originals = data.x_val[:count]
+        recon = model.decoder.pixels(model.encoder(torch.from_numpy(originals).to(device))[0]).cpu().numpy()
+        rows = (-1, columns, *recon.shape[1:])  # a row of originals, then the row of their reconstructions
+        pairs = np.concatenate([to_pixels(originals, data.info.mean, data.info.std).reshape(rows),
+                                recon.reshape(rows)], axis=1)
         save_grid(pairs.reshape(-1, *recon.shape[1:]), _folder(run_dir, "reconstructions") / f"epoch-{epoch:03d}.png",
-                  columns=10)
+                  columns=columns)
         return {}
 
     def final_metrics(self, model: torch.nn.Module, data: DataSplits, run_dir: Path, device: Any) -> dict[str, Any]:

@@ -214,6 +214,8 @@ def test_damaged_classifier_cache_is_rebuilt_and_a_wrong_named_run_refused(
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
     judge = load_classifier("digits", 0, "cpu")
     assert judge.run_dir == copy and (copy / "model.safetensors").stat().st_size > 64
+    (copy / "model.safetensors").unlink()  # a half-written cache folder
+    assert load_classifier("digits", 0, "cpu").run_dir == copy and (copy / "model.safetensors").is_file()
     with pytest.raises(ZooError, match="name a classifier run trained on 'digits'"):
         load_classifier("digits", 0, "cpu", classifier_run=train_briefly("vae").run_dir)
 

@@ -14,6 +14,7 @@ run (by default the ``cnn`` model with its defaults, trained once per dataset an
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -47,7 +48,7 @@ class QualityClassifier:
     model: Any
     data_info: Any
     device: Any
-    _reference: dict[int, np.ndarray] = field(default_factory=dict)
+    _reference: dict[str, np.ndarray] = field(default_factory=dict)
 
     def predict(self, images: Any, source_info: Any, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """Class probabilities and penultimate features of model-input ``images`` (torch or numpy)
@@ -72,8 +73,8 @@ class QualityClassifier:
         return np.concatenate(probs).astype(np.float64), np.concatenate(feats).astype(np.float64)
 
     def reference_features(self, data: Any) -> np.ndarray:
-        """Penultimate features of the real training images (computed once per data object)."""
-        key = id(data.x_train)
+        """Penultimate features of the real training images (computed once per distinct training set)."""
+        key = hashlib.sha256(np.ascontiguousarray(data.x_train).tobytes()).hexdigest()
         if key not in self._reference:
             self._reference[key] = self.predict(data.x_train, data.info)[1]
         return self._reference[key]
@@ -97,7 +98,7 @@ def _renormalisation(source: Any, target: Any) -> tuple[Any, Any]:
 
 def load_classifier(dataset: str, seed: int, device: Any, classifier_run: str | Path = "") -> QualityClassifier:
     """The judge: the named classifier run, else the cached one for ``dataset`` and ``seed`` (trained once)."""
-    from zoo.engine.runs import WEIGHTS, load_run
+    from zoo.engine.runs import load_run
 
     if classifier_run:
         run = load_run(classifier_run)
@@ -107,10 +108,10 @@ def load_classifier(dataset: str, seed: int, device: Any, classifier_run: str | 
     else:
         cached = cache_dir() / "classifiers" / f"{dataset}-seed{seed}-{CLASSIFIER_MODEL}"
         run = None
-        if (cached / WEIGHTS).exists():
+        if cached.is_dir():
             try:
                 run = load_run(cached)
-            except ZooError:  # a damaged cache is rebuilt, never trusted
+            except ZooError:  # a damaged or half-written cache is rebuilt, never trusted
                 shutil.rmtree(cached, ignore_errors=True)
         if run is None:
             run = load_run(_train_classifier(dataset, seed, device, cached))

@@ -187,6 +187,12 @@ def test_zoo_sample_refuses_classifiers_bad_counts_and_overwriting(export_briefl
     assert mine.read_bytes() == b"not yours"
     assert runner.invoke(cli, ["sample", bundle, "--out", str(mine), "--force"]).exit_code == 0
     assert mine.read_bytes().startswith(b"\x89PNG")
+    damaged = Path(shutil.copytree(bundle, tmp_path / "damaged"))
+    graph = damaged / "generator.onnx"
+    graph.write_bytes(graph.read_bytes()[:-20])
+    _one_line_error(runner.invoke(cli, ["sample", str(damaged), "--out", str(tmp_path / "x.png")]),
+                    "generator.onnx does not match its manifest hash")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_frechet_distance() -> None:

@@ -39,8 +39,7 @@ class Generator(nn.Module):
         width = features * 2**doublings
         self.base = (width, base_h, base_w)
         self.label_embedding = nn.Embedding(num_classes, latent_dim) if num_classes else None
-        self.project = nn.Sequential(nn.Linear(latent_dim * (2 if num_classes else 1), width * base_h * base_w,
-                                               bias=False))
+        self.project = nn.Linear(latent_dim * (2 if num_classes else 1), width * base_h * base_w, bias=False)
         layers: list[nn.Module] = [nn.BatchNorm2d(width), nn.ReLU(True)]
         for _ in range(doublings):
             layers += [nn.ConvTranspose2d(width, width // 2, 4, stride=2, padding=1, bias=False),

@@ -63,6 +63,21 @@ def register_models(register):
 '''
 
 
+@pytest.fixture(scope="session", autouse=True)
+def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A private ZOO_CACHE_DIR for the session: the quality classifier is trained once, never in ~/.cache."""
+    import os
+
+    path = tmp_path_factory.mktemp("zoo-cache")
+    old = os.environ.get("ZOO_CACHE_DIR")
+    os.environ["ZOO_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("ZOO_CACHE_DIR", None)
+    else:
+        os.environ["ZOO_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runs")
@@ -82,3 +97,22 @@ def train_briefly(runs_dir: Path) -> Callable[[str], Any]:
         return _trained[name]
 
     return train
+
+
+_exported: dict[str, Any] = {}
+
+
+@pytest.fixture(scope="session")
+def export_briefly(train_briefly: Callable[[str], Any], tmp_path_factory: pytest.TempPathFactory
+                   ) -> Callable[[str], Any]:
+    """Export (CPU parity) the run ``train_briefly`` made for a model, once per session; the ExportResult."""
+    from zoo.bundles import export_run
+
+    out = tmp_path_factory.mktemp("exports")
+
+    def export(name: str) -> Any:
+        if name not in _exported:
+            _exported[name] = export_run(train_briefly(name).run_dir, out=out, providers=["cpu"])
+        return _exported[name]
+
+    return export

@@ -123,3 +123,16 @@ def test_sigterm_under_two_processes_stops_both_cleanly(target: str, tmp_path: P
     (run_dir,) = tmp_path.iterdir()
     state = load_checkpoint(run_dir / "checkpoints" / "last.safetensors").state
     assert state["world_size"] == 2 and len(state["rng"]) == 2
+
+
+@pytest.mark.parametrize("model", ["gan", "vae"])
+def test_families_that_call_model_parts_train_under_two_processes(model: str, tmp_path: Path) -> None:
+    """A GAN or VAE calls model.generator / model.encoder directly, so it gets no DDP wrapper: the engine
+    averages its gradients across processes itself (and its quality classifier trains in one process)."""
+    result = CliRunner().invoke(cli, ["train", model, "--epochs", "1", "--batch-size", "64", "--device", "cpu",
+                                      "--nproc", "2", "--max-steps", "3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
+    weights = load_file(run_dir / "model.safetensors")
+    assert all(torch.isfinite(t).all() for t in weights.values())
+    assert load_checkpoint(run_dir / "checkpoints" / "last.safetensors").state["world_size"] == 2

@@ -6,34 +6,50 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.bundles import export_run
+from zoo.data import DataInfo
 from zoo.registry import build_catalog
 
 MODELS = sorted(build_catalog().models)
 
 
+def default_data_info(spec) -> DataInfo:
+    """Data shaped like the model's default input (what the benchmark uses too)."""
+    classes = int(spec.model_args.get("num_classes", 10))
+    return DataInfo(name="test", channels=spec.input.channels, height=spec.input.height, width=spec.input.width,
+                    num_classes=classes, class_names=[str(i) for i in range(classes)],
+                    mean=[0.0] * spec.input.channels, std=[1.0] * spec.input.channels)
+
+
 @pytest.mark.parametrize("name", MODELS)
-def test_model_builds_and_runs_forward(name: str) -> None:
+def test_model_builds_and_every_graph_runs_forward(name: str) -> None:
     import torch
 
     spec = zoo.get_spec(name)
     family = zoo.load_family(spec.family)
-    model = zoo.create_model(name)
+    info = default_data_info(spec)
+    model = family.build(spec, info, {**spec.model_args, **family.data_args(spec, info)})
     assert isinstance(model, torch.nn.Module)
     assert family.optimizer_order, "a family steps at least one optimizer"
     model.eval()
-    with torch.no_grad():
-        out = model(torch.randn(3, *spec.input.shape))
-    outputs = out if isinstance(out, (tuple, list)) else (out,)
-    assert all(o.shape[0] == 3 and torch.isfinite(o).all() for o in outputs)
+    graphs = family.graphs(model, info)
+    assert graphs and len({g.name for g in graphs}) == len(graphs)
+    for graph in graphs:
+        inputs = graph.random_inputs(3, np.random.default_rng(0))
+        assert len(inputs) == len(graph.input_names)
+        with torch.no_grad():
+            out = graph.module(*(torch.from_numpy(a) for a in inputs))
+        outputs = out if isinstance(out, (tuple, list)) else (out,)
+        assert len(outputs) == len(graph.output_names)
+        assert all(o.shape[0] == 3 and torch.isfinite(o).all() for o in outputs)
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_model_trains_exports_and_passes_parity(name: str, train_briefly, tmp_path) -> None:
+def test_model_trains_exports_and_passes_parity(name: str, train_briefly, export_briefly) -> None:
     run = train_briefly(name)
     assert (run.run_dir / "model.safetensors").exists()
+    assert (run.run_dir / "loss_curve.png").stat().st_size > 0, "every run of every family gets a loss curve"
     assert all(np.isfinite(v) for v in run.summary["metrics"].values())
-    result = export_run(run.run_dir, out=tmp_path, providers=["cpu"])
+    result = export_briefly(name)
     assert result.parity["passed"], result.parity
     for graph in result.parity["graphs"].values():
         cpu = graph["CPUExecutionProvider"]

@@ -354,6 +354,19 @@ def bench(bundle: str, batch_sizes: str, threads: int, warmup: int, runs: int, p
 
 
 @cli.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--n", "count", default=64, show_default=True, type=int, help="How many images to draw.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for the noise.")
+@click.option("--out", type=click.Path(), help="PNG file to write (default: <bundle>-samples-seed<S>.png here).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def sample(bundle: str, count: int, seed: int, out: str | None, force: bool) -> None:
+    """Draw images from a GAN or VAE bundle with ONNX Runtime alone (torch is not imported)."""
+    from zoo.sampling import sample_bundle
+
+    click.echo(f"samples: {sample_bundle(bundle, n=count, seed=seed, out=out, force=force)}")
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the datasets as JSON.")
 def datasets(as_json: bool) -> None:
     """List the datasets installed plugins provide (NAME, or NAME:PATH for local files)."""

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import torch
 
     from zoo.data import DataInfo, DataSplits
@@ -41,16 +43,29 @@ class GraphSpec:
     rtol: float = 1e-5
     #: Name of an output holding class scores: verification then reports top-1 agreement on it.
     class_output: str | None = None
+    #: Strings stamped into the ONNX file's metadata_props (and so into the manifest). A graph that
+    #: ``zoo sample`` can draw from declares ``SAMPLER_KEY`` (see :mod:`zoo.sampling`).
     metadata: dict[str, str] = field(default_factory=dict)
     calibration_inputs: Callable[[DataSplits], tuple[np.ndarray, ...] | None] | None = None
     real_labels: Callable[[DataSplits], np.ndarray | None] | None = None
 
 
 class Family:
-    """Base class for families. Override what differs; the defaults suit one-optimizer models."""
+    """Base class for families. Override what differs; the defaults suit one-optimizer models.
+
+    Per run the engine calls: ``data_args`` → ``build`` → ``configure_optimizers`` (the one hook that sees
+    the hyperparameters: keep what later hooks need on ``self``, or read the run's ``config.json``); then
+    every batch ``training_step`` once per name in ``optimizer_order`` (a name may repeat: a 1:2 ratio is
+    ``("discriminator", "generator", "generator")``; the engine zeroes only the stepped optimizer's
+    gradients); every epoch ``evaluate`` then ``epoch_end``; once at the end ``final_metrics``.
+    """
 
     #: Optimizers the family uses, stepped in this order for every batch.
     optimizer_order: tuple[str, ...] = ("model",)
+    #: Under torchrun: True when ``training_step`` runs the model through ``model(...)``, so the engine can
+    #: hand it a DistributedDataParallel wrapper; False when it calls parts (``model.generator``), so the
+    #: engine hands it the plain module and averages the gradients across processes itself.
+    wraps_for_ddp: bool = True
     #: Metric used to say which epoch is best, and whether higher or lower is better.
     monitor: tuple[str, str] = ("val_loss", "min")
     #: Hyperparameters every model of this family accepts, with their defaults.
@@ -84,6 +99,18 @@ class Family:
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
         """The ONNX graphs to export from a trained model."""
         raise NotImplementedError
+
+    def epoch_end(
+        self, model: torch.nn.Module, data: DataSplits, run_dir: Path, epoch: int, device: Any
+    ) -> dict[str, float]:
+        """Called after :meth:`evaluate` each epoch (model in eval mode, no grad): write per-epoch
+        pictures into ``run_dir`` and return extra metrics for that epoch's log line. Default: nothing."""
+        return {}
+
+    def final_metrics(self, model: torch.nn.Module, data: DataSplits, run_dir: Path, device: Any) -> dict[str, Any]:
+        """Called once after the last epoch (model in eval mode, no grad): metrics merged into
+        ``summary.json`` under ``"metrics"``. Default: none."""
+        return {}
 
 
 def make_optimizer(params: Any, hp: dict[str, Any]) -> Any:

@@ -95,18 +95,32 @@ def shutdown(world: World) -> None:
             dist.destroy_process_group()
 
 
-def wrap_model(net: Any, world: World, device: Any, several_optimizers: bool) -> Any:
+def wrap_model(net: Any, world: World, device: Any, family: Any) -> Any:
     """``net`` wrapped in DistributedDataParallel when there are several processes, else ``net``.
 
-    With several optimizers each backward pass reaches only part of the model (say, a GAN's
-    discriminator), so DDP must look for unused parameters.
+    A family that calls parts of its model directly (``model.generator``; ``Family.wraps_for_ddp``
+    False) gets the plain module, which a DDP wrapper would neither expose nor synchronise; the engine
+    then averages its gradients itself (:func:`average_gradients`). With several optimizers each
+    backward pass reaches only part of the model, so DDP looks for unused parameters.
     """
-    if not world.distributed:
+    if not world.distributed or not getattr(family, "wraps_for_ddp", True):
         return net
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(net, device_ids=ids, find_unused_parameters=several_optimizers)
+    return DistributedDataParallel(net, device_ids=ids,
+                                   find_unused_parameters=len(family.optimizer_order) > 1)
+
+
+def average_gradients(optimizer: Any, world: World) -> None:
+    """Average the gradients of ``optimizer``'s parameters over all processes (what DDP does for one)."""
+    import torch.distributed as dist
+
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            if param.grad is not None:
+                dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+                param.grad.div_(world.size)
 
 
 def launch(nproc: int, args: list[str]) -> int:

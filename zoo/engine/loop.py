@@ -24,7 +24,14 @@ from zoo.engine import checkpoint as ckpt
 from zoo.engine import finite
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.config import TrainConfig, resolve_hyperparameters
-from zoo.engine.distributed import World, init_process_group, shutdown, world_from_env, wrap_model
+from zoo.engine.distributed import (
+    World,
+    average_gradients,
+    init_process_group,
+    shutdown,
+    world_from_env,
+    wrap_model,
+)
 from zoo.engine.metrics import MetricsLog, tensorboard_writer, truncate_after
 from zoo.engine.options import (
     SMOKE_BATCHES,
@@ -37,11 +44,12 @@ from zoo.engine.options import (
 )
 from zoo.engine.precision import Precision
 from zoo.engine.progress import Progress
-from zoo.engine.runs import CONFIG, SUMMARY, WEIGHTS, new_run_dir
+from zoo.engine.runs import CONFIG, METRICS, SUMMARY, WEIGHTS, new_run_dir
 from zoo.engine.schedules import make_schedulers
 from zoo.engine.setup import deterministic_mode, pick_device, seed_everything
 from zoo.engine.signals import Interrupted, InterruptFlag
 from zoo.errors import ZooError
+from zoo.plots import LOSS_CURVE, write_loss_curve
 
 RUN_TOML = "run.toml"
 
@@ -60,15 +68,17 @@ class RunResult:
 
 def train(model: str | None = None, *, config: str | Path | None = None, resume: str | Path | None = None,
           hyperparameters: dict[str, Any] | None = None, model_args: dict[str, Any] | None = None,
-          **options: Any) -> RunResult:
+          single_process: bool = False, **options: Any) -> RunResult:
     """Train ``model`` through the shared engine and write a run directory under ``out``.
 
     ``options`` are :class:`zoo.engine.options.TrainOptions` fields (``epochs``, ``lr``, ``precision``,
     ``max_steps``...); ``config`` is a TOML file of the same keys (options override it); ``resume``
-    continues the run in that folder from its last checkpoint.
+    continues the run in that folder from its last checkpoint. ``single_process`` trains in this
+    process alone even under torchrun (for a run started from inside another, such as a family's
+    quality classifier).
     """
     flags = {**options, "hp": hyperparameters or None, "args": model_args or None}
-    world = world_from_env()
+    world = World(0, 1, 0) if single_process else world_from_env()
     try:
         if resume is not None:
             from zoo.engine.resume import prepare_resume
@@ -125,8 +135,6 @@ class Trainer:
             data = replace(data, x_val=data.x_val[:SMOKE_VAL], y_val=data.y_val[:SMOKE_VAL])
         data_args = family.data_args(spec, data.info)
         resolved_args = {**spec.model_args, **data_args, **options.args}
-        if options.progress and world.is_main:
-            _say_adapted(spec, data_args)
         self.config = TrainConfig(
             model=spec.name, family=spec.family, dataset=options.dataset, seed=options.seed,
             device=str(self.device), hyperparameters=hp, model_args=resolved_args,
@@ -135,6 +143,8 @@ class Trainer:
         )
         self.spec, self.family, self.data, self.epochs = spec, family, data, epochs
         self._build(hp, resolved_args)
+        if options.progress and world.is_main:  # only once the model really took the data
+            _say_adapted(spec, data_args)
 
     # --- setting up -------------------------------------------------------------------------------
 
@@ -245,7 +255,7 @@ class Trainer:
         self.progress = Progress(self.epochs, self.steps_per_epoch, enabled=self.options.progress and main,
                                  log_every=self.options.log_every)
         self.log = MetricsLog(self.run_dir, self.options.tensorboard and main) if main else None
-        self.model = wrap_model(self.net, self.world, self.device, len(self.optimizers) > 1)
+        self.model = wrap_model(self.net, self.world, self.device, self.family)
         started = time.perf_counter()
         stop_reason = None
         try:
@@ -309,7 +319,7 @@ class Trainer:
             optimizer = self.optimizers[name]
             if first:
                 optimizer.zero_grad(set_to_none=True)
-            no_sync = self.world.distributed and not boundary
+            no_sync = self.world.distributed and not boundary and self.model is not self.net
             with self.model.no_sync() if no_sync else contextlib.nullcontext():
                 with self.precision.autocast():
                     losses = self.family.training_step(self.model, batch, name)
@@ -317,6 +327,8 @@ class Trainer:
                 if loss is None:
                     raise ZooError(f"family training_step returned {losses!r} without 'loss'; fix the family plugin")
                 self.precision.backward(loss / options.accumulate if options.accumulate > 1 else loss)
+            if self.world.distributed and self.model is self.net and boundary:  # no DDP wrapper: share grads here
+                average_gradients(optimizer, self.world)
             if self._deferred is not None:  # looked at one step later: the GPU does not wait
                 self._raise_if_non_finite(self._deferred.push(losses, (self.step + 1, self.epoch, name)))
                 is_finite = True
@@ -409,10 +421,11 @@ class Trainer:
             self.net.eval()
             with torch.no_grad():
                 metrics.update(self.family.evaluate(self.net, self.data, self.device))
+                # the family's per-epoch work: sample pictures, quality metrics
+                metrics.update(self.family.epoch_end(self.net, self.data, self.run_dir, self.epoch, self.device))
             self.net.train()
         metrics = self.world.broadcast(metrics)
         self.metrics = metrics
-        # Epoch-end hook point: a family's per-epoch work goes here (every process sees `metrics`).
         monitor, mode = self.family.monitor
         value = metrics.get(monitor)
         improved = value is not None and (self.best is None or (value > self.best[0] if mode == "max"
@@ -488,6 +501,8 @@ class Trainer:
 
     def _finish(self, stop_reason: str | None, seconds: float) -> dict[str, Any]:
         """Final weights and summary (process 0); every process returns the summary."""
+        import torch
+
         from zoo.atomic import save_weights, write_json
 
         self._check_deferred()
@@ -499,10 +514,14 @@ class Trainer:
             "metrics": self.metrics, "monitor": monitor,
             "best": {"epoch": self.best[1], monitor: self.best[0]} if self.best else None,
         }
-        # End-of-fit hook point: final metrics and plots of a family go here (process 0 writes).
         if self.world.is_main:
             save_weights(self.run_dir / WEIGHTS, self.net.state_dict(),
                          metadata={"model": self.spec.name, "run_id": self.run_dir.name})
+            self.net.eval()
+            with torch.no_grad():  # the family's final metrics (a GAN's sample quality, say)
+                summary["metrics"] = {**self.metrics,
+                                      **self.family.final_metrics(self.net, self.data, self.run_dir, self.device)}
+            write_loss_curve(self.run_dir / METRICS, self.run_dir / LOSS_CURVE)  # every run of every family
             write_json(self.run_dir / SUMMARY, summary)
         self.world.barrier()
         return summary

@@ -134,6 +134,8 @@ def gan_graphs(model: GAN, data: DataInfo) -> list[GraphSpec]:
             name="discriminator", module=model.discriminator, input_names=["image", *label], output_names=["logit"],
             random_inputs=discriminator_inputs,
             real_inputs=lambda splits: (splits.x_val, splits.y_val) if conditional else (splits.x_val,),
+            # int8 is calibrated on real images: random ones miss the ranges real digits reach
+            calibration_inputs=lambda splits: (splits.x_train, splits.y_train) if conditional else (splits.x_train,),
         ),
     ]
 

@@ -128,10 +128,12 @@ class VAEFamily(Family):
         return [
             GraphSpec(name="encoder", module=model.encoder, input_names=["image"],
                       output_names=["mean", "log_variance"], random_inputs=image_inputs,
-                      real_inputs=lambda splits: (splits.x_val,)),
+                      real_inputs=lambda splits: (splits.x_val,),
+                      calibration_inputs=lambda splits: (splits.x_train,)),
             GraphSpec(name="decoder", module=model.decoder, input_names=["latent"], output_names=["image"],
                       random_inputs=latent_inputs,
                       real_inputs=lambda splits: (_posterior_means(model, splits.x_val),),
+                      calibration_inputs=lambda splits: (_posterior_means(model, splits.x_train),),
                       metadata=sampler_metadata(noise_input="latent", latent_dim=latent)),
         ]
 

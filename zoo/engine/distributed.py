@@ -7,6 +7,7 @@ is a world of size 1 and never touches ``torch.distributed``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -87,12 +88,29 @@ def init_process_group(world: World, device: Any) -> None:
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
 
 
-def shutdown(world: World) -> None:
-    if world.distributed:
-        import torch.distributed as dist
+def shutdown(world: World, *holders: Any, finished: bool = False) -> None:
+    """Leave the process group.
 
-        if dist.is_initialized():
-            dist.destroy_process_group()
+    Objects that hold the group (a DDP wrapper and its reducer) are dropped first. After a finished run
+    every process also waits for the others before the group goes: one that tears its group down while
+    a peer's still runs can abort at exit (gloo's "terminate called without an active exception"). After
+    a failure there is no waiting: the peers may be inside another collective.
+    """
+    if not world.distributed:
+        return
+    import gc
+
+    import torch.distributed as dist
+
+    for holder in holders:
+        if holder is not None and hasattr(holder, "model"):
+            holder.model = None
+    gc.collect()
+    if dist.is_initialized():
+        if finished:
+            with contextlib.suppress(Exception):  # a peer that failed just now must not hide its own error
+                dist.barrier()
+        dist.destroy_process_group()
 
 
 def wrap_model(net: Any, world: World, device: Any, family: Any) -> Any:

@@ -79,6 +79,7 @@ def train(model: str | None = None, *, config: str | Path | None = None, resume:
     """
     flags = {**options, "hp": hyperparameters or None, "args": model_args or None}
     world = World(0, 1, 0) if single_process else world_from_env()
+    trainer, finished = None, False
     try:
         if resume is not None:
             from zoo.engine.resume import prepare_resume
@@ -95,8 +96,9 @@ def train(model: str | None = None, *, config: str | Path | None = None, resume:
             trainer = Trainer(opts, world)
             trainer.start()
         summary = trainer.fit()
+        finished = True
     finally:
-        shutdown(world)
+        shutdown(world, trainer, finished=finished)
     return RunResult(trainer.run_dir, summary, world.rank)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from zoo.errors import ZooError
 
 
-def _classifier_graph(bundle: Path) -> tuple[str, dict[str, Any]]:
+def _classifier_graph(bundle: Path) -> dict[str, Any]:
     from zoo.bundles.bundle import MANIFEST, check_files
 
     if not (bundle / MANIFEST).is_file():
@@ -25,10 +25,11 @@ def _classifier_graph(bundle: Path) -> tuple[str, dict[str, Any]]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ZooError(f"{bundle / MANIFEST} is corrupted ({exc}); export again") from None
     check_files(bundle, manifest)
-    for name, graph in manifest.get("graphs", {}).items():
+    for graph in manifest.get("graphs", {}).values():
         meta = graph.get("metadata", {})
-        if "class_labels" in meta and "normalization" in meta and len(graph.get("inputs", [])) == 1:
-            return name, graph
+        is_classifier = "class_labels" in meta and "normalization" in meta and len(graph.get("inputs", [])) == 1
+        if is_classifier and graph.get("variant", "fp32") == "fp32":  # int8/fp16 variants are for other targets
+            return graph
     raise ZooError(f"{bundle} holds no image classifier graph; `zoo predict` needs a classifier bundle")
 
 
@@ -53,7 +54,7 @@ def predict_images(bundle_dir: str | Path, images: list[str]) -> list[dict[str, 
     bundle = Path(bundle_dir)
     if not bundle.is_dir():
         raise ZooError(f"bundle {bundle} does not exist; pass the folder that `zoo export` printed")
-    _, graph = _classifier_graph(bundle)
+    graph = _classifier_graph(bundle)
     meta = graph["metadata"]
     labels = json.loads(meta["class_labels"])
     sess = session(str(bundle / graph["file"]), CPU)

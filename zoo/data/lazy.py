@@ -63,10 +63,8 @@ class LazyImages:
         return array if dtype is None else array.astype(dtype)
 
     def subset(self, indices: np.ndarray) -> LazyImages:
-        picked = LazyImages([self.files[i] for i in indices], mode=self.mode, size=self.size,
-                            scale=float(self.scale), mean=self.mean.ravel().tolist(),
-                            std=self.std.ravel().tolist())
-        return picked
+        return LazyImages([self.files[i] for i in indices], mode=self.mode, size=self.size,
+                          scale=float(self.scale), mean=self.mean.ravel().tolist(), std=self.std.ravel().tolist())
 
 
 def channel_statistics(images: LazyImages, indices: np.ndarray) -> tuple[list[float], list[float]]:

@@ -48,12 +48,20 @@ class GraphSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     calibration_inputs: Callable[[DataSplits], tuple[np.ndarray, ...] | None] | None = None
     real_labels: Callable[[DataSplits], np.ndarray | None] | None = None
+    #: Dynamic axes besides batch axis 0, by input or output name: ``{"input_ids": {1: "seq"}}``. Axes with
+    #: the same name share one dimension (a language model's cache: ``{2: "past"}`` on every cache input).
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: Keep the weights in a file beside the graph even under the 2 GiB protobuf limit (large models).
+    external_data: bool = False
+    #: Extra files written into the graph's folder of the bundle (and hashed in its manifest), by file name:
+    #: a language model's ``tokenizer.json``, say.
+    files: dict[str, bytes] = field(default_factory=dict)
 
 
 class Family:
     """Base class for families. Override what differs; the defaults suit one-optimizer models.
 
-    Per run the engine calls: ``data_args`` → ``build`` → ``configure_optimizers`` (the one hook that sees
+    Per run the engine calls: ``prepare_data`` → ``data_args`` → ``build`` → ``configure_optimizers`` (the one hook that sees
     the hyperparameters: keep what later hooks need on ``self``, or read the run's ``config.json``); then
     every batch ``training_step`` once per name in ``optimizer_order`` (a name may repeat: a 1:2 ratio is
     ``("discriminator", "generator", "generator")``; the engine zeroes only the stepped optimizer's
@@ -70,6 +78,12 @@ class Family:
     monitor: tuple[str, str] = ("val_loss", "min")
     #: Hyperparameters every model of this family accepts, with their defaults.
     hyperparameters: dict[str, Any] = {}  # noqa: RUF012 - read-only class default
+
+    def prepare_data(self, data: DataSplits, hp: dict[str, Any], model_args: dict[str, Any]) -> DataSplits:
+        """Turn the loaded dataset into this family's samples, before anything else sees it (a language
+        model tokenises text and cuts it into windows; ``model_args`` are the spec's and the user's, before
+        :meth:`data_args`). Must be deterministic: a resumed run calls it again. Default: unchanged."""
+        return data
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
         """Builder arguments derived from the data (channels, image size, class count)."""

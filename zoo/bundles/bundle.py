@@ -102,6 +102,8 @@ def export_run(
             path.parent.mkdir()
             export_graph(graph, path, opset=opset, exporter=exporter, external_data=external_data,
                          metadata={**metadata, "graph": graph.name, "variant": "fp32"})
+            for file_name, content in getattr(graph, "files", {}).items():  # e.g. a tokenizer beside the graph
+                write_bytes(path.parent / file_name, content)
             recipe = {"variant": "fp32", "optimized": variants.optimize(path) if optimize else None}
             cases = torch_cases(graph, data)
             entries[graph.name] = _graph_entry(staging, graph, graph.name, cases, graph.atol, graph.rtol, recipe)

@@ -37,22 +37,27 @@ def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata:
     example = tuple(torch.from_numpy(a) for a in graph.random_inputs(EXPORT_BATCH, np.random.default_rng(0)))
     module = graph.module.eval()
     size = sum(p.numel() * p.element_size() for p in [*module.parameters(), *module.buffers()])
-    external_data = external_data or size >= PROTOBUF_LIMIT - (64 << 20)
+    external_data = external_data or graph.external_data or size >= PROTOBUF_LIMIT - (64 << 20)
+    extra_axes = getattr(graph, "dynamic_axes", {})
     # The exporters print progress and deprecation chatter; keep the user's terminal clean.
     quiet = contextlib.redirect_stdout(io.StringIO())
     with warnings.catch_warnings(), quiet, quiet_logger("torch.onnx"), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             if exporter == "dynamo":
-                batch = torch.export.Dim("batch")
+                dims = {"batch": torch.export.Dim("batch")}
+                shapes = tuple({0: dims["batch"], **{axis: dims.setdefault(label, torch.export.Dim(label))
+                                                     for axis, label in extra_axes.get(name, {}).items()}}
+                               for name in graph.input_names)
                 program = torch.onnx.export(
                     module, example, dynamo=True, opset_version=opset, verbose=False,
                     input_names=list(graph.input_names), output_names=list(graph.output_names),
-                    dynamic_shapes=tuple({0: batch} for _ in example),
+                    dynamic_shapes=shapes,
                 )
                 program.save(str(path), external_data=external_data)
             else:
-                axes = {name: {0: "batch"} for name in [*graph.input_names, *graph.output_names]}
+                axes = {name: {0: "batch", **extra_axes.get(name, {})}
+                        for name in [*graph.input_names, *graph.output_names]}
                 torch.onnx.export(
                     module, example, str(path), dynamo=False, opset_version=opset,
                     input_names=list(graph.input_names), output_names=list(graph.output_names),

@@ -12,6 +12,24 @@ from zoo.specs import resolve
 
 
 @dataclass(frozen=True)
+class TextInfo:
+    """How text became token ids (``DataInfo.kind == "text"``): filled in by the family that tokenised it.
+
+    ``tokenizer`` is ``"bytes"`` or ``"bpe:N"``; ``tokenizer_json`` the ``tokenizers``-library JSON (so a run
+    and its bundle carry the exact tokenizer); ``context`` the window length; ``bytes_per_token`` the
+    validation text's UTF-8 bytes per token (bits per byte = nats per token / ln 2 / bytes per token).
+    """
+
+    tokenizer: str = ""
+    vocab_size: int = 0
+    context: int = 0
+    tokenizer_json: str = ""
+    bytes_per_token: float = 1.0
+    train_tokens: int = 0
+    val_tokens: int = 0
+
+
+@dataclass(frozen=True)
 class DataInfo:
     """What a model needs to know about the data, and how raw pixels become model input.
 
@@ -30,6 +48,10 @@ class DataInfo:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     source_shape: list[int] = field(default_factory=list)
+    #: ``"image"``, or ``"text"``: then ``x_*`` hold UTF-8 bytes (uint8, one row) until a family tokenises
+    #: them into token windows and records how in ``text``.
+    kind: str = "image"
+    text: TextInfo | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -40,7 +62,8 @@ class DataInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataInfo:
-        return cls(**data)
+        text = data.get("text")
+        return cls(**{**data, "text": TextInfo(**text) if isinstance(text, dict) else text})
 
 
 @dataclass(frozen=True)
@@ -75,6 +98,18 @@ class RawFiles:
 
 
 @dataclass(frozen=True)
+class RawText:
+    """What a text dataset loader returns: the whole text (zoo splits it into train/validation blocks)."""
+
+    text: str
+    source: str
+
+
+#: Text is cut into this many contiguous blocks; the seed picks which become validation.
+TEXT_BLOCKS = 10
+
+
+@dataclass(frozen=True)
 class DataOptions:
     """Preprocessing a user asks for: a size to resize to and a channel count to convert to."""
 
@@ -104,6 +139,37 @@ def split_indices(count: int, *, seed: int, val_fraction: float) -> tuple[np.nda
     order = np.random.default_rng(seed).permutation(count)
     n_val = max(1, round(count * val_fraction))
     return order[n_val:], order[:n_val]
+
+
+def prepare_text(name: str, raw: RawText, *, seed: int, val_fraction: float) -> DataSplits:
+    """Text → :data:`TEXT_BLOCKS` contiguous byte blocks; ``round(blocks × val_fraction)`` (at least one),
+    picked by ``seed``, are the validation text, the others (in order) the training text.
+
+    ``x_train`` / ``x_val`` are 1×N uint8 arrays of UTF-8 bytes (each block cut at a character boundary);
+    the labels are empty. A family (``lm``) tokenises them.
+    """
+    data = raw.text.encode("utf-8")
+    if not data.strip():
+        raise ZooError(f"{raw.source}: the text is empty; give a UTF-8 text file with some content")
+    if not 0.0 < val_fraction < 1.0:
+        raise ZooError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    cuts = [0]
+    for k in range(1, TEXT_BLOCKS):
+        at = len(data) * k // TEXT_BLOCKS
+        while at < len(data) and (data[at] & 0xC0) == 0x80:  # never split a character
+            at += 1
+        cuts.append(max(at, cuts[-1]))
+    cuts.append(len(data))
+    blocks = [data[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    n_val = max(1, round(TEXT_BLOCKS * val_fraction))
+    val_ids = set(np.random.default_rng(seed).permutation(TEXT_BLOCKS)[:n_val].tolist())
+    train = b"".join(b for i, b in enumerate(blocks) if i not in val_ids)
+    val = b"".join(b for i, b in enumerate(blocks) if i in val_ids)
+    info = DataInfo(name=name, channels=1, height=1, width=1, num_classes=0, kind="text",
+                    source_shape=[len(data)])
+    empty = np.zeros(0, np.int64)
+    as_row = lambda b: np.frombuffer(b, np.uint8)[None, :]  # noqa: E731
+    return DataSplits(info, as_row(train), empty, as_row(val), empty)
 
 
 def prepare_files(name: str, raw: RawFiles, *, seed: int, val_fraction: float, options: DataOptions) -> DataSplits:
@@ -198,11 +264,13 @@ def load_dataset(
     loaded = loader(**kwargs)
     if isinstance(loaded, RawData):
         return prepare(base, loaded, seed=seed, val_fraction=val_fraction, options=options or DataOptions())
+    if isinstance(loaded, RawText):
+        return prepare_text(base, loaded, seed=seed, val_fraction=val_fraction)
     if isinstance(loaded, RawFiles):
         return prepare_files(base, loaded, seed=seed, val_fraction=val_fraction, options=options or DataOptions())
     if not isinstance(loaded, DataSplits):
         raise ZooError(f"dataset {base!r} from plugin {spec.plugin!r} returned {type(loaded).__name__}, "
-                       "not RawData, RawFiles or DataSplits")
+                       "not RawData, RawFiles, RawText or DataSplits")
     return loaded
 
 

@@ -131,6 +131,7 @@ class Trainer:
         init_process_group(world, self.device)
         data_options = DataOptions(image_size=parse_image_size(options.image_size), channels=options.channels)
         data = load_dataset(options.dataset, seed=options.seed, options=data_options)
+        data = family.prepare_data(data, hp, {**spec.model_args, **options.args})  # e.g. text → token windows
         epochs = int(hp["epochs"])
         if options.smoke:
             epochs = min(epochs, SMOKE_EPOCHS)

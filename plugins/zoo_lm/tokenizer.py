@@ -1,0 +1,90 @@
+"""Tokenizers as ``tokenizers``-library JSON: byte-level (the default, 256 ids = the bytes) or a trained BPE.
+
+Both are written in the same ``tokenizer.json`` format, so ``zoo generate`` reads either with one call
+(``tokenizers.Tokenizer.from_str``), and both map text ↔ UTF-8 bytes losslessly (byte-level pre-tokenizer).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoo.errors import ZooError
+
+BYTES = "bytes"
+
+
+def parse_tokenizer(value: object) -> tuple[str, int]:
+    """``"bytes"`` → ("bytes", 256); ``"bpe:N"`` → ("bpe", N) with 260 ≤ N ≤ 65536."""
+    text = str(value).strip().lower()
+    if text == BYTES:
+        return BYTES, 256
+    kind, _, size = text.partition(":")
+    if kind == "bpe" and size.isdigit() and 260 <= int(size) <= 65536:
+        return "bpe", int(size)
+    raise ZooError(f"--hp tokenizer={value!r} is not a tokenizer; use tokenizer=bytes or tokenizer=bpe:N "
+                   "(N from 260 to 65536, the vocabulary size)")
+
+
+def _byte_alphabet() -> list[str]:
+    """GPT-2's byte → printable character table, which the byte-level pre-tokenizer uses."""
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    chars = ByteLevel.alphabet()
+    # The alphabet is a set: order it by the byte each character stands for (GPT-2's bytes_to_unicode).
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    assert set(table.values()) == set(chars)
+    return [table[b] for b in range(256)]
+
+
+def _byte_level(model: object) -> object:
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
+
+    tokenizer = Tokenizer(model)
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    return tokenizer
+
+
+def byte_tokenizer_json() -> str:
+    """A BPE with no merges over the 256 byte characters, id = byte value: plain UTF-8 bytes as tokens."""
+    from tokenizers.models import BPE
+
+    vocab = {char: b for b, char in enumerate(_byte_alphabet())}
+    return _byte_level(BPE(vocab=vocab, merges=[])).to_str()
+
+
+def train_bpe_json(text: str, vocab_size: int) -> str:
+    """A byte-level BPE of ``vocab_size`` ids trained on ``text`` (the ids 0–255 stay the bytes)."""
+    from tokenizers.models import BPE
+    from tokenizers.trainers import BpeTrainer
+
+    tokenizer = _byte_level(BPE())
+    trainer = BpeTrainer(vocab_size=vocab_size, initial_alphabet=_byte_alphabet(), show_progress=False,
+                         special_tokens=[])
+    tokenizer.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
+    return tokenizer.to_str()
+
+
+def encode(tokenizer_json: str, text: str) -> np.ndarray:
+    """Token ids of ``text`` (int64); byte tokenizers skip the library (the ids are the bytes)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    if tokenizer.get_vocab_size() == 256:
+        return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int64)
+    lines = text.splitlines(keepends=True)
+    ids = [i for enc in tokenizer.encode_batch(lines, add_special_tokens=False) for i in enc.ids]
+    return np.asarray(ids, np.int64)
+
+
+def decode(tokenizer_json: str, ids: list[int]) -> str:
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(tokenizer_json).decode(ids)

@@ -25,6 +25,8 @@ def _classifier_graph(bundle: Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ZooError(f"{bundle / MANIFEST} is corrupted ({exc}); export again") from None
     check_files(bundle, manifest)
+    if any(g.get("metadata", {}).get("zoo_role") == "lm" for g in manifest.get("graphs", {}).values()):
+        raise ZooError(f"{bundle} is a language-model bundle; use `zoo generate {bundle} --prompt TEXT`")
     for graph in manifest.get("graphs", {}).values():
         meta = graph.get("metadata", {})
         is_classifier = "class_labels" in meta and "normalization" in meta and len(graph.get("inputs", [])) == 1

@@ -66,6 +66,8 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
 
 
 def _sampler_graph(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    if any(g.get("metadata", {}).get("zoo_role") == "lm" for g in manifest.get("graphs", {}).values()):
+        raise ZooError(f"{bundle} is a language-model bundle; use `zoo generate {bundle} --prompt TEXT`")
     for graph in manifest.get("graphs", {}).values():
         if SAMPLER_KEY in graph.get("metadata", {}):
             return graph

@@ -13,8 +13,8 @@ from zoo.specs import DatasetSpec, FamilySpec, InputSpec, ModelSpec
 
 #: name: (summary, layers, heads, width, context, training defaults)
 PRESETS = {
-    "gpt-nano": ("Tiny GPT for tests and smoke runs (2 layers, 2 heads, width 64, context 64; ~0.12 M params)",
-                 2, 2, 64, 64, {"epochs": 2, "batch_size": 32, "lr": 3e-3, "warmup": 20}),
+    "gpt-nano": ("Tiny GPT for tests and smoke runs (2 layers, 2 heads, width 64, context 128; ~0.12 M params)",
+                 2, 2, 64, 128, {"epochs": 2, "batch_size": 32, "lr": 3e-3, "warmup": 20}),
     "gpt-micro": ("Small GPT (4 layers, 4 heads, width 128, context 128; ~0.8 M params)",
                   4, 4, 128, 128, {"epochs": 3, "batch_size": 32, "lr": 2e-3}),
     "gpt-mini": ("GPT of ~10 M parameters (6 layers, 6 heads, width 384, context 256)",

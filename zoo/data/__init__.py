@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -160,7 +161,7 @@ def prepare_text(name: str, raw: RawText, *, seed: int, val_fraction: float) -> 
             at += 1
         cuts.append(max(at, cuts[-1]))
     cuts.append(len(data))
-    blocks = [data[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    blocks = [data[a:b] for a, b in itertools.pairwise(cuts)]
     n_val = max(1, round(TEXT_BLOCKS * val_fraction))
     val_ids = set(np.random.default_rng(seed).permutation(TEXT_BLOCKS)[:n_val].tolist())
     train = b"".join(b for i, b in enumerate(blocks) if i not in val_ids)

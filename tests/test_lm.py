@@ -1,0 +1,204 @@
+"""The ``lm`` family: text data, training, the cached graph's parity over whole generated sequences, and
+``zoo generate`` without torch. One gpt-nano run (BPE tokenizer, smoke mode) is trained and exported per module."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import zoo
+from zoo.cli import cli
+from zoo.data import load_dataset
+from zoo.engine.runs import load_run
+from zoo.generate import LMSession, Sampling, choose
+
+from .helpers import assert_one_line_error
+
+PROMPTS = ["The ", "def f(x):", "In Python, a list ", "Ü"]  # the last: a multi-byte character
+#: Logits of ONNX Runtime against PyTorch at every step of a generated sequence (CPU, fp32). Measured ~1e-6.
+STEP_ATOL, STEP_RTOL = 1e-4, 1e-4
+
+
+@pytest.fixture(scope="module")
+def lm_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("lm")
+    run = zoo.train("gpt-nano", dataset="pydoc-topics", smoke=True, out=out / "runs", progress=False,
+                    hyperparameters={"tokenizer": "bpe:400"})
+    bundle = zoo.export(run.run_dir, out=out / "exports", quantize="int8", providers=["cpu"]).bundle_dir
+    return run.run_dir, bundle
+
+
+def test_run_has_metrics_samples_and_tokenizer(lm_bundle: tuple[Path, Path]) -> None:
+    run_dir, bundle = lm_bundle
+    summary = json.loads((run_dir / "summary.json").read_text())
+    metrics = summary["metrics"]
+    assert metrics["val_perplexity"] == pytest.approx(np.exp(metrics["val_loss"]), rel=1e-6)
+    config = json.loads((run_dir / "config.json").read_text())
+    text = config["data"]["text"]
+    assert text["tokenizer"] == "bpe:400" and text["vocab_size"] == 400 and config["model_args"]["vocab_size"] == 400
+    assert metrics["val_bits_per_byte"] == pytest.approx(metrics["val_loss"] / np.log(2) / text["bytes_per_token"])
+    assert (run_dir / "tokenizer.json").read_text() == text["tokenizer_json"]
+    assert (bundle / "lm" / "tokenizer.json").read_text() == text["tokenizer_json"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert "lm/tokenizer.json" in manifest["files"]
+    samples = (run_dir / "samples" / "epoch-002.txt").read_text()
+    assert "--- prompt 'def '" in samples
+    (run_dir / "loss_curve.png").stat()
+
+
+def test_graph_has_dynamic_batch_sequence_and_past_axes(lm_bundle: tuple[Path, Path]) -> None:
+    _, bundle = lm_bundle
+    graph = json.loads((bundle / "manifest.json").read_text())["graphs"]["lm"]
+    shapes = {v["name"]: v["shape"] for v in [*graph["inputs"], *graph["outputs"]]}
+    assert shapes["input_ids"] == ["batch", "seq"] and shapes["logits"][:2] == ["batch", "seq"]
+    assert shapes["past_key_0"][0] == "batch" and shapes["past_key_0"][2] == "past"
+    assert isinstance(shapes["present_value_1"][2], str)
+    assert graph["metadata"]["zoo_role"] == "lm"
+    assert json.loads(graph["metadata"]["zoo_lm"])["layers"] == 2
+
+
+def test_greedy_tokens_identical_and_logits_close_at_every_step(lm_bundle: tuple[Path, Path]) -> None:
+    """64 greedy tokens from several prompts: the same tokens from PyTorch (its own cache) and ONNX Runtime,
+    and at every step the logits agree within STEP_ATOL / STEP_RTOL."""
+    from zoo_lm.model import greedy
+
+    run_dir, bundle = lm_bundle
+    model = load_run(run_dir).model
+    lm = LMSession(bundle)
+    worst = 0.0
+    for prompt in PROMPTS:
+        ids = lm.encode(prompt)
+        torch_tokens, torch_logits = greedy(model, ids, 64)
+        ort_tokens = lm.generate([ids], 64, Sampling(temperature=0))[0]
+        assert ort_tokens == torch_tokens, f"greedy tokens differ for {prompt!r}"
+        cache, step_ids = lm.empty_cache(1), np.asarray([ids])
+        for token, expected in zip(torch_tokens, torch_logits, strict=True):
+            logits, cache = lm.step(step_ids, cache)
+            np.testing.assert_allclose(logits[0], expected.numpy(), atol=STEP_ATOL, rtol=STEP_RTOL)
+            worst = max(worst, float(np.abs(logits[0] - expected.numpy()).max()))
+            step_ids = np.asarray([[token]])
+    assert worst < STEP_ATOL
+
+
+def test_batched_generation_matches_single_prompts(lm_bundle: tuple[Path, Path]) -> None:
+    _, bundle = lm_bundle
+    lm = LMSession(bundle)
+    ids = lm.encode("The ")
+    single = lm.generate([ids], 10, Sampling(temperature=0))[0]
+    assert lm.generate([ids] * 3, 10, Sampling(temperature=0)) == [single] * 3
+
+
+def test_sampling_filters() -> None:
+    rng = np.random.default_rng(0)
+    logits = np.array([0.0, 5.0, 4.9, -3.0])
+    assert choose(logits, Sampling(temperature=0), rng) == 1
+    assert {choose(logits, Sampling(top_k=2), rng) for _ in range(50)} <= {1, 2}
+    assert {choose(logits, Sampling(top_p=0.01), rng) for _ in range(20)} == {1}
+
+
+def test_generate_streams_without_torch_and_json(lm_bundle: tuple[Path, Path]) -> None:
+    _, bundle = lm_bundle
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "zoo", "generate", str(bundle), "--prompt",
+                          "The ", "--max-new-tokens", "20", "--seed", "3", "--top-k", "20"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert not any(line.rsplit("|", 1)[-1].strip() == "torch" for line in out.stderr.splitlines()), "imported torch"
+    assert out.stdout.startswith("The ")
+    result = CliRunner().invoke(cli, ["generate", str(bundle), "--prompt", "The ", "--max-new-tokens", "20",
+                                      "--seed", "3", "--top-k", "20", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["new_tokens"] == 20 and out.stdout.rstrip("\n") == "The " + data["text"]
+
+
+def test_generate_refuses_other_bundles_and_others_refuse_lm(lm_bundle: tuple[Path, Path], tmp_path: Path) -> None:
+    _, bundle = lm_bundle
+    runner = CliRunner()
+    assert_one_line_error(runner.invoke(cli, ["predict", str(bundle), "x.png"]), "language-model bundle")
+    assert_one_line_error(runner.invoke(cli, ["sample", str(bundle)]), "language-model bundle")
+    other = tmp_path / "other"
+    shutil.copytree(bundle, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    for graph in manifest["graphs"].values():
+        graph["metadata"].pop("zoo_role")
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    assert_one_line_error(runner.invoke(cli, ["generate", str(other), "--prompt", "x"]), "no language-model graph")
+    assert_one_line_error(runner.invoke(cli, ["generate", str(bundle), "--prompt", "x", "--top-p", "0"]), "--top-p")
+
+
+def test_int8_variant_loses_little_validation_loss(lm_bundle: tuple[Path, Path]) -> None:
+    """The int8 graph's validation loss against the fp32 graph's, on the same windows (reported in the docs)."""
+    from zoo_lm.family import split_text, token_windows
+
+    run_dir, bundle = lm_bundle
+    config = json.loads((run_dir / "config.json").read_text())
+    fp32, int8 = LMSession(bundle), LMSession(bundle, variant="int8")
+    val = load_dataset(config["dataset"], seed=config["seed"]).x_val
+    windows = token_windows(np.asarray(fp32.encode(split_text(val)[:20_000])), 128)[:16]
+    loss32, loss8 = fp32.mean_nll(windows), int8.mean_nll(windows)
+    assert 0 < loss32 < 10 and abs(loss8 - loss32) < 0.1 * loss32
+
+
+def test_text_split_is_contiguous_blocks_by_seed(tmp_path: Path) -> None:
+    text = "".join(f"line {i:05d} ünïcödé\n" for i in range(3000))
+    (tmp_path / "a.txt").write_text(text, encoding="utf-8")
+    a, b = load_dataset(f"text:{tmp_path}", seed=0), load_dataset(f"text:{tmp_path / 'a.txt'}", seed=0)
+    assert a.info.kind == "text" and np.array_equal(a.x_val, b.x_val)
+    c = load_dataset(f"text:{tmp_path}", seed=1)
+    assert not np.array_equal(a.x_val, c.x_val)
+    train, val = (bytes(x[0]).decode("utf-8") for x in (a.x_train, a.x_val))
+    assert len(train) + len(val) == len(text) and 0.15 < len(val) / len(text) < 0.25
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\xff\xfe not utf-8", "is not UTF-8"),
+    (b"   \n", "is empty"),
+    ("short text ü".encode() * 5, "not longer than the context"),
+])
+def test_bad_text_is_one_line(content: bytes, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, ["train", "gpt-nano", "--data", f"text:{path}", "--out", str(tmp_path / "r")])
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_lm_refuses_image_data_and_bad_tokenizer(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert_one_line_error(runner.invoke(cli, ["train", "gpt-nano", "--out", str(tmp_path)]), "train on text")
+    assert_one_line_error(runner.invoke(cli, ["train", "gpt-nano", "--data", "pydoc-topics", "--hp", "tokenizer=wp",
+                                              "--out", str(tmp_path)]), "tokenizer=bpe:N")
+
+
+def test_byte_tokenizer_is_utf8() -> None:
+    from tokenizers import Tokenizer
+
+    from zoo_lm.tokenizer import byte_tokenizer_json, encode
+
+    text = "héllo wörld\n\t€ 🐍 x"
+    tokenizer = Tokenizer.from_str(byte_tokenizer_json())
+    assert tokenizer.encode(text).ids == list(text.encode()) == encode(byte_tokenizer_json(), text).tolist()
+    assert tokenizer.decode(list(text.encode())) == text
+
+
+def test_schedule_lives_in_the_optimizer_state() -> None:
+    from zoo_lm.family import ScheduledAdamW
+
+    p = torch.nn.Parameter(torch.ones(3))
+    opt = ScheduledAdamW([{"params": [p]}], lr=1.0, betas=(0.9, 0.95), warmup_steps=2, total_steps=10,
+                         min_lr_ratio=0.1, grad_clip=1.0)
+    lrs = []
+    for _ in range(10):
+        p.grad = torch.full((3,), 100.0)
+        opt.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == 0.5 and lrs[1] == 1.0 and lrs[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 7 / 8)))
+    assert opt.steps_done() == 10

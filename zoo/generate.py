@@ -1,0 +1,197 @@
+"""``zoo generate``: text from a language-model bundle with ONNX Runtime, numpy and ``tokenizers`` alone.
+
+No torch: the bundle's graph (role ``zoo_role = "lm"``) carries its key/value cache as explicit inputs and
+outputs, and its ``zoo_lm`` metadata names the tokenizer file, the cache layout and the context length.
+Prefill is one call with an empty cache (past length 0); each new token is one call with the cache so far.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ZooError
+
+ROLE_KEY, ROLE, LM_KEY = "zoo_role", "lm", "zoo_lm"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How the next token is chosen: greedy at temperature 0, else sampled from the (top-k, top-p) softmax."""
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+
+    def check(self) -> None:
+        if not 0 <= self.temperature < float("inf"):
+            raise ZooError(f"--temperature must be 0 (greedy) or more, got {self.temperature}")
+        if self.top_k < 0:
+            raise ZooError(f"--top-k must be 0 (off) or more, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ZooError(f"--top-p must be in (0, 1], got {self.top_p}")
+
+
+def lm_graph(bundle: Path, *, variant: str = "fp32") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The bundle's language-model graph entry (checked against the manifest hashes) and its ``zoo_lm`` spec."""
+    from zoo.bundles.bundle import MANIFEST, check_files
+
+    if not (bundle / MANIFEST).is_file():
+        raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
+    try:
+        manifest = json.loads((bundle / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ZooError(f"{bundle / MANIFEST} is corrupted ({exc}); export again") from exc
+    check_files(bundle, manifest)
+    graphs = manifest.get("graphs", {}).values()
+    found = [g for g in graphs if g.get("metadata", {}).get(ROLE_KEY) == ROLE]
+    if not found:
+        raise ZooError(f"{bundle} is a {manifest.get('family', 'unknown')!r} bundle with no language-model graph; "
+                       "zoo generate works on lm bundles (zoo train gpt-nano --data pydoc-topics --export)")
+    chosen = [g for g in found if g.get("variant", "fp32") == variant]
+    if not chosen:
+        have = ", ".join(sorted(g.get("variant", "fp32") for g in found))
+        raise ZooError(f"{bundle} has no {variant} language-model graph (it has: {have})")
+    return chosen[0], json.loads(chosen[0]["metadata"][LM_KEY])
+
+
+class LMSession:
+    """One ONNX Runtime session over a cached LM graph: prefill, then one token at a time."""
+
+    def __init__(self, bundle: str | Path, *, variant: str = "fp32", threads: int = 0) -> None:
+        from tokenizers import Tokenizer
+
+        from zoo.runtime import CPU, session
+
+        self.bundle = Path(bundle)
+        if not self.bundle.is_dir():
+            raise ZooError(f"bundle {self.bundle} does not exist; pass the folder that `zoo export` printed")
+        graph, self.spec = lm_graph(self.bundle, variant=variant)
+        self.tokenizer = Tokenizer.from_file(str(self.bundle / self.spec["tokenizer_file"]))
+        self.session = session(str(self.bundle / graph["file"]), CPU, threads=threads)
+        self.context = int(self.spec["context"])
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def empty_cache(self, batch: int) -> dict[str, np.ndarray]:
+        shape = (batch, self.spec["heads"], 0, self.spec["head_dim"])
+        return {name: np.zeros(shape, np.float32) for name in self.spec["past"]}
+
+    def step(self, ids: np.ndarray, cache: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Logits of the last position [batch, vocab] and the extended cache."""
+        outputs = self.session.run(None, {self.spec["input"]: ids.astype(np.int64), **cache})
+        return outputs[0][:, -1], dict(zip(self.spec["past"], outputs[1:], strict=True))
+
+    def mean_nll(self, windows: np.ndarray, batch: int = 8) -> float:
+        """Mean next-token loss in nats over token windows [N, T+1] (prefill with an empty cache)."""
+        total, count = 0.0, 0
+        for start in range(0, len(windows), batch):
+            chunk = windows[start:start + batch]
+            outputs = self.session.run(None, {self.spec["input"]: chunk[:, :-1].astype(np.int64),
+                                              **self.empty_cache(len(chunk))})
+            logits = outputs[0].astype(np.float64)
+            top = logits.max(axis=-1, keepdims=True)
+            log_z = np.log(np.exp(logits - top).sum(axis=-1)) + top[..., 0]
+            picked = np.take_along_axis(logits, chunk[:, 1:, None], axis=-1)[..., 0]
+            total += float((log_z - picked).sum())
+            count += picked.size
+        return total / count
+
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling,
+                 on_token: Callable[[int, list[int]], None] | None = None) -> list[list[int]]:
+        """New tokens for a batch of equal-length prompts (no padding mask); stops at the model's context."""
+        if len({len(p) for p in prompts}) != 1:
+            raise ZooError("prompts of one batch must have the same number of tokens")
+        room = self.context - len(prompts[0])
+        if room <= 0:
+            raise ZooError(f"the prompt is {len(prompts[0])} tokens; this model's context is {self.context}: "
+                           "shorten the prompt")
+        rng = np.random.default_rng(sampling.seed)
+        ids, cache = np.asarray(prompts, np.int64), self.empty_cache(len(prompts))
+        out: list[list[int]] = [[] for _ in prompts]
+        for index in range(min(max_new_tokens, room)):
+            logits, cache = self.step(ids, cache)
+            chosen = [choose(row, sampling, rng) for row in logits]
+            for seq, token in zip(out, chosen, strict=True):
+                seq.append(token)
+            if on_token:
+                on_token(index, chosen)
+            ids = np.asarray(chosen, np.int64)[:, None]
+        return out
+
+
+def choose(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> int:
+    """The next token: argmax at temperature 0, else a draw from the filtered softmax."""
+    if sampling.temperature == 0:
+        return int(np.argmax(logits))
+    scaled = logits.astype(np.float64) / sampling.temperature
+    if sampling.top_k:
+        kth = np.sort(scaled)[-min(sampling.top_k, len(scaled))]
+        scaled = np.where(scaled < kth, -np.inf, scaled)
+    probs = np.exp(scaled - scaled.max())
+    probs /= probs.sum()
+    if sampling.top_p < 1:
+        order = np.argsort(-probs)
+        keep = np.cumsum(probs[order]) - probs[order] < sampling.top_p  # the smallest set reaching top_p
+        mask = np.zeros_like(probs, dtype=bool)
+        mask[order[keep]] = True
+        probs = np.where(mask, probs, 0.0)
+        probs /= probs.sum()
+    return int(rng.choice(len(probs), p=probs))
+
+
+_BYTE_TABLES: dict[int, dict[str, int]] = {}
+
+
+def _token_bytes(tokenizer: Any, token: int) -> bytes:
+    """The UTF-8 bytes a byte-level token stands for (its characters mapped back through GPT-2's byte table)."""
+    table = _BYTE_TABLES.get(id(tokenizer))
+    if table is None:
+        printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+        table, extra = {}, 0
+        for b in range(256):
+            if b in printable:
+                table[chr(b)] = b
+            else:
+                table[chr(256 + extra)] = b
+                extra += 1
+        _BYTE_TABLES[id(tokenizer)] = table
+    piece = tokenizer.id_to_token(token) or ""
+    return bytes(table[c] for c in piece if c in table)
+
+
+def generate_text(bundle: str | Path, prompt: str, *, max_new_tokens: int = 200, sampling: Sampling | None = None,
+                  write: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Continue ``prompt``; ``write`` receives the prompt, then the text piece by piece as tokens arrive."""
+    sampling = sampling or Sampling()
+    sampling.check()
+    if max_new_tokens <= 0:
+        raise ZooError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
+    lm = LMSession(bundle)
+    prompt_ids = lm.encode(prompt)
+    if not prompt_ids:
+        raise ZooError("--prompt is empty; give some text to continue")
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    if write:
+        write(prompt)
+
+    def on_token(_: int, chosen: list[int]) -> None:
+        if write:
+            write(decoder.decode(_token_bytes(lm.tokenizer, chosen[0])))
+
+    new = lm.generate([prompt_ids], max_new_tokens, sampling, on_token)[0]
+    if write:
+        write(decoder.decode(b"", final=True))
+    text = lm.tokenizer.decode(new)
+    return {"prompt": prompt, "text": text, "tokens": new, "prompt_tokens": len(prompt_ids),
+            "new_tokens": len(new), "stopped": "context" if len(new) < max_new_tokens else "max_new_tokens",
+            "temperature": sampling.temperature, "top_k": sampling.top_k, "top_p": sampling.top_p,
+            "seed": sampling.seed}

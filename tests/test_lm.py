@@ -180,7 +180,6 @@ def test_lm_refuses_image_data_and_bad_tokenizer(tmp_path: Path) -> None:
 
 def test_byte_tokenizer_is_utf8() -> None:
     from tokenizers import Tokenizer
-
     from zoo_lm.tokenizer import byte_tokenizer_json, encode
 
     text = "héllo wörld\n\t€ 🐍 x"

@@ -64,8 +64,8 @@ class Family:
     Per run the engine calls: ``prepare_data`` → ``data_args`` → ``build`` → ``configure_optimizers`` (the hook
     that sees the hyperparameters besides ``prepare_data``: keep what later hooks need on ``self``, or read the
     run's ``config.json``); then every batch ``training_step`` once per name in ``optimizer_order`` (a name
-    may repeat: a 1:2 ratio is ``("discriminator", "generator", "generator")``; the engine zeroes only the stepped optimizer's
-    gradients); every epoch ``evaluate`` then ``epoch_end``; once at the end ``final_metrics``.
+    may repeat: a 1:2 ratio is ``("discriminator", "generator", "generator")``; the engine zeroes only the
+    stepped optimizer's gradients); every epoch ``evaluate`` then ``epoch_end``; once at the end ``final_metrics``.
     """
 
     #: Optimizers the family uses, stepped in this order for every batch.

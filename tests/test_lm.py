@@ -201,3 +201,8 @@ def test_schedule_lives_in_the_optimizer_state() -> None:
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs[0] == 0.5 and lrs[1] == 1.0 and lrs[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 7 / 8)))
     assert opt.steps_done() == 10
+
+
+def test_image_family_refuses_text(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["train", "cnn", "--data", "pydoc-topics", "--out", str(tmp_path)])
+    assert_one_line_error(result, "is text", "trains on images")

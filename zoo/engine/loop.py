@@ -132,6 +132,9 @@ class Trainer:
         data_options = DataOptions(image_size=parse_image_size(options.image_size), channels=options.channels)
         data = load_dataset(options.dataset, seed=options.seed, options=data_options)
         data = family.prepare_data(data, hp, {**spec.model_args, **options.args})  # e.g. text → token windows
+        if data.info.kind == "text" and data.info.text is None:
+            raise ZooError(f"dataset {options.dataset!r} is text and {spec.name!r} ({spec.family} family) trains on "
+                           "images; pick an image dataset (zoo datasets) or a language model (zoo list --family lm)")
         epochs = int(hp["epochs"])
         if options.smoke:
             epochs = min(epochs, SMOKE_EPOCHS)

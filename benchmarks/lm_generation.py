@@ -20,11 +20,12 @@ import torch
 
 
 def build(model_name: str) -> tuple[torch.nn.Module, list]:
+    from zoo_lm.family import LMFamily
+    from zoo_lm.tokenizer import byte_tokenizer_json
+
     import zoo
     from zoo.data import DataInfo, TextInfo
     from zoo.registry import get_spec
-    from zoo_lm.family import LMFamily
-    from zoo_lm.tokenizer import byte_tokenizer_json
 
     torch.manual_seed(0)
     model = zoo.create_model(model_name).eval()
@@ -84,7 +85,8 @@ def main() -> None:
         lines = [f"# {args.model}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, CPU, "
                  f"{args.threads} thread(s), torch {torch.__version__}, median of {args.runs}",
                  "", "## Generation with the cache (prompt 16 tokens, greedy)", "",
-                 "| batch | ONNX Runtime tokens/s | eager PyTorch tokens/s | ORT / PyTorch |", "| --- | --- | --- | --- |"]
+                 "| batch | ONNX Runtime tokens/s | eager PyTorch tokens/s | ORT / PyTorch |",
+                 "| --- | --- | --- | --- |"]
         for batch in (1, 8):
             ort_ms = median_ms(lambda b=batch: ort_generate(b, 16, args.new_tokens), args.runs)
             pt_ms = median_ms(lambda b=batch: torch_generate(b, 16, args.new_tokens), args.runs)
@@ -101,10 +103,10 @@ def main() -> None:
             cache = {n: np.random.default_rng(0).standard_normal((1, heads, length, head_dim)).astype(np.float32)
                      for n in past_names}
             one = np.ones((1, 1), np.int64)
-            cached = median_ms(lambda c=cache: sess.run(None, {"input_ids": one, **c}), args.runs * 3)
+            cached = median_ms(lambda c=cache, o=one: sess.run(None, {"input_ids": o, **c}), args.runs * 3)
             empty = {n: np.zeros((1, heads, 0, head_dim), np.float32) for n in past_names}
             full = np.ones((1, length + 1), np.int64)
-            uncached = median_ms(lambda f=full: sess.run(None, {"input_ids": f, **empty}), args.runs * 3)
+            uncached = median_ms(lambda f=full, e=empty: sess.run(None, {"input_ids": f, **e}), args.runs * 3)
             rows.append((length, cached, uncached))
             lines.append(f"| {length} | {cached:.2f} | {uncached:.2f} | {uncached / cached:.1f}× |")
     out = Path(args.out)

@@ -136,3 +136,18 @@ def test_families_that_call_model_parts_train_under_two_processes(model: str, tm
     weights = load_file(run_dir / "model.safetensors")
     assert all(torch.isfinite(t).all() for t in weights.values())
     assert load_checkpoint(run_dir / "checkpoints" / "last.safetensors").state["world_size"] == 2
+
+
+def test_language_model_trains_under_two_processes(tmp_path: Path) -> None:
+    """The lm family (model called as model(...), DDP-wrapped) on a short text under --nproc 2."""
+    from pydoc_data.topics import topics
+
+    text = tmp_path / "text.txt"
+    text.write_text("".join(topics[k] for k in sorted(topics))[:12_000], encoding="utf-8")
+    result = CliRunner().invoke(cli, ["train", "gpt-nano", "--data", f"text:{text}", "--batch-size", "8",
+                                      "--device", "cpu", "--nproc", "2", "--max-steps", "3",
+                                      "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert all(torch.isfinite(t).all() for t in load_file(run_dir / "model.safetensors").values())
+    assert load_checkpoint(run_dir / "checkpoints" / "last.safetensors").state["world_size"] == 2

@@ -188,6 +188,16 @@ def test_byte_tokenizer_is_utf8() -> None:
     assert tokenizer.decode(list(text.encode())) == text
 
 
+def test_bpe_is_deterministic_and_keeps_bytes() -> None:
+    from zoo_lm.tokenizer import decode, encode, train_bpe_json
+
+    text = "".join(f"def function_{i}(x):\n    return x * {i}  # ünï\n" for i in range(300))
+    first, second = train_bpe_json(text, 300), train_bpe_json(text, 300)
+    assert first == second
+    ids = encode(first, text[:500]).tolist()
+    assert len(ids) < 500 and decode(first, ids) == text[:500]
+
+
 def test_schedule_lives_in_the_optimizer_state() -> None:
     from zoo_lm.family import ScheduledAdamW
 

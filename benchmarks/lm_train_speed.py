@@ -20,12 +20,12 @@ import torch
 def hand_loop(model_name: str, steps: int, seed: int) -> float:
     """Seconds for ``steps`` steps of a plain loop over the same windows as the engine's first epoch."""
     import torch.nn.functional as F
+    from zoo_lm.family import LMFamily
 
     import zoo
     from zoo.data import load_dataset
     from zoo.engine.batches import epoch_order
     from zoo.registry import get_spec
-    from zoo_lm.family import LMFamily
 
     spec = get_spec(model_name)
     family = LMFamily()

@@ -28,10 +28,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from lm_generation import build
+    from zoo_lm.model import greedy
 
     from zoo.bundles.onnx_graph import check_graph, export_graph, external_data_files
     from zoo.runtime import CPU, session
-    from zoo_lm.model import greedy
 
     model, (graph,) = build(args.model)
     meta = json.loads(graph.metadata["zoo_lm"])
@@ -59,7 +59,7 @@ def main() -> None:
                 ort_tokens.append(int(out[0][0, -1].argmax()))
                 feed_ids = np.asarray([[ort_tokens[-1]]], np.int64)
             same = ort_tokens == torch_tokens
-            lines.append(f"prompt {prompt!r}: {args.tokens} greedy tokens identical in PyTorch and ONNX Runtime: {same}")
+            lines.append(f"prompt {prompt!r}: {args.tokens} greedy tokens identical in PyTorch and ORT: {same}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"lm_large_export-{args.model}.txt").write_text("\n".join(lines) + "\n")

@@ -12,3 +12,15 @@ def assert_one_line_error(result: Any, *fragments: str, exit_code: int = 2) -> N
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     for fragment in fragments:
         assert fragment in lines[0], result.output
+
+
+#: Language-model presets too large to train and export in a test (tests/test_lm.py covers the family with
+#: gpt-nano; benchmarks/lm_large_export.py exports gpt2-small and checks its greedy tokens).
+LARGE_LM_PRESETS = ("gpt-micro", "gpt-mini", "gpt2-small")
+
+
+def briefly_trained_models() -> list[str]:
+    """Every registered model that tests train and export: all but the large language-model presets."""
+    from zoo.registry import build_catalog
+
+    return sorted(name for name in build_catalog().models if name not in LARGE_LM_PRESETS)

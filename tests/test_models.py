@@ -6,14 +6,22 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.data import DataInfo
+from zoo.data import DataInfo, TextInfo
 from zoo.registry import build_catalog
+
+from .helpers import briefly_trained_models
 
 MODELS = sorted(build_catalog().models)
 
 
 def default_data_info(spec) -> DataInfo:
-    """Data shaped like the model's default input (what the benchmark uses too)."""
+    """Data shaped like the model's default input (what the benchmark uses too); byte-level text for language models."""
+    if spec.family == "lm":
+        from zoo_lm.tokenizer import byte_tokenizer_json
+
+        text = TextInfo(tokenizer="bytes", vocab_size=256, context=spec.model_args["context"],
+                        tokenizer_json=byte_tokenizer_json())
+        return DataInfo(name="test", channels=1, height=1, width=1, num_classes=0, kind="text", text=text)
     classes = int(spec.model_args.get("num_classes", 10))
     return DataInfo(name="test", channels=spec.input.channels, height=spec.input.height, width=spec.input.width,
                     num_classes=classes, class_names=[str(i) for i in range(classes)],
@@ -43,7 +51,7 @@ def test_model_builds_and_every_graph_runs_forward(name: str) -> None:
         assert all(o.shape[0] == 3 and torch.isfinite(o).all() for o in outputs)
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", briefly_trained_models())
 def test_model_trains_exports_and_passes_parity(name: str, train_briefly, export_briefly) -> None:
     run = train_briefly(name)
     assert (run.run_dir / "model.safetensors").exists()

@@ -93,9 +93,10 @@ def train_briefly(runs_dir: Path) -> Callable[[str], Any]:
     def train(name: str) -> Any:
         if name not in _trained:
             registry.reset()
-            text = zoo.get_spec(name).family == "lm"  # language models train on the embedded text, in smoke mode
+            # language models: the embedded text, a small trained BPE, smoke mode (tests/test_lm.py uses this run)
+            lm = {"dataset": "pydoc-topics", "smoke": True, "hyperparameters": {"tokenizer": "bpe:400"}}
             _trained[name] = zoo.train(name, epochs=1, out=runs_dir, progress=False,
-                                       **({"dataset": "pydoc-topics", "smoke": True} if text else {}))
+                                       **(lm if zoo.get_spec(name).family == "lm" else {}))
         return _trained[name]
 
     return train

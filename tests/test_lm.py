@@ -1,5 +1,6 @@
 """The ``lm`` family: text data, training, the cached graph's parity over whole generated sequences, and
-``zoo generate`` without torch. One gpt-nano run (BPE tokenizer, smoke mode) is trained and exported per module."""
+``zoo generate`` without torch. The session's gpt-nano run (conftest's ``train_briefly``: BPE tokenizer,
+smoke mode) is exported once here."""
 
 from __future__ import annotations
 
@@ -28,10 +29,10 @@ STEP_ATOL, STEP_RTOL = 1e-4, 1e-4
 
 
 @pytest.fixture(scope="module")
-def lm_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def lm_bundle(train_briefly, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The session's gpt-nano run (embedded text, BPE of 400 ids, smoke mode), exported with its int8 variant."""
+    run = train_briefly("gpt-nano")
     out = tmp_path_factory.mktemp("lm")
-    run = zoo.train("gpt-nano", dataset="pydoc-topics", smoke=True, out=out / "runs", progress=False,
-                    hyperparameters={"tokenizer": "bpe:400"})
     bundle = zoo.export(run.run_dir, out=out / "exports", quantize="int8", providers=["cpu"]).bundle_dir
     return run.run_dir, bundle
 
@@ -49,7 +50,7 @@ def test_run_has_metrics_samples_and_tokenizer(lm_bundle: tuple[Path, Path]) -> 
     assert (bundle / "lm" / "tokenizer.json").read_text() == text["tokenizer_json"]
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert "lm/tokenizer.json" in manifest["files"]
-    samples = (run_dir / "samples" / "epoch-002.txt").read_text()
+    samples = (run_dir / "samples" / "epoch-001.txt").read_text()
     assert "--- prompt 'def '" in samples
     (run_dir / "loss_curve.png").stat()
 

@@ -19,7 +19,8 @@ from zoo.version import CONTRACT_VERSION
 from .conftest import TINY_CLASSIFIER_PLUGIN
 
 #: What the plugzoo distribution itself registers (classifier, GAN and VAE families).
-BUILTIN_MODELS = ["beta-vae", "cgan", "cnn", "gan", "gpt-micro", "gpt-mini", "gpt-nano", "gpt2-small", "resnet-small", "vae"]
+BUILTIN_MODELS = ["beta-vae", "cgan", "cnn", "gan", "gpt-micro", "gpt-mini", "gpt-nano", "gpt2-small", "resnet-small",
+                  "vae"]
 
 
 def _record(name: str):

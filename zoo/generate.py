@@ -8,6 +8,7 @@ Prefill is one call with an empty cache (past length 0); each new token is one c
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,24 +149,24 @@ def choose(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> 
     return int(rng.choice(len(probs), p=probs))
 
 
-_BYTE_TABLES: dict[int, dict[str, int]] = {}
+@functools.cache
+def _byte_table() -> dict[str, int]:
+    """GPT-2's byte-level alphabet backwards: the printable character that stands for each byte → the byte."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[chr(b)] = b
+        else:
+            table[chr(256 + extra)] = b
+            extra += 1
+    return table
 
 
 def _token_bytes(tokenizer: Any, token: int) -> bytes:
     """The UTF-8 bytes a byte-level token stands for (its characters mapped back through GPT-2's byte table)."""
-    table = _BYTE_TABLES.get(id(tokenizer))
-    if table is None:
-        printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-        table, extra = {}, 0
-        for b in range(256):
-            if b in printable:
-                table[chr(b)] = b
-            else:
-                table[chr(256 + extra)] = b
-                extra += 1
-        _BYTE_TABLES[id(tokenizer)] = table
-    piece = tokenizer.id_to_token(token) or ""
-    return bytes(table[c] for c in piece if c in table)
+    table = _byte_table()
+    return bytes(table[c] for c in (tokenizer.id_to_token(token) or "") if c in table)
 
 
 def generate_text(bundle: str | Path, prompt: str, *, max_new_tokens: int = 200, sampling: Sampling | None = None,

@@ -22,7 +22,7 @@ def classifier_graph(bundle: Bundle) -> GraphEntry:
     for graph in bundle.manifest.with_role(GraphRole.CLASSIFIER):
         if graph.role_info.get("input_kind", "image") == "image" and len(graph.inputs) == 1:
             return graph
-    raise ZooError(f"{bundle.path} holds no image classifier graph (a {bundle.manifest.family!r} bundle; graph roles: "
+    raise ZooError(f"{bundle.path} holds no image classifier graph (family {bundle.manifest.family!r}; graph roles: "
                    f"{', '.join(bundle.manifest.roles())}); `zoo predict` needs a bundle with a classifier graph")
 
 

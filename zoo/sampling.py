@@ -67,8 +67,9 @@ def sampler_graph(bundle: Bundle) -> GraphEntry:
     if not graphs:  # bundles from before roles: a graph with the old sampler metadata
         graphs = [g for g in bundle.manifest.graphs.values() if g.role is None and SAMPLER_KEY in g.metadata]
     if not graphs:
-        raise ZooError(f"{bundle.path} holds no sampler or decoder graph to draw from (a {bundle.manifest.family!r} "
-                       f"bundle; graph roles: {', '.join(bundle.manifest.roles())}); `zoo sample` needs one")
+        raise ZooError(f"{bundle.path} holds no sampler or decoder graph to draw from (family "
+                       f"{bundle.manifest.family!r}; graph roles: {', '.join(bundle.manifest.roles())}); "
+                       "`zoo sample` needs one")
     return graphs[0]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,39 @@ def test_a_file_hash_mismatch_is_caught_before_anything_runs(cnn_bundle: Path, t
         Bundle.open(bundle)
     _rewrite(bundle, lambda m: m["files"].update({"card.md": sha256(card)}))
     Bundle.open(bundle)
+
+
+@pytest.mark.parametrize(("role", "info", "feeds", "outputs", "message"), [
+    ("classifier", classifier_info(output="logits", class_names=list("abc")), {}, {"logits": np.zeros((2, 5))},
+     "output 'logits' has 5 class scores but the data has 3 classes"),
+    ("sampler", sampler_info(latent_input="noise", latent_dim=4), {"noise": np.zeros((2, 6))}, {},
+     "'noise' has 6 values per sample, not latent_dim=4"),
+    ("encoder", encoder_info(image_input="x", latent_output="z", latent_dim=2), {}, {"z": np.zeros((2, 3))},
+     "'z' has 3 values per sample, not latent_dim=2"),
+])
+def test_export_refuses_a_graph_whose_outputs_break_its_role(role: str, info: dict, feeds: dict, outputs: dict,
+                                                             message: str) -> None:
+    from zoo.roles import check_role_shapes
+
+    with pytest.raises(ZooError, match=re.escape(message)):
+        check_role_shapes("g", role, info, feeds, outputs)
+    check_role_shapes("g", None, {}, feeds, outputs)
+
+
+def test_export_stops_before_writing_when_a_classifier_is_wider_than_its_classes(
+        train_briefly, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo_cnn.family import ClassifierFamily
+
+    from zoo.bundles import export_run
+
+    real = ClassifierFamily.graphs
+
+    def wider(self: Any, model: Any, data: Any) -> list[GraphSpec]:
+        graphs = real(self, model, data)
+        graphs[0].role_info["num_classes"] = data.num_classes + 2
+        return graphs
+
+    monkeypatch.setattr(ClassifierFamily, "graphs", wider)
+    with pytest.raises(ZooError, match="has 10 class scores but the data has 12 classes"):
+        export_run(train_briefly("cnn").run_dir, out=tmp_path, providers=["cpu"])
+    assert not any(tmp_path.iterdir()), "nothing is left behind"

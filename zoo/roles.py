@@ -162,3 +162,23 @@ register_role(RoleSpec(GraphRole.DECODER, "latent code [, label] → image (zoo 
                        input_keys=("latent_input", "label_input"), output_keys=("output",)))
 register_role(RoleSpec(GraphRole.ENCODER, "image → latent code", ("image_input", "latent_output", "latent_dim"),
                        input_keys=("image_input",), output_keys=("latent_output",)))
+
+
+def check_role_shapes(graph: str, role: str | None, info: dict[str, Any], feeds: dict[str, Any],
+                      outputs: dict[str, Any]) -> None:
+    """At export: what the role promises holds for real arrays (class-score width, latent sizes); a ZooError if not."""
+    def width(arrays: dict[str, Any], key: str) -> int | None:
+        array = arrays.get(info.get(key) or "")
+        return None if array is None or len(array.shape) < 2 else int(array.shape[1])
+
+    if role == GraphRole.CLASSIFIER and width(outputs, "output") not in (None, info["num_classes"]):
+        raise ZooError(f"graph {graph!r} (role classifier): output {info['output']!r} has {width(outputs, 'output')} "
+                       f"class scores but the data has {info['num_classes']} classes; build the model with "
+                       "num_classes from DataInfo (Family.data_args)")
+    checks = {GraphRole.SAMPLER: (feeds, "latent_input"), GraphRole.DECODER: (feeds, "latent_input"),
+              GraphRole.ENCODER: (outputs, "latent_output")}
+    if role in checks:
+        arrays, key = checks[role]
+        if width(arrays, key) not in (None, info["latent_dim"]):
+            raise ZooError(f"graph {graph!r} (role {role}): {info[key]!r} has {width(arrays, key)} values per "
+                           f"sample, not latent_dim={info['latent_dim']}; fix the role_info or the model")

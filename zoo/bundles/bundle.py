@@ -32,6 +32,7 @@ from zoo.bundles.vectors import write_test_set
 from zoo.bundles.verify import Case, GraphCheck, check_graphs, sha256, torch_cases
 from zoo.engine.runs import WEIGHTS
 from zoo.errors import ParityError, ZooError
+from zoo.roles import check_role_shapes
 
 QUANTIZE_CHOICES = ("int8",)
 
@@ -99,6 +100,7 @@ def export_run(
                          metadata={**metadata, "graph": graph.name, "variant": "fp32"})
             recipe = {"variant": "fp32", "optimized": variants.optimize(path) if optimize else None}
             cases = torch_cases(graph, data)
+            _check_role(graph, cases[0])
             entries[graph.name] = _graph_entry(staging, graph, graph.name, cases, graph.atol, graph.rtol, recipe)
             checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, None))
             for variant in wanted:
@@ -122,6 +124,13 @@ def export_run(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(final, manifest, parity)
+
+
+def _check_role(graph: Any, case: Case) -> None:
+    """The graph's role holds for its real outputs (a classifier's width, a latent's size), before any writing."""
+    check_role_shapes(graph.name, getattr(graph, "role", None), getattr(graph, "role_info", {}),
+                      dict(zip(graph.input_names, case.inputs, strict=True)),
+                      dict(zip(graph.output_names, case.expected, strict=True)))
 
 
 def _export_variant(staging: Path, graph: Any, variant: str, data: Any,

@@ -4,6 +4,7 @@ and driven through the real ``zoo`` command: train, export, verify, ``zoo sample
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -34,6 +35,16 @@ def zoo(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZOO_") or k == "ZOO_CACHE_DIR"}
     env.update(PYTHONPATH=str(site), ZOO_STRICT_PLUGINS="1")
     return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_it_imports_only_the_public_contract() -> None:
+    public = {"zoo.hookspecs", "zoo.specs", "zoo.family", "zoo.data", "zoo.errors"}
+    for path in sorted(EXAMPLE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "zoo":
+                assert node.module in public, f"{path.name} imports {node.module}"
+            if isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] == "zoo" and a.name not in public for a in node.names)
 
 
 def test_the_guide_shows_the_package_files_word_for_word() -> None:

@@ -3,8 +3,8 @@
 Opening reads ``manifest.json`` once, refuses a malformed one in one line, checks that every path the manifest
 names (graph files, external data, test-set folders) stays inside the bundle and is listed with its hash,
 checks every hash, and checks where each graph file says its external weights are: all before any graph is
-run. ``zoo verify``, ``zoo bench``, ``zoo predict``, ``zoo sample`` and the card read bundles only through
-it. Needs numpy-free Python and ``onnx`` (for the external-data check); never torch.
+run. ``zoo verify``, ``zoo bench``, ``zoo predict`` and ``zoo sample`` read bundles only through it, and the
+card is written from its typed entries. Needs only ``onnx`` (external data, the checker), never torch.
 """
 
 from __future__ import annotations

@@ -123,8 +123,8 @@ def test_generate_streams_without_torch_and_json(lm_bundle: tuple[Path, Path]) -
 def test_generate_refuses_other_bundles_and_others_refuse_lm(lm_bundle: tuple[Path, Path], tmp_path: Path) -> None:
     _, bundle = lm_bundle
     runner = CliRunner()
-    assert_one_line_error(runner.invoke(cli, ["predict", str(bundle), "x.png"]), "language-model bundle")
-    assert_one_line_error(runner.invoke(cli, ["sample", str(bundle)]), "language-model bundle")
+    assert_one_line_error(runner.invoke(cli, ["predict", str(bundle), "x.png"]), "no image classifier", "roles: lm")
+    assert_one_line_error(runner.invoke(cli, ["sample", str(bundle)]), "no sampler or decoder graph")
     other = tmp_path / "other"
     shutil.copytree(bundle, other)
     manifest = json.loads((other / "manifest.json").read_text())

@@ -40,27 +40,21 @@ class Sampling:
             raise ZooError(f"--top-p must be in (0, 1], got {self.top_p}")
 
 
-def lm_graph(bundle: Path, *, variant: str = "fp32") -> tuple[dict[str, Any], dict[str, Any]]:
-    """The bundle's language-model graph entry (checked against the manifest hashes) and its ``zoo_lm`` spec."""
-    from zoo.bundles.bundle import MANIFEST, check_files
+def lm_graph(bundle: Path, *, variant: str = "fp32") -> tuple[Path, dict[str, Any]]:
+    """The path of the bundle's language-model graph (hashes checked by ``Bundle.open``) and its ``zoo_lm`` spec."""
+    from zoo.bundles.manifest import Bundle
 
-    if not (bundle / MANIFEST).is_file():
-        raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
-    try:
-        manifest = json.loads((bundle / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ZooError(f"{bundle / MANIFEST} is corrupted ({exc}); export again") from exc
-    check_files(bundle, manifest)
-    graphs = manifest.get("graphs", {}).values()
-    found = [g for g in graphs if g.get("metadata", {}).get(ROLE_KEY) == ROLE]
+    opened = Bundle.open(bundle)
+    found = opened.manifest.with_role(ROLE, variant=None)
     if not found:
-        raise ZooError(f"{bundle} is a {manifest.get('family', 'unknown')!r} bundle with no language-model graph; "
-                       "zoo generate works on lm bundles (zoo train gpt-nano --data pydoc-topics --export)")
-    chosen = [g for g in found if g.get("variant", "fp32") == variant]
+        raise ZooError(f"{bundle} holds no language-model graph (family {opened.manifest.family!r}; graph roles: "
+                       f"{', '.join(opened.manifest.roles())}); zoo generate works on lm bundles "
+                       "(zoo train gpt-nano --data pydoc-topics --export)")
+    chosen = [g for g in found if g.variant == variant]
     if not chosen:
-        have = ", ".join(sorted(g.get("variant", "fp32") for g in found))
-        raise ZooError(f"{bundle} has no {variant} language-model graph (it has: {have})")
-    return chosen[0], json.loads(chosen[0]["metadata"][LM_KEY])
+        raise ZooError(f"{bundle} has no {variant} language-model graph (it has: "
+                       f"{', '.join(sorted(g.variant for g in found))})")
+    return opened.graph_path(chosen[0]), json.loads(chosen[0].metadata[LM_KEY])
 
 
 class LMSession:
@@ -74,9 +68,9 @@ class LMSession:
         self.bundle = Path(bundle)
         if not self.bundle.is_dir():
             raise ZooError(f"bundle {self.bundle} does not exist; pass the folder that `zoo export` printed")
-        graph, self.spec = lm_graph(self.bundle, variant=variant)
+        path, self.spec = lm_graph(self.bundle, variant=variant)
         self.tokenizer = Tokenizer.from_file(str(self.bundle / self.spec["tokenizer_file"]))
-        self.session = session(str(self.bundle / graph["file"]), CPU, threads=threads)
+        self.session = session(str(path), CPU, threads=threads)
         self.context = int(self.spec["context"])
 
     def encode(self, text: str) -> list[int]:

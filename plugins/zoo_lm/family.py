@@ -17,12 +17,18 @@ import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits, TextInfo
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec
+from zoo.family import Family, GraphSpec, RoleSpec, register_role
 from zoo.specs import ModelSpec
 from zoo_lm.model import GPT, cache_names, cached_gpt
 from zoo_lm.tokenizer import BYTES, byte_tokenizer_json, decode, encode, parse_tokenizer, train_bpe_json
 
 ROLE_KEY, ROLE = "zoo_role", "lm"
+#: The graph role of a cached language model (registered here: roles are an open registry).
+LM_ROLE = register_role(RoleSpec(
+    name=ROLE, summary="a decoder-only language model with its key/value cache as inputs and outputs",
+    required=("tokenizer_file", "vocab_size", "context", "layers", "heads", "head_dim", "input", "logits", "past",
+              "present"),
+    input_keys=("input",), output_keys=("logits",)))
 #: Graph metadata key holding what ``zoo generate`` needs (tokenizer file, cache layout, names), as JSON.
 LM_KEY = "zoo_lm"
 GRAPH = "lm"
@@ -213,7 +219,7 @@ class LMFamily(Family):
         params = sum(p.numel() for p in gpt.parameters())
         return [GraphSpec(name=GRAPH, module=cached_gpt(gpt), input_names=["input_ids", *past_names],
                           output_names=["logits", *present_names], random_inputs=random_inputs,
-                          real_inputs=real_inputs, metadata={ROLE_KEY: ROLE, LM_KEY: json.dumps(spec)},
+                          real_inputs=real_inputs, metadata={LM_KEY: json.dumps(spec)}, role=ROLE, role_info=spec,
                           dynamic_axes=axes, external_data=params > EXTERNAL_DATA_PARAMS,
                           files={TOKENIZER_FILE: text.tokenizer_json.encode()})]
 

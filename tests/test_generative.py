@@ -218,10 +218,10 @@ def test_damaged_classifier_cache_is_rebuilt_and_a_wrong_named_run_refused(
     shutil.copytree(cached, copy)
     (copy / "model.safetensors").write_bytes(b"\x00" * 64)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
-    judge = load_classifier("digits", 0, "cpu")
+    judge = load_classifier("digits", 0, "cpu", model="cnn")
     assert judge.run_dir == copy and (copy / "model.safetensors").stat().st_size > 64
     (copy / "model.safetensors").unlink()  # a half-written cache folder
-    assert load_classifier("digits", 0, "cpu").run_dir == copy and (copy / "model.safetensors").is_file()
+    assert load_classifier("digits", 0, "cpu", model="cnn").run_dir == copy and (copy / "model.safetensors").is_file()
     with pytest.raises(ZooError, match="name a classifier run trained on 'digits'"):
         load_classifier("digits", 0, "cpu", classifier_run=train_briefly("vae").run_dir)
 

@@ -51,3 +51,19 @@ class DeferredLossCheck:
 def defer_wanted(device: Any, on_nan: str, distributed: bool) -> bool:
     """Defer only where it pays and is safe: one CUDA process that stops on a bad loss."""
     return device.type == "cuda" and on_nan == "stop" and not distributed
+
+
+def non_finite_error(problem: tuple[Any, str], last_checkpoint: Any) -> Exception:
+    """The one-line error for a non-finite loss at ``((step, epoch, optimizer), parts)``."""
+    from zoo.errors import ZooError
+
+    (step, epoch, name), parts = problem
+    kept = (f"the last good checkpoint is {last_checkpoint}" if last_checkpoint.exists()
+            else "no checkpoint was written yet")
+    return ZooError(f"loss became non-finite at step {step} (epoch {epoch}, optimizer {name!r}): {parts}; "
+                    f"{kept}; lower --lr, add --grad-clip, or pass --on-nan skip")
+
+
+def loss_parts(losses: dict[str, Any]) -> str:
+    """``loss=nan, kl=3.2``: the loss parts for a message (one host sync each; only on a bad step)."""
+    return ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo.engine.runs import METRICS
 from zoo.errors import ZooError
+from zoo.runs import METRICS
 
 METRICS_CSV = "metrics.csv"
 

@@ -20,32 +20,32 @@ _V1_ARITY = {"training_step": 3, "evaluate": 3, "epoch_end": 5, "final_metrics":
 _warned: set[tuple[str, str]] = set()
 
 
+def v1_hooks(family: Family) -> list[str]:
+    """The hooks ``family`` implements with their contract-1 signature (a family may mix: a v1 subclass
+    of a v2 family keeps the parent's v2 hooks)."""
+    found = [name for name, count in _V1_ARITY.items() if _arity(getattr(family, name)) == count]
+    params = list(inspect.signature(family.configure_optimizers).parameters.values())
+    if len(params) >= 2 and (params[1].name == "hp" or "dict" in str(params[1].annotation)):
+        found.append("configure_optimizers")
+    return found
+
+
 def is_v1(family: Family) -> bool:
-    """True when ``family`` overrides a hook with its contract-1 signature."""
-    for name, count in _V1_ARITY.items():
-        if _overrides(family, name) and _arity(getattr(family, name)) == count:
-            return True
-    if _overrides(family, "configure_optimizers"):
-        params = list(inspect.signature(family.configure_optimizers).parameters.values())
-        if len(params) >= 2 and (params[1].name == "hp" or "dict" in str(params[1].annotation)):
-            return True
-    return False
+    """True when ``family`` implements a hook with its contract-1 signature."""
+    return bool(v1_hooks(family))
 
 
 def adapt_family(family: Family, name: str, plugin: str) -> Family:
     """``family`` itself when it speaks contract 2, else a contract-2 wrapper (warned once per family)."""
-    if not is_v1(family):
+    old = v1_hooks(family)
+    if not old:
         return family
     if (plugin, name) not in _warned:
         _warned.add((plugin, name))
-        print(f"zoo: warning: family {name!r} of plugin {plugin!r} uses the contract-1 hook signatures, "
-              "deprecated and removed in contract 3; take a RunContext instead (docs/plugins.md, Family)",
+        print(f"zoo: warning: family {name!r} of plugin {plugin!r} uses the contract-1 signature of "
+              f"{', '.join(old)} (deprecated, removed in contract 3); take a RunContext (docs/plugins.md, Family)",
               file=sys.stderr)
     return V1Family(family)
-
-
-def _overrides(family: Family, name: str) -> bool:
-    return getattr(type(family), name, None) is not getattr(Family, name, None)
 
 
 def _arity(method: Any) -> int:
@@ -58,6 +58,7 @@ class V1Family(Family):
 
     def __init__(self, inner: Family) -> None:
         self.inner = inner
+        self.v1 = set(v1_hooks(inner))
 
     def __getattr__(self, name: str) -> Any:  # monitor, hyperparameters, wraps_for_ddp, own helpers
         return getattr(self.inner, name)
@@ -88,25 +89,31 @@ class V1Family(Family):
         return self.inner.graphs(model, data)
 
     def configure_optimizers(self, model: Any, ctx: RunContext) -> dict[str, Any]:
-        if not _overrides(self.inner, "configure_optimizers"):
-            return Family.configure_optimizers(self.inner, model, ctx)
-        return self.inner.configure_optimizers(model, dict(ctx.hyperparameters))
+        if "configure_optimizers" in self.v1:
+            return self.inner.configure_optimizers(model, dict(ctx.hyperparameters))
+        return self.inner.configure_optimizers(model, ctx)
 
     def optimizer_steps(self, ctx: RunContext) -> tuple[str, ...]:
+        if type(self.inner).optimizer_steps is not Family.optimizer_steps:
+            return self.inner.optimizer_steps(ctx)
         return tuple(self.inner.optimizer_order)  # read after configure_optimizers, which may rewrite it
 
     def training_step(self, model: Any, batch: Any, optimizer: str, ctx: RunContext) -> dict[str, Any]:
-        return self.inner.training_step(model, batch, optimizer)
+        if "training_step" in self.v1:
+            return self.inner.training_step(model, batch, optimizer)
+        return self.inner.training_step(model, batch, optimizer, ctx)
 
     def evaluate(self, model: Any, ctx: RunContext) -> dict[str, float]:
-        return self.inner.evaluate(model, ctx.data, ctx.device)
+        if "evaluate" in self.v1:
+            return self.inner.evaluate(model, ctx.data, ctx.device)
+        return self.inner.evaluate(model, ctx)
 
     def epoch_end(self, model: Any, ctx: RunContext) -> dict[str, float]:
-        if not _overrides(self.inner, "epoch_end"):
-            return {}
-        return self.inner.epoch_end(model, ctx.data, ctx.run_dir, ctx.epoch, ctx.device)
+        if "epoch_end" in self.v1:
+            return self.inner.epoch_end(model, ctx.data, ctx.run_dir, ctx.epoch, ctx.device)
+        return self.inner.epoch_end(model, ctx)
 
     def final_metrics(self, model: Any, ctx: RunContext) -> dict[str, Any]:
-        if not _overrides(self.inner, "final_metrics"):
-            return {}
-        return self.inner.final_metrics(model, ctx.data, ctx.run_dir, ctx.device)
+        if "final_metrics" in self.v1:
+            return self.inner.final_metrics(model, ctx.data, ctx.run_dir, ctx.device)
+        return self.inner.final_metrics(model, ctx)

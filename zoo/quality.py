@@ -137,7 +137,7 @@ def _train_classifier(model: str, dataset: str, seed: int, device: Any, target: 
 
     import torch
 
-    from zoo.engine.loop import train
+    from zoo.engine import train
 
     staging = target.parent / f".{target.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

@@ -9,7 +9,7 @@ import numpy as np
 
 from zoo.errors import ZooError
 
-#: Samples pushed through a class-score graph to measure its width.
+#: Random samples (the graph's own ``random_inputs``) pushed through a class-score graph to measure its width.
 _PROBE = 2
 
 
@@ -38,13 +38,13 @@ def check_class_width(family: Any, net: Any, data: Any, spec: Any, device: Any) 
     if not info.num_classes:
         return
     for graph in family.graphs(net, info):
-        if not graph.class_output or len(graph.input_names) != 1:
+        if not graph.class_output:
             continue
-        images = torch.as_tensor(np.asarray(data.x_train[:_PROBE]), device=device)
+        inputs = [torch.as_tensor(x, device=device) for x in graph.random_inputs(_PROBE, np.random.default_rng(0))]
         was_training = net.training
         net.eval()
         with torch.no_grad():
-            outputs = graph.module(images)
+            outputs = graph.module(*inputs)
         net.train(was_training)
         outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
         scores = outputs[list(graph.output_names).index(graph.class_output)]

@@ -1,7 +1,7 @@
 """The shared training loop. It knows no family: the family supplies the step and the evaluation.
 
-:func:`train` turns options into a :class:`Trainer` (new run or resumed one); :meth:`Trainer.fit`
-runs the epochs. Per optimizer step the loop does only what it must: forward under autocast,
+:func:`zoo.engine.train` turns options into a :class:`Trainer` (new run or resumed one);
+:meth:`Trainer.fit` runs the epochs. Per optimizer step the loop does only what it must: forward under autocast,
 backward, one finiteness check of the loss, clipping/stepping, on-device metric sums. Everything
 that syncs or writes happens at epoch ends, checkpoints and stops. Setting up lives in
 ``trainer_setup.py``, the run's position in ``state.py``, the run folder's files in ``run_files.py``.
@@ -12,86 +12,35 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from zoo.data.augment import augment_batch
-from zoo.data.lazy import LazyImages
 from zoo.data.torch_data import epoch_batches
 from zoo.engine import checkpoint as ckpt
 from zoo.engine import finite
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
-from zoo.engine.distributed import World, shutdown, world_from_env, wrap_model
+from zoo.engine.distributed import World, wrap_model
 from zoo.engine.metrics import MetricsLog, truncate_after
-from zoo.engine.options import SMOKE_BATCHES, TrainOptions, read_config_file, resolve_options
+from zoo.engine.options import SMOKE_BATCHES, TrainOptions
 from zoo.engine.progress import Progress
-from zoo.engine.run_files import RUN_TOML, write_config, write_final
+from zoo.engine.run_files import summary_of, write_config, write_final
 from zoo.engine.schedules import make_schedulers
 from zoo.engine.setup import deterministic_mode, seed_everything
 from zoo.engine.signals import Interrupted, InterruptFlag
 from zoo.engine.state import LossTotals, TrainState
-from zoo.engine.trainer_setup import prepare, say_adapted
+from zoo.engine.trainer_setup import optimizers_and_order, prepare, say_adapted, training_tensors
 from zoo.errors import ZooError
 from zoo.runs import new_run_dir
 
-__all__ = ["RUN_TOML", "RunResult", "Trainer", "train"]
-
-
-@dataclass
-class RunResult:
-    """What a finished training run left behind."""
-
-    run_dir: Path
-    summary: dict[str, Any]
-    rank: int = field(default=0, compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"run_dir": str(self.run_dir), **self.summary}
-
-
-def train(model: str | None = None, *, config: str | Path | None = None, resume: str | Path | None = None,
-          hyperparameters: dict[str, Any] | None = None, model_args: dict[str, Any] | None = None,
-          single_process: bool = False, **options: Any) -> RunResult:
-    """Train ``model`` through the shared engine and write a run directory under ``out``.
-
-    ``options`` are :class:`zoo.engine.options.TrainOptions` fields (``epochs``, ``lr``, ``precision``,
-    ``max_steps``...); ``config`` is a TOML file of the same keys (options override it); ``resume``
-    continues the run in that folder from its last checkpoint. ``single_process`` trains in this
-    process alone even under torchrun (for a run started from inside another, such as a family's
-    quality classifier).
-    """
-    flags = {**options, "hp": hyperparameters or None, "args": model_args or None}
-    world = World(0, 1, 0) if single_process else world_from_env()
-    trainer, finished = None, False
-    try:
-        if resume is not None:
-            from zoo.engine.resume import prepare_resume
-
-            if config is not None:
-                raise ZooError("--config and --resume do not mix: a resumed run keeps its own options")
-            opts, run_dir, checkpoint = prepare_resume(resume, model, flags, world.size)
-            trainer = Trainer(opts, world)
-            trainer.restore(run_dir, checkpoint)
-        else:
-            opts = resolve_options(read_config_file(config) if config else {}, {"model": model, **flags})
-            if not opts.model:
-                raise ZooError("name a model to train (zoo list shows them), or pass --resume RUN_DIR")
-            trainer = Trainer(opts, world)
-            trainer.start()
-        summary = trainer.fit()
-        finished = True
-    finally:
-        shutdown(world, trainer, finished=finished)
-    return RunResult(trainer.run_dir, summary, world.rank)
+__all__ = ["Trainer"]
 
 
 class Trainer:
     """One run: the model, its optimizers and data, and where training stands (:attr:`state`)."""
 
     def __init__(self, options: TrainOptions, world: World) -> None:
-        import torch
-
         from zoo.engine.first_batch import check_first_batch
 
         self.options, self.world = options, world
@@ -103,30 +52,17 @@ class Trainer:
         self.net = self.family.build(self.spec, self.data.info, parts.model_args).to(self.device)
         if world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(options.seed + world.rank)
-        self.optimizers = self.family.configure_optimizers(self.net, self.ctx)
-        self.order = tuple(self.family.optimizer_steps(self.ctx))
-        if set(self.optimizers) != set(self.order):
-            raise ZooError(f"family {self.spec.family!r} returned optimizers {sorted(self.optimizers)} but steps "
-                           f"{list(self.order)}; fix the family plugin")
-        if options.accumulate > 1 and len(self.order) > 1:
-            raise ZooError(f"--accumulate needs a family with one optimizer; {self.spec.family!r} steps "
-                           f"{len(self.order)}")
+        self.optimizers, self.order = optimizers_and_order(self.family, self.net, self.ctx, options.accumulate)
         check_first_batch(self.family, self.net, self.data, self.spec, options.dataset, self.device)
-        if isinstance(self.data.x_train, LazyImages):  # read from files batch by batch, by worker processes
-            self.x_train, self.y_train = self.data.x_train, torch.from_numpy(self.data.y_train)
-        else:
-            self.x_train = torch.from_numpy(self.data.x_train).to(self.device)
-            self.y_train = torch.from_numpy(self.data.y_train).to(self.device)
+        self.x_train, self.y_train = training_tensors(self.data, self.device)
         batches = batch_count(len(self.x_train), self.batch, world.size)
         self.batches_per_epoch = min(batches, SMOKE_BATCHES) if options.smoke else batches
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / options.accumulate)
         self.schedulers = make_schedulers(self.optimizers, options, self.epochs * self.steps_per_epoch,
                                           self.steps_per_epoch)
         self.state, self.totals = TrainState(), LossTotals()
-        self._bad_group = False
-        self._shared_interrupt = False  # under torchrun: did any process get a signal (as of this step)?
-        self._deferred = (finite.DeferredLossCheck()
-                          if finite.defer_wanted(self.device, options.on_nan, world.distributed) else None)
+        self.guard = finite.LossGuard(self.device, options.on_nan, world,
+                                      lambda: self.run_dir / ckpt.FOLDER / ckpt.LAST)
         if options.progress and world.is_main:  # only once the model really took the data
             say_adapted(self.spec, parts.data_args)
 
@@ -162,7 +98,7 @@ class Trainer:
 
     def _set_run_dir(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        self.ctx = self.ctx.__class__(**{**self.ctx.__dict__, "run_dir": run_dir})
+        self.ctx = replace(self.ctx, run_dir=run_dir)
 
     def context(self) -> Any:
         """The run context at the current position."""
@@ -246,7 +182,7 @@ class Trainer:
                 self.precision.backward(loss / self.options.accumulate if self.options.accumulate > 1 else loss)
             if boundary and self.model is self.net:  # no DDP wrapper: share the gradients here
                 self.world.sync_gradients(optimizer)
-            if self._is_good(name, losses, loss, boundary):
+            if self._is_good(name, losses, boundary):
                 self.totals.add(f"{name}_" if len(self.optimizers) > 1 else "", losses)
                 if boundary:
                     self._step(optimizer)
@@ -259,30 +195,18 @@ class Trainer:
         if stepped:
             self.precision.update()  # the grad scaler's once-per-iteration update
 
-    def _is_good(self, name: str, losses: dict[str, Any], loss: Any, boundary: bool) -> bool:
-        """Is this loss (and, at a boundary, its accumulation group, on every process) finite?"""
-        if self._deferred is not None:  # looked at one step later: the GPU does not wait
-            self._raise_if(self._deferred.push(losses, (self.state.step + 1, self.state.epoch, name)))
-            is_finite = True
-        else:
-            is_finite = math.isfinite(loss.item())  # one host sync (torch.isfinite costs more on the CPU)
-        if not boundary:  # accumulating: remember a bad micro-batch, decide at the boundary
-            self._bad_group = self._bad_group or not is_finite
-            return is_finite
-        bad, self._bad_group = not is_finite or self._bad_group, False
-        if self.world.distributed:  # one all-reduce shares the loss check (and, last, the signal flag)
-            if name == self.order[-1]:
-                bad, self._shared_interrupt = self.world.any(bad, self.interrupt.received is not None)
-            else:
-                (bad,) = self.world.any(bad)
-        if bad:
-            where = (self.state.step + 1, self.state.epoch, name)
-            if self.options.on_nan != "skip":
-                self._raise_if((where, finite.loss_parts(losses)))
+    def _is_good(self, name: str, losses: dict[str, Any], boundary: bool) -> bool:
+        """Finite loss? A bad one stops the run (``--on-nan stop``) or is counted and skipped."""
+        where = (self.state.step + 1, self.state.epoch, name)
+        last = self.world.distributed and name == self.order[-1]
+        if self.guard.check(losses, where, boundary=boundary,
+                            share_interrupt=self.interrupt.received is not None if last else None):
+            return True
+        if boundary:
             self.state.skipped += 1
             self.progress.message(f"skipped step {where[0]} (epoch {where[1]}, optimizer {name!r}): "
                                   f"non-finite loss ({finite.loss_parts(losses)})")
-        return not bad
+        return False
 
     def _step(self, optimizer: Any) -> None:
         import torch
@@ -293,18 +217,9 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, self.options.grad_clip)
         self.precision.step(optimizer)
 
-    def _raise_if(self, problem: tuple[Any, str] | None) -> None:
-        if problem is not None:
-            raise finite.non_finite_error(problem, self.run_dir / ckpt.FOLDER / ckpt.LAST)
-
-    def _check_deferred(self) -> None:
-        """Before anything is written: the last step's loss must have been finite."""
-        if self._deferred is not None:
-            self._raise_if(self._deferred.flush())
-
     def _stop_requested(self) -> str | None:
         """At a step boundary: a signal (on any process) or ``max_steps`` means stop."""
-        interrupted = self._shared_interrupt if self.world.distributed else self.interrupt.received is not None
+        interrupted = self.guard.shared_interrupt if self.world.distributed else self.interrupt.received is not None
         if interrupted:
             if self.interrupt.received is None:  # another process got the signal
                 import signal
@@ -317,7 +232,7 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         """Epoch metrics (train averages + the family's validation), logs, best, checkpoint."""
-        self._check_deferred()
+        self.guard.flush()
         metrics = self.totals.averages(self.world)
         if self.world.is_main:
             metrics.update(self._family_metrics("evaluate"))
@@ -353,7 +268,7 @@ class Trainer:
         """Checkpoint the full state (every process sends its RNG; process 0 writes)."""
         from zoo.version import __version__
 
-        self._check_deferred()
+        self.guard.flush()
         rng = self.world.gather(ckpt.capture_rng())
         if not self.world.is_main:
             return None
@@ -381,17 +296,10 @@ class Trainer:
 
     def _finish(self, stop_reason: str | None, seconds: float) -> dict[str, Any]:
         """Final weights and summary (process 0); every process returns the summary."""
-        self._check_deferred()
-        monitor, state = self.family.monitor[0], self.state
-        summary = {
-            "model": self.spec.name, "family": self.spec.family, "dataset": self.options.dataset,
-            "epochs": self.epochs, "steps": state.step, "seconds": round(seconds, 3),
-            "stopped": stop_reason or "completed", "skipped_steps": state.skipped,
-            "metrics": state.metrics, "monitor": monitor,
-            "best": {"epoch": state.best[1], monitor: state.best[0]} if state.best else None,
-        }
+        self.guard.flush()
+        summary = summary_of(self, stop_reason, seconds)
         if self.world.is_main:  # the family's final metrics (a GAN's sample quality, say)
-            summary["metrics"] = {**state.metrics, **self._family_metrics("final_metrics")}
+            summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics")}
             write_final(self.run_dir, self.net, self.spec.name, summary)
         self.world.barrier()
         return summary

@@ -49,3 +49,15 @@ def write_final(run_dir: Path, net: Any, model_name: str, summary: dict[str, Any
     save_weights(run_dir / WEIGHTS, net.state_dict(), metadata={"model": model_name, "run_id": run_dir.name})
     write_loss_curve(run_dir / METRICS, run_dir / LOSS_CURVE)  # every run of every family
     write_json(run_dir / SUMMARY, summary)
+
+
+def summary_of(trainer: Any, stop_reason: str | None, seconds: float) -> dict[str, Any]:
+    """``summary.json``: what ran, how it stopped, the last metrics and the best epoch."""
+    monitor, state = trainer.family.monitor[0], trainer.state
+    return {
+        "model": trainer.spec.name, "family": trainer.spec.family, "dataset": trainer.options.dataset,
+        "epochs": trainer.epochs, "steps": state.step, "seconds": round(seconds, 3),
+        "stopped": stop_reason or "completed", "skipped_steps": state.skipped,
+        "metrics": state.metrics, "monitor": monitor,
+        "best": {"epoch": state.best[1], monitor: state.best[0]} if state.best else None,
+    }

@@ -86,3 +86,29 @@ def rank_device(requested: str, world: World) -> str:
             torch.cuda.set_device(world.local_rank)
             return f"cuda:{world.local_rank}"
     return requested
+
+
+def optimizers_and_order(family: Any, net: Any, ctx: RunContext, accumulate: int) -> tuple[dict[str, Any], tuple]:
+    """The family's optimizers and the order to step them in every batch, checked against each other."""
+    from zoo.errors import ZooError
+
+    optimizers = family.configure_optimizers(net, ctx)
+    order = tuple(family.optimizer_steps(ctx))
+    name = ctx.spec.family if ctx.spec else type(family).__name__
+    if not order or set(optimizers) != set(order):
+        raise ZooError(f"family {name!r} returned optimizers {sorted(optimizers)} but steps {list(order)}; "
+                       "fix the family plugin")
+    if accumulate > 1 and len(order) > 1:
+        raise ZooError(f"--accumulate needs a family with one optimizer; {name!r} steps {len(order)}")
+    return optimizers, order
+
+
+def training_tensors(data: Any, device: Any) -> tuple[Any, Any]:
+    """Training images and labels as the loop indexes them: on the device, or lazily read from files."""
+    import torch
+
+    from zoo.data.lazy import LazyImages
+
+    if isinstance(data.x_train, LazyImages):  # read from files batch by batch, by worker processes
+        return data.x_train, torch.from_numpy(data.y_train)
+    return torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)

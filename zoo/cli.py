@@ -35,7 +35,7 @@ class ZooGroup(click.Group):
         except ZooError as exc:
             if _debug(ctx):
                 raise
-            raise UserError(str(exc), exc.exit_code) from None
+            raise UserError(str(exc), exc.exit_code) from exc
         except KeyboardInterrupt:
             click.echo("zoo: interrupted", err=True)
             sys.exit(130)
@@ -44,7 +44,7 @@ class ZooGroup(click.Group):
                 raise
             raise UserError(
                 f"internal error: {type(exc).__name__}: {exc} (run `zoo --debug ...` for the traceback)", 1
-            ) from None
+            ) from exc
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -272,7 +272,7 @@ def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, veri
     except ParityError as exc:
         if exc.report is not None:
             _print_json(exc.report) if as_json else click.echo(format_table(exc.report))
-        raise UserError(str(exc), exc.exit_code) from None
+        raise UserError(str(exc), exc.exit_code) from exc
     if not as_json:
         if result.parity:
             click.echo(format_table(result.parity))
@@ -346,8 +346,8 @@ def bench(bundle: str, batch_sizes: str, threads: int, warmup: int, runs: int, p
 
     try:
         batches = [int(b) for b in batch_sizes.split(",") if b.strip()]
-    except ValueError:
-        raise ZooError(f"--batch-sizes takes whole numbers separated by commas, got {batch_sizes!r}") from None
+    except ValueError as exc:
+        raise ZooError(f"--batch-sizes takes whole numbers separated by commas, got {batch_sizes!r}") from exc
     result = bench_bundle(bundle, batch_sizes=batches, threads=threads, warmup=warmup, runs=runs,
                           providers=_names(providers), run_dir=run_dir, torch=not no_torch)
     _print_json(result) if as_json else click.echo(markdown_table(result))

@@ -48,8 +48,8 @@ def tensorboard_writer() -> Any:
     """TensorBoard's ``SummaryWriter``; a clear error when tensorboard is not installed (it is optional)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ZooError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    except ImportError as exc:
+        raise ZooError("--tensorboard needs the tensorboard package: pip install tensorboard") from exc
     return SummaryWriter
 
 

@@ -137,10 +137,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ZooError(f"config file {path} does not exist") from None
+    except FileNotFoundError as exc:
+        raise ZooError(f"config file {path} does not exist") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ZooError(f"config file {path} is not valid TOML ({exc})") from None
+        raise ZooError(f"config file {path} is not valid TOML ({exc})") from exc
     return {key: check_option(key, value, f"config {path}") for key, value in raw.items()}
 
 

@@ -137,3 +137,22 @@ def test_the_quality_judge_is_declared_by_the_family_not_the_core(tmp_path: Path
     assert zoo.load_family("gan").hyperparameters["classifier_model"] == "cnn"
     with pytest.raises(ZooError, match="classifier_model=NAME"):
         quality.load_classifier("digits", 0, "cpu")
+
+
+def test_every_train_option_is_a_flag_made_from_its_field() -> None:
+    from dataclasses import fields
+
+    from zoo.engine.options import TrainOptions
+
+    train = cli.commands["train"]
+    by_param = {p.name: p for p in train.params}
+    for f in fields(TrainOptions):
+        if not f.metadata.get("cli", True):
+            assert f.name not in by_param
+            continue
+        param = by_param[f.metadata.get("param") or f.name]
+        assert param.help == f.metadata["help"] and param.help, f.name
+        if f.metadata.get("choices"):
+            assert list(param.type.choices) == list(f.metadata["choices"])
+    assert by_param["dataset"].opts == ["--data"] and by_param["model_args"].opts == ["--arg"]
+    assert by_param["hparams"].multiple and by_param["smoke"].is_flag

@@ -20,6 +20,8 @@ from zoo.errors import ZooError
 from zoo.family import RunContext
 from zoo.registry import build_catalog
 
+from .conftest import TINY_CLASSIFIER_PLUGIN
+
 
 def test_every_scheduler_steps_once_per_optimizer_step(tmp_path: Path) -> None:
     """The GAN's generator steps twice a batch, but its schedule must still span the whole run."""
@@ -156,3 +158,16 @@ def test_every_train_option_is_a_flag_made_from_its_field() -> None:
             assert list(param.type.choices) == list(f.metadata["choices"])
     assert by_param["dataset"].opts == ["--data"] and by_param["model_args"].opts == ["--arg"]
     assert by_param["hparams"].multiple and by_param["smoke"].is_flag
+
+
+def test_a_plugin_that_imports_torch_at_load_is_told_the_cost(make_plugin, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    site = make_plugin("heavy", "import torch\n" + TINY_CLASSIFIER_PLUGIN.format(name="heavy-model"))
+    listed = subprocess.run([sys.executable, "-m", "zoo", "list"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(site)})
+    assert listed.returncode == 0 and "heavy-model" in listed.stdout
+    (line,) = [line for line in listed.stderr.splitlines() if "torch" in line]
+    assert re.search(r"plugin 'heavy': loading it imported torch \(\d+\.\d s", line), line

@@ -171,3 +171,44 @@ def test_a_plugin_that_imports_torch_at_load_is_told_the_cost(make_plugin, tmp_p
     assert listed.returncode == 0 and "heavy-model" in listed.stdout
     (line,) = [line for line in listed.stderr.splitlines() if "torch" in line]
     assert re.search(r"plugin 'heavy': loading it imported torch \(\d+\.\d s", line), line
+
+
+WIDE_AND_BAD_DATA_PLUGIN = '''
+import numpy as np
+from zoo.data import DataInfo, DataSplits
+from zoo.hookspecs import hookimpl
+from zoo.specs import DatasetSpec, InputSpec, ModelSpec
+
+
+def wide(in_channels=1, num_classes=10):
+    from zoo_cnn.models import ArticleCNN
+
+    return ArticleCNN(in_channels=in_channels, num_classes=num_classes + 1)  # one score too many
+
+
+def mislabelled(*, seed, val_fraction):
+    info = DataInfo(name="mislabelled", channels=1, height=8, width=8, num_classes=2, class_names=["a", "b"],
+                    mean=[0.0], std=[1.0])
+    x = np.zeros((20, 1, 8, 8), np.float32)
+    return DataSplits(info, x[:16], np.arange(16) % 3, x[16:], np.zeros(4, np.int64))
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="wide", family="classifier", summary="too many scores", builder="zoo_test_wide:wide",
+                       input=InputSpec(1, 8, 8)))
+
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec(name="mislabelled", summary="labels beyond its classes", loader=mislabelled))
+'''
+
+
+def test_first_batch_checks_name_the_plugin_at_fault(make_plugin, tmp_path: Path) -> None:
+    make_plugin("wide", WIDE_AND_BAD_DATA_PLUGIN)
+    with pytest.raises(ZooError, match=r"model 'wide' of plugin 'wide' gives 11 class scores .* 10 classes"):
+        zoo.train("wide", smoke=True, out=tmp_path, progress=False)
+    with pytest.raises(ZooError, match=r"dataset 'mislabelled' of plugin 'wide': training labels reach 2 but its "
+                                       r"DataInfo has 2 classes"):
+        zoo.train("cnn", dataset="mislabelled", smoke=True, out=tmp_path, progress=False)

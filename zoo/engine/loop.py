@@ -28,7 +28,7 @@ from zoo.engine.progress import Progress
 from zoo.engine.run_files import summary_of, write_config, write_final
 from zoo.engine.schedules import make_schedulers
 from zoo.engine.setup import deterministic_mode, seed_everything
-from zoo.engine.signals import Interrupted, InterruptFlag
+from zoo.engine.signals import Interrupted, InterruptFlag, interrupted
 from zoo.engine.state import LossTotals, TrainState
 from zoo.engine.trainer_setup import optimizers_and_order, prepare, say_adapted, training_tensors
 from zoo.errors import ZooError
@@ -185,7 +185,7 @@ class Trainer:
             if self._is_good(name, losses, boundary):
                 self.totals.add(f"{name}_" if len(self.optimizers) > 1 else "", losses)
                 if boundary:
-                    self._step(optimizer)
+                    self.precision.step(optimizer, self.options.grad_clip)
                     stepped = True
             elif boundary:
                 optimizer.zero_grad(set_to_none=True)
@@ -207,15 +207,6 @@ class Trainer:
             self.progress.message(f"skipped step {where[0]} (epoch {where[1]}, optimizer {name!r}): "
                                   f"non-finite loss ({finite.loss_parts(losses)})")
         return False
-
-    def _step(self, optimizer: Any) -> None:
-        import torch
-
-        if self.options.grad_clip:
-            self.precision.unscale(optimizer)
-            params = [p for group in optimizer.param_groups for p in group["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.options.grad_clip)
-        self.precision.step(optimizer)
 
     def _stop_requested(self) -> str | None:
         """At a step boundary: a signal (on any process) or ``max_steps`` means stop."""
@@ -286,13 +277,9 @@ class Trainer:
     def _interrupted(self) -> Interrupted:
         import signal
 
-        sig = self.interrupt.received or signal.SIGINT
-        launcher = f" --nproc {self.world.size}" if self.world.distributed else ""
-        return Interrupted(
-            f"interrupted by {sig.name} at step {self.state.step} (epoch {self.state.epoch}); saved "
-            f"{self.run_dir / ckpt.FOLDER / ckpt.LAST}; resume with: zoo train --resume {self.run_dir}{launcher}",
-            self.interrupt.exit_code,
-        )
+        return interrupted(self.interrupt.received or signal.SIGINT, self.interrupt.exit_code, step=self.state.step,
+                           epoch=self.state.epoch, last=self.run_dir / ckpt.FOLDER / ckpt.LAST, run_dir=self.run_dir,
+                           world_size=self.world.size)
 
     def _finish(self, stop_reason: str | None, seconds: float) -> dict[str, Any]:
         """Final weights and summary (process 0); every process returns the summary."""

@@ -212,3 +212,10 @@ def test_first_batch_checks_name_the_plugin_at_fault(make_plugin, tmp_path: Path
     with pytest.raises(ZooError, match=r"dataset 'mislabelled' of plugin 'wide': training labels reach 2 but its "
                                        r"DataInfo has 2 classes"):
         zoo.train("cnn", dataset="mislabelled", smoke=True, out=tmp_path, progress=False)
+
+
+def test_no_import_cycle_between_the_api_and_the_family_contract() -> None:
+    core = Path(zoo.__file__).parent
+    assert "zoo.api" not in (core / "family.py").read_text()
+    building = (core / "building.py").read_text()
+    assert "zoo.api" not in building and "zoo.family" not in building

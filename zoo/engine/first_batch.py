@@ -3,6 +3,7 @@ scores are as wide as the class list. Each failure is one line naming the plugin
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,8 @@ def check_data(data: Any, dataset: str, plugin: str) -> None:
     where = f"dataset {dataset!r} of plugin {plugin!r}"
     for split, x, y in (("training", data.x_train, data.y_train), ("validation", data.x_val, data.y_val)):
         shape = tuple(x.shape[1:])
-        if shape != tuple(info.shape):
-            raise ZooError(f"{where}: {split} images are {shape} but its DataInfo says {tuple(info.shape)}; "
+        if math.prod(shape) != math.prod(info.shape):  # the layout may differ (rows as a sequence), the size not
+            raise ZooError(f"{where}: {split} samples are {shape} but its DataInfo says {tuple(info.shape)}; "
                            "fix the loader (or let zoo prepare the data: return RawData)")
         if len(x) != len(y):
             raise ZooError(f"{where}: {len(x)} {split} images but {len(y)} labels; fix the loader")

@@ -23,7 +23,8 @@ _warned: set[tuple[str, str]] = set()
 def v1_hooks(family: Family) -> list[str]:
     """The hooks ``family`` implements with their contract-1 signature (a family may mix: a v1 subclass
     of a v2 family keeps the parent's v2 hooks)."""
-    found = [name for name, count in _V1_ARITY.items() if _arity(getattr(family, name)) == count]
+    found = [name for name, count in _V1_ARITY.items()
+             if _arity(getattr(family, name)) == count and "ctx" not in _names(getattr(family, name))]
     params = list(inspect.signature(family.configure_optimizers).parameters.values())
     if len(params) >= 2 and (params[1].name == "hp" or "dict" in str(params[1].annotation)):
         found.append("configure_optimizers")
@@ -46,6 +47,10 @@ def adapt_family(family: Family, name: str, plugin: str) -> Family:
               f"{', '.join(old)} (deprecated, removed in contract 3); take a RunContext (docs/plugins.md, Family)",
               file=sys.stderr)
     return V1Family(family)
+
+
+def _names(method: Any) -> list[str]:
+    return list(inspect.signature(method).parameters)
 
 
 def _arity(method: Any) -> int:

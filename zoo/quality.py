@@ -211,6 +211,7 @@ def judge_for(ctx: Any) -> QualityClassifier:
     hp = ctx.hyperparameters
     named, model = str(hp.get("classifier_run") or ""), str(hp.get("classifier_model") or "")
     key = (ctx.dataset, int(ctx.seed), named, model, str(ctx.device))
-    if key not in _judges:
-        _judges[key] = load_classifier(ctx.dataset, int(ctx.seed), ctx.device, named, model)
+    if key not in _judges:  # building the judge draws initial weights: the run's random state must not see it
+        with preserved_random_state():
+            _judges[key] = load_classifier(ctx.dataset, int(ctx.seed), ctx.device, named, model)
     return _judges[key]

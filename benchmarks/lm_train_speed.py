@@ -13,6 +13,7 @@ import argparse
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 
 import torch
 
@@ -25,15 +26,17 @@ def hand_loop(model_name: str, steps: int, seed: int) -> float:
     import zoo
     from zoo.data import load_dataset
     from zoo.engine.batches import epoch_order
+    from zoo.family import RunContext
     from zoo.registry import get_spec
 
     spec = get_spec(model_name)
     family = LMFamily()
     hp = {**family.hyperparameters, **spec.defaults}
-    data = family.prepare_data(load_dataset("pydoc-topics", seed=seed), hp, dict(spec.model_args))
+    raw = RunContext(hyperparameters=hp, data=load_dataset("pydoc-topics", seed=seed), spec=spec, seed=seed)
+    data = family.prepare_data(raw, dict(spec.model_args))
     torch.manual_seed(seed)
     model = zoo.create_model(model_name, **family.data_args(spec, data.info))
-    optimizer = family.configure_optimizers(model, hp)["model"]
+    optimizer = family.configure_optimizers(model, replace(raw, data=data))["model"]
     x = torch.from_numpy(data.x_train)
     order = epoch_order(len(x), seed, 1, 0, 1)
     batch = int(hp["batch_size"])

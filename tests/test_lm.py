@@ -18,8 +18,8 @@ from click.testing import CliRunner
 import zoo
 from zoo.cli import cli
 from zoo.data import load_dataset
-from zoo.engine.runs import load_run
 from zoo.generate import LMSession, Sampling, choose
+from zoo.runs import load_run
 
 from .helpers import assert_one_line_error
 
@@ -200,7 +200,7 @@ def test_bpe_is_deterministic_and_keeps_bytes() -> None:
 
 
 def test_schedule_lives_in_the_optimizer_state() -> None:
-    from zoo_lm.family import ScheduledAdamW
+    from zoo_lm.optim import ScheduledAdamW
 
     p = torch.nn.Parameter(torch.ones(3))
     opt = ScheduledAdamW([{"params": [p]}], lr=1.0, betas=(0.9, 0.95), warmup_steps=2, total_steps=10,
@@ -217,3 +217,25 @@ def test_schedule_lives_in_the_optimizer_state() -> None:
 def test_image_family_refuses_text(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "cnn", "--data", "pydoc-topics", "--out", str(tmp_path)])
     assert_one_line_error(result, "is text", "trains on images")
+
+
+def test_first_batch_check_reads_token_rows(tmp_path: Path) -> None:
+    """The engine's first-batch check takes tokenised text as rows of ids below the vocabulary, not images."""
+    from dataclasses import replace
+
+    from zoo_lm.family import LMFamily
+
+    from zoo.data import TextInfo
+    from zoo.engine.first_batch import check_data
+    from zoo.errors import ZooError
+    from zoo.family import RunContext
+
+    (tmp_path / "t.txt").write_text("abcdefgh " * 400, encoding="utf-8")
+    raw = load_dataset(f"text:{tmp_path / 't.txt'}", seed=0)
+    data = LMFamily().prepare_data(RunContext(hyperparameters=LMFamily.hyperparameters, data=raw), {"context": 16})
+    check_data(data, "text:t.txt", "zoo_lm")
+    small = replace(data, info=replace(data.info, text=TextInfo(vocab_size=100, context=16)))
+    with pytest.raises(ZooError, match="token ids reach"):
+        check_data(small, "text:t.txt", "zoo_lm")
+    with pytest.raises(ZooError, match="not rows of token ids"):
+        check_data(replace(data, x_train=data.x_train.astype(np.float32)), "text:t.txt", "zoo_lm")

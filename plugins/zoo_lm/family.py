@@ -17,9 +17,10 @@ import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits, TextInfo
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec, RoleSpec, register_role
+from zoo.family import Family, GraphSpec, RoleSpec, RunContext, register_role
 from zoo.specs import ModelSpec
 from zoo_lm.model import GPT, cache_names, cached_gpt
+from zoo_lm.optim import ScheduledAdamW
 from zoo_lm.tokenizer import BYTES, byte_tokenizer_json, decode, encode, parse_tokenizer, train_bpe_json
 
 ROLE_KEY, ROLE = "zoo_role", "lm"
@@ -52,42 +53,6 @@ def split_text(split: np.ndarray) -> str:
     return np.asarray(split, np.uint8).reshape(-1).tobytes().decode("utf-8")
 
 
-class ScheduledAdamW(torch.optim.AdamW):
-    """AdamW that clips the gradient norm and sets its learning rate (linear warm-up, cosine decay to
-    ``min_lr_ratio``) at every step from its own step count: the schedule's whole state is in the
-    optimizer state, so a resumed run continues it exactly. Gradients arrive unscaled (the engine's
-    grad scaler unscales before calling ``step``)."""
-
-    def __init__(self, groups: list[dict[str, Any]], *, lr: float, betas: tuple[float, float], warmup_steps: int,
-                 total_steps: int, min_lr_ratio: float, grad_clip: float) -> None:
-        super().__init__(groups, lr=lr, betas=betas)
-        self.base_lr, self.warmup_steps, self.total_steps = lr, warmup_steps, max(1, total_steps)
-        self.min_lr_ratio, self.grad_clip = min_lr_ratio, grad_clip
-
-    def factor(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
-        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    def steps_done(self) -> int:
-        for group in self.param_groups:
-            for p in group["params"]:
-                state = self.state.get(p)
-                if state and "step" in state:
-                    return int(state["step"])
-        return 0
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
-        lr = self.base_lr * self.factor(self.steps_done())
-        for group in self.param_groups:
-            group["lr"] = lr
-        if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_([p for g in self.param_groups for p in g["params"]], self.grad_clip)
-        return super().step(closure)
-
-
 class LMFamily(Family):
     """Decoder-only language models trained on next-token prediction."""
 
@@ -96,12 +61,11 @@ class LMFamily(Family):
         "optimizer": "adamw", "tokenizer": BYTES, "weight_decay": 0.1, "beta2": 0.95,
         "warmup": 100, "min_lr_ratio": 0.1, "clip": 1.0,
     }
-    train_windows = 0
-
     # --- data ---------------------------------------------------------------------------------------
 
-    def prepare_data(self, data: DataSplits, hp: dict[str, Any], model_args: dict[str, Any]) -> DataSplits:
+    def prepare_data(self, ctx: RunContext, model_args: dict[str, Any]) -> DataSplits:
         """Text → tokenizer (bytes, or a BPE trained on the training text) → windows of ``context + 1`` tokens."""
+        data, hp = ctx.data, ctx.hyperparameters
         if data.info.kind != "text":
             raise ZooError(f"language models train on text, and dataset {data.info.name!r} holds images; "
                            "use --data pydoc-topics (embedded) or --data text:PATH")
@@ -121,7 +85,6 @@ class LMFamily(Family):
                         tokenizer_json=tokenizer_json, bytes_per_token=len(val_text.encode()) / len(val_ids),
                         train_tokens=len(train_ids), val_tokens=len(val_ids))
         x_train, x_val = token_windows(train_ids, context), token_windows(val_ids, context)
-        self.train_windows = len(x_train)
         return DataSplits(replace(data.info, text=text), x_train, np.zeros(len(x_train), np.int64),
                           x_val, np.zeros(len(x_val), np.int64))
 
@@ -132,28 +95,31 @@ class LMFamily(Family):
 
     # --- training -----------------------------------------------------------------------------------
 
-    def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
+    def configure_optimizers(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
         """AdamW; weight decay only on the matrices of the blocks (not on norms, biases or embeddings)."""
+        hp = ctx.hyperparameters
         if str(hp.get("optimizer", "adamw")).lower() != "adamw":
             raise ZooError("the lm family trains with AdamW; drop --optimizer or pass --optimizer adamw")
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and n.startswith("blocks.")]
         ids = {id(p) for p in decay}
         rest = [p for p in model.parameters() if id(p) not in ids]
         groups = [{"params": decay, "weight_decay": float(hp["weight_decay"])}, {"params": rest, "weight_decay": 0.0}]
-        steps = int(hp["epochs"]) * max(1, math.ceil(self.train_windows / int(hp["batch_size"])))
+        steps = int(hp["epochs"]) * max(1, math.ceil(len(ctx.data.x_train) / int(hp["batch_size"])))
         return {"model": ScheduledAdamW(groups, lr=float(hp["lr"]), betas=(float(hp.get("beta1", 0.9)),
                                         float(hp["beta2"])), warmup_steps=int(hp["warmup"]),
                                         total_steps=steps, min_lr_ratio=float(hp["min_lr_ratio"]),
                                         grad_clip=float(hp["clip"]))}
 
-    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
+    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
+                      ctx: RunContext) -> dict[str, torch.Tensor]:
         windows, _ = batch
         logits = model(windows[:, :-1])
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), windows[:, 1:].reshape(-1))
         return {"loss": loss}
 
-    def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
+    def evaluate(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
         """Validation loss in nats per token, bits per byte and perplexity, over every validation window."""
+        data, device = ctx.data, ctx.device
         total, count = 0.0, 0
         for start in range(0, len(data.x_val), EVAL_BATCH):
             windows = torch.from_numpy(data.x_val[start:start + EVAL_BATCH]).to(device)
@@ -166,11 +132,10 @@ class LMFamily(Family):
         return {"val_loss": nats, "val_bits_per_byte": nats / math.log(2) / bytes_per_token,
                 "val_perplexity": math.exp(min(nats, 50.0))}
 
-    def epoch_end(self, model: torch.nn.Module, data: DataSplits, run_dir: Path, epoch: int,
-                  device: Any) -> dict[str, float]:
+    def epoch_end(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
         """Write the tokenizer into the run (once) and continuations of :data:`PROMPTS` for this epoch."""
-        text = data.info.text
-        if text is None:
+        text, run_dir, epoch, device = ctx.data.info.text, ctx.run_dir, ctx.epoch, ctx.device
+        if text is None or run_dir is None:
             return {}
         if not (run_dir / TOKENIZER_FILE).exists():
             _write_text(run_dir / TOKENIZER_FILE, text.tokenizer_json)

@@ -26,6 +26,7 @@ from zoo.bundles.onnx_graph import (
     external_data_files,
     stamp_metadata,
 )
+from zoo.bundles.publish import publish, recover
 from zoo.bundles.vectors import read_test_set, write_test_set
 from zoo.bundles.verify import Case, GraphCheck, check_graphs, format_table, sha256, torch_cases
 from zoo.engine.runs import WEIGHTS, read_json
@@ -86,6 +87,7 @@ def export_run(
     if final.exists() and not force:
         raise ZooError(f"bundle {final} already exists; pass --force to replace it, or --out another folder")
     out.mkdir(parents=True, exist_ok=True)
+    recover(final)
     _remove_abandoned_staging(out, final.name)
     staging = out / f".{final.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -121,7 +123,7 @@ def export_run(
         write_bytes(staging / CARD, _card(run, entries, parity, speed).encode())
         manifest = _manifest(run, entries, staging, opset, exporter, parity)
         write_json(staging / MANIFEST, manifest)
-        _publish(staging, final)
+        publish(staging, final, force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(final, manifest, parity)
@@ -192,15 +194,6 @@ def _remove_abandoned_staging(out: Path, name: str) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         except OSError:
             pass  # alive (or not ours to judge): leave it
-
-
-def _publish(staging: Path, final: Path) -> None:
-    """Move the finished bundle into place; an old one is removed only after the new one is there."""
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _graph_metadata(run: Any) -> dict[str, Any]:

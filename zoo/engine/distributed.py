@@ -74,8 +74,23 @@ class World:
 
 def world_from_env() -> World:
     """The world torchrun described in the environment (a world of one without torchrun)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    return World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+    size, rank, local = (_env_int(name, default) for name, default in
+                         (("WORLD_SIZE", 1), ("RANK", 0), ("LOCAL_RANK", 0)))
+    if size < 1 or not 0 <= rank < size:
+        raise ZooError(f"WORLD_SIZE={size} and RANK={rank} do not describe a process group; "
+                       "let torchrun set them, or unset them")
+    return World(rank, size, local)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ZooError(f"environment variable {name}={value!r} is not a whole number; "
+                       "let torchrun set it, or unset it") from None
 
 
 def init_process_group(world: World, device: Any) -> None:

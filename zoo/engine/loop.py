@@ -23,7 +23,9 @@ from zoo.data.torch_data import epoch_batches
 from zoo.engine import checkpoint as ckpt
 from zoo.engine import finite
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
-from zoo.engine.config import TrainConfig, resolve_hyperparameters
+from zoo.engine.checks import check_model_args
+from zoo.engine.config import TrainConfig
+from zoo.engine.crash import discard_if_unsaved, repair_metrics, resolve_hyperparameters
 from zoo.engine.distributed import (
     World,
     average_gradients,
@@ -32,7 +34,7 @@ from zoo.engine.distributed import (
     world_from_env,
     wrap_model,
 )
-from zoo.engine.metrics import MetricsLog, tensorboard_writer, truncate_after
+from zoo.engine.metrics import MetricsLog, tensorboard_writer
 from zoo.engine.options import (
     SMOKE_BATCHES,
     SMOKE_EPOCHS,
@@ -49,6 +51,7 @@ from zoo.engine.schedules import make_schedulers
 from zoo.engine.setup import deterministic_mode, pick_device, seed_everything
 from zoo.engine.signals import Interrupted, InterruptFlag
 from zoo.errors import ZooError
+from zoo.locks import run_lock
 from zoo.plots import LOSS_CURVE, write_loss_curve
 
 RUN_TOML = "run.toml"
@@ -80,25 +83,31 @@ def train(model: str | None = None, *, config: str | Path | None = None, resume:
     flags = {**options, "hp": hyperparameters or None, "args": model_args or None}
     world = World(0, 1, 0) if single_process else world_from_env()
     trainer, finished = None, False
-    try:
-        if resume is not None:
-            from zoo.engine.resume import prepare_resume
+    with contextlib.ExitStack() as guard:  # the run folder's lock, held until the run stops
+        try:
+            if resume is not None:
+                from zoo.engine.resume import prepare_resume
 
-            if config is not None:
-                raise ZooError("--config and --resume do not mix: a resumed run keeps its own options")
-            opts, run_dir, checkpoint = prepare_resume(resume, model, flags, world.size)
-            trainer = Trainer(opts, world)
-            trainer.restore(run_dir, checkpoint)
-        else:
-            opts = resolve_options(read_config_file(config) if config else {}, {"model": model, **flags})
-            if not opts.model:
-                raise ZooError("name a model to train (zoo list shows them), or pass --resume RUN_DIR")
-            trainer = Trainer(opts, world)
-            trainer.start()
-        summary = trainer.fit()
-        finished = True
-    finally:
-        shutdown(world, trainer, finished=finished)
+                if config is not None:
+                    raise ZooError("--config and --resume do not mix: a resumed run keeps its own options")
+                if world.is_main and (Path(resume) / CONFIG).is_file():
+                    guard.enter_context(run_lock(Path(resume)))
+                opts, run_dir, checkpoint = prepare_resume(resume, model, flags, world.size)
+                trainer = Trainer(opts, world)
+                trainer.restore(run_dir, checkpoint)
+            else:
+                opts = resolve_options(read_config_file(config) if config else {}, {"model": model, **flags})
+                if not opts.model:
+                    raise ZooError("name a model to train (zoo list shows them), or pass --resume RUN_DIR")
+                trainer = Trainer(opts, world)
+                trainer.start()
+                if world.is_main:
+                    guard.enter_context(run_lock(trainer.run_dir))
+                    guard.callback(discard_if_unsaved, trainer.run_dir, lambda: finished)
+            summary = trainer.fit()
+            finished = True
+        finally:
+            shutdown(world, trainer, finished=finished)
     return RunResult(trainer.run_dir, summary, world.rank)
 
 
@@ -137,6 +146,7 @@ class Trainer:
             data = replace(data, x_val=data.x_val[:SMOKE_VAL], y_val=data.y_val[:SMOKE_VAL])
         data_args = family.data_args(spec, data.info)
         resolved_args = {**spec.model_args, **data_args, **options.args}
+        check_model_args(spec.name, spec.model_args, resolved_args, options.args, data.info)
         self.config = TrainConfig(
             model=spec.name, family=spec.family, dataset=options.dataset, seed=options.seed,
             device=str(self.device), hyperparameters=hp, model_args=resolved_args,
@@ -218,7 +228,7 @@ class Trainer:
         ckpt.restore_rng(checkpoint, self.world.rank)
         self.run_dir = run_dir
         if self.world.is_main:
-            truncate_after(run_dir, self.step)
+            repair_metrics(run_dir, self.step)
             for stale in (run_dir / ckpt.FOLDER).glob(".*.tmp"):  # half-written by a killed process
                 stale.unlink(missing_ok=True)
 

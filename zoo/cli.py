@@ -243,7 +243,7 @@ def train(ctx: click.Context, name: str | None, hparams: tuple[str, ...], model_
 
         if nproc < 1:
             raise ZooError(f"--nproc must be a positive whole number, got {nproc}")
-        sys.exit(launch(nproc, _as_args(ctx, exclude={"nproc"})))
+        sys.exit(launch(nproc, _as_args(ctx, exclude={"nproc"}), debug=_debug(ctx)))
     rank0 = os.environ.get("RANK", "0") == "0"
     try:
         result = run_training(

@@ -39,6 +39,8 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
 
     if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_SAMPLES:
         raise ZooError(f"--n must be a whole number from 1 to {MAX_SAMPLES}, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise ZooError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
     bundle = Path(bundle_dir)
     if not (bundle / MANIFEST).is_file():
         raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
@@ -48,6 +50,8 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
     target = Path(out) if out else Path(f"{bundle.name}-samples-seed{seed}.png")
     if target.suffix.lower() != ".png":
         raise ZooError(f"--out {target} must end in .png")
+    if target.is_dir():
+        raise ZooError(f"--out {target} is a folder; give a .png file name")
     if target.exists() and not force:
         raise ZooError(f"{target} already exists; pass --force to replace it, or --out another file")
     sampler = json.loads(graph["metadata"][SAMPLER_KEY])

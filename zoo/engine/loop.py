@@ -24,8 +24,8 @@ from zoo.engine import checkpoint as ckpt
 from zoo.engine import finite
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.checks import check_model_args
-from zoo.engine.config import TrainConfig
-from zoo.engine.crash import discard_if_unsaved, repair_metrics, resolve_hyperparameters
+from zoo.engine.config import TrainConfig, resolve_hyperparameters
+from zoo.engine.crash import discard_if_unsaved, repair_metrics
 from zoo.engine.distributed import (
     World,
     average_gradients,

@@ -44,16 +44,16 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
     bundle = Path(bundle_dir)
     if not (bundle / MANIFEST).is_file():
         raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
+    target = Path(out) if out else Path(f"{bundle.name}-samples-seed{seed}.png")
+    if target.is_dir():
+        raise ZooError(f"--out {target} is a folder; give a .png file name")
+    if target.suffix.lower() != ".png":
+        raise ZooError(f"--out {target} must end in .png")
+    if target.exists() and not force:
+        raise ZooError(f"{target} already exists; pass --force to replace it, or --out another file")
     manifest = read_json(bundle / MANIFEST, "bundle manifest")
     check_files(bundle, manifest)
     graph = _sampler_graph(bundle, manifest)
-    target = Path(out) if out else Path(f"{bundle.name}-samples-seed{seed}.png")
-    if target.suffix.lower() != ".png":
-        raise ZooError(f"--out {target} must end in .png")
-    if target.is_dir():
-        raise ZooError(f"--out {target} is a folder; give a .png file name")
-    if target.exists() and not force:
-        raise ZooError(f"{target} already exists; pass --force to replace it, or --out another file")
     sampler = json.loads(graph["metadata"][SAMPLER_KEY])
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {

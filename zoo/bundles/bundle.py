@@ -84,10 +84,10 @@ def export_run(
     if out.exists() and not out.is_dir():
         raise ZooError(f"--out {out} is a file, not a folder")
     final = out / run.run_dir.name
+    recover(final)  # a --force killed between its renames: put the old bundle back first
     if final.exists() and not force:
         raise ZooError(f"bundle {final} already exists; pass --force to replace it, or --out another folder")
     out.mkdir(parents=True, exist_ok=True)
-    recover(final)
     _remove_abandoned_staging(out, final.name)
     staging = out / f".{final.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

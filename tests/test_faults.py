@@ -221,7 +221,7 @@ CASES: list[tuple[str, Callable[[SimpleNamespace], list[Any]], tuple[str, ...]]]
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_fault(ws: SimpleNamespace, case: tuple[Any, ...]) -> None:
     _, make_args, fragments, *rest = case
-    exit_code, env = (rest + [2, None])[:2] if rest else (2, None)
+    exit_code, env = rest if rest else (2, None)
     check_fault(ws, make_args(ws), *fragments, exit_code=exit_code, env=env)
 
 
@@ -296,7 +296,7 @@ def register_models(register):
 
 def test_a_plugin_that_raises_is_named(ws: SimpleNamespace, make_plugin: Callable[..., Path]) -> None:
     make_plugin("raiser", BUILDER_RAISES.replace("{module}", "zoo_test_raiser"))
-    line = check_fault(ws, ["train", "raiser", "--smoke", "--out", ws.root / "n"], "plugin 'raiser'",
+    check_fault(ws, ["train", "raiser", "--smoke", "--out", ws.root / "n"], "plugin 'raiser'",
                        "the builder is broken")
     assert not (ws.root / "n").exists() or not any((ws.root / "n").iterdir())
 
@@ -384,3 +384,55 @@ def test_a_killed_force_replace_is_restored(tmp_path: Path) -> None:
     old.mkdir()
     recover(tmp_path / "b")  # a bundle is in place: the leftover is only removed
     assert not old.exists() and (tmp_path / "b" / "manifest.json").read_text() == "old"
+
+
+def _zoo(args: list[str], cwd: Path, kill_after: float | None = None) -> tuple[int, str]:
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if kill_after is not None:
+        try:
+            proc.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
+def test_kill_9_leaves_every_artefact_usable(ws: SimpleNamespace, tmp_path: Path) -> None:
+    """A few kills of the campaign in benchmarks/kill_campaign.py: train, then export --force."""
+    import random
+
+    from zoo.bundles import verify_bundle
+    from zoo.bundles.publish import recover
+    from zoo.engine.resume import prepare_resume
+    from zoo.engine.runs import load_run
+    from zoo.errors import ZooError
+
+    rng = random.Random(10)
+    for i in range(2):
+        out = tmp_path / f"train{i}"
+        _zoo(["train", "cnn", "--smoke", "--out", str(out)], tmp_path, kill_after=rng.uniform(3, 12))
+        for run_dir in out.iterdir() if out.exists() else []:
+            try:  # resume and export must agree: exactly one of them accepts the run (or neither, if not started)
+                prepare_resume(run_dir, None, {}, 1)
+                resumable = True
+            except ZooError as exc:
+                resumable = False
+                assert "already finished" in str(exc) or "first checkpoint" in str(exc) or "not a zoo run" in str(exc)
+            try:
+                load_run(run_dir)
+                exportable = True
+            except ZooError:
+                exportable = False
+            assert not (resumable and exportable)
+    bundles = Path(shutil.copytree(ws.bundle.parent, tmp_path / "bundles"))
+    final = bundles / ws.run.name
+    for _ in range(2):
+        _zoo(["export", str(ws.run), "--out", str(bundles), "--no-verify", "--force"], tmp_path,
+             kill_after=rng.uniform(4, 20))
+        recover(final)
+        assert verify_bundle(final, providers=["cpu"], bundle_only=True)["passed"]

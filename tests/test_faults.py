@@ -436,3 +436,81 @@ def test_kill_9_leaves_every_artefact_usable(ws: SimpleNamespace, tmp_path: Path
              kill_after=rng.uniform(4, 20))
         recover(final)
         assert verify_bundle(final, providers=["cpu"], bundle_only=True)["passed"]
+
+
+def _damaged_checkpoint(ws: SimpleNamespace, root: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the unfinished run whose last checkpoint went through ``change`` (on its tensors)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    run = Path(shutil.copytree(ws.unfinished, root / "run"))
+    last = run / "checkpoints" / "last.safetensors"
+    with safe_open(str(last), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
+    change(tensors)
+    last.unlink()  # a hard link to the step file: write a file of its own
+    save_file(tensors, str(last), metadata=metadata)
+    return run
+
+
+def test_checkpoint_without_rng_states(ws: SimpleNamespace, tmp_path: Path) -> None:
+    def drop_rng(tensors: dict[str, Any]) -> None:
+        for key in [k for k in tensors if k.startswith("rng/")]:
+            del tensors[key]
+
+    run = _damaged_checkpoint(ws, tmp_path, drop_rng)
+    check_fault(SimpleNamespace(root=tmp_path), ["train", "--resume", run], "RNG states", "last.safetensors")
+
+
+def test_checkpoint_optimizer_tensor_of_the_wrong_shape(ws: SimpleNamespace, tmp_path: Path) -> None:
+    import torch
+
+    def reshape(tensors: dict[str, Any]) -> None:
+        key = next(k for k in tensors if k.startswith("optim/") and tensors[k].ndim > 1)
+        tensors[key] = torch.zeros(3, 3)
+
+    run = _damaged_checkpoint(ws, tmp_path, reshape)
+    check_fault(SimpleNamespace(root=tmp_path), ["train", "--resume", run], "optimizer", "(3, 3)")
+
+
+def test_an_image_lost_mid_run_is_one_line() -> None:
+    """DataLoader re-raises a worker's error with the worker's traceback in the message: one line again."""
+    from zoo.data.readers import DataError
+    from zoo.data.torch_data import worker_errors_as_one_line
+
+    def loader() -> Any:
+        yield 1
+        raise DataError("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                        "last):\n  File \"x.py\", line 1\nzoo.data.readers.DataError: /data/a/1.png does not exist")
+
+    items = worker_errors_as_one_line(loader())
+    assert next(items) == 1
+    with pytest.raises(DataError) as caught:
+        next(items)
+    assert str(caught.value) == "/data/a/1.png does not exist"
+
+
+def test_nproc_errors_are_one_line_once(tmp_path: Path) -> None:
+    code, err = _zoo(["train", "cnn", "--nproc", "2", "--smoke", "--arg", "num_classes=2", "--out", str(tmp_path)],
+                     tmp_path)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: --arg num_classes=2"), err
+    assert not any(tmp_path.iterdir())
+
+
+def test_torchrun_output_filter_keeps_the_workers_lines() -> None:
+    import io
+
+    from zoo.engine.launcher_output import StderrFilter
+
+    sink = io.BytesIO()
+    stream = StderrFilter(sink)
+    for chunk in (b"W1128 23:45:01.000 123 torch/distributed/run.py:1] \n*****\n", b"epoch 1/2 loss=1\n",
+                  b"zoo: interrupted by SIGTERM at step 6\n", b"E1128 23:45:09 1 api.py:1] failed\n",
+                  b"Traceback (most recent call last):\n  File \"run.py\"\nChildFailedError: boom\n",
+                  b"Error: one line\n"):
+        stream.feed(chunk)
+    stream.close()
+    assert sink.getvalue() == b"epoch 1/2 loss=1\nzoo: interrupted by SIGTERM at step 6\nError: one line\n"

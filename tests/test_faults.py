@@ -107,8 +107,9 @@ def ws(train_briefly: Callable[[str], Any], export_briefly: Callable[[str], Any]
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's sha256 and every folder (an empty run folder left behind counts as a change)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "folder"
+            for p in sorted(root.rglob("*"))}
 
 
 def check_fault(ws: SimpleNamespace, args: list[Any], *fragments: str, exit_code: int = 2,

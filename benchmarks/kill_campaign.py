@@ -77,6 +77,13 @@ def run_state(run_dir: Path) -> str:
     raise AssertionError(f"{run_dir}: resume says {resume!r}, export says {export!r}")
 
 
+def _state_or_none(run_dir: Path) -> str | None:
+    try:
+        return run_state(run_dir)
+    except AssertionError:
+        return None
+
+
 def _metrics_problem(run_dir: Path) -> str | None:
     jsonl = run_dir / "metrics.jsonl"
     if not jsonl.exists():
@@ -184,7 +191,7 @@ def campaign(kills: int, seed: int, work: Path) -> list[str]:
     tally("export --force", outcomes)
 
     # one killed run, resumed to the end and exported
-    victims = [p for p in (work / "train").glob("*/*") if run_state(p) in ("resumable", "finished")]
+    victims = [p for p in (work / "train").glob("*/*") if _state_or_none(p) in ("resumable", "finished")]
     if victims:
         victim = victims[0]
         if run_state(victim) == "resumable":

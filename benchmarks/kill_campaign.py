@@ -53,8 +53,8 @@ def run(args: list[str], cwd: Path, kill_after: float | None = None) -> tuple[in
 def run_state(run_dir: Path) -> str:
     """finished / resumable / not-started, checked the way export and resume see the folder."""
     from zoo.engine.resume import prepare_resume
-    from zoo.engine.runs import load_run
     from zoo.errors import ZooError
+    from zoo.runs import load_run
 
     def refusal(call: Any) -> str | None:
         try:

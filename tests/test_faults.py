@@ -410,8 +410,8 @@ def test_kill_9_leaves_every_artefact_usable(ws: SimpleNamespace, tmp_path: Path
     from zoo.bundles import verify_bundle
     from zoo.bundles.publish import recover
     from zoo.engine.resume import prepare_resume
-    from zoo.engine.runs import load_run
     from zoo.errors import ZooError
+    from zoo.runs import load_run
 
     rng = random.Random(10)
     for i in range(2):

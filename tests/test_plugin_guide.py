@@ -20,7 +20,7 @@ MODULES = ("zoo.family", "zoo.specs", "zoo.data")
 REEXPORTED_FROM = {"zoo.family": ("zoo.roles",)}
 #: Documented by the Family section (hook methods), which is being rewritten for the run context: only the
 #: class itself is checked here for now.
-PROSE_ONLY = {"Family"}
+PROSE_ONLY: set[str] = set()
 SIMPLE = (type(None), bool, int, float, str)
 
 

@@ -33,8 +33,8 @@ def exclusive(path: Path, busy: str, *, wait: bool = False) -> Iterator[None]:
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise ZooError(busy) from None
+        except BlockingIOError as exc:
+            raise ZooError(busy) from exc
         yield
     finally:
         os.close(fd)  # closing drops the lock

@@ -95,7 +95,7 @@ def load_imagefolder(*, seed: int, val_fraction: float, path: str) -> RawFiles:
                 modes[image.mode] += 1
                 sizes[image.size] += 1
         except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-            raise DataError(f"{file} is not a readable image ({exc}); remove or replace it") from None
+            raise DataError(f"{file} is not a readable image ({exc}); remove or replace it") from exc
         if 0 in image.size:
             raise DataError(f"{file} is an empty ({image.size[0]}×{image.size[1]}) image; remove or replace it")
     mode = "L" if set(modes) <= {"L", "1", "I;16", "I"} else "RGB"

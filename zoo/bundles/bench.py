@@ -73,7 +73,7 @@ def _row(graph: str, engine: str, provider: str, batch: int, timings: list[float
 
 def _eager_modules(run_ref: dict[str, Any], run_dir: str | Path | None) -> tuple[dict[str, Any], str | None]:
     """The run's PyTorch modules by graph name, or why eager PyTorch is left out."""
-    from zoo.engine.runs import WEIGHTS
+    from zoo.runs import WEIGHTS
 
     run_path = Path(run_dir) if run_dir else Path(run_ref.get("dir", ""))
     if not (run_path / WEIGHTS).exists():
@@ -82,7 +82,7 @@ def _eager_modules(run_ref: dict[str, Any], run_dir: str | Path | None) -> tuple
         import torch  # noqa: F401
     except ImportError:
         return {}, "torch is not installed here"
-    from zoo.engine.runs import load_run
+    from zoo.runs import load_run
 
     run = load_run(run_path)
     return {g.name: g.module.eval() for g in run.family.graphs(run.model, run.data_info)}, None

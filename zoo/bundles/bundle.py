@@ -31,9 +31,9 @@ from zoo.bundles.onnx_graph import (
 from zoo.bundles.publish import publish, recover
 from zoo.bundles.vectors import write_test_set
 from zoo.bundles.verify import Case, GraphCheck, check_graphs, sha256, torch_cases
-from zoo.engine.runs import WEIGHTS
 from zoo.errors import ParityError, ZooError
 from zoo.roles import check_role_shapes
+from zoo.runs import WEIGHTS
 
 QUANTIZE_CHOICES = ("int8",)
 
@@ -69,7 +69,7 @@ def export_run(
     beside each graph (always so over 2 GiB).
     """
     from zoo.data import load_run_data
-    from zoo.engine.runs import load_run
+    from zoo.runs import load_run
 
     if not isinstance(opset, int) or not 13 <= opset <= 23:
         raise ZooError(f"--opset {opset} is not supported; use an opset from 13 to 23 (default {DEFAULT_OPSET})")

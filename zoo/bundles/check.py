@@ -8,8 +8,8 @@ from typing import Any
 from zoo.bundles.manifest import Bundle, GraphEntry
 from zoo.bundles.vectors import read_test_set
 from zoo.bundles.verify import Case, GraphCheck, check_graphs, sha256, torch_cases
-from zoo.engine.runs import WEIGHTS
 from zoo.errors import ZooError
+from zoo.runs import WEIGHTS
 
 
 def verify_bundle(
@@ -51,7 +51,7 @@ def _add_torch_cases(checks: list[GraphCheck], bundle: Bundle, run_dir: str | Pa
     except ImportError:
         return "torch is not installed here; compared with the stored test vectors only"
     from zoo.data import load_run_data
-    from zoo.engine.runs import load_run
+    from zoo.runs import load_run
 
     run = load_run(run_path)
     if sha256(run.run_dir / WEIGHTS) != manifest.run.get("weights_sha256"):

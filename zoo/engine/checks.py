@@ -22,9 +22,9 @@ def check_model_args(model: str, defaults: dict[str, Any], args: dict[str, Any],
     for name in getattr(data_info, "class_names", []) or []:
         try:
             str(name).encode("utf-8")
-        except UnicodeEncodeError:
+        except UnicodeEncodeError as exc:
             raise ZooError(f"class name {str(name).encode('utf-8', 'surrogateescape')!r} in {data_info.name} is "
-                           "not valid UTF-8; rename that class folder with UTF-8 characters only") from None
+                           "not valid UTF-8; rename that class folder with UTF-8 characters only") from exc
 
 
 def _is_number(value: Any) -> bool:

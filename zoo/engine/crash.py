@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.engine.checkpoint import FOLDER
-from zoo.engine.runs import METRICS
+from zoo.runs import METRICS
 
 
 def repair_metrics(run_dir: Path, step: int) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from zoo.hookspecs import hookimpl
 from zoo.specs import FamilySpec, InputSpec, ModelSpec
 
-ZOO_CONTRACT = 1
+ZOO_CONTRACT = 2
 
 
 @hookimpl

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.data import DataInfo, DataSplits
+from zoo.data import DataInfo
 from zoo.errors import ZooError
-from zoo.family import Family, GraphRole, GraphSpec, decoder_info, encoder_info, make_optimizer
+from zoo.family import Family, GraphRole, GraphSpec, RunContext, decoder_info, encoder_info, make_optimizer
 from zoo.specs import ModelSpec
 
 
@@ -19,29 +19,25 @@ class AutoencoderFamily(Family):
 
     monitor = ("val_loss", "min")
     hyperparameters = {"optimizer": "adam", "noise": 0.5}  # noqa: RUF012 - read-only class default
-    #: Standard deviation of the Gaussian noise added to the inputs; set from the hyperparameters.
-    noise = 0.5
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
         return {"in_channels": data.channels, "image_size": [data.height, data.width], "mean": data.mean,
                 "std": data.std}
 
-    def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
-        noise = hp.get("noise", 0.5)
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-            raise ZooError(f"--hp noise must be a number of at least 0, got {noise!r}")
-        self.noise = float(noise)  # the one hook that sees the hyperparameters: keep it for training_step
-        return {"model": make_optimizer(model.parameters(), hp)}
+    def configure_optimizers(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
+        _noise(ctx)  # refuse a bad --hp noise before the first step
+        return {"model": make_optimizer(model.parameters(), ctx.hyperparameters)}
 
-    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
+    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
+                      ctx: RunContext) -> dict[str, torch.Tensor]:
         images, _ = batch
-        noisy = images + self.noise * torch.randn_like(images)
+        noisy = images + _noise(ctx) * torch.randn_like(images)
         return {"loss": F.mse_loss(model(noisy), images)}
 
-    def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
-        images = torch.from_numpy(data.x_val).to(device)
-        noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(0)).to(device)
-        return {"val_loss": float(F.mse_loss(model(images + self.noise * noise), images)),
+    def evaluate(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
+        images = torch.from_numpy(ctx.data.x_val).to(ctx.device)
+        noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(0)).to(ctx.device)
+        return {"val_loss": float(F.mse_loss(model(images + _noise(ctx) * noise), images)),
                 "val_clean_loss": float(F.mse_loss(model(images), images))}
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
@@ -72,3 +68,11 @@ def _codes(model: torch.nn.Module, images: np.ndarray) -> np.ndarray:
     """Latent codes of real images: realistic decoder inputs for the parity check."""
     with torch.no_grad():
         return model.encoder.cpu()(torch.from_numpy(images)).numpy()
+
+
+def _noise(ctx: RunContext) -> float:
+    """The standard deviation of the training noise (``--hp noise``)."""
+    noise = ctx.hyperparameters.get("noise", 0.5)
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
+        raise ZooError(f"--hp noise must be a number of at least 0, got {noise!r}")
+    return float(noise)

@@ -25,6 +25,6 @@ def create_model(name: str, **overrides: Any) -> Any:
         return builder(**args)
     except (ValueError, TypeError) as exc:
         raise ZooError(
-            f"cannot build model {name!r} with {args}: {exc}; "
+            f"cannot build model {name!r} of plugin {spec.plugin!r} with {args}: {exc}; "
             "resize the data with --image-size HxW or change the model's arguments with --arg"
         ) from exc

@@ -35,16 +35,37 @@ class ZooGroup(click.Group):
         except ZooError as exc:
             if _debug(ctx):
                 raise
+            _quiet_unless_first_rank(exc.exit_code)
             raise UserError(str(exc), exc.exit_code) from exc
         except KeyboardInterrupt:
+            _quiet_unless_first_rank(130)
             click.echo("zoo: interrupted", err=True)
             sys.exit(130)
         except Exception as exc:
             if _debug(ctx):
                 raise
+            from zoo import faults
+
+            if isinstance(exc, BrokenPipeError):  # `zoo list | head`: the reader left; nothing to say
+                faults.silence_stdout()
+                sys.exit(141)
+            if faults.interrupted_by_user(exc):  # a library wrapped the KeyboardInterrupt in its own error
+                _quiet_unless_first_rank(130)
+                click.echo("zoo: interrupted", err=True)
+                sys.exit(130)
+            user = faults.as_user_error(exc)
+            if user is not None:
+                _quiet_unless_first_rank(user.exit_code)
+                raise UserError(str(user), user.exit_code) from exc
             raise UserError(
                 f"internal error: {type(exc).__name__}: {exc} (run `zoo --debug ...` for the traceback)", 1
             ) from exc
+
+
+def _quiet_unless_first_rank(code: int) -> None:
+    """Under torchrun only process 0 reports an error (every process hits the same one): others just exit."""
+    if os.environ.get("RANK", "0") != "0":
+        sys.exit(code)
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -189,7 +210,7 @@ def train(ctx: click.Context, name: str | None, hparams: tuple[str, ...], model_
 
         if nproc < 1:
             raise ZooError(f"--nproc must be a positive whole number, got {nproc}")
-        sys.exit(launch(nproc, _as_args(ctx, exclude={"nproc"})))
+        sys.exit(launch(nproc, _as_args(ctx, exclude={"nproc"}), debug=_debug(ctx)))
     rank0 = os.environ.get("RANK", "0") == "0"
     try:
         result = run_training(
@@ -414,7 +435,15 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    cli.main(args=args, prog_name="zoo")
+    from zoo import faults
+
+    faults.watch_interrupts()
+    try:
+        cli.main(args=args, prog_name="zoo")
+    except SystemExit as exc:
+        faults.record_exit(exc.code)
+        raise
+    faults.record_exit(0)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import difflib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -159,10 +160,33 @@ def _check_named_plugins_exist(records: list[PluginRecord], lists: dict[str, Any
             print(f"zoo: warning: {line}", file=sys.stderr)
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what is written to stdout meanwhile to stderr: ``print``, ``sys.stdout.buffer`` and descriptor 1."""
+    real = sys.__stdout__
+    saved = None
+    try:
+        if real is not None:
+            real.flush()
+            saved = os.dup(1)
+            os.dup2(2, 1)
+    except (OSError, ValueError):
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            with contextlib.suppress(OSError, ValueError):
+                real.flush()  # type: ignore[union-attr]
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def _register_one(pm: pluggy.PluginManager, ep: metadata.EntryPoint, record: PluginRecord) -> None:
     had_torch, started = "torch" in sys.modules, time.perf_counter()
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # stdout is for zoo's output (--json)
+        with _stdout_to_stderr():  # stdout is for zoo's output (--json)
             plugin = ep.load()
     except BaseException as exc:  # SystemExit too: a plugin must not end zoo
         if isinstance(exc, KeyboardInterrupt):

@@ -116,6 +116,8 @@ def load_run(run_dir: str | Path) -> Run:
     if not weights.exists():
         raise ZooError(f"{run_dir} has no trained weights ({WEIGHTS}): the run did not finish; "
                        f"zoo train --resume {run_dir} finishes it")
+    if not (run_dir / SUMMARY).exists():  # weights are written first: without the summary the run did not end
+        raise ZooError(f"{run_dir} has no {SUMMARY}: the run did not finish; zoo train --resume {run_dir} finishes it")
     model = family.build(spec, data_info, model_args)
     load_weights(model, weights, spec.name)
     model.eval()

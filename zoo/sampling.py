@@ -39,6 +39,10 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
 
     if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_SAMPLES:
         raise ZooError(f"--n must be a whole number from 1 to {MAX_SAMPLES}, got {n!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise ZooError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
+    if out is not None and Path(out).is_dir():
+        raise ZooError(f"--out {out} is a folder; give a .png file name")
     bundle = Bundle.open(bundle_dir)
     graph = sampler_graph(bundle)
     target = Path(out) if out else Path(f"{bundle.path.name}-samples-seed{seed}.png")

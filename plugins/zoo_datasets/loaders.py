@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data import RawData, RawFiles
-from zoo.data.readers import DataError, read_cifar_batch, read_idx, read_npz
+from zoo.data.readers import DataError, idx_pixels, read_cifar_batch, read_idx, read_npz
 
 MAX_CLASSES = 10_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -43,7 +43,10 @@ def _load_idx_pair(path: str, dataset: str, class_names: list[str]) -> RawData:
         raise DataError(f"{labels_file}: expected a vector of labels, got shape {labels.shape}")
     if len(images) != len(labels):
         raise DataError(f"{images_file} holds {len(images)} images but {labels_file} holds {len(labels)} labels")
-    return RawData(images.astype(np.uint8), labels, class_names, 1 / 255, str(images_file))
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"{labels_file}: labels must be whole numbers, got IDX type {labels.dtype}")
+    pixels, scale = idx_pixels(images, images_file)
+    return RawData(pixels, labels, class_names, scale, str(images_file))
 
 
 def load_mnist(*, seed: int, val_fraction: float, path: str) -> RawData:
@@ -91,8 +94,10 @@ def load_imagefolder(*, seed: int, val_fraction: float, path: str) -> RawFiles:
             with Image.open(file) as image:
                 modes[image.mode] += 1
                 sizes[image.size] += 1
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise DataError(f"{file} is not a readable image ({exc}); remove or replace it") from exc
+        if 0 in image.size:
+            raise DataError(f"{file} is an empty ({image.size[0]}×{image.size[1]}) image; remove or replace it")
     mode = "L" if set(modes) <= {"L", "1", "I;16", "I"} else "RGB"
     width, height = sizes.most_common(1)[0][0]
     return RawFiles(files, np.array(labels, dtype=np.int64), classes, mode, (height, width), 1 / 255, str(folder))

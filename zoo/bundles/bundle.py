@@ -28,6 +28,7 @@ from zoo.bundles.onnx_graph import (
     external_data_files,
     stamp_metadata,
 )
+from zoo.bundles.publish import publish, recover
 from zoo.bundles.vectors import write_test_set
 from zoo.bundles.verify import Case, GraphCheck, check_graphs, sha256, torch_cases
 from zoo.errors import ParityError, ZooError
@@ -79,6 +80,7 @@ def export_run(
     if out.exists() and not out.is_dir():
         raise ZooError(f"--out {out} is a file, not a folder")
     final = out / run.run_dir.name
+    recover(final)  # a --force killed between its renames: put the old bundle back first
     if final.exists() and not force:
         raise ZooError(f"bundle {final} already exists; pass --force to replace it, or --out another folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +124,7 @@ def export_run(
         write_bytes(staging / CARD, card_text(run, typed, report, speed).encode())
         manifest = _manifest(run, entries, staging, opset, exporter, parity)
         write_json(staging / MANIFEST, manifest)
-        _publish(staging, final)
+        publish(staging, final, force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(final, manifest, parity)
@@ -200,15 +202,6 @@ def _remove_abandoned_staging(out: Path, name: str) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         except OSError:
             pass  # alive (or not ours to judge): leave it
-
-
-def _publish(staging: Path, final: Path) -> None:
-    """Move the finished bundle into place; an old one is removed only after the new one is there."""
-    old = final.with_name(f".{final.name}.old-{os.getpid()}")
-    if final.exists():
-        final.rename(old)
-    staging.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _graph_metadata(run: Any) -> dict[str, Any]:

@@ -197,12 +197,13 @@ def prepare_files(name: str, raw: RawFiles, *, seed: int, val_fraction: float, o
 
 def prepare(name: str, raw: RawData, *, seed: int, val_fraction: float, options: DataOptions) -> DataSplits:
     """Raw images → N×C×H×W in the asked channels and size → split → normalised splits."""
-    from zoo.data.preprocess import check_labels, convert_channels, resize, to_nchw
+    from zoo.data.preprocess import check_labels, check_pixels, convert_channels, resize, to_nchw
 
     images = to_nchw(np.asarray(raw.images), source=raw.source)
     if len(images) < 2:
         raise ZooError(f"{raw.source}: needs at least 2 images to split into training and validation")
     labels = check_labels(np.asarray(raw.labels), len(images), len(raw.class_names), source=raw.source)
+    check_pixels(images, raw.source)
     source_shape = [int(d) for d in images.shape[1:]]
     if options.channels is not None:
         images = convert_channels(images, options.channels)

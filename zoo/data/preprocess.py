@@ -61,3 +61,11 @@ def check_labels(labels: np.ndarray, count: int, num_classes: int | None, *, sou
     if num_classes is not None and count and labels.max() >= num_classes:
         raise DataError(f"{source}: label {int(labels.max())} is outside the {num_classes} classes")
     return labels
+
+
+def check_pixels(images: np.ndarray, source: str) -> None:
+    """N×C×H×W images that hold pixels: no empty (0×0) images, no NaN or infinite values."""
+    if images.shape[2] == 0 or images.shape[3] == 0:
+        raise DataError(f"{source}: the images are empty ({images.shape[2]}×{images.shape[3]}); give real images")
+    if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+        raise DataError(f"{source} holds non-finite pixels (NaN or infinity); fix or regenerate the data")

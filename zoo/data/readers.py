@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import zlib
 from pathlib import Path
@@ -56,10 +57,24 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"{path} is truncated (its header is incomplete)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[code])
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: a huge header cannot overflow
     if len(data) != expected:
         raise DataError(f"{path} is truncated or has trailing bytes ({len(data)} bytes, header says {expected})")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def idx_pixels(images: np.ndarray, path: Path) -> tuple[np.ndarray, float]:
+    """IDX images as pixels and their scale to [0, 1]: whole numbers 0-255 as uint8 (scale 1/255),
+    floats as they are (scale 1, they must be finite); anything else is refused, naming the file."""
+    if images.dtype == np.uint8:
+        return images, 1 / 255
+    if np.issubdtype(images.dtype, np.integer):
+        if images.size and (images.min() < 0 or images.max() > 255):
+            raise DataError(f"{path}: integer pixels must lie in 0-255, found {images.min()}..{images.max()}")
+        return images.astype(np.uint8), 1 / 255
+    if not np.isfinite(images).all():
+        raise DataError(f"{path} holds non-finite pixels (NaN or infinity); fix or regenerate the file")
+    return images.astype(np.float32), 1.0
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -136,7 +151,9 @@ def load_image(path: Path, *, mode: str) -> np.ndarray:
             converted = image.convert(mode)
     except FileNotFoundError as exc:
         raise DataError(f"{path} does not exist") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path} is not a readable image ({exc}); remove or replace it") from exc
     array = np.asarray(converted, dtype=np.uint8)
+    if array.size == 0:
+        raise DataError(f"{path} is an empty ({converted.width}×{converted.height}) image; remove or replace it")
     return array[:, :, None] if array.ndim == 2 else array

@@ -60,5 +60,23 @@ def epoch_batches(images: Any, labels: Any, index_batches: list[Any], device: An
     workers = loader_workers(images)
     loader = DataLoader(LazyImageDataset(images, labels.numpy()), batch_sampler=[i.tolist() for i in index_batches],
                         num_workers=workers, pin_memory=torch.device(device).type == "cuda")
-    for x, y in loader:
+    for x, y in worker_errors_as_one_line(loader):
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def worker_errors_as_one_line(loader: Any) -> Iterator[Any]:
+    """A worker's :class:`DataError` (a file gone or broken mid-run) re-raised as itself, not as torch's
+    multi-line "Caught DataError in DataLoader worker process" wrapping of its traceback."""
+    from zoo.data.readers import DataError
+
+    iterator = iter(loader)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except DataError as exc:
+            text = str(exc)
+            marker = "DataError: "
+            raise DataError(text.rsplit(marker, 1)[-1].strip() if marker in text else text) from exc
+        yield item

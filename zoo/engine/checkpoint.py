@@ -61,6 +61,14 @@ def capture_rng() -> dict[str, Any]:
 
 def restore_rng(checkpoint: Checkpoint, rank: int) -> None:
     """Put this rank's RNG states back exactly as they were saved."""
+    try:
+        _restore_rng(checkpoint, rank)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        raise ZooError(f"checkpoint {checkpoint.path} lacks usable RNG states for process {rank} ({exc!r}); "
+                       "it is damaged or not zoo's: restore the run's checkpoints folder or start a new run") from exc
+
+
+def _restore_rng(checkpoint: Checkpoint, rank: int) -> None:
     import torch
 
     prefix = f"rng/{rank}/"
@@ -187,4 +195,16 @@ def restore_optimizer(optimizer: Any, checkpoint: Checkpoint, name: str) -> None
     for key, tensor in checkpoint.prefixed(prefix).items():
         index, _, entry = key.partition("/")
         state.setdefault(int(index), {})[entry] = tensor
-    optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, entries in state.items():
+        for entry, value in entries.items():
+            shape = tuple(getattr(value, "shape", ()))
+            if shape and (index >= len(params) or shape != tuple(params[index].shape)):
+                want = tuple(params[index].shape) if index < len(params) else "no such parameter"
+                raise ZooError(f"checkpoint {checkpoint.path}: optimizer {name!r} state {index}/{entry} is {shape}, "
+                               f"the model needs {want}; the checkpoint is damaged or from another model")
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ZooError(f"checkpoint {checkpoint.path}: optimizer {name!r} does not fit this model ({exc}); "
+                       "the checkpoint is damaged or from another model") from exc

@@ -62,8 +62,17 @@ def resolve_hyperparameters(
     unknown = sorted(k for k, v in overrides.items() if v is not None and k not in hp)
     if unknown:
         raise ZooError(f"unknown hyperparameter {', '.join(unknown)}; this model takes: {', '.join(sorted(hp))}")
+    for key, value in overrides.items():
+        default = hp.get(key)
+        if value is not None and _is_number(default) and not _is_number(value):
+            raise ZooError(f"hyperparameter {key} must be a number like its default {default!r}, got {value!r}; "
+                           f"fix --hp {key}=... or the [hp] table of the config file")
     hp.update({k: v for k, v in overrides.items() if v is not None})
     check_positive_int("--epochs", hp["epochs"])
     check_positive_int("--batch-size", hp["batch_size"])
     hp["lr"] = check_positive_float("--lr", hp["lr"])
     return hp
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

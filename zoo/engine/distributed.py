@@ -87,8 +87,23 @@ class World:
 
 def world_from_env() -> World:
     """The world torchrun described in the environment (a world of one without torchrun)."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    return World(int(os.environ.get("RANK", "0")), size, int(os.environ.get("LOCAL_RANK", "0")))
+    size, rank, local = (_env_int(name, default) for name, default in
+                         (("WORLD_SIZE", 1), ("RANK", 0), ("LOCAL_RANK", 0)))
+    if size < 1 or not 0 <= rank < size:
+        raise ZooError(f"WORLD_SIZE={size} and RANK={rank} do not describe a process group; "
+                       "let torchrun set them, or unset them")
+    return World(rank, size, local)
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ZooError(f"environment variable {name}={value!r} is not a whole number; "
+                       "let torchrun set it, or unset it") from exc
 
 
 def init_process_group(world: World, device: Any) -> None:
@@ -148,34 +163,57 @@ def average_gradients(optimizer: Any, world: World) -> None:
     world.sync_gradients(optimizer)
 
 
-def launch(nproc: int, args: list[str]) -> int:
+def launch(nproc: int, args: list[str], debug: bool = False) -> int:
     """Run ``zoo train ARGS`` under torchrun with ``nproc`` processes on this machine; its exit code.
 
     A Ctrl-C reaches torchrun and its workers from the terminal, so this process only waits for them
-    to save and stop; a SIGTERM sent to this process alone is passed on to torchrun.
+    to save and stop; a SIGTERM sent to this process alone is passed on to torchrun. The exit code is
+    process 0's own (2 for an error, 130/143 for a signal: torchrun itself only says 1), and torchrun's
+    own log lines and traceback are left out unless ``debug``.
     """
     import signal
+    import tempfile
+
+    from zoo.engine.launcher_output import pump
+    from zoo.faults import EXIT_FILE_VAR
 
     if "WORLD_SIZE" in os.environ:
         raise ZooError("--nproc was given inside a torchrun process; use either torchrun or --nproc, not both")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
                "--standalone", "-m", "zoo", "train", *args]
-    proc = subprocess.Popen(command)
-    received: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="zoo-launch-") as folder:
+        exit_file = os.path.join(folder, "exit-code")
+        env = {**os.environ, EXIT_FILE_VAR: exit_file, **({"ZOO_DEBUG": "1"} if debug else {})}
+        proc = subprocess.Popen(command, env=env, stderr=None if debug else subprocess.PIPE)
+        reader = None if debug else pump(proc.stderr, sys.stderr.buffer)  # type: ignore[arg-type]
+        received: list[int] = []
 
-    def forward(signum: int, frame: Any) -> None:
-        received.append(signum)
-        proc.send_signal(signum)
+        def forward(signum: int, frame: Any) -> None:
+            received.append(signum)
+            proc.send_signal(signum)
 
-    previous = signal.signal(signal.SIGTERM, forward)
-    try:
-        while True:
-            try:
-                code = proc.wait()
-                break
-            except KeyboardInterrupt:
-                received.append(signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        previous = signal.signal(signal.SIGTERM, forward)
+        try:
+            while True:
+                try:
+                    code = proc.wait()
+                    break
+                except KeyboardInterrupt:
+                    received.append(signal.SIGINT)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        if reader is not None:
+            reader.join(timeout=10)
+        worker = _read_exit_code(exit_file)
+    if worker is not None and (code or worker):
+        return worker
     # torchrun exits 1 whenever its workers stopped on a signal; report the signal instead.
     return 128 + received[0] if received and code else code
+
+
+def _read_exit_code(path: str) -> int | None:
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.engine.crash import discard_if_unsaved
 from zoo.engine.distributed import World, shutdown, world_from_env
 from zoo.engine.loop import Trainer
 from zoo.engine.options import read_config_file, resolve_options
 from zoo.errors import ZooError
+from zoo.locks import run_lock
+from zoo.runs import CONFIG
 
 
 @dataclass
@@ -38,23 +42,29 @@ def train(model: str | None = None, *, config: str | Path | None = None, resume:
     flags = {**options, "hp": hyperparameters or None, "args": model_args or None}
     world = World(0, 1, 0) if single_process else world_from_env()
     trainer, finished = None, False
-    try:
-        if resume is not None:
-            from zoo.engine.resume import prepare_resume
+    with contextlib.ExitStack() as guard:  # the run folder's lock, held until the run stops
+        try:
+            if resume is not None:
+                from zoo.engine.resume import prepare_resume
 
-            if config is not None:
-                raise ZooError("--config and --resume do not mix: a resumed run keeps its own options")
-            opts, run_dir, checkpoint = prepare_resume(resume, model, flags, world.size)
-            trainer = Trainer(opts, world)
-            trainer.restore(run_dir, checkpoint)
-        else:
-            opts = resolve_options(read_config_file(config) if config else {}, {"model": model, **flags})
-            if not opts.model:
-                raise ZooError("name a model to train (zoo list shows them), or pass --resume RUN_DIR")
-            trainer = Trainer(opts, world)
-            trainer.start()
-        summary = trainer.fit()
-        finished = True
-    finally:
-        shutdown(world, trainer, finished=finished)
+                if config is not None:
+                    raise ZooError("--config and --resume do not mix: a resumed run keeps its own options")
+                if world.is_main and (Path(resume) / CONFIG).is_file():
+                    guard.enter_context(run_lock(Path(resume)))
+                opts, run_dir, checkpoint = prepare_resume(resume, model, flags, world.size)
+                trainer = Trainer(opts, world)
+                trainer.restore(run_dir, checkpoint)
+            else:
+                opts = resolve_options(read_config_file(config) if config else {}, {"model": model, **flags})
+                if not opts.model:
+                    raise ZooError("name a model to train (zoo list shows them), or pass --resume RUN_DIR")
+                trainer = Trainer(opts, world)
+                trainer.start()
+                if world.is_main:
+                    guard.enter_context(run_lock(trainer.run_dir))
+                    guard.callback(discard_if_unsaved, trainer.run_dir, lambda: finished)
+            summary = trainer.fit()
+            finished = True
+        finally:
+            shutdown(world, trainer, finished=finished)
     return RunResult(trainer.run_dir, summary, world.rank)

@@ -21,8 +21,9 @@ from zoo.data.torch_data import epoch_batches
 from zoo.engine import checkpoint as ckpt
 from zoo.engine import finite
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
+from zoo.engine.crash import repair_metrics
 from zoo.engine.distributed import World, wrap_model
-from zoo.engine.metrics import MetricsLog, truncate_after
+from zoo.engine.metrics import MetricsLog
 from zoo.engine.options import SMOKE_BATCHES, TrainOptions
 from zoo.engine.progress import Progress
 from zoo.engine.run_files import summary_of, write_config, write_final
@@ -92,7 +93,7 @@ class Trainer:
         ckpt.restore_rng(checkpoint, self.world.rank)
         self._set_run_dir(run_dir)
         if self.world.is_main:
-            truncate_after(run_dir, self.state.step)
+            repair_metrics(run_dir, self.state.step)
             for stale in (run_dir / ckpt.FOLDER).glob(".*.tmp"):  # half-written by a killed process
                 stale.unlink(missing_ok=True)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -51,23 +50,3 @@ def tensorboard_writer() -> Any:
     except ImportError as exc:
         raise ZooError("--tensorboard needs the tensorboard package: pip install tensorboard") from exc
     return SummaryWriter
-
-
-def truncate_after(run_dir: Path, step: int) -> None:
-    """Drop rows logged after ``step`` (written after the checkpoint a run resumes from)."""
-    from zoo.atomic import write_bytes
-
-    jsonl = run_dir / METRICS
-    if not jsonl.exists():
-        return
-    rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
-    kept = [row for row in rows if row.get("step", 0) <= step]
-    if len(kept) == len(rows):
-        return
-    write_bytes(jsonl, "".join(json.dumps(row) + "\n" for row in kept).encode())
-    buffer = io.StringIO()
-    if kept:
-        writer = csv.DictWriter(buffer, fieldnames=list(kept[0]), extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(kept)
-    write_bytes(run_dir / METRICS_CSV, buffer.getvalue().encode())

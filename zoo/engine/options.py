@@ -24,6 +24,11 @@ DEVICES = ("auto", "cpu", "cuda")
 #: never what the weights become.
 RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "save_every", "keep_last"})
 
+#: Seeds are what NumPy accepts everywhere: 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+#: The largest image side --image-size accepts (a batch of 20000×20000 images does not fit any memory).
+MAX_IMAGE_SIDE = 4096
+
 #: Smoke mode: this many batches per epoch, this many epochs, and a validation set this small.
 SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_VAL = 3, 2, 64
 
@@ -134,6 +139,10 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
         raise ZooError(f"{name} must be a positive number, got {value!r}")
     if key in _POSITIVE and value <= 0:
         raise ZooError(f"{name} must be a positive whole number, got {value!r}")
+    if key == "seed" and not 0 <= value <= MAX_SEED:
+        raise ZooError(f"{name} must be a whole number from 0 to {MAX_SEED}, got {value!r}")
+    if want is str:
+        check_text(value, name)
     if key in ("warmup_steps", "early_stop") and value < 0:
         raise ZooError(f"{name} must not be negative, got {value!r}")
     if key == "image_size":
@@ -153,7 +162,20 @@ def parse_image_size(value: str | None, name: str = "--image-size") -> tuple[int
     parts = value.lower().replace("×", "x").split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         raise ZooError(f"{name} {value!r} is not a size; use HxW, e.g. 28x28")
-    return int(parts[0]), int(parts[1])
+    height, width = int(parts[0]), int(parts[1])
+    if max(height, width) > MAX_IMAGE_SIDE:
+        raise ZooError(f"{name} {value!r} is too large; each side may be at most {MAX_IMAGE_SIDE} pixels")
+    return height, width
+
+
+def check_text(value: str, name: str) -> str:
+    """Refuse text that is not valid UTF-8 (a path with undecodable bytes): run.toml and JSON could not hold it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ZooError(f"{name} {value.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8; "
+                       "rename it (or choose another path) with UTF-8 characters only") from exc
+    return value
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -166,10 +188,15 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         import tomli as tomllib
 
     path = Path(path)
+    check_text(str(path), "--config")
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
         raise ZooError(f"config file {path} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise ZooError(f"--config {path} is a folder; give a TOML file (a run's run.toml, say)") from exc
+    except OSError as exc:
+        raise ZooError(f"config file {path} cannot be read ({exc.strerror or exc})") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ZooError(f"config file {path} is not valid TOML ({exc})") from exc
     return {key: check_option(key, value, f"config {path}") for key, value in raw.items()}

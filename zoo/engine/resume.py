@@ -8,7 +8,9 @@ from typing import Any
 from zoo.engine.checkpoint import FOLDER, LAST, Checkpoint, load_checkpoint
 from zoo.engine.options import RESUMABLE, TrainOptions
 from zoo.errors import ZooError
-from zoo.runs import CONFIG, read_json
+from zoo.runs import CONFIG, SUMMARY, read_json
+
+_UNSET = object()
 
 
 def prepare_resume(run_dir: str | Path, model: str | None, flags: dict[str, Any],
@@ -33,9 +35,10 @@ def prepare_resume(run_dir: str | Path, model: str | None, flags: dict[str, Any]
                        config.get("hyperparameters" if key == "hp" else "model_args", {}).get(k) != v}
             if changed:
                 raise ZooError(f"--{key} {', '.join(changed)} cannot change when resuming; start a new run instead")
-        elif stored.get(key) != value:
+        elif stored.get(key) != value and config.get("hyperparameters", {}).get(key, _UNSET) != value:
             flag = "--" + key.replace("_", "-")
-            raise ZooError(f"{flag} cannot change when resuming (the run used {stored.get(key)!r}); "
+            used = stored.get(key) if stored.get(key) is not None else config.get("hyperparameters", {}).get(key)
+            raise ZooError(f"{flag} cannot change when resuming (the run used {used!r}); "
                            "start a new run instead")
     checkpoint = load_checkpoint(run_dir / FOLDER / LAST)
     state = checkpoint.state
@@ -46,7 +49,7 @@ def prepare_resume(run_dir: str | Path, model: str | None, flags: dict[str, Any]
         raise ZooError(f"run {run_dir} was trained by {state.get('world_size')} process(es), this is {world_size}; "
                        f"resume with --nproc {state.get('world_size')} (or torchrun --nproc-per-node "
                        f"{state.get('world_size')})")
-    if state.get("finished"):
+    if state.get("finished") and (run_dir / SUMMARY).is_file():  # killed before summary.json: finish it
         raise ZooError(f"run {run_dir} already finished (step {state.get('step')}); nothing to resume")
     given = {k: v for k, v in flags.items() if k in RESUMABLE and v is not None}
     options = TrainOptions(**{**stored, "max_steps": None, **given})

@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, replace
 from typing import Any
 
+from zoo.engine.checks import check_model_args
 from zoo.engine.config import TrainConfig, resolve_hyperparameters
 from zoo.engine.distributed import World, init_process_group
 from zoo.engine.options import SMOKE_EPOCHS, SMOKE_VAL, TrainOptions, parse_image_size
@@ -65,6 +66,7 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
         data = replace(data, x_val=data.x_val[:SMOKE_VAL], y_val=data.y_val[:SMOKE_VAL])
     data_args = family.data_args(spec, data.info)
     model_args = {**spec.model_args, **data_args, **options.args}
+    check_model_args(spec.name, spec.model_args, model_args, options.args, data.info)
     config = TrainConfig(
         model=spec.name, family=spec.family, dataset=options.dataset, seed=options.seed,
         device=str(device), hyperparameters=hp, model_args=model_args,

@@ -1,0 +1,47 @@
+"""Exclusive locks between zoo processes: one per run folder, one per export folder.
+
+A lock is ``fcntl.flock`` on the folder itself (or a file); the kernel drops it when the process dies (even on
+``kill -9``), so a lock is never left behind. Where ``fcntl`` does not exist (Windows) the locks are
+no-ops and concurrent commands are not guarded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from zoo.errors import ZooError
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, busy: str, *, wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if needed); ``busy`` is the error when another holds it.
+
+    ``wait=True`` blocks until the lock is free instead of refusing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:  # a folder is locked through itself (nothing is left in it); a file is created if needed
+        fd = os.open(path, os.O_RDONLY) if path.is_dir() else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ZooError(f"cannot create the lock file {path} ({exc.strerror}); check the folder's permissions") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise ZooError(busy) from exc
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def run_lock(run_dir: Path) -> contextlib.AbstractContextManager[None]:
+    """The run folder's lock: one training process (a run or its resume) per folder at a time."""
+    return exclusive(Path(run_dir),
+                     f"run {run_dir} is being trained by another zoo process right now; wait for it to stop "
+                     f"(or stop it), then resume")

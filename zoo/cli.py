@@ -313,18 +313,25 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--require", help="Comma list of providers that must run here (e.g. cuda); fails with the reason if not.")
 @click.option("--run", "run_dir", type=click.Path(), help="The run directory, if it moved since export.")
 @click.option("--bundle-only", is_flag=True, help="Check the stored test vectors only (no torch, no run directory).")
+@click.option("--runtimes", help="Also run the test vectors on these runtimes: onnxruntime, reference, openvino, "
+                                "tract (comma list; 'all' for every one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
 def verify(bundle: str, providers: str | None, require: str | None, run_dir: str | None, bundle_only: bool,
-           as_json: bool) -> None:
+           runtimes: str | None, as_json: bool) -> None:
     """Check a bundle's graphs against its test vectors and the PyTorch model (exit 1 on failure)."""
     from zoo.bundles import format_table, verify_bundle
 
+    names = None if runtimes is None else [] if runtimes.strip() == "all" else _names(runtimes) or []
     report = verify_bundle(bundle, providers=_names(providers), run_dir=run_dir, bundle_only=bundle_only,
-                           require=_names(require))
+                           require=_names(require), runtimes=names)
     if as_json:
         _print_json(report)
     else:
-        click.echo(format_table(report))
+        click.echo(format_table({**report, "passed": report.get("providers_passed", report["passed"])}))
+        if "runtimes" in report:
+            from zoo.bundles.runtimes import RuntimeCheck, format_runtimes
+
+            click.echo(format_runtimes([RuntimeCheck(**r) for r in report["runtimes"]]))
     if not report["passed"]:
         sys.exit(ParityError.exit_code)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from zoo.bundles.onnx_graph import (
     external_data_files,
     stamp_metadata,
 )
+from zoo.bundles.portable import make_portable
 from zoo.bundles.vectors import read_test_set, write_test_set
 from zoo.bundles.verify import Case, GraphCheck, check_graphs, format_table, sha256, torch_cases
 from zoo.engine.runs import WEIGHTS, read_json
@@ -103,6 +104,7 @@ def export_run(
             export_graph(graph, path, opset=opset, exporter=exporter, external_data=external_data,
                          metadata={**metadata, "graph": graph.name, "variant": "fp32"})
             recipe = {"variant": "fp32", "optimized": variants.optimize(path) if optimize else None}
+            make_portable(path, "fp32")
             cases = torch_cases(graph, data)
             entries[graph.name] = _graph_entry(staging, graph, graph.name, cases, graph.atol, graph.rtol, recipe)
             checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, None))
@@ -151,6 +153,7 @@ def _make_variant(variant: str, src: Path, dst: Path, graph: Any, data: Any) -> 
         method = variants.quantize_int8(src, dst, graph.name, list(graph.input_names), calibration, source)
     else:
         method = variants.to_fp16(src, dst, graph.name)
+    make_portable(dst, variant)
     props = describe_graph(src)["metadata"]
     stamp_metadata(dst, {**props, "variant": variant, "variant_method": method})
     check_graph(dst, f"{graph.name}.{variant}")
@@ -204,9 +207,11 @@ def _publish(staging: Path, final: Path) -> None:
 
 
 def _graph_metadata(run: Any) -> dict[str, Any]:
+    from zoo.data.units import unit_metadata, white_value
     from zoo.version import __version__
 
     info = run.data_info
+    unit = unit_metadata(white_value(info.pixel_max, info.scale))
     return {
         "zoo_version": __version__,
         "model": run.spec.name,
@@ -217,7 +222,9 @@ def _graph_metadata(run: Any) -> dict[str, Any]:
         "input_shape": ["batch", *info.shape],
         "layout": "NCHW (batch, channels, height, width); channels in the dataset's own order",
         "normalization": {"scale": info.scale, "mean": info.mean, "std": info.std,
-                          "formula": "(pixel * scale - mean[c]) / std[c]"},
+                          "formula": "(pixel * scale - mean[c]) / std[c]",
+                          "pixel_max": unit["pixel_max"], "from_8bit": unit["from_8bit"]},
+        "pixel_unit": unit,
         "preprocessing": {"channels": info.channels, "color": "grayscale" if info.channels == 1 else "RGB",
                           "channel_order": "CHW", "resize": [info.height, info.width], "resample": "bilinear",
                           "source_shape": info.source_shape},
@@ -245,6 +252,7 @@ def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset
         "family": run.spec.family,
         "plugin": run.spec.plugin,
         "dataset": run.config["dataset"],
+        "pixel_unit": _graph_metadata(run)["pixel_unit"],
         "run": {"id": run.run_dir.name, "dir": str(run.run_dir.resolve()),
                 "weights_sha256": sha256(run.run_dir / WEIGHTS)},
         "exporter": exporter,
@@ -281,7 +289,8 @@ Trained on `{info.name}`: {info.channels}×{info.height}×{info.width} images, {
 
 ## Preprocessing
 Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, channels
-first (N×C×H×W). The same values are in every graph's `metadata_props`.
+first (N×C×H×W). Raw pixels: {_graph_metadata(run)["pixel_unit"]["meaning"]}.
+The same values are in every graph's `metadata_props`.
 
 ## Metrics (validation, last epoch)
 {metrics}
@@ -331,20 +340,28 @@ def _variant_text(entries: dict[str, dict[str, Any]], parity: dict[str, Any] | N
 
 def verify_bundle(
     bundle_dir: str | Path, *, providers: list[str] | None = None, run_dir: str | Path | None = None,
-    bundle_only: bool = False, require: list[str] | None = None,
+    bundle_only: bool = False, require: list[str] | None = None, runtimes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Verify a bundle: files against the manifest, graphs against their test vectors on every provider,
     and (unless ``bundle_only``, when torch and the run are here) against fresh PyTorch outputs.
 
-    Bundle-only verification needs only ONNX Runtime, onnx and numpy.
+    Bundle-only verification needs only ONNX Runtime, onnx and numpy. ``runtimes`` adds independent
+    runtimes (:mod:`zoo.bundles.runtimes`) on the stored test vectors.
     """
+    from zoo.bundles.runtimes import check_runtimes, runtimes_passed
+
     bundle = Path(bundle_dir)
     manifest = load_manifest(bundle)
     checks = [_vector_check(bundle, name, entry) for name, entry in manifest["graphs"].items()]
+    rows = None if runtimes is None else check_runtimes([replace(c, cases=list(c.cases)) for c in checks], runtimes)
     skipped = "--bundle-only was given" if bundle_only else _add_torch_cases(checks, manifest, run_dir)
     report = check_graphs(checks, providers, require)
     report["bundle"] = str(bundle)
     report["pytorch_skipped"] = skipped
+    if rows is not None:  # other runtimes (``--runtimes``), on the stored test vectors
+        report["runtimes"] = [asdict(r) for r in rows]
+        report["providers_passed"], report["runtimes_passed"] = report["passed"], runtimes_passed(rows)
+        report["passed"] = report["passed"] and report["runtimes_passed"]
     return report
 
 

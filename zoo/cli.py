@@ -412,6 +412,18 @@ def predict(bundle: str, images: tuple[str, ...], top: int, as_json: bool) -> No
         click.echo(f"{result['image']}: {result['class']}  ({shown})")
 
 
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--target", required=True, type=click.Choice(["node", "web", "python"]), help="Where it will run.")
+@click.option("--out", type=click.Path(), help="Folder to write (default: <bundle>-<target> here).")
+@click.option("--force", is_flag=True, help="Replace the folder if it exists.")
+def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:
+    """A ready-to-run folder: the graph with preprocessing inside, a small program, its README, test vectors."""
+    from zoo.deploy import deploy_bundle
+
+    click.echo(f"deployed: {deploy_bundle(bundle, target, out, force=force)}")
+
+
 def _add_plugin_commands() -> None:
     """Let plugins add commands; a plugin that fails or clashes here is reported and skipped."""
     from zoo.registry import add_commands

@@ -1,7 +1,8 @@
 """Graphs with the preprocessing and postprocessing inside, so a deployer writes none.
 
 - **Classifier**: input ``image``, uint8 N×H×W×C of any height and width (C = the model's channels) →
-  ``Resize`` (linear, ``antialias=1``, half-pixel centres: Pillow's ``BILINEAR``, which zoo trains with) →
+  ``Resize`` (linear, ``antialias=1``, ``exclude_outside=1``, half-pixel centres: Pillow's ``BILINEAR``,
+  which zoo trains with; without ``exclude_outside`` borders differ by up to 8 grey levels) →
   rounded to whole 8-bit values as zoo's own resize does → × (8-bit → raw unit) × scale → (x − mean) / std →
   the model → ``probabilities`` (softmax), ``top_probabilities`` and ``top_indices`` (top-k, int64).
 - **Generator / decoder** (a graph carrying ``zoo_sampler`` metadata): the same inputs (noise, label) →
@@ -26,7 +27,7 @@ from zoo.errors import ZooError
 #: How many classes the top-k outputs name (fewer when the model has fewer classes).
 TOP_K = 5
 #: ONNX Runtime's antialiased Resize against Pillow's BILINEAR on 8-bit images, after rounding to 8-bit:
-#: at most one grey level apart (a rounding tie), measured on downscales and upscales of real images.
+#: at most one grey level apart (rounding ties; mostly identical), measured on down- and upscales of digits.
 RESIZE_TOLERANCE_8BIT = 1.0
 SAMPLER_KEY = "zoo_sampler"
 
@@ -130,8 +131,9 @@ def _classifier_parts(entry: dict[str, Any], norm: dict[str, Any], opset: int, t
         helper.make_node("Shape", ["nchw"], ["shape"]),
         helper.make_node("Gather", ["shape", "batch_channels_at"], ["nc"]),
         helper.make_node("Concat", ["nc", "size_hw"], ["sizes"], axis=0),
+        # Pillow's BILINEAR: a triangle filter stretched when downscaling, taps outside the image left out
         helper.make_node("Resize", ["nchw", "", "", "sizes"], ["resized"], mode="linear", antialias=1,
-                         coordinate_transformation_mode="half_pixel"),
+                         exclude_outside=1, coordinate_transformation_mode="half_pixel"),
         helper.make_node("Round", ["resized"], ["rounded"]),
         helper.make_node("Clip", ["rounded", "zero", "white"], ["pixels"]),
         helper.make_node("Mul", ["pixels", "factor"], ["scaled"]),
@@ -160,7 +162,8 @@ def _classifier_parts(entry: dict[str, Any], norm: dict[str, Any], opset: int, t
                             f"{'grayscale' if channels == 1 else 'RGB'}, 0–255"},
         "outputs": {"probabilities": f"float32, batch×{classes} (softmax)",
                     "top_probabilities": f"float32, batch×{k}", "top_indices": f"int64, batch×{k} (class indices)"},
-        "resize": f"to {height}×{width}: linear, antialias=1, half_pixel (Pillow BILINEAR); rounded to 8-bit",
+        "resize": f"to {height}×{width}: linear, antialias=1, exclude_outside=1, half_pixel (Pillow BILINEAR); "
+                  "rounded to 8-bit",
         "resize_tolerance_8bit": RESIZE_TOLERANCE_8BIT, "top_k": k,
         "class_labels": json.loads(entry["metadata"]["class_labels"]),
     }

@@ -156,8 +156,8 @@ def _readme(target: str, info: dict[str, Any]) -> str:
 ## Graph
 {io}
 {extra}
-Resizing inside the graph is ONNX `Resize` (linear, antialias=1, half-pixel), which matches Pillow's
-antialiased bilinear resize that zoo trains with to within one grey level.
+Resizing inside the graph is ONNX `Resize` (linear, antialias=1, exclude_outside=1, half-pixel): Pillow's
+antialiased bilinear resize that zoo trains with, to within one grey level (rounding ties).
 
 ## Other runtimes
 {chr(10).join(f"- {name}: {need}" for name, need in REQUIREMENTS.items())}

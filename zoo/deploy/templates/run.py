@@ -30,8 +30,8 @@ def classify(paths):
     for path in paths:
         probabilities = SESSION.run(["probabilities"], {"image": read_image(path)})[0][0]
         best = int(np.argmax(probabilities))
-        results.append({"image": path, "class": INFO["class_labels"][best], "index": best,
-                        "probabilities": {c: float(p) for c, p in zip(INFO["class_labels"], probabilities, strict=True)}})
+        named = {c: float(p) for c, p in zip(INFO["class_labels"], probabilities, strict=True)}
+        results.append({"image": path, "class": INFO["class_labels"][best], "index": best, "probabilities": named})
     return results
 
 

@@ -85,9 +85,12 @@ async function draw(session, info, count) {
     };
     document.getElementById("draw").onclick = async () => show(await draw(session, info, 16));
     if (params.get("check")) show(await check(session));
-    else if (params.get("image")) {
-      const name = params.get("image");
-      show(await classify(session, info, await (await fetch(name)).blob(), name));
+    else if (params.get("image")) {  // one or more, comma-separated
+      const results = [];
+      for (const name of params.get("image").split(",")) {
+        results.push(...await classify(session, info, await (await fetch(name)).blob(), name));
+      }
+      show(results);
     } else if (params.get("samples")) show(await draw(session, info, Number(params.get("samples"))));
     else document.getElementById("result").textContent = "ready";
   } catch (error) {

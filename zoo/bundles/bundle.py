@@ -308,9 +308,20 @@ layout): random inputs at batch 1 and 16 and real validation samples, with the f
 {parity_text}
 ```
 
+## Other runtimes
+{_runtime_text()}
+
 ## Limits
 Trained on a small demonstration dataset; check accuracy on your own data before deploying.
 """
+
+
+def _runtime_text() -> str:
+    from zoo.bundles.runtimes import REQUIREMENTS
+
+    lines = [f"- {name}: {need}" for name, need in REQUIREMENTS.items()]
+    return "\n".join([*lines, "`zoo verify BUNDLE --runtimes all` checks them here; `zoo deploy BUNDLE --target "
+                       "node|web|python` writes a ready-to-run folder."])
 
 
 def _variant_text(entries: dict[str, dict[str, Any]], parity: dict[str, Any] | None, speed: dict[str, Any]) -> str:

@@ -28,16 +28,16 @@ TIMED = ("openvino", "tract")
 BATCHES = (1, 64)
 
 
-def feeds_for(entry: dict[str, Any], batch: int) -> dict[str, np.ndarray]:
-    """Random inputs of the graph's shapes at ``batch`` (labels as small integers)."""
+def feeds_for(entry: Any, batch: int) -> dict[str, np.ndarray]:
+    """Random inputs of the graph's shapes at ``batch`` (labels as small integers); ``entry`` is a ``GraphEntry``."""
     rng = np.random.default_rng(0)
     feeds = {}
-    for spec in entry["inputs"]:
-        shape = [batch, *spec["shape"][1:]]
-        if spec["dtype"].startswith("int"):
-            feeds[spec["name"]] = rng.integers(0, 10, shape).astype(spec["dtype"])
+    for spec in entry.inputs:
+        shape = [batch, *spec.shape[1:]]
+        if spec.dtype.startswith("int"):
+            feeds[spec.name] = rng.integers(0, 10, shape).astype(spec.dtype)
         else:
-            feeds[spec["name"]] = rng.standard_normal(shape).astype(spec["dtype"])
+            feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
     return feeds
 
 
@@ -68,18 +68,20 @@ def single_thread_runner(name: str, path: Path, input_names: list[str]) -> Any:
 
 
 def bundle_rows(bundle: Path, rounds: int) -> list[dict[str, Any]]:
-    from zoo.bundles.bundle import _vector_check, load_manifest
+    from zoo.bundles.check import vector_check
+    from zoo.bundles.manifest import Bundle
     from zoo.bundles.runtimes import RUNTIMES, Unsupported, check_graph_on
 
-    manifest = load_manifest(bundle)
+    opened = Bundle.open(bundle, check_graphs=True)
+    manifest = opened.manifest
     rows = []
-    for name, entry in manifest["graphs"].items():
-        check = _vector_check(bundle, name, entry)
+    for name, entry in manifest.graphs.items():
+        check = vector_check(opened, entry)
         baseline = single_thread_runner("onnxruntime", check.path, check.input_names)
         base = {b: median_seconds(baseline, feeds_for(entry, b), rounds) for b in BATCHES}
         for runtime in RUNTIMES:
             result = check_graph_on(runtime, check)
-            row = {"model": manifest["model"], "graph": name, "runtime": runtime, "status": result.status,
+            row = {"model": manifest.model, "graph": name, "runtime": runtime, "status": result.status,
                    "max_abs_diff": result.max_abs_diff, "reason": result.reason}
             if runtime in TIMED and result.status != "unsupported":
                 try:

@@ -27,8 +27,10 @@ SIZES = [(8, 8), (5, 6), (20, 13), (32, 32), (100, 77)]
 NPM_PACKAGES = ["onnxruntime-node", "onnxruntime-web", "pngjs"]
 
 
-def _manifest(bundle: Path) -> dict[str, Any]:
-    return json.loads((bundle / "manifest.json").read_text())
+def _manifest(bundle: Path) -> Any:
+    from zoo.bundles.manifest import Bundle
+
+    return Bundle.open(bundle).manifest
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +45,7 @@ def images(cnn: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
     from zoo.bundles.vectors import read_test_set
 
-    norm = json.loads(_manifest(cnn)["graphs"]["model"]["metadata"]["normalization"])
+    norm = _manifest(cnn).graphs["model"].meta("normalization")
     (x,), _ = read_test_set(cnn / "model" / "test_data_set_2")
     raw = x[:6, 0] * norm["std"][0] + norm["mean"][0]  # in [0, 1]
     folder = tmp_path_factory.mktemp("digits-png")
@@ -75,15 +77,15 @@ def test_preprocessing_in_the_graph_matches_zoo_preprocessing_on_real_images(cnn
     from zoo.predict import preprocess
     from zoo.runtime import import_onnxruntime
 
-    entry = _manifest(cnn)["graphs"]["model"]
-    norm = json.loads(entry["metadata"]["normalization"])
+    entry = _manifest(cnn).graphs["model"]
+    norm = entry.meta("normalization")
     step = norm["from_8bit"] * norm["scale"] / min(norm["std"])  # one grey level in model-input units
     sess = import_onnxruntime().InferenceSession(preprocessing_graph(entry).SerializeToString(),
                                                  providers=["CPUExecutionProvider"])
     worst_same_size = worst = 0.0
     for file in images:
         got = sess.run(None, {"image": load_image(Path(file), mode="L")[None]})[0]
-        diff = float(np.abs(got - preprocess(Path(file), entry["metadata"])).max())
+        diff = float(np.abs(got - preprocess(Path(file), entry.metadata)).max())
         worst = max(worst, diff)
         if file.endswith("_8x8.png"):
             worst_same_size = max(worst_same_size, diff)
@@ -119,12 +121,36 @@ def test_a_sampler_graph_returns_uint8_pixels_and_states_its_noise(export_briefl
     assert graph.kind == "sampler"
     description = build_pregraph(bundle, graph, tmp_path / "pre.onnx")
     assert description["noise"]["distribution"].startswith("standard normal")
+    assert description["noise"]["distribution_id"] == graph.entry.role_info["distribution"] == "standard_normal"
     noise = np.random.default_rng(1).standard_normal((4, description["noise"]["shape"][1])).astype(np.float32)
     pixels = session(str(tmp_path / "pre.onnx"), CPU).run(None, {description["noise"]["input"]: noise})[0]
-    raw = session(str(bundle / graph.entry["file"]), CPU).run(None, {description["noise"]["input"]: noise})[0]
-    norm = json.loads(graph.entry["metadata"]["normalization"])
+    raw = session(str(bundle / graph.entry.file), CPU).run(None, {description["noise"]["input"]: noise})[0]
+    norm = graph.entry.meta("normalization")
     expected = np.round(to_pixels(raw, norm["mean"], norm["std"]) * 255).transpose(0, 2, 3, 1)
     assert pixels.dtype == np.uint8 and np.abs(pixels.astype(int) - expected).max() <= 1
+
+
+def test_deploy_picks_graphs_by_role_and_refuses_a_bundle_without_one(cnn: Path) -> None:
+    import copy
+
+    from zoo.bundles.manifest import parse_manifest
+    from zoo.bundles.pregraph import deploy_graph, noise_of
+    from zoo.errors import ZooError
+    from zoo.roles import sampler_info
+
+    data = copy.deepcopy(_manifest(cnn).to_dict())
+    meta = data["graphs"]["model"]["metadata"]
+    assert deploy_graph(parse_manifest(data)).kind == "classifier"
+    meta["zoo_role"] = "encoder"  # an encoder alone: nothing a deployer can feed images to or draw from
+    with pytest.raises(ZooError, match=r"no image classifier, sampler or decoder.*encoder"):
+        deploy_graph(parse_manifest(data))
+    latent = data["graphs"]["model"]["inputs"][0]["name"]
+    meta.update(zoo_role="decoder", zoo_role_info=json.dumps(sampler_info(
+        latent_input=latent, latent_dim=64, output="logits", distribution="uniform")))
+    graph = deploy_graph(parse_manifest(data))
+    noise = noise_of(graph.entry)
+    assert graph.kind == "sampler" and noise["distribution_id"] == "uniform"
+    assert noise["distribution"].startswith("uniform") and noise["shape"] == ["batch", 64]
 
 
 def test_deploy_python_runs_without_zoo_and_agrees_with_zoo_predict(cnn: Path, images: list[str],
@@ -232,7 +258,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 def _page_result(chromium: str, url: str) -> Any:
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=30000",
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=120000",
                           "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     start = dom.find("RESULT ")
     assert start >= 0, dom[-2000:]

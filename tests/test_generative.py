@@ -178,8 +178,10 @@ def test_zoo_sample_writes_a_png_without_importing_torch(name: str, export_brief
 def test_zoo_sample_refuses_classifiers_bad_counts_and_overwriting(export_briefly, tmp_path: Path) -> None:
     runner = CliRunner()
     _one_line_error(runner.invoke(cli, ["sample", str(export_briefly("cnn").bundle_dir)]),
-                    "'classifier' bundle with no generator or decoder graph")
+                    "holds no sampler or decoder graph to draw from (family 'classifier'; graph roles: classifier)")
     bundle = str(export_briefly("gan").bundle_dir)
+    _one_line_error(runner.invoke(cli, ["predict", bundle, str(tmp_path / "x.png")]),
+                    "holds no image classifier graph (family 'gan'; graph roles: none, sampler)")
     _one_line_error(runner.invoke(cli, ["sample", bundle, "--n", "0"]), "--n must be")
     mine = tmp_path / "mine.png"
     mine.write_bytes(b"not yours")

@@ -367,7 +367,7 @@ def bench(bundle: str, batch_sizes: str, threads: int, warmup: int, runs: int, p
 @click.option("--out", type=click.Path(), help="PNG file to write (default: <bundle>-samples-seed<S>.png here).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def sample(bundle: str, count: int, seed: int, out: str | None, force: bool) -> None:
-    """Draw images from a GAN or VAE bundle with ONNX Runtime alone (torch is not imported)."""
+    """Draw images from a bundle's sampler or decoder graph with ONNX Runtime alone (torch is not imported)."""
     from zoo.sampling import sample_bundle
 
     click.echo(f"samples: {sample_bundle(bundle, n=count, seed=seed, out=out, force=force)}")

@@ -14,6 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.roles import (  # noqa: F401 - re-exported: roles are part of the public contract
+    GraphRole,
+    RoleSpec,
+    check_role,
+    classifier_info,
+    decoder_info,
+    encoder_info,
+    known_roles,
+    register_role,
+    role_spec,
+    sampler_info,
+)
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -31,6 +44,9 @@ class GraphSpec:
     samples (or ``None``). Every input and output has a dynamic batch axis 0. Optional, for
     ``zoo export --quantize int8``: ``calibration_inputs(data)`` (training samples to calibrate on)
     and ``real_labels(data)`` (the true classes of ``real_inputs``, to report the accuracy lost).
+    ``role`` says what the graph is (:class:`GraphRole`; ``zoo predict`` and ``zoo sample`` pick graphs by it)
+    and ``role_info`` holds what that role needs (make it with ``classifier_info``, ``sampler_info``,
+    ``encoder_info`` or ``decoder_info``); both are checked when the spec is made.
     """
 
     name: str
@@ -43,11 +59,17 @@ class GraphSpec:
     rtol: float = 1e-5
     #: Name of an output holding class scores: verification then reports top-1 agreement on it.
     class_output: str | None = None
-    #: Strings stamped into the ONNX file's metadata_props (and so into the manifest). A graph that
-    #: ``zoo sample`` can draw from declares ``SAMPLER_KEY`` (see :mod:`zoo.sampling`).
+    #: Strings stamped into the ONNX file's metadata_props (and so into the manifest).
     metadata: dict[str, str] = field(default_factory=dict)
     calibration_inputs: Callable[[DataSplits], tuple[np.ndarray, ...] | None] | None = None
     real_labels: Callable[[DataSplits], np.ndarray | None] | None = None
+    #: What the graph is (a registered role name, e.g. ``GraphRole.SAMPLER``); stamped as ``zoo_role``.
+    role: str | None = None
+    #: The facts the role needs (see ``RoleSpec.required``); stamped as ``zoo_role_info``.
+    role_info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_role(self.name, self.role, self.role_info, list(self.input_names), list(self.output_names))
 
 
 class Family:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits
-from zoo.family import Family, GraphSpec
+from zoo.family import Family, GraphRole, GraphSpec, classifier_info
 from zoo.specs import ModelSpec
 
 
@@ -65,5 +65,7 @@ class ClassifierFamily(Family):
                 class_output="logits",
                 calibration_inputs=lambda splits: (splits.x_train,),
                 real_labels=lambda splits: splits.y_val,
+                role=GraphRole.CLASSIFIER,
+                role_info=classifier_info(output="logits", class_names=data.class_names),
             )
         ]

@@ -12,9 +12,8 @@ import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec, make_optimizer
+from zoo.family import Family, GraphRole, GraphSpec, make_optimizer, sampler_info
 from zoo.quality import judge_for_run, sample_quality
-from zoo.sampling import sampler_metadata
 from zoo.specs import ModelSpec
 from zoo_gan.models import GAN, dcgan_init
 
@@ -127,8 +126,9 @@ def gan_graphs(model: GAN, data: DataInfo) -> list[GraphSpec]:
         GraphSpec(
             name="generator", module=model.generator, input_names=["noise", *label], output_names=["image"],
             random_inputs=generator_inputs,
-            metadata=sampler_metadata(noise_input="noise", latent_dim=latent,
-                                      label_input="label" if conditional else None, num_classes=classes),
+            role=GraphRole.SAMPLER,
+            role_info=sampler_info(latent_input="noise", latent_dim=latent, output="image",
+                                   label_input="label" if conditional else None, num_classes=classes),
         ),
         GraphSpec(
             name="discriminator", module=model.discriminator, input_names=["image", *label], output_names=["logit"],

@@ -10,9 +10,8 @@ import torch
 
 from zoo.data import DataInfo, DataSplits
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec, make_optimizer
+from zoo.family import Family, GraphRole, GraphSpec, decoder_info, encoder_info, make_optimizer
 from zoo.quality import judge_for_run, sample_quality
-from zoo.sampling import sampler_metadata
 from zoo.specs import ModelSpec
 from zoo_vae.models import VAE
 
@@ -129,12 +128,15 @@ class VAEFamily(Family):
             GraphSpec(name="encoder", module=model.encoder, input_names=["image"],
                       output_names=["mean", "log_variance"], random_inputs=image_inputs,
                       real_inputs=lambda splits: (splits.x_val,),
-                      calibration_inputs=lambda splits: (splits.x_train,)),
+                      calibration_inputs=lambda splits: (splits.x_train,),
+                      role=GraphRole.ENCODER,
+                      role_info=encoder_info(image_input="image", latent_output="mean", latent_dim=latent)),
             GraphSpec(name="decoder", module=model.decoder, input_names=["latent"], output_names=["image"],
                       random_inputs=latent_inputs,
                       real_inputs=lambda splits: (_posterior_means(model, splits.x_val),),
                       calibration_inputs=lambda splits: (_posterior_means(model, splits.x_train),),
-                      metadata=sampler_metadata(noise_input="latent", latent_dim=latent)),
+                      role=GraphRole.DECODER,
+                      role_info=decoder_info(latent_input="latent", latent_dim=latent, output="image")),
         ]
 
 

@@ -30,23 +30,19 @@ VECTOR_ATOL = {"probabilities": 1e-5, "top_probabilities": 1e-5, "top_indices": 
 
 def deploy_bundle(bundle_dir: str | Path, target: str, out: str | Path | None = None, *, force: bool = False) -> Path:
     """Write the deployment folder for ``target``; returns its path."""
-    from zoo.bundles.bundle import MANIFEST, check_files
+    from zoo.bundles.manifest import Bundle
     from zoo.bundles.pregraph import build_pregraph, deploy_graph
-    from zoo.engine.runs import read_json
 
     if target not in TARGETS:
         raise ZooError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    bundle = Path(bundle_dir)
-    if not (bundle / MANIFEST).is_file():
-        raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
-    manifest = read_json(bundle / MANIFEST, "bundle manifest")
-    check_files(bundle, manifest)
+    opened = Bundle.open(bundle_dir)
+    bundle, manifest = opened.path, opened.manifest
     folder = Path(out) if out else Path(f"{bundle.name}-{target}")
     if folder.exists() and not force:
         raise ZooError(f"{folder} already exists; pass --force to replace it, or --out another folder")
+    graph = deploy_graph(manifest)  # before writing anything: a bundle with nothing to deploy leaves no folder
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    graph = deploy_graph(manifest)
     description = build_pregraph(bundle, graph, folder / "model.onnx")
     info = _info(manifest, graph, description)
     (folder / "deploy.json").write_text(json.dumps(info, indent=2))
@@ -55,7 +51,7 @@ def deploy_bundle(bundle_dir: str | Path, target: str, out: str | Path | None = 
     for name in PROGRAMS[target]:
         (folder / name).write_text((templates / name).read_text())
     if target in NPM_PACKAGES:
-        package = {"name": f"zoo-{manifest['model']}-{target}", "version": "1.0.0", "private": True,
+        package = {"name": f"zoo-{manifest.model}-{target}", "version": "1.0.0", "private": True,
                    "dependencies": NPM_PACKAGES[target]}
         (folder / "package.json").write_text(json.dumps(package, indent=2))
     if target == "python":
@@ -64,13 +60,12 @@ def deploy_bundle(bundle_dir: str | Path, target: str, out: str | Path | None = 
     return folder
 
 
-def _info(manifest: dict[str, Any], graph: Any, description: dict[str, Any]) -> dict[str, Any]:
-    meta = graph.entry["metadata"]
-    info = {"model": manifest["model"], "family": manifest["family"], "graph": graph.name, "kind": graph.kind,
-            "channels": int(json.loads(meta["preprocessing"])["channels"]), "pregraph": description,
-            "pixel_unit": manifest.get("pixel_unit")}
+def _info(manifest: Any, graph: Any, description: dict[str, Any]) -> dict[str, Any]:
+    info = {"model": manifest.model, "family": manifest.family, "graph": graph.name, "kind": graph.kind,
+            "role": graph.entry.role, "channels": int(graph.entry.meta("preprocessing")["channels"]),
+            "pregraph": description, "pixel_unit": manifest.data.get("pixel_unit")}
     if graph.kind == "classifier":
-        info["class_labels"] = json.loads(meta["class_labels"])
+        info["class_labels"] = description["class_labels"]
     else:
         info["noise"] = description["noise"]
     return info
@@ -86,8 +81,8 @@ def _write_vectors(folder: Path, bundle: Path, graph: Any, info: dict[str, Any])
     names = [o.name for o in sess.get_outputs()]
     outputs = dict(zip(names, sess.run(None, feeds), strict=True))
     if graph.kind == "classifier":  # the deployed graph agrees with the bundle's own expected outputs
-        real = next(s for s in graph.entry["test_sets"] if "real" in s["inputs"])
-        _, (logits,) = read_test_set(bundle / real["dir"])
+        real = next(s for s in graph.entry.test_sets if "real" in s.inputs)
+        _, (logits,) = read_test_set(bundle / real.dir)
         if not np.array_equal(outputs["top_indices"][:, 0], logits[:len(outputs["top_indices"])].argmax(1)):
             raise ZooError("the deployed graph disagrees with the bundle's test vectors; export the bundle again")
     (folder / "vectors").mkdir()
@@ -105,12 +100,12 @@ def _vector_inputs(bundle: Path, graph: Any, info: dict[str, Any]) -> dict[str, 
     """Real validation samples as 8-bit NHWC images (classifier), or seeded noise (sampler)."""
     from zoo.bundles.vectors import read_test_set
     from zoo.data.units import from_8bit_factor
+    from zoo.sampling import draw_latents
 
-    meta = graph.entry["metadata"]
     if graph.kind == "classifier":
-        norm = json.loads(meta["normalization"])
-        real = next(s for s in graph.entry["test_sets"] if "real" in s["inputs"])
-        (x, *_), _ = read_test_set(bundle / real["dir"])
+        norm = graph.entry.meta("normalization")
+        real = next(s for s in graph.entry.test_sets if "real" in s.inputs)
+        (x, *_), _ = read_test_set(bundle / real.dir)
         x = x[:VECTOR_SAMPLES]
         mean = np.asarray(norm["mean"], np.float32)[None, :, None, None]
         std = np.asarray(norm["std"], np.float32)[None, :, None, None]
@@ -118,8 +113,7 @@ def _vector_inputs(bundle: Path, graph: Any, info: dict[str, Any]) -> dict[str, 
         levels = np.clip(np.round(raw / np.float32(from_8bit_factor(norm))), 0, 255).astype(np.uint8)
         return {"image": levels.transpose(0, 2, 3, 1).copy()}
     noise = info["noise"]
-    rng = np.random.default_rng(0)
-    feeds = {noise["input"]: rng.standard_normal((VECTOR_SAMPLES, noise["shape"][1])).astype(np.float32)}
+    feeds = {noise["input"]: draw_latents(graph.entry.role_info, VECTOR_SAMPLES, np.random.default_rng(0))}
     if noise.get("label_input"):
         feeds[noise["label_input"]] = (np.arange(VECTOR_SAMPLES) % noise["num_classes"]).astype(np.int64)
     return feeds

@@ -52,8 +52,9 @@ async function check(session) {
 
 async function draw(session, info, count) {
   const noise = info.noise, values = new Float32Array(count * noise.shape[1]);
-  for (let i = 0; i < values.length; i++) {  // Box–Muller
-    values[i] = Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
+  for (let i = 0; i < values.length; i++) {  // U(-1, 1), else N(0, 1) by Box–Muller
+    values[i] = noise.distribution_id === "uniform" ? 2 * Math.random() - 1
+      : Math.sqrt(-2 * Math.log(1 - Math.random())) * Math.cos(2 * Math.PI * Math.random());
   }
   const feeds = { [noise.input]: new ort.Tensor("float32", values, [count, noise.shape[1]]) };
   if (noise.label_input) {

@@ -30,9 +30,10 @@ function readVector(entry) {
   return new ort.Tensor(entry.dtype, new Type(copy), entry.shape);
 }
 
-function gaussian(count) {  // Box–Muller, seeded for repeatability
+function noiseValues(count, law) {  // seeded for repeatability: U(-1, 1), else N(0, 1) by Box–Muller
   let seed = 12345;
   const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) + 1) / 2147483649;
+  if (law === "uniform") return Float32Array.from({ length: count }, () => 2 * uniform() - 1);
   return Float32Array.from({ length: count }, () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()));
 }
 
@@ -55,7 +56,7 @@ async function main() {
     }
   } else if (args[0] === "--samples") {
     const count = Number(args[1] || 16), noise = INFO.noise;
-    const feeds = { [noise.input]: new ort.Tensor("float32", gaussian(count * noise.shape[1]), [count, noise.shape[1]]) };
+    const feeds = { [noise.input]: new ort.Tensor("float32", noiseValues(count * noise.shape[1], noise.distribution_id), [count, noise.shape[1]]) };
     if (noise.label_input) {
       feeds[noise.label_input] = new ort.Tensor("int64", BigInt64Array.from({ length: count }, (_, k) => BigInt(k % noise.num_classes)), [count]);
     }

@@ -40,7 +40,9 @@ def sample(count, seed=0):
 
     noise = INFO["noise"]
     rng = np.random.default_rng(seed)
-    feeds = {noise["input"]: rng.standard_normal((count, noise["shape"][1])).astype(np.float32)}
+    shape = (count, noise["shape"][1])
+    values = rng.uniform(-1.0, 1.0, shape) if noise.get("distribution_id") == "uniform" else rng.standard_normal(shape)
+    feeds = {noise["input"]: values.astype(np.float32)}
     if noise.get("label_input"):
         feeds[noise["label_input"]] = (np.arange(count) % noise["num_classes"]).astype(np.int64)
     pixels = SESSION.run(["pixels"], feeds)[0]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits
-from zoo.family import Family, GraphSpec
+from zoo.family import Family, GraphRole, GraphSpec, classifier_info
 from zoo.specs import ModelSpec
 
 
@@ -60,4 +60,7 @@ class SequenceClassifierFamily(Family):
             real_inputs=lambda splits: (as_sequences(splits.x_val),),
             class_output="logits",
             metadata={"input_layout": "batch × steps × features (images: rows, channel after channel)"},
+            # What the graph is: a classifier, but of sequences, so `zoo predict` (image files) leaves it alone.
+            role=GraphRole.CLASSIFIER,
+            role_info=classifier_info(output="logits", class_names=data.class_names, input_kind="sequence"),
         )]

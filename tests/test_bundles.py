@@ -225,6 +225,7 @@ def test_quantize_on_a_graph_without_conv_or_matmul(train_briefly, tmp_path: Pat
         for graph in graphs:
             graph.module = torch.nn.ReLU()
             graph.class_output = None
+            graph.role, graph.role_info = None, {}  # no longer a classifier (its output is the image)
         return graphs
 
     monkeypatch.setattr(ClassifierFamily, "graphs", relu_only)

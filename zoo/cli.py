@@ -301,18 +301,25 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--require", help="Comma list of providers that must run here (e.g. cuda); fails with the reason if not.")
 @click.option("--run", "run_dir", type=click.Path(), help="The run directory, if it moved since export.")
 @click.option("--bundle-only", is_flag=True, help="Check the stored test vectors only (no torch, no run directory).")
+@click.option("--runtimes", help="Also run the test vectors on these runtimes: onnxruntime, reference, openvino, "
+                                "tract (comma list; 'all' for every one).")
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
 def verify(bundle: str, providers: str | None, require: str | None, run_dir: str | None, bundle_only: bool,
-           as_json: bool) -> None:
+           runtimes: str | None, as_json: bool) -> None:
     """Check a bundle's graphs against its test vectors and the PyTorch model (exit 1 on failure)."""
     from zoo.bundles import format_table, verify_bundle
 
+    names = None if runtimes is None else [] if runtimes.strip() == "all" else _names(runtimes) or []
     report = verify_bundle(bundle, providers=_names(providers), run_dir=run_dir, bundle_only=bundle_only,
-                           require=_names(require))
+                           require=_names(require), runtimes=names)
     if as_json:
         _print_json(report)
     else:
-        click.echo(format_table(report))
+        click.echo(format_table({**report, "passed": report.get("providers_passed", report["passed"])}))
+        if "runtimes" in report:
+            from zoo.bundles.runtimes import RuntimeCheck, format_runtimes
+
+            click.echo(format_runtimes([RuntimeCheck(**r) for r in report["runtimes"]]))
     if not report["passed"]:
         sys.exit(ParityError.exit_code)
 
@@ -414,6 +421,18 @@ def predict(bundle: str, images: tuple[str, ...], top: int, as_json: bool) -> No
         best = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:top]
         shown = ", ".join(f"{label} {p:.3f}" for label, p in best)
         click.echo(f"{result['image']}: {result['class']}  ({shown})")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path())
+@click.option("--target", required=True, type=click.Choice(["node", "web", "python"]), help="Where it will run.")
+@click.option("--out", type=click.Path(), help="Folder to write (default: <bundle>-<target> here).")
+@click.option("--force", is_flag=True, help="Replace the folder if it exists.")
+def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:
+    """A ready-to-run folder: the graph with preprocessing inside, a small program, its README, test vectors."""
+    from zoo.deploy import deploy_bundle
+
+    click.echo(f"deployed: {deploy_bundle(bundle, target, out, force=force)}")
 
 
 def _add_plugin_commands() -> None:

@@ -68,7 +68,7 @@ def load_cifar10(*, seed: int, val_fraction: float, path: str) -> RawData:
     parts = [read_cifar_batch(folder / n) for n in names]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
-    return RawData(images, labels, CIFAR_CLASSES, 1 / 255, str(folder))
+    return RawData(images, labels, CIFAR_CLASSES, 1 / 255, str(folder), pixel_max=255.0)
 
 
 def load_imagefolder(*, seed: int, val_fraction: float, path: str) -> RawFiles:
@@ -100,15 +100,16 @@ def load_imagefolder(*, seed: int, val_fraction: float, path: str) -> RawFiles:
             raise DataError(f"{file} is an empty ({image.size[0]}×{image.size[1]}) image; remove or replace it")
     mode = "L" if set(modes) <= {"L", "1", "I;16", "I"} else "RGB"
     width, height = sizes.most_common(1)[0][0]
-    return RawFiles(files, np.array(labels, dtype=np.int64), classes, mode, (height, width), 1 / 255, str(folder))
+    return RawFiles(files, np.array(labels, dtype=np.int64), classes, mode, (height, width), 1 / 255, str(folder),
+                    pixel_max=255.0)
 
 
 def load_npz(*, seed: int, val_fraction: float, path: str) -> RawData:
     images, labels, names = read_npz(path)
     if images.dtype == np.uint8:
-        scale = 1 / 255
+        scale, pixel_max = 1 / 255, 255.0
     elif np.issubdtype(images.dtype, np.floating) and images.size and np.isfinite(images).all():
-        scale = 1.0
+        scale, pixel_max = 1.0, 1.0
     else:
         raise DataError(f"{path}: images must be uint8 (0-255) or finite floats (0-1), got {images.dtype}")
     if labels.size == 0:
@@ -121,4 +122,4 @@ def load_npz(*, seed: int, val_fraction: float, path: str) -> RawData:
             raise DataError(f"{path}: label {top} implies over {MAX_CLASSES} classes; fix the labels or store "
                             "a 'class_names' array")
         names = [str(i) for i in range(max(top + 1, 2))]
-    return RawData(images, labels, names, scale, str(path))
+    return RawData(images, labels, names, scale, str(path), pixel_max=pixel_max)

@@ -15,4 +15,5 @@ def load_digits(*, seed: int, val_fraction: float) -> RawData:
         class_names=[str(int(c)) for c in bunch.target_names],
         scale=1.0 / 16.0,
         source="scikit-learn digits",
+        pixel_max=16.0,  # 0–16 grey levels: 16 is white, i.e. 255 in an 8-bit image
     )

@@ -28,6 +28,7 @@ from zoo.bundles.onnx_graph import (
     external_data_files,
     stamp_metadata,
 )
+from zoo.bundles.portable import make_portable
 from zoo.bundles.publish import publish, recover
 from zoo.bundles.vectors import write_test_set
 from zoo.bundles.verify import Case, GraphCheck, check_graphs, sha256, torch_cases
@@ -103,6 +104,7 @@ def export_run(
             for file_name, content in getattr(graph, "files", {}).items():  # e.g. a tokenizer beside the graph
                 write_bytes(path.parent / file_name, content)
             recipe = {"variant": "fp32", "optimized": variants.optimize(path) if optimize else None}
+            make_portable(path, "fp32")
             cases = torch_cases(graph, data)
             _check_role(graph, cases[0])
             entries[graph.name] = _graph_entry(staging, graph, graph.name, cases, graph.atol, graph.rtol, recipe)
@@ -161,6 +163,7 @@ def _make_variant(variant: str, src: Path, dst: Path, graph: Any, data: Any) -> 
         method = variants.quantize_int8(src, dst, graph.name, list(graph.input_names), calibration, source)
     else:
         method = variants.to_fp16(src, dst, graph.name)
+    make_portable(dst, variant)
     props = describe_graph(src)["metadata"]
     stamp_metadata(dst, {**props, "variant": variant, "variant_method": method})
     check_graph(dst, f"{graph.name}.{variant}")
@@ -205,9 +208,11 @@ def _remove_abandoned_staging(out: Path, name: str) -> None:
 
 
 def _graph_metadata(run: Any) -> dict[str, Any]:
+    from zoo.data.units import unit_metadata, white_value
     from zoo.version import __version__
 
     info = run.data_info
+    unit = unit_metadata(white_value(info.pixel_max, info.scale))
     return {
         "zoo_version": __version__,
         "model": run.spec.name,
@@ -218,7 +223,9 @@ def _graph_metadata(run: Any) -> dict[str, Any]:
         "input_shape": ["batch", *info.shape],
         "layout": "NCHW (batch, channels, height, width); channels in the dataset's own order",
         "normalization": {"scale": info.scale, "mean": info.mean, "std": info.std,
-                          "formula": "(pixel * scale - mean[c]) / std[c]"},
+                          "formula": "(pixel * scale - mean[c]) / std[c]",
+                          "pixel_max": unit["pixel_max"], "from_8bit": unit["from_8bit"]},
+        "pixel_unit": unit,
         "preprocessing": {"channels": info.channels, "color": "grayscale" if info.channels == 1 else "RGB",
                           "channel_order": "CHW", "resize": [info.height, info.width], "resample": "bilinear",
                           "source_shape": info.source_shape},
@@ -246,6 +253,7 @@ def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset
         "family": run.spec.family,
         "plugin": run.spec.plugin,
         "dataset": run.config["dataset"],
+        "pixel_unit": _graph_metadata(run)["pixel_unit"],
         "run": {"id": run.run_dir.name, "dir": str(run.run_dir.resolve()),
                 "weights_sha256": sha256(run.run_dir / WEIGHTS)},
         "exporter": exporter,

@@ -37,7 +37,8 @@ Trained on `{info.name}`: {info.channels}×{info.height}×{info.width} images, {
 
 ## Preprocessing
 Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, channels
-first (N×C×H×W). The same values are in every graph's `metadata_props`.
+first (N×C×H×W). Raw pixels: {_pixel_unit(info)}.
+The same values are in every graph's `metadata_props`.
 
 ## Metrics (validation, last epoch)
 {metrics}
@@ -57,6 +58,9 @@ a sampler or decoder.
 {parity_text}
 ```
 
+## Other runtimes
+{_runtime_text()}
+
 ## Limits
 Trained on a small demonstration dataset; check accuracy on your own data before deploying.
 """
@@ -70,6 +74,22 @@ def _summary(run: Any) -> dict[str, Any]:
         raise ZooError(f"run summary {path} is missing") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ZooError(f"run summary {path} is corrupted ({exc}); restore it or train again") from exc
+
+
+def _pixel_unit(info: Any) -> str:
+    """What the raw pixel values mean (which value is white), as the graphs' ``pixel_unit`` metadata says."""
+    from zoo.data.units import unit_metadata, white_value
+
+    return unit_metadata(white_value(info.pixel_max, info.scale))["meaning"]
+
+
+def _runtime_text() -> str:
+    """The card's section on runtimes other than ONNX Runtime: what each needs, how to check and deploy."""
+    from zoo.bundles.runtimes import REQUIREMENTS
+
+    lines = [f"- {name}: {need}" for name, need in REQUIREMENTS.items()]
+    return "\n".join([*lines, "`zoo verify BUNDLE --runtimes all` checks them here; `zoo deploy BUNDLE --target "
+                       "node|web|python` writes a ready-to-run folder."])
 
 
 def _variant_text(graphs: dict[str, GraphEntry], parity: ParityReport | None, speed: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +15,27 @@ from zoo.runs import WEIGHTS
 
 def verify_bundle(
     bundle_dir: str | Path, *, providers: list[str] | None = None, run_dir: str | Path | None = None,
-    bundle_only: bool = False, require: list[str] | None = None,
+    bundle_only: bool = False, require: list[str] | None = None, runtimes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Verify a bundle: files against the manifest, graphs against their test vectors on every provider,
     and (unless ``bundle_only``, when torch and the run are here) against fresh PyTorch outputs.
 
-    Bundle-only verification needs only ONNX Runtime, onnx and numpy. Returns the parity report's JSON.
+    Bundle-only verification needs only ONNX Runtime, onnx and numpy. ``runtimes`` adds independent
+    runtimes (:mod:`zoo.bundles.runtimes`) on the stored test vectors. Returns the parity report's JSON.
     """
+    from zoo.bundles.runtimes import check_runtimes, runtimes_passed
+
     bundle = Bundle.open(bundle_dir, check_graphs=True)
     checks = [vector_check(bundle, entry) for entry in bundle.manifest.graphs.values()]
+    rows = None if runtimes is None else check_runtimes([replace(c, cases=list(c.cases)) for c in checks], runtimes)
     skipped = "--bundle-only was given" if bundle_only else _add_torch_cases(checks, bundle, run_dir)
     report = check_graphs(checks, providers, require)
     report["bundle"] = str(bundle.path)
     report["pytorch_skipped"] = skipped
+    if rows is not None:  # other runtimes (``--runtimes``), on the stored test vectors
+        report["runtimes"] = [asdict(r) for r in rows]
+        report["providers_passed"], report["runtimes_passed"] = report["passed"], runtimes_passed(rows)
+        report["passed"] = report["passed"] and report["runtimes_passed"]
     return report
 
 

@@ -145,6 +145,12 @@ def check_on(check: GraphCheck, provider: str) -> dict[str, Any]:
     atol, rtol = max(check.atol, floor), max(check.rtol, floor)
     feeds = [dict(zip(check.input_names, case.inputs, strict=True)) for case in check.cases]
     outputs, facts = run_graph(check.path, provider, feeds, output_names=list(check.output_names))
+    return judge(check, outputs, atol=atol, rtol=rtol, facts=facts)
+
+
+def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rtol: float,
+          facts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Outputs of one graph (one list per case, from any runtime) judged against the check's cases."""
     rows: list[dict[str, Any]] = []
     agreement: float | None = None
     accuracy: dict[str, float] = {}
@@ -171,7 +177,7 @@ def check_on(check: GraphCheck, provider: str) -> dict[str, Any]:
         "rtol": rtol,
         "max_abs_diff": max((r.get("max_abs_diff", float("inf")) for r in rows), default=0.0),
         "max_rel_diff": max((r.get("max_rel_diff", float("inf")) for r in rows), default=0.0),
-        "session": facts,
+        "session": facts or {},
         "checks": rows,
     }
     if agreement is not None:

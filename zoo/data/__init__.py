@@ -37,6 +37,8 @@ class DataInfo:
     Model input = ``(raw * scale - mean[c]) / std[c]`` per channel ``c``, after the raw images were
     converted to ``channels`` channels (1 = grayscale, 3 = RGB, in that order) and resized to
     ``height``×``width`` (bilinear). ``source_shape`` is what the files held before that.
+    ``pixel_max`` is the raw value that stands for white (255 in an 8-bit image): 16 for the digits;
+    ``None`` (runs from before it was recorded) means ``1 / scale`` (see :mod:`zoo.data.units`).
     """
 
     name: str
@@ -53,6 +55,7 @@ class DataInfo:
     #: them into token windows and records how in ``text``.
     kind: str = "image"
     text: TextInfo | None = None
+    pixel_max: float | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -71,7 +74,9 @@ class DataInfo:
 class RawData:
     """What a dataset loader returns: images as stored (any layout :func:`to_nchw` takes) and labels.
 
-    ``scale`` maps the stored values to [0, 1] (1/255 for 8-bit images).
+    ``scale`` maps the stored values to [0, 1] (1/255 for 8-bit images); ``pixel_max`` is the stored
+    value that means white, 255 grey in an 8-bit image (255 for 8-bit data, 16 for the digits, 1.0 for
+    floats in [0, 1]); ``None`` means ``1 / scale``.
     """
 
     images: np.ndarray
@@ -79,6 +84,7 @@ class RawData:
     class_names: list[str]
     scale: float
     source: str
+    pixel_max: float | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class RawFiles:
     size: tuple[int, int]
     scale: float
     source: str
+    pixel_max: float | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +184,7 @@ def prepare_files(name: str, raw: RawFiles, *, seed: int, val_fraction: float, o
     """Files → lazily read, converted, resized and normalised splits (statistics from the training split)."""
     from zoo.data.lazy import LazyImages, channel_statistics
     from zoo.data.preprocess import check_labels
+    from zoo.data.units import white_value
 
     if len(raw.files) < 2:
         raise ZooError(f"{raw.source}: needs at least 2 images to split into training and validation")
@@ -191,7 +199,8 @@ def prepare_files(name: str, raw: RawFiles, *, seed: int, val_fraction: float, o
     images = LazyImages(raw.files, mode=mode, size=size, scale=raw.scale, mean=mean, std=std)
     info = DataInfo(name=name, channels=channels, height=size[0], width=size[1], num_classes=len(raw.class_names),
                     class_names=raw.class_names, scale=float(raw.scale), mean=mean, std=std,
-                    source_shape=[1 if raw.mode == "L" else 3, *raw.size])
+                    source_shape=[1 if raw.mode == "L" else 3, *raw.size],
+                    pixel_max=white_value(raw.pixel_max, raw.scale))
     return DataSplits(info, images.subset(train_idx), labels[train_idx], images.subset(val_idx), labels[val_idx])
 
 
@@ -210,14 +219,16 @@ def prepare(name: str, raw: RawData, *, seed: int, val_fraction: float, options:
     if options.image_size is not None:
         images = resize(images, options.image_size)
     return split_and_normalise(name, images, labels, seed=seed, val_fraction=val_fraction, scale=raw.scale,
-                               class_names=raw.class_names, source_shape=source_shape)
+                               class_names=raw.class_names, source_shape=source_shape, pixel_max=raw.pixel_max)
 
 
 def split_and_normalise(
     name: str, images: np.ndarray, labels: np.ndarray, *, seed: int, val_fraction: float, scale: float,
-    class_names: list[str], source_shape: list[int] | None = None,
+    class_names: list[str], source_shape: list[int] | None = None, pixel_max: float | None = None,
 ) -> DataSplits:
     """Deterministic split by ``seed``, then per-channel normalisation with training-split statistics."""
+    from zoo.data.units import white_value
+
     if images.ndim != 4:
         raise ZooError(f"dataset {name!r}: images must be N×C×H×W, got shape {images.shape}")
     train_idx, val_idx = split_indices(len(images), seed=seed, val_fraction=val_fraction)
@@ -236,6 +247,7 @@ def split_and_normalise(
         mean=[float(m) for m in mean],
         std=[float(s) for s in std],
         source_shape=source_shape or [int(d) for d in images.shape[1:]],
+        pixel_max=white_value(pixel_max, scale),
     )
     labels = labels.astype(np.int64)
     return DataSplits(info, normalised[train_idx], labels[train_idx], normalised[val_idx], labels[val_idx])

@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.reports.sections import ReportContext, ReportImage, ReportSection, ReportTable
+
+__all__ = ["Family", "GraphSpec", "ReportContext", "ReportImage", "ReportSection", "ReportTable", "make_optimizer"]
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -111,6 +115,11 @@ class Family:
         """Called once after the last epoch (model in eval mode, no grad): metrics merged into
         ``summary.json`` under ``"metrics"``. Default: none."""
         return {}
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """Sections of this family's own for ``zoo report`` (pictures, tables): called when a report is
+        written, not while training. ``context.model_and_data()`` loads the trained model if needed. Default: none."""
+        return []
 
 
 def make_optimizer(params: Any, hp: dict[str, Any]) -> Any:

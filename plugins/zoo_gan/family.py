@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec, make_optimizer
+from zoo.family import Family, GraphSpec, ReportContext, ReportImage, ReportSection, make_optimizer
 from zoo.quality import judge_for_run, sample_quality
 from zoo.sampling import sampler_metadata
 from zoo.specs import ModelSpec
@@ -107,6 +107,12 @@ class GANFamily(Family):
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
         return gan_graphs(model, data)
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """The fixed-noise sample grid over the epochs (from the run folder; no model needed)."""
+        images = ReportImage.series(Path(context.run_dir) / SAMPLES_DIR, "samples")
+        return [ReportSection("Samples over epochs", text="" if images else "No sample grid was written.",
+                              images=images)]
 
 
 def gan_graphs(model: GAN, data: DataInfo) -> list[GraphSpec]:

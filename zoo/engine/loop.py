@@ -50,6 +50,7 @@ from zoo.engine.setup import deterministic_mode, pick_device, seed_everything
 from zoo.engine.signals import Interrupted, InterruptFlag
 from zoo.errors import ZooError
 from zoo.plots import LOSS_CURVE, write_loss_curve
+from zoo.trackers import check_trackers, finish_trackers
 
 RUN_TOML = "run.toml"
 
@@ -127,6 +128,7 @@ class Trainer:
         self.precision = Precision(options.precision, self.device)
         if options.tensorboard and world.is_main:
             tensorboard_writer()  # not installed: say so before a run folder exists
+        self.trackers = check_trackers(options.log) if world.is_main else ()  # likewise for --log
         self.batch = per_rank_batch(int(hp["batch_size"]), world.size)
         init_process_group(world, self.device)
         data_options = DataOptions(image_size=parse_image_size(options.image_size), channels=options.channels)
@@ -256,7 +258,8 @@ class Trainer:
         main = self.world.is_main
         self.progress = Progress(self.epochs, self.steps_per_epoch, enabled=self.options.progress and main,
                                  log_every=self.options.log_every)
-        self.log = MetricsLog(self.run_dir, self.options.tensorboard and main) if main else None
+        tensorboard = bool(self.options.tensorboard) or "tensorboard" in self.trackers
+        self.log = MetricsLog(self.run_dir, tensorboard and main, "mlflow" in self.trackers) if main else None
         self.model = wrap_model(self.net, self.world, self.device, self.family)
         started = time.perf_counter()
         stop_reason = None
@@ -525,6 +528,7 @@ class Trainer:
                                       **self.family.final_metrics(self.net, self.data, self.run_dir, self.device)}
             write_loss_curve(self.run_dir / METRICS, self.run_dir / LOSS_CURVE)  # every run of every family
             write_json(self.run_dir / SUMMARY, summary)
+            finish_trackers(self.run_dir, self.options.log)
         self.world.barrier()
         return summary
 

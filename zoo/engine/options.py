@@ -21,7 +21,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 
 #: Options that may change when a run is resumed: they decide when to stop and what to report,
 #: never what the weights become.
-RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "save_every", "keep_last"})
+RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "log", "save_every", "keep_last"})
 
 #: Smoke mode: this many batches per epoch, this many epochs, and a validation set this small.
 SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_VAL = 3, 2, 64
@@ -59,6 +59,7 @@ class TrainOptions:
     keep_last: int = 2
     log_every: int | None = None
     tensorboard: bool = False
+    log: str | None = None  # experiment trackers, comma-separated: mlflow, tensorboard (zoo.trackers)
     progress: bool = True
     hp: dict[str, Any] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
@@ -107,6 +108,10 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
         raise ZooError(f"{name} must not be negative, got {value!r}")
     if key == "image_size":
         parse_image_size(value, name)
+    if key == "log":
+        from zoo.trackers import parse_log
+
+        parse_log(value)
     if key == "channels" and value not in (1, 3):
         raise ZooError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
     choices = _CHOICES.get(key)

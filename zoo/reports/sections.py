@@ -1,0 +1,91 @@
+"""What a report is made of: typed sections that families (built-in or third-party) contribute.
+
+These types are part of the plugin contract; plugins import them from :mod:`zoo.family`. A section is
+data (text, tables, PNG images); the HTML writer escapes and lays it out, so a family never writes HTML.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class ReportTable:
+    """A table: column names and rows of cells (numbers are formatted, the rest shown as text)."""
+
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    caption: str = ""
+    #: Rows whose index is here are highlighted (for example the options that differ between runs).
+    highlight: Sequence[int] = ()
+
+
+@dataclass
+class ReportImage:
+    """A PNG picture, embedded in the page as base64."""
+
+    png: bytes
+    caption: str = ""
+
+    @classmethod
+    def from_file(cls, path: str | Path, caption: str = "") -> ReportImage:
+        """A PNG file (a run's sample grid, say)."""
+        return cls(Path(path).read_bytes(), caption)
+
+    @classmethod
+    def from_pixels(cls, pixels: np.ndarray, caption: str = "", columns: int | None = None) -> ReportImage:
+        """A grid of N×C×H×W images with pixels in [0, 1] (see :func:`zoo.pictures.grid`)."""
+        from PIL import Image
+
+        from zoo.pictures import grid
+
+        buffer = io.BytesIO()
+        Image.fromarray(grid(pixels, columns)).save(buffer, format="PNG")
+        return cls(buffer.getvalue(), caption)
+
+    @classmethod
+    def series(cls, folder: str | Path, label: str, limit: int = 6) -> list[ReportImage]:
+        """Up to ``limit`` PNGs of ``folder`` (``epoch-NNN.png``), evenly spread from first to last."""
+        files = sorted(Path(folder).glob("*.png")) if Path(folder).is_dir() else []
+        if len(files) > limit:
+            files = [files[round(i * (len(files) - 1) / (limit - 1))] for i in range(limit)]
+        return [cls.from_file(f, f"{label}: {f.stem}") for f in files]
+
+
+@dataclass
+class ReportSection:
+    """One titled part of a report: paragraphs of text, then tables, then images."""
+
+    title: str
+    text: str = ""
+    tables: list[ReportTable] = field(default_factory=list)
+    images: list[ReportImage] = field(default_factory=list)
+
+
+@dataclass
+class ReportContext:
+    """What :meth:`zoo.family.Family.report_sections` gets: the run's folder and files as read, and
+    :meth:`model_and_data` to load the trained model (eval mode, CPU) and its data when a section needs them."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    summary: dict[str, Any] | None
+    metrics: list[dict[str, Any]]
+    loader: Callable[[], tuple[Any, Any]] | None = field(default=None, repr=False)
+    _loaded: tuple[Any, Any] | None = field(default=None, repr=False)
+
+    def model_and_data(self) -> tuple[Any, Any]:
+        """``(model, DataSplits)``; raises ``zoo.errors.ZooError`` when the run has no trained weights."""
+        from zoo.errors import ZooError
+
+        if self._loaded is None:
+            if self.loader is None:
+                raise ZooError(f"the trained model of {self.run_dir} is not available to this report")
+            self._loaded = self.loader()
+        return self._loaded

@@ -172,6 +172,12 @@ def test_runs_lists_finished_stopped_failed_and_garbage_runs(cnn_runs: dict[str,
     only = json.loads(invoke("runs", "cnn-*", "--root", str(root), "--json").output)
     assert {row["run"] for row in only} == {finished.name, "cnn-stopped", "cnn-failed"}
 
+    out = tmp_path / "stopped.html"  # a stopped run still gets its report; model sections say why they are missing
+    assert invoke("report", str(stopped), "--out", str(out)).exit_code == 0
+    page = out.read_text()
+    assert "<h2>Metric curves</h2>" in page and "has no trained weights (the run did not finish)" in page
+    assert_one_line_error(invoke("report", str(root / "garbage-config")), "is not a readable run folder")
+
 
 def test_runs_sort_and_listing_never_import_torch(cnn_runs: dict[str, Path]) -> None:
     root = str(cnn_runs["root"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,19 @@ class MlflowTracker:
 
     def __init__(self, run_dir: Path) -> None:
         import_mlflow()
-        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
 
         self.run_dir = Path(run_dir)
+        self.broken: str | None = None
+        try:
+            self._open()
+        except (MlflowException, OSError, ValueError, KeyError) as exc:
+            raise ZooError(f"--log mlflow could not open its MLflow run ({type(exc).__name__}: {exc}); check "
+                           "MLFLOW_TRACKING_URI, or leave out --log mlflow") from exc
+
+    def _open(self) -> None:
+        from mlflow import MlflowClient
+
         record_path = self.run_dir / MLFLOW_RECORD
         if record_path.exists():
             record = json.loads(record_path.read_text())
@@ -108,22 +119,37 @@ class MlflowTracker:
         write_json(record_path, {"tracking_uri": uri, "run_id": self.run_id, "experiment_id": experiment_id})
 
     def log(self, row: dict[str, Any]) -> None:
-        """One epoch's metrics, at its optimizer step."""
+        """One epoch's metrics, at its optimizer step (a tracker failure is a warning: training goes on)."""
         from mlflow.entities import Metric
 
         stamp, step = int(time.time() * 1000), int(row.get("step", 0))
         metrics = [Metric(k, float(v), stamp, step) for k, v in row.items()
                    if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)]
-        self.client.log_batch(self.run_id, metrics=metrics)
+        self._safely("log metrics", lambda: self.client.log_batch(self.run_id, metrics=metrics))
 
     def finish(self) -> None:
         """Log the run folder's files as artefacts and mark the MLflow run finished."""
-        for path in sorted(self.run_dir.iterdir()):
-            if path.is_file() and path.suffix in _ARTEFACT_SUFFIXES and path.name != MLFLOW_RECORD:
-                self.client.log_artifact(self.run_id, str(path))
-            elif path.is_dir() and path.name in _ARTEFACT_FOLDERS:
-                self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
-        self.client.set_terminated(self.run_id, "FINISHED")
+
+        def upload() -> None:
+            for path in sorted(self.run_dir.iterdir()):
+                if path.is_file() and path.suffix in _ARTEFACT_SUFFIXES and path.name != MLFLOW_RECORD:
+                    self.client.log_artifact(self.run_id, str(path))
+                elif path.is_dir() and path.name in _ARTEFACT_FOLDERS:
+                    self.client.log_artifacts(self.run_id, str(path), artifact_path=path.name)
+            self.client.set_terminated(self.run_id, "FINISHED")
+
+        self._safely("log the artefacts", upload)
+
+    def _safely(self, what: str, call: Any) -> None:
+        """Run ``call``; the first failure is one warning line and the tracker stops (zoo's own files go on)."""
+        if self.broken:
+            return
+        try:
+            call()
+        except Exception as exc:  # a tracker outage must not cost the training run
+            self.broken = f"{type(exc).__name__}: {exc}"
+            print(f"zoo: warning: MLflow could not {what} ({self.broken}); MLflow logging stops for this run, "
+                  "metrics.jsonl has everything", file=sys.stderr)
 
 
 def check_trackers(value: str | None) -> tuple[str, ...]:

@@ -86,6 +86,7 @@ class ReportContext:
 
         if self._loaded is None:
             if self.loader is None:
-                raise ZooError(f"the trained model of {self.run_dir} is not available to this report")
+                raise ZooError(f"{self.run_dir} has no trained weights (the run did not finish); "
+                               f"zoo train --resume {self.run_dir} finishes it")
             self._loaded = self.loader()
         return self._loaded

@@ -187,7 +187,8 @@ def _read_run(path: Path) -> RunRecord:
         record.detail = f"stopped at step {record.step}, resumable: zoo train --resume {path}"
         record.params = count_parameters(header, "model/")
     else:
-        record.detail = "no checkpoint and no weights: it failed (or was killed) before its first checkpoint"
+        record.detail = ("no checkpoint and no weights: it failed or was killed before its first checkpoint "
+                         "(or is still in its first epoch)")
     return record
 
 

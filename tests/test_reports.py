@@ -273,6 +273,24 @@ def test_a_failing_family_section_does_not_cost_the_report() -> None:
     assert len(missing) == 1 and missing[0].text.startswith("Not available: ")
 
 
+def test_variants_show_accuracy_against_fp32_and_speed_from_the_saved_bench(tmp_path: Path) -> None:
+    from zoo.reports.report import variant_table
+    from zoo.reports.sources import read_bundle
+
+    entry = {"variant": "fp32", "source_graph": "model", "inputs": [{"name": "input"}], "outputs": [{"name": "logits"}]}
+    manifest = {"graphs": {"model": entry, "model.int8": {**entry, "variant": "int8", "method": "static QDQ"}}}
+    cpu = {"passed": True, "accuracy": 0.95, "reference_accuracy": 0.96, "accuracy_drop": 0.01}
+    bench = {"rows": [{"graph": g, "engine": "onnxruntime", "provider": "cpu", "batch": 1, "p50_ms": ms}
+                      for g, ms in (("model", 0.4), ("model.int8", 0.2))]}
+    for name, data in (("manifest.json", manifest), ("bench.json", bench),
+                       ("parity.json", {"passed": True, "graphs": {"model.int8": {"CPUExecutionProvider": cpu}}})):
+        (tmp_path / name).write_text(json.dumps(data))
+    table = variant_table(read_bundle(tmp_path))
+    assert table is not None and [row[:7] for row in table.rows] == [
+        ["model.int8", "int8", "static QDQ", 0.95, 0.96, 0.01, True]]
+    assert table.rows[0][7:] == [0.2, 2.0], "p50 at batch 1 and the speed-up against fp32"
+
+
 def test_leaderboard_sorts_in_the_page_and_writes_csv(cnn_runs: dict[str, Path], browser: Any,
                                                       tmp_path: Path) -> None:
     out, table = tmp_path / "board.html", tmp_path / "board.csv"

@@ -142,7 +142,17 @@ def _no_grad() -> Any:
 def bundle_sections(bundle: BundleRecord) -> list[ReportSection]:
     """Parity per graph and provider, the variants' accuracy and speed, and the model card."""
     name = bundle.path.name
-    sections = [ReportSection(f"Parity: {name}", text=_parity_text(bundle), tables=parity_tables(bundle))]
+    m = bundle.manifest
+    graphs = [[g, e.get("variant"), ", ".join(i["name"] for i in e.get("inputs", [])),
+               ", ".join(o["name"] for o in e.get("outputs", [])), e.get("atol"), e.get("rtol"),
+               len(e.get("test_sets", []))] for g, e in (m.get("graphs") or {}).items()]
+    sections = [
+        ReportSection(f"Bundle: {name}", text=(
+            f"{m.get('model')} ({m.get('family')}) trained on {m.get('dataset')}, run {bundle.run_id}; exported with "
+            f"{m.get('exporter')} at opset {m.get('opset_requested')}.\nFolder: {bundle.path}"),
+            tables=[ReportTable(["graph", "variant", "inputs", "outputs", "atol", "rtol", "test sets"], graphs)]),
+        ReportSection(f"Parity: {name}", text=_parity_text(bundle), tables=parity_tables(bundle)),
+    ]
     variants = variant_table(bundle)
     if variants is not None:
         sections.append(ReportSection(f"Variants: {name}", tables=[variants]))

@@ -187,6 +187,8 @@ def test_runs_sort_and_listing_never_import_torch(cnn_runs: dict[str, Path]) -> 
     by_accuracy = json.loads(invoke("runs", "--root", root, "--sort", "val_accuracy", "--json").output)
     accuracies = [row["metrics"]["val_accuracy"] for row in by_accuracy]
     assert accuracies == sorted(accuracies, reverse=True)
+    by_value = json.loads(invoke("runs", "--root", root, "--sort", "value", "--json").output)
+    assert [row["value"] for row in by_value] == accuracies, "the monitored metric, best (highest accuracy) first"
     assert_one_line_error(invoke("runs", "--root", root, "--sort", "bogus"), "no run has metric 'bogus'", "val_loss")
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "zoo", "runs", "--root", root],
                           capture_output=True, text=True, check=True)

@@ -93,10 +93,10 @@ def sort_rows(rows: list[RunRow], metric: str) -> list[RunRow]:
         names = sorted({m for r in rows for m in r.metrics})
         raise ZooError(f"no run has metric {metric!r} to sort by; try value, params, seconds or one of: "
                        f"{', '.join(names) or '(no metrics yet)'}")
-    descending = metric in ("value",) or not lower_is_better(metric)
-    if metric == "value":  # each run's own monitor decides; mixed families sort as "higher first"
-        descending = True
-    known.sort(key=lambda r: value(r), reverse=descending)  # type: ignore[arg-type, return-value]
+    if metric == "value":  # each run's monitored metric, best first in its own sense (min or max)
+        known.sort(key=lambda r: value(r) if lower_is_better(r.monitor or "") else -value(r))  # type: ignore[operator]
+    else:
+        known.sort(key=lambda r: value(r), reverse=not lower_is_better(metric))  # type: ignore[arg-type, return-value]
     return known + [r for r in rows if value(r) is None]
 
 

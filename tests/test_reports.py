@@ -356,3 +356,19 @@ def test_mlflow_respects_the_tracking_uri_and_a_missing_install_is_one_line(tmp_
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     assert_one_line_error(invoke("train", "cnn", "--log", "mlflow", "--out", "runs3"), "pip install 'plugzoo[mlflow]'")
     assert not (tmp_path / "runs2").exists() and not (tmp_path / "runs3").exists(), "no run folder is made"
+
+
+def test_a_resumed_run_goes_on_logging_into_the_same_mlflow_run(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # zoo sets it for its default store; restored after
+    run_dir = zoo.train("cnn", smoke=True, max_steps=2, log="mlflow", out="runs", progress=False).run_dir
+    zoo.train(resume=run_dir, progress=False)
+    mlflow.set_tracking_uri((tmp_path / "mlruns").as_uri())
+    (only,) = mlflow.search_runs(experiment_names=["zoo"], output_format="list")
+    assert only.info.status == "FINISHED"
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    history = mlflow.MlflowClient().get_metric_history(only.info.run_id, "val_loss")
+    assert sorted((m.step, m.value) for m in history) == [(r["step"], r["val_loss"]) for r in rows]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import math
+import numbers
 from html import escape
 from typing import Any
 
@@ -62,6 +63,10 @@ def cell(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         text = {True: "yes", False: "no", None: "-"}[value]
         return f"<td>{text}</td>"
+    if isinstance(value, numbers.Integral):  # numpy integers too
+        value = int(value)
+    elif isinstance(value, numbers.Real):
+        value = float(value)
     if isinstance(value, (int, float)):
         if isinstance(value, float) and not math.isfinite(value):
             return f'<td class="num">{value}</td>'

@@ -111,13 +111,17 @@ def copy_run(run_dir: Path, root: Path, name: str | None = None) -> Path:
 
 @pytest.fixture(scope="module")
 def cnn_runs(train_briefly: Any, export_briefly: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One trained CNN run (shared with the suite) and its bundle, plus a second smoke run with another lr."""
+    """One trained CNN run (shared with the suite) and a copy of its bundle timed by `zoo bench --save`, plus a
+    second smoke run with another lr."""
     run_dir = train_briefly("cnn").run_dir
-    bundle = export_briefly("cnn").bundle_dir
+    exports = tmp_path_factory.mktemp("report-exports")
+    bundle = Path(shutil.copytree(export_briefly("cnn").bundle_dir, exports / run_dir.name))
+    benched = invoke("bench", str(bundle), "--batch-sizes", "1,64", "--runs", "3", "--warmup", "1", "--no-torch",
+                     "--providers", "cpu", "--save", "--json")
+    assert benched.exit_code == 0, benched.output
     root = tmp_path_factory.mktemp("report-runs")
     other = zoo.train("cnn", smoke=True, lr=0.05, out=root, progress=False).run_dir
-    return {"run": copy_run(run_dir, root), "other": other, "bundle": bundle, "root": root,
-            "exports": bundle.parent}
+    return {"run": copy_run(run_dir, root), "other": other, "bundle": bundle, "root": root, "exports": exports}
 
 
 # --- zoo runs -------------------------------------------------------------------------------------
@@ -223,9 +227,7 @@ def test_compare_marks_differing_options_and_plots_the_curves(cnn_runs: dict[str
 def test_report_of_a_run_renders_every_section_in_chromium(cnn_runs: dict[str, Path], browser: Any,
                                                            tmp_path: Path) -> None:
     bundle = cnn_runs["bundle"]
-    benched = invoke("bench", str(bundle), "--batch-sizes", "1,64", "--runs", "3", "--warmup", "1", "--no-torch",
-                     "--providers", "cpu", "--save", "--json")
-    assert benched.exit_code == 0, benched.output
+    assert json.loads((bundle / "bench.json").read_text())["rows"], "zoo bench --save keeps its results"
     out = tmp_path / "run.html"
     result = invoke("report", str(cnn_runs["run"]), "--out", str(out), "--exports", str(bundle.parent))
     assert result.exit_code == 0, result.output

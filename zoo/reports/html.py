@@ -1,8 +1,8 @@
 """One self-contained HTML page from report sections: inline CSS, inline PNGs (base64), a small sort script.
 
 Nothing in the page refers to the network or to other files, so it opens from disk anywhere.
-Tables are sortable by clicking a header; ``#sort=COLUMN:asc|desc`` in the address sorts the first
-sortable table on load. Once the page has run its script, ``<body>`` carries ``data-ready``,
+Tables are sortable by clicking a header; ``#sort=COLUMN:asc|desc`` in the address clicks that header of
+the first sortable table on load (once for ascending, twice for descending), so a link can carry a sort. Once the page has run its script, ``<body>`` carries ``data-ready``,
 ``data-images`` (how many pictures decoded) and ``data-tables``.
 """
 
@@ -47,7 +47,8 @@ SCRIPT = """
       th.addEventListener('click',function(){sortTable(table,i,th.className==='asc'?'desc':'asc');});});});
   var m=/#sort=([^:]+):(asc|desc)/.exec(decodeURIComponent(location.hash));
   if(m&&tables.length){var t=tables[0];var heads=t.tHead.rows[0].cells;
-    for(var i=0;i<heads.length;i++){if(heads[i].textContent.trim()===m[1]){sortTable(t,i,m[2]);}}}
+    for(var i=0;i<heads.length;i++){if(heads[i].textContent.trim()===m[1]){
+      heads[i].click();if(m[2]==='desc')heads[i].click();}}}
   function done(){var ok=0;Array.prototype.forEach.call(document.images,function(im){
       if(im.complete&&im.naturalWidth>0)ok++;});
     document.body.setAttribute('data-images',String(ok));

@@ -2,8 +2,9 @@
 
 Nothing in the page refers to the network or to other files, so it opens from disk anywhere.
 Tables are sortable by clicking a header; ``#sort=COLUMN:asc|desc`` in the address clicks that header of
-the first sortable table on load (once for ascending, twice for descending), so a link can carry a sort. Once the page has run its script, ``<body>`` carries ``data-ready``,
-``data-images`` (how many pictures decoded) and ``data-tables``.
+the first sortable table on load (once for ascending, twice for descending), so a link can carry a sort.
+Once the page has run its script, ``<body>`` carries ``data-ready``, ``data-images`` (how many pictures
+decoded) and ``data-tables``.
 """
 
 from __future__ import annotations

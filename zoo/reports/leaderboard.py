@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.reports import html
-from zoo.reports.report import _latency
+from zoo.reports.report import bench_latency
 from zoo.reports.runs_table import run_row
 from zoo.reports.sections import ReportSection, ReportTable
 from zoo.reports.sources import BundleRecord, bundles_of, scan_bundles, scan_runs
@@ -25,7 +25,7 @@ def _parity(bundle: BundleRecord | None) -> str:
 
 
 def _runtimes(bundles: list[BundleRecord]) -> list[str]:
-    return sorted({provider for b in bundles for (_, provider, _) in _latency(b)})
+    return sorted({provider for b in bundles for (_, provider, _) in bench_latency(b)})
 
 
 def _latency_cells(bundle: BundleRecord | None, runtimes: list[str]) -> list[float | None]:
@@ -34,7 +34,7 @@ def _latency_cells(bundle: BundleRecord | None, runtimes: list[str]) -> list[flo
         return [None] * (len(runtimes) * len(LATENCY_BATCHES))
     graphs = bundle.manifest.get("graphs") or {}
     main = next((n for n, e in graphs.items() if e.get("variant", "fp32") == "fp32"), None)
-    latency = _latency(bundle)
+    latency = bench_latency(bundle)
     return [latency.get((main, r, b)) for r in runtimes for b in LATENCY_BATCHES]
 
 

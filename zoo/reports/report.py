@@ -194,7 +194,7 @@ def variant_table(bundle: BundleRecord) -> ReportTable | None:
     names = [n for n, e in graphs.items() if e.get("variant") not in (None, "fp32")]
     if not names:
         return None
-    latency = _latency(bundle)
+    latency = bench_latency(bundle)
     rows = []
     for name in names:
         entry = graphs[name]
@@ -209,7 +209,7 @@ def variant_table(bundle: BundleRecord) -> ReportTable | None:
     return ReportTable(columns, rows, caption="variants (accuracy on real validation samples, CPU provider)")
 
 
-def _latency(bundle: BundleRecord) -> dict[tuple[str, str, int], float]:
+def bench_latency(bundle: BundleRecord) -> dict[tuple[str, str, int], float]:
     """p50 milliseconds by (graph, runtime, batch) from the bundle's ``bench.json`` (ONNX Runtime rows)."""
     out = {}
     for row in (bundle.bench or {}).get("rows", []):

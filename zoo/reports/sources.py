@@ -193,7 +193,7 @@ def _read_run(path: Path) -> RunRecord:
 
 
 def is_run_dir(path: Path) -> bool:
-    """A folder that looks meant as a run: it has a config, metrics, a checkpoints folder, or nothing yet."""
+    """Every visible folder under the runs root counts (a folder without a config is listed as unreadable)."""
     return path.is_dir() and not path.name.startswith(".")
 
 

@@ -281,8 +281,13 @@ def test_variants_show_accuracy_against_fp32_and_speed_from_the_saved_bench(tmp_
     from zoo.reports.report import variant_table
     from zoo.reports.sources import read_bundle
 
-    entry = {"variant": "fp32", "source_graph": "model", "inputs": [{"name": "input"}], "outputs": [{"name": "logits"}]}
-    manifest = {"graphs": {"model": entry, "model.int8": {**entry, "variant": "int8", "method": "static QDQ"}}}
+    entry = {"file": "model/model.onnx", "variant": "fp32", "source_graph": "model",
+             "inputs": [{"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}],
+             "outputs": [{"name": "logits", "shape": ["batch", 10], "dtype": "float32"}]}
+    manifest = {"format": 2, "model": "cnn", "family": "classifier", "plugin": "zoo_cnn",
+                "files": {"model/model.onnx": "0" * 64, "model.int8/model.onnx": "0" * 64},
+                "graphs": {"model": entry, "model.int8": {**entry, "file": "model.int8/model.onnx", "variant": "int8",
+                                                          "method": "static QDQ"}}}
     cpu = {"passed": True, "accuracy": 0.95, "reference_accuracy": 0.96, "accuracy_drop": 0.01}
     bench = {"rows": [{"graph": g, "engine": "onnxruntime", "provider": "cpu", "batch": 1, "p50_ms": ms}
                       for g, ms in (("model", 0.4), ("model.int8", 0.2))]}
@@ -293,6 +298,25 @@ def test_variants_show_accuracy_against_fp32_and_speed_from_the_saved_bench(tmp_
     assert table is not None and [row[:7] for row in table.rows] == [
         ["model.int8", "int8", "static QDQ", 0.95, 0.96, 0.01, True]]
     assert table.rows[0][7:] == [0.2, 2.0], "p50 at batch 1 and the speed-up against fp32"
+
+
+def test_broken_bundles_are_listed_as_unreadable_never_a_crash(tmp_path: Path) -> None:
+    from zoo.reports.leaderboard import leaderboard
+    from zoo.reports.sources import read_bundle
+
+    exports = tmp_path / "exports"
+    cases = {"garbage": "{not json", "old-format": json.dumps({"format": 1, "graphs": {}}),
+             "no-graphs": json.dumps({"format": 2, "files": {"a": "0"}, "graphs": {}})}
+    for name, manifest in cases.items():
+        (exports / name).mkdir(parents=True)
+        (exports / name / "manifest.json").write_text(manifest)
+    for name in cases:
+        record = read_bundle(exports / name)
+        assert record.error and record.manifest is None and record.parity_passed is None, name
+    assert "format 1" in read_bundle(exports / "old-format").error
+    rows = leaderboard(tmp_path / "runs", exports).rows
+    assert sorted(row[8] for row in rows) == sorted(cases) and all(row[9] == "unreadable" for row in rows)
+    assert_one_line_error(invoke("report", str(exports / "garbage")), "cannot be read")
 
 
 def test_leaderboard_sorts_in_the_page_and_writes_csv(cnn_runs: dict[str, Path], browser: Any,

@@ -32,8 +32,8 @@ def _latency_cells(bundle: BundleRecord | None, runtimes: list[str]) -> list[flo
     """p50 ms per runtime and batch, of the bundle's first fp32 graph (its main graph)."""
     if bundle is None:
         return [None] * (len(runtimes) * len(LATENCY_BATCHES))
-    graphs = bundle.manifest.get("graphs") or {}
-    main = next((n for n, e in graphs.items() if e.get("variant", "fp32") == "fp32"), None)
+    graphs = bundle.manifest.graphs if bundle.manifest else {}
+    main = next((n for n, e in graphs.items() if e.variant == "fp32"), None)
     latency = bench_latency(bundle)
     return [latency.get((main, r, b)) for r in runtimes for b in LATENCY_BATCHES]
 
@@ -58,7 +58,7 @@ def leaderboard(root: str | Path = "runs", exports: str | Path = "exports") -> R
         if bundle.path in claimed:
             continue
         m = bundle.manifest
-        rows.append([m.get("model", "?"), m.get("family", "?"), m.get("dataset", "?"), bundle.run_id,
+        rows.append([m.model if m else "?", m.family if m else "?", bundle.dataset or "?", bundle.run_id,
                      "bundle only" if not bundle.error else f"unreadable: {bundle.error}", None, None, None,
                      bundle.path.name, _parity(bundle) if not bundle.error else "unreadable",
                      *_latency_cells(bundle if not bundle.error else None, runtimes)])

@@ -141,15 +141,15 @@ def _no_grad() -> Any:
 
 def bundle_sections(bundle: BundleRecord) -> list[ReportSection]:
     """Parity per graph and provider, the variants' accuracy and speed, and the model card."""
-    name = bundle.path.name
-    m = bundle.manifest
-    graphs = [[g, e.get("variant"), ", ".join(i["name"] for i in e.get("inputs", [])),
-               ", ".join(o["name"] for o in e.get("outputs", [])), e.get("atol"), e.get("rtol"),
-               len(e.get("test_sets", []))] for g, e in (m.get("graphs") or {}).items()]
+    name, m = bundle.path.name, bundle.manifest
+    if m is None:
+        return [ReportSection(f"Bundle: {name}", text=f"Unreadable: {bundle.error}")]
+    graphs = [[g, e.variant, ", ".join(e.input_names), ", ".join(e.output_names), e.atol, e.rtol, len(e.test_sets)]
+              for g, e in m.graphs.items()]
     sections = [
         ReportSection(f"Bundle: {name}", text=(
-            f"{m.get('model')} ({m.get('family')}) trained on {m.get('dataset')}, run {bundle.run_id}; exported with "
-            f"{m.get('exporter')} at opset {m.get('opset_requested')}.\nFolder: {bundle.path}"),
+            f"{m.model} ({m.family}) trained on {bundle.dataset}, run {bundle.run_id}; exported with "
+            f"{m.data.get('exporter')} at opset {m.data.get('opset_requested')}.\nFolder: {bundle.path}"),
             tables=[ReportTable(["graph", "variant", "inputs", "outputs", "atol", "rtol", "test sets"], graphs)]),
         ReportSection(f"Parity: {name}", text=_parity_text(bundle), tables=parity_tables(bundle)),
     ]
@@ -167,9 +167,8 @@ def bundle_sections(bundle: BundleRecord) -> list[ReportSection]:
 def _parity_text(bundle: BundleRecord) -> str:
     if bundle.parity is None:
         return "Not verified at export (no parity report in the bundle)."
-    skipped = bundle.parity.get("skipped_providers") or {}
-    verdict = "passed" if bundle.parity.get("passed") else "FAILED"
-    extra = "".join(f"\n{p} skipped: {why}" for p, why in skipped.items()) if isinstance(skipped, dict) else ""
+    verdict = "passed" if bundle.parity.passed else "FAILED"
+    extra = "".join(f"\n{p} skipped: {why}" for p, why in bundle.parity.skipped_providers.items())
     return f"Parity against PyTorch {verdict}.{extra}"
 
 
@@ -178,8 +177,10 @@ def parity_tables(bundle: BundleRecord) -> list[ReportTable]:
     if bundle.parity is None:
         return []
     rows = []
-    for graph, providers in (bundle.parity.get("graphs") or {}).items():
-        for provider, result in providers.items():
+    for graph, providers in bundle.parity.graphs.items():
+        for provider, result in (providers.items() if isinstance(providers, dict) else ()):
+            if not isinstance(result, dict):
+                continue
             rows.append([graph, provider.replace("ExecutionProvider", ""), result.get("passed"),
                          result.get("max_abs_diff"), result.get("max_rel_diff"), result.get("atol"), result.get("rtol"),
                          result.get("top1_agreement"), result.get("accuracy")])
@@ -190,18 +191,18 @@ def parity_tables(bundle: BundleRecord) -> list[ReportTable]:
 
 def variant_table(bundle: BundleRecord) -> ReportTable | None:
     """int8/fp16 variants: how made, accuracy against fp32 on the CPU, speed (from ``bench.json``)."""
-    graphs = bundle.manifest.get("graphs") or {}
-    names = [n for n, e in graphs.items() if e.get("variant") not in (None, "fp32")]
+    graphs = bundle.manifest.graphs if bundle.manifest else {}
+    names = [n for n, e in graphs.items() if e.variant != "fp32"]
     if not names:
         return None
     latency = bench_latency(bundle)
     rows = []
     for name in names:
         entry = graphs[name]
-        cpu = ((bundle.parity or {}).get("graphs", {}).get(name) or {}).get("CPUExecutionProvider", {})
-        source = entry.get("source_graph")
+        cpu = bundle.parity.result(name, "CPUExecutionProvider") if bundle.parity else {}
+        source = entry.source_graph
         mine, base = latency.get((name, "cpu", 1)), latency.get((source, "cpu", 1))
-        rows.append([name, entry.get("variant"), entry.get("method"), cpu.get("accuracy"),
+        rows.append([name, entry.variant, entry.method, cpu.get("accuracy"),
                      cpu.get("reference_accuracy"), cpu.get("accuracy_drop"), cpu.get("passed"), mine,
                      base / mine if mine and base else None])
     columns = ["graph", "variant", "method", "accuracy", "fp32 accuracy", "drop", "passed", "cpu p50 ms (batch 1)",

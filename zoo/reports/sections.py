@@ -7,9 +7,10 @@ data (text, tables, PNG images); the HTML writer escapes and lays it out, so a f
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -68,25 +69,35 @@ class ReportSection:
     images: list[ReportImage] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReportContext:
     """What :meth:`zoo.family.Family.report_sections` gets: the run's folder and files as read, and
-    :meth:`model_and_data` to load the trained model (eval mode, CPU) and its data when a section needs them."""
+    :meth:`model_and_data` to load the trained model (eval mode, CPU) and its data when a section needs them.
+
+    Frozen like :class:`zoo.family.RunContext`, but its own type: a report is written after training, in
+    another process, often for a run that stopped or broke, so there is no device, world or position, and the
+    model and data are loaded only if a section asks for them.
+    """
 
     run_dir: Path
-    config: dict[str, Any]
-    summary: dict[str, Any] | None
-    metrics: list[dict[str, Any]]
+    config: Mapping[str, Any]
+    summary: Mapping[str, Any] | None
+    metrics: Sequence[Mapping[str, Any]]
     loader: Callable[[], tuple[Any, Any]] | None = field(default=None, repr=False)
-    _loaded: tuple[Any, Any] | None = field(default=None, repr=False)
+    _loaded: list[tuple[Any, Any]] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    @property
+    def hyperparameters(self) -> Mapping[str, Any]:
+        """The run's resolved hyperparameters (``config.json``), as ``RunContext.hyperparameters`` had them."""
+        return MappingProxyType(dict(self.config.get("hyperparameters") or {}))
 
     def model_and_data(self) -> tuple[Any, Any]:
         """``(model, DataSplits)``; raises ``zoo.errors.ZooError`` when the run has no trained weights."""
         from zoo.errors import ZooError
 
-        if self._loaded is None:
+        if not self._loaded:
             if self.loader is None:
                 raise ZooError(f"{self.run_dir} has no trained weights (the run did not finish); "
                                f"zoo train --resume {self.run_dir} finishes it")
-            self._loaded = self.loader()
-        return self._loaded
+            self._loaded.append(self.loader())
+        return self._loaded[0]

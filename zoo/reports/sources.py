@@ -1,5 +1,9 @@
 """The one place reports read run folders and bundles (as files: no torch, no ONNX Runtime).
 
+File names come from their owners (``zoo.runs``, ``zoo.engine.checkpoint``, ``zoo.plots``,
+``zoo.bundles.manifest``), none of which imports torch at module level; a bundle's manifest and parity report
+are read as the typed :class:`~zoo.bundles.Manifest` and :class:`~zoo.bundles.ParityReport`.
+
 Every reader here returns a record and never raises on a broken folder: a half-written or garbage
 run is a record with status ``unreadable`` and the reason, so a table over many runs cannot crash.
 """
@@ -12,14 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# File names of a run folder (zoo.engine.runs, zoo.engine.checkpoint, zoo.plots) and of a bundle
-# (zoo.bundles.bundle): repeated here so that reading them needs neither torch nor the engine.
-CONFIG, SUMMARY, METRICS, WEIGHTS = "config.json", "summary.json", "metrics.jsonl", "model.safetensors"
-CHECKPOINTS, LAST = "checkpoints", "last.safetensors"
-LOSS_CURVE = "loss_curve.png"
-MANIFEST, PARITY, CARD = "manifest.json", "parity.json", "card.md"
+from zoo.bundles.manifest import CARD, MANIFEST, PARITY, Manifest, ParityReport, parse_manifest
+from zoo.engine.checkpoint import FOLDER as CHECKPOINTS
+from zoo.engine.checkpoint import LAST
+from zoo.errors import ZooError
+from zoo.plots import LOSS_CURVE
+from zoo.runs import CONFIG, METRICS, SUMMARY, WEIGHTS
+
+__all__ = ["BENCH", "CARD", "CHECKPOINTS", "CONFIG", "LAST", "LOSS_CURVE", "MANIFEST", "METRICS", "PARITY",
+           "SUMMARY", "WEIGHTS", "BundleRecord", "RunRecord", "bundles_of", "load_for_report", "read_bundle",
+           "read_metrics", "read_run", "scan_bundles", "scan_runs"]
+
 #: Latency measured by ``zoo bench BUNDLE --save`` (not part of the manifest: it is machine-specific).
 BENCH = "bench.json"
+#: Where a checkpoint's safetensors metadata keeps the training state (``zoo.engine.checkpoint``).
+CHECKPOINT_STATE = "zoo_checkpoint"
 #: State-dict entries that are statistics, not parameters.
 _NOT_PARAMETERS = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -75,27 +86,32 @@ class RunRecord:
 
 @dataclass
 class BundleRecord:
-    """A bundle's manifest, parity report, card and saved benchmark; ``error`` when it cannot be read."""
+    """A bundle's typed manifest and parity report, card and saved benchmark; ``error`` when it cannot be read
+    (then ``manifest`` is None)."""
 
     path: Path
-    manifest: dict[str, Any] = field(default_factory=dict)
-    parity: dict[str, Any] | None = None
+    manifest: Manifest | None = None
+    parity: ParityReport | None = None
     card: str | None = None
     bench: dict[str, Any] | None = None
     error: str | None = None
 
     @property
     def run_id(self) -> str | None:
-        return (self.manifest.get("run") or {}).get("id")
+        return self.manifest.run.get("id") if self.manifest else None
 
     @property
     def run_dir(self) -> Path | None:
-        where = (self.manifest.get("run") or {}).get("dir")
+        where = self.manifest.run.get("dir") if self.manifest else None
         return Path(where) if where else None
 
     @property
     def parity_passed(self) -> bool | None:
-        return self.manifest.get("parity_passed")
+        return self.manifest.parity_passed if self.manifest else None
+
+    @property
+    def dataset(self) -> str | None:
+        return self.manifest.data.get("dataset") if self.manifest else None
 
 
 def _number(value: Any) -> bool:
@@ -182,7 +198,7 @@ def _read_run(path: Path) -> RunRecord:
         record.params = count_parameters(safetensors_header(path / WEIGHTS))
     elif last.exists():
         header = safetensors_header(last)
-        state = json.loads((header.get("__metadata__") or {}).get("zoo_checkpoint", "{}"))
+        state = json.loads((header.get("__metadata__") or {}).get(CHECKPOINT_STATE, "{}"))
         record.status, record.step, record.epoch = STOPPED, state.get("step"), state.get("epoch")
         record.detail = f"stopped at step {record.step}, resumable: zoo train --resume {path}"
         record.params = count_parameters(header, "model/")
@@ -206,22 +222,21 @@ def scan_runs(root: str | Path) -> list[RunRecord]:
 
 
 def read_bundle(path: str | Path) -> BundleRecord:
-    """A bundle's files as records (hashes are not checked: `zoo verify` does that); never raises."""
+    """A bundle's files as records; never raises. The manifest is parsed and checked as ``Bundle.open`` does,
+    but file hashes are not computed (listing many bundles stays cheap): ``zoo verify`` checks them."""
     path = Path(path)
     record = BundleRecord(path)
     try:
-        manifest = _json(path / MANIFEST)
-        if not isinstance(manifest, dict) or not isinstance(manifest.get("graphs"), dict):
-            raise ValueError(f"{MANIFEST} has no graphs")
-        record.manifest = manifest
+        record.manifest = parse_manifest(_json(path / MANIFEST), path / MANIFEST)
         if (path / PARITY).exists():
-            record.parity = _json(path / PARITY)
+            record.parity = ParityReport.from_dict(_json(path / PARITY))
         if (path / CARD).exists():
             record.card = (path / CARD).read_text()
         if (path / BENCH).exists():
             record.bench = _json(path / BENCH)
-    except (OSError, ValueError, TypeError) as exc:
-        record.error = f"{type(exc).__name__}: {exc}"
+    except (OSError, ValueError, TypeError, ZooError) as exc:
+        record.manifest, record.parity = None, None
+        record.error = str(exc) if isinstance(exc, ZooError) else f"{type(exc).__name__}: {exc}"
     return record
 
 
@@ -256,7 +271,7 @@ def _same(a: Path, b: Path) -> bool:
 def load_for_report(run_dir: Path) -> tuple[Any, Any]:
     """The trained model (eval mode, CPU) and the run's data splits, for family report sections (imports torch)."""
     from zoo.data import load_run_data
-    from zoo.engine.runs import load_run
+    from zoo.runs import Run
 
-    run = load_run(run_dir)
+    run = Run.open(run_dir)
     return run.model.cpu().eval(), load_run_data(run.config)

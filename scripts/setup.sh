@@ -16,3 +16,11 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${pip[@]}" "${torch_index[@]}" "${ZOO_TORCH:-torch==2.13.0}"
 fi
 "${pip[@]}" -e ".$extras"
+if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
+  # tests/test_reports.py opens the HTML reports in headless Chromium (Debian's package)
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q chromium >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+  else
+    echo "setup.sh: install chromium (e.g. sudo apt-get install chromium) for the HTML report tests" >&2
+  fi
+fi

@@ -120,6 +120,12 @@ def test_example_model_trains_exports_and_verifies_through_the_cli(example_site:
     if model != "vit-tiny":  # a classifier of sequences: `zoo predict` (image files) refuses it in one line
         refused = zoo(example_site, "predict", str(bundle), str(bundle / "card.md"), cwd=tmp_path)
         assert refused.returncode == 2 and "holds no image classifier graph" in refused.stderr, refused.stderr
+    if model == "gru":  # the example's own family adds a section of its own to `zoo report`
+        reported = zoo(example_site, "report", str(run_dir), "--out", "gru.html", cwd=tmp_path)
+        assert reported.returncode == 0, reported.stderr
+        page = (tmp_path / "gru.html").read_text()
+        assert "<h2>Accuracy per class (sequence classifier)</h2>" in page and "the hardest class is" in page
+        assert f"<h2>Parity: {bundle.name}</h2>" in page and "report_sections failed" not in page
 
 
 @pytest.mark.slow
@@ -139,3 +145,4 @@ def test_blocked_and_skipped_plugins_are_named_when_their_run_is_exported(exampl
     assert not (tmp_path / "exports").exists(), "a refused export writes nothing"
     untrained = zoo(example_site, "train", "gru", cwd=tmp_path, ZOO_BLOCK_PLUGINS="zoo-example-plugin")
     assert untrained.returncode == 2 and "unknown model 'gru'" in untrained.stderr
+

@@ -334,8 +334,9 @@ def verify(bundle: str, providers: str | None, require: str | None, run_dir: str
 @click.option("--run", "run_dir", type=click.Path(), help="The run directory (for eager PyTorch), if it moved.")
 @click.option("--no-torch", is_flag=True, help="Leave out eager PyTorch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a markdown table.")
+@click.option("--save", is_flag=True, help="Also store the results in the bundle (bench.json, for zoo report).")
 def bench(bundle: str, batch_sizes: str, threads: int, warmup: int, runs: int, providers: str | None,
-          run_dir: str | None, no_torch: bool, as_json: bool) -> None:
+          run_dir: str | None, no_torch: bool, as_json: bool, save: bool) -> None:
     """Latency (p50, p90, p99) and throughput of a bundle's graphs: eager PyTorch and ONNX Runtime per provider."""
     from zoo.bundles.bench import bench_bundle, markdown_table
 
@@ -345,6 +346,11 @@ def bench(bundle: str, batch_sizes: str, threads: int, warmup: int, runs: int, p
         raise ZooError(f"--batch-sizes takes whole numbers separated by commas, got {batch_sizes!r}") from exc
     result = bench_bundle(bundle, batch_sizes=batches, threads=threads, warmup=warmup, runs=runs,
                           providers=_names(providers), run_dir=run_dir, torch=not no_torch)
+    if save:
+        from zoo.atomic import write_json
+        from zoo.reports.sources import BENCH
+
+        write_json(os.path.join(bundle, BENCH), result)
     _print_json(result) if as_json else click.echo(markdown_table(result))
 
 
@@ -433,6 +439,72 @@ def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:
     from zoo.deploy import deploy_bundle
 
     click.echo(f"deployed: {deploy_bundle(bundle, target, out, force=force)}")
+
+
+@cli.command()
+@click.argument("names", nargs=-1, metavar="[PATTERN | --compare RUN RUN ...]")
+@click.option("--root", default="runs", show_default=True, type=click.Path(), help="Folder the runs are in.")
+@click.option("--exports", default="exports", show_default=True, type=click.Path(),
+              help="Folder of bundles (to show which runs were exported).")
+@click.option("--sort", "sort_by", metavar="METRIC", help="Best first by a metric (or value, params, seconds).")
+@click.option("--compare", "compare_runs", is_flag=True,
+              help="Compare the runs named as arguments (folders or names under --root), side by side.")
+@click.option("--plot", type=click.Path(), help="--compare: PNG of their curves (default: runs-compare.png).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def runs(names: tuple[str, ...], root: str, exports: str, sort_by: str | None, compare_runs: bool,
+         plot: str | None, as_json: bool) -> None:
+    """List runs (PATTERN matches the folder or the model): status, metric, size, time, export.
+
+    `zoo runs --compare RUN_A RUN_B ...` shows their metrics and options side by side (what differs
+    marked *) and writes one PNG of their curves. Never imports torch.
+    """
+    from zoo.reports import runs_table
+
+    if compare_runs:
+        records = runs_table.resolve_runs(list(names), root)
+        comparison = runs_table.compare(records)
+        picture = runs_table.plot_curves(records, plot or "runs-compare.png")
+        if as_json:
+            _print_json({**comparison.to_dict(), "plot": str(picture) if picture else None})
+            return
+        click.echo(runs_table.format_comparison(comparison, color=sys.stdout.isatty()))
+        click.echo(f"curves: {picture}" if picture else "curves: none logged yet")
+        return
+    if len(names) > 1:
+        raise ZooError(f"zoo runs takes one PATTERN (got {len(names)}); use --compare to compare runs")
+    pattern = names[0] if names else "*"
+    rows = runs_table.list_runs(root, pattern, exports, sort_by)
+    if as_json:
+        _print_json([row.to_dict() for row in rows])
+    elif rows:
+        click.echo(runs_table.format_table(rows))
+    else:
+        click.echo(f"no runs under {root}" + (f" match {pattern!r}" if pattern != "*" else ""), err=True)
+
+
+@cli.command()
+@click.argument("target", required=False, type=click.Path())
+@click.option("--out", type=click.Path(), help="HTML file to write (default: <name>.html, leaderboard.html).")
+@click.option("--leaderboard", "board", is_flag=True, help="One sortable table of all runs and bundles instead.")
+@click.option("--root", default="runs", show_default=True, type=click.Path(), help="--leaderboard: the runs.")
+@click.option("--exports", default="exports", show_default=True, type=click.Path(), help="Folder of bundles.")
+@click.option("--csv", "csv_out", type=click.Path(), help="--leaderboard: also write the table as CSV.")
+def report(target: str | None, out: str | None, board: bool, root: str, exports: str, csv_out: str | None) -> None:
+    """One self-contained HTML page about a run folder or a bundle (curves, pictures, parity, card)."""
+    if board:
+        from zoo.reports.leaderboard import write_leaderboard
+
+        if target:
+            raise ZooError("--leaderboard covers every run under --root; do not name a run")
+        table = write_leaderboard(out or "leaderboard.html", root, exports, csv_out)
+        click.echo(f"leaderboard: {out or 'leaderboard.html'} ({len(table.rows)} rows)"
+                   + (f", csv: {csv_out}" if csv_out else ""))
+        return
+    if not target:
+        raise ZooError("name a run folder or a bundle (zoo report RUN_DIR), or pass --leaderboard")
+    from zoo.reports.report import write_report
+
+    click.echo(f"report: {write_report(target, out, exports)}")
 
 
 def _add_plugin_commands() -> None:

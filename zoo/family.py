@@ -17,6 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.reports.sections import (  # noqa: F401 - re-exported: report sections are part of the public contract
+    ReportContext,
+    ReportImage,
+    ReportSection,
+    ReportTable,
+)
 from zoo.roles import (  # noqa: F401 - re-exported: roles are part of the public contract
     GraphRole,
     RoleSpec,
@@ -210,6 +216,11 @@ class Family:
         """Called once after the last epoch (model in eval mode, no grad; main process only): metrics
         merged into ``summary.json`` under ``"metrics"``. Default: none."""
         return {}
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """Sections of this family's own for ``zoo report`` (pictures, tables): called when a report is
+        written, not while training. ``context.model_and_data()`` loads the trained model if needed. Default: none."""
+        return []
 
 
 def make_optimizer(params: Any, hp: Mapping[str, Any]) -> Any:

@@ -9,8 +9,21 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import DataInfo
-from zoo.family import Family, GraphRole, GraphSpec, RunContext, classifier_info
+from zoo.family import (
+    Family,
+    GraphRole,
+    GraphSpec,
+    ReportContext,
+    ReportImage,
+    ReportSection,
+    ReportTable,
+    RunContext,
+    classifier_info,
+)
 from zoo.specs import ModelSpec
+
+#: Validation images shown in the report's "worst classified" grid.
+WORST_SHOWN = 16
 
 
 def batches(x: np.ndarray, y: np.ndarray, batch_size: int, device: Any):
@@ -71,3 +84,36 @@ class ClassifierFamily(Family):
                 role_info=classifier_info(output="logits", class_names=data.class_names),
             )
         ]
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """The validation confusion matrix, and the images the model finds hardest (lowest true-class probability)."""
+        return classifier_sections(context)
+
+
+def classifier_sections(context: ReportContext) -> list[ReportSection]:
+    """Confusion matrix and worst-classified validation images of a trained image classifier."""
+    from zoo.pictures import to_pixels
+
+    model, data = context.model_and_data()
+    probabilities = torch.cat([model(x).softmax(dim=1) for x, _ in batches(data.x_val, data.y_val, 256, "cpu")])
+    probabilities = probabilities.numpy()
+    truth, predicted = data.y_val, probabilities.argmax(axis=1)
+    names = list(data.info.class_names)
+    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    accuracy = float((truth == predicted).mean())
+    confusion = ReportTable(["true \\ predicted", *names],
+                            [[names[i], *map(int, matrix[i])] for i in range(len(names))],
+                            caption=f"{len(truth)} validation images, accuracy {100 * accuracy:.2f}%")
+    worst = np.argsort(probabilities[np.arange(len(truth)), truth], kind="stable")[:WORST_SHOWN]
+    pixels = to_pixels(data.x_val[worst], data.info.mean, data.info.std)
+    listing = ReportTable(["#", "true", "predicted", "p(true)", "p(predicted)"],
+                          [[rank + 1, names[truth[i]], names[predicted[i]], float(probabilities[i, truth[i]]),
+                            float(probabilities[i, predicted[i]])] for rank, i in enumerate(worst)],
+                          caption="worst classified, left to right and top to bottom")
+    return [
+        ReportSection("Confusion matrix", tables=[confusion]),
+        ReportSection("Worst-classified validation images", tables=[listing],
+                      images=[ReportImage.from_pixels(pixels, f"{len(worst)} worst-classified validation images",
+                                                      columns=8)]),
+    ]

@@ -12,7 +12,17 @@ import torch.nn.functional as F
 
 from zoo.data import DataInfo
 from zoo.errors import ZooError
-from zoo.family import Family, GraphRole, GraphSpec, RunContext, make_optimizer, sampler_info
+from zoo.family import (
+    Family,
+    GraphRole,
+    GraphSpec,
+    ReportContext,
+    ReportImage,
+    ReportSection,
+    RunContext,
+    make_optimizer,
+    sampler_info,
+)
 from zoo.quality import judge_for, sample_quality
 from zoo.specs import ModelSpec
 from zoo_gan.models import GAN, dcgan_init
@@ -112,6 +122,12 @@ class GANFamily(Family):
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
         return gan_graphs(model, data)
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """The fixed-noise sample grid over the epochs (from the run folder; no model needed)."""
+        images = ReportImage.series(Path(context.run_dir) / SAMPLES_DIR, "samples")
+        return [ReportSection("Samples over epochs", text="" if images else "No sample grid was written.",
+                              images=images)]
 
 
 def gan_graphs(model: GAN, data: DataInfo) -> list[GraphSpec]:

@@ -10,7 +10,18 @@ import torch
 
 from zoo.data import DataInfo, DataSplits
 from zoo.errors import ZooError
-from zoo.family import Family, GraphRole, GraphSpec, RunContext, decoder_info, encoder_info, make_optimizer
+from zoo.family import (
+    Family,
+    GraphRole,
+    GraphSpec,
+    ReportContext,
+    ReportImage,
+    ReportSection,
+    RunContext,
+    decoder_info,
+    encoder_info,
+    make_optimizer,
+)
 from zoo.quality import judge_for, sample_quality
 from zoo.specs import ModelSpec
 from zoo_vae.models import VAE
@@ -110,6 +121,16 @@ class VAEFamily(Family):
         samples = model.decoder(latent.to(ctx.device))
         return {**sample_quality(judge_for(ctx), samples, ctx.data),
                 "baseline_pixel_histogram_nll": pixel_histogram_nll(ctx.data, model.levels)}
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """Decoded prior samples and reconstructions over the epochs (from the run folder)."""
+        sections = []
+        for folder, title, note in (("samples", "Samples over epochs", "decoded prior samples"),
+                                    ("reconstructions", "Reconstructions over epochs",
+                                     "validation images (odd rows) above their reconstructions")):
+            images = ReportImage.series(Path(context.run_dir) / folder, folder)
+            sections.append(ReportSection(title, text=note if images else "No grid was written.", images=images))
+        return sections
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
         shape, latent = data.shape, model.latent_dim

@@ -34,6 +34,7 @@ from zoo.engine.state import LossTotals, TrainState
 from zoo.engine.trainer_setup import optimizers_and_order, prepare, say_adapted, training_tensors
 from zoo.errors import ZooError
 from zoo.runs import new_run_dir
+from zoo.trackers import check_trackers, finish_trackers
 
 __all__ = ["Trainer"]
 
@@ -48,6 +49,7 @@ class Trainer:
         parts = prepare(options, world)
         self.spec, self.family, self.config, self.data = parts.spec, parts.family, parts.config, parts.data
         self.device, self.precision, self.epochs, self.ctx = parts.device, parts.precision, parts.epochs, parts.ctx
+        self.trackers = check_trackers(options.log) if world.is_main else ()  # before a run folder exists
         self.batch = per_rank_batch(int(self.config.hyperparameters["batch_size"]), world.size)
         seed_everything(options.seed)
         self.net = self.family.build(self.spec, self.data.info, parts.model_args).to(self.device)
@@ -112,7 +114,8 @@ class Trainer:
         main = self.world.is_main
         self.progress = Progress(self.epochs, self.steps_per_epoch, enabled=self.options.progress and main,
                                  log_every=self.options.log_every)
-        self.log = MetricsLog(self.run_dir, self.options.tensorboard and main) if main else None
+        tensorboard = bool(self.options.tensorboard) or "tensorboard" in self.trackers
+        self.log = MetricsLog(self.run_dir, tensorboard and main, "mlflow" in self.trackers) if main else None
         self.model = wrap_model(self.net, self.world, self.device, self.family, len(self.order))
         started, stop_reason = time.perf_counter(), None
         try:
@@ -289,5 +292,6 @@ class Trainer:
         if self.world.is_main:  # the family's final metrics (a GAN's sample quality, say)
             summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics")}
             write_final(self.run_dir, self.net, self.spec.name, summary)
+            finish_trackers(self.run_dir, self.options.log)
         self.world.barrier()
         return summary

@@ -1,4 +1,4 @@
-"""Metrics on disk: one JSON line and one CSV row per epoch; TensorBoard too when asked for."""
+"""Metrics on disk: one JSON line and one CSV row per epoch; TensorBoard and MLflow too when asked for."""
 
 from __future__ import annotations
 
@@ -16,12 +16,17 @@ METRICS_CSV = "metrics.csv"
 class MetricsLog:
     """Appends epoch rows to ``metrics.jsonl`` and ``metrics.csv`` (and TensorBoard scalars)."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = False) -> None:
+    def __init__(self, run_dir: Path, tensorboard: bool = False, mlflow: bool = False) -> None:
         self.jsonl = run_dir / METRICS
         self.csv = run_dir / METRICS_CSV
         self.writer: Any = None
         if tensorboard:
             self.writer = tensorboard_writer()(str(run_dir / "tensorboard"))
+        self.mlflow: Any = None
+        if mlflow:
+            from zoo.trackers import MlflowTracker
+
+            self.mlflow = MlflowTracker(run_dir)
 
     def write(self, row: dict[str, Any]) -> None:
         with self.jsonl.open("a") as handle:
@@ -37,6 +42,8 @@ class MetricsLog:
                 if key not in ("epoch", "step") and isinstance(value, (int, float)):
                     self.writer.add_scalar(key, value, row["step"])
             self.writer.flush()
+        if self.mlflow is not None:
+            self.mlflow.log(row)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -22,7 +22,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 #: Options that may change when a run is resumed: they decide when to stop and what to report,
 #: never what the weights become.
-RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "save_every", "keep_last"})
+RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "log", "save_every", "keep_last"})
 
 #: Seeds are what NumPy accepts everywhere: 0 to 2**32 - 1.
 MAX_SEED = 2**32 - 1
@@ -85,6 +85,8 @@ class TrainOptions:
     keep_last: int = option(2, "Step checkpoints to keep (default 2).")
     log_every: int | None = option(None, "Without a terminal: a progress line every N steps.")
     tensorboard: bool = option(False, "Also log to TensorBoard (if installed).")
+    log: str | None = option(None, "Also log to experiment trackers: mlflow (plugzoo[mlflow]; ./mlruns or "
+                             "MLFLOW_TRACKING_URI), tensorboard.", metavar="TRACKER[,TRACKER]")
     progress: bool = option(True, cli=False)
     hp: dict[str, Any] = option(help="Another hyperparameter, e.g. --hp momentum=0.8.", param="hparams",  # noqa: RUF009
                                 metavar="KEY=VALUE", factory=dict)
@@ -147,6 +149,10 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
         raise ZooError(f"{name} must not be negative, got {value!r}")
     if key == "image_size":
         parse_image_size(value, name)
+    if key == "log":
+        from zoo.trackers import parse_log
+
+        parse_log(value)
     if key == "channels" and value not in (1, 3):
         raise ZooError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
     choices = _CHOICES.get(key)

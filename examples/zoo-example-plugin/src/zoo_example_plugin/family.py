@@ -9,7 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import DataInfo
-from zoo.family import Family, GraphRole, GraphSpec, RunContext, classifier_info
+from zoo.family import (
+    Family,
+    GraphRole,
+    GraphSpec,
+    ReportContext,
+    ReportSection,
+    ReportTable,
+    RunContext,
+    classifier_info,
+)
 from zoo.specs import ModelSpec
 
 
@@ -45,6 +54,20 @@ class SequenceClassifierFamily(Family):
             total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
             correct += int((logits.argmax(1) == labels).sum())
         return {"val_loss": total_loss / len(y), "val_accuracy": correct / len(y)}
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """A section of this family's own in `zoo report`: accuracy per class, and the hardest class."""
+        model, data = context.model_and_data()
+        logits = model(torch.from_numpy(as_sequences(data.x_val)))
+        predicted = logits.argmax(1).numpy()
+        rows = []
+        for index, name in enumerate(data.info.class_names):
+            mine = data.y_val == index
+            rows.append([name, int(mine.sum()), float((predicted[mine] == index).mean()) if mine.any() else None])
+        hardest = min((r for r in rows if r[2] is not None), key=lambda r: r[2])
+        return [ReportSection("Accuracy per class (sequence classifier)",
+                              text=f"Images read as sequences of rows; the hardest class is {hardest[0]}.",
+                              tables=[ReportTable(["class", "validation samples", "accuracy"], rows)])]
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
         steps, features = data.channels * data.height, data.width

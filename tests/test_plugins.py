@@ -19,7 +19,8 @@ from zoo.version import CONTRACT_VERSION
 from .conftest import TINY_CLASSIFIER_PLUGIN
 
 #: What the plugzoo distribution itself registers (classifier, GAN and VAE families).
-BUILTIN_MODELS = ["beta-vae", "cgan", "cnn", "gan", "resnet-small", "vae"]
+BUILTIN_MODELS = ["beta-vae", "cgan", "cnn", "gan", "resnet-small", "resnet18", "resnet34", "resnet50", "vae",
+                  "vit-base", "vit-small", "vit-tiny"]
 
 
 def _record(name: str):

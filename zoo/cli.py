@@ -95,11 +95,17 @@ def list_command(pattern: str, family: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
-def info(name: str, as_json: bool) -> None:
+@click.option("--flops", is_flag=True, help="Also build the model (imports torch): parameters and FLOPs per image.")
+@click.option("--arg", "model_args", multiple=True, metavar="KEY=VALUE", help="With --flops: a model argument.")
+def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> None:
     """Show one model: family, plugin, input, hyperparameters and architecture arguments."""
     from zoo.registry import get_spec
 
     data = get_spec(name).to_dict()
+    if flops:
+        from zoo.model_stats import model_stats
+
+        data["stats"] = model_stats(name, **_parse_assignments(model_args, "--arg")).to_dict()
     if as_json:
         _print_json(data)
         return
@@ -109,6 +115,12 @@ def info(name: str, as_json: bool) -> None:
     click.echo(f"{'input:':10} {i['channels']}×{i['height']}×{i['width']}")
     click.echo(f"{'defaults:':10} " + ", ".join(f"{k}={v}" for k, v in data["defaults"].items()))
     click.echo(f"{'args:':10} " + ", ".join(f"{k}={v}" for k, v in data["model_args"].items()))
+    if flops:
+        from zoo.model_stats import human
+
+        stats = data["stats"]
+        click.echo(f"{'params:':10} {stats['parameters']:,} ({human(stats['parameters'])})")
+        click.echo(f"{'flops:':10} {human(stats['flops'])}FLOPs per image at {'×'.join(map(str, stats['input']))}")
 
 
 @cli.command()
@@ -190,6 +202,10 @@ def _train_options(command: Any) -> Any:
         click.option("--keep-last", type=int, help="Step checkpoints to keep (default 2)."),
         click.option("--log-every", type=int, help="Without a terminal: a progress line every N steps."),
         click.option("--tensorboard", is_flag=True, default=None, help="Also log to TensorBoard (if installed)."),
+        click.option("--init", metavar="FILE.safetensors",
+                     help="Start from these weights (torchvision/timm layout); a new class count gets a fresh head."),
+        click.option("--freeze-backbone", is_flag=True, default=None,
+                     help="Train the classifier head alone (linear probing; batch-norm statistics frozen too)."),
         click.option("--config", "config_file", type=click.Path(), help="TOML file of these options; flags override."),
         click.option("--resume", type=click.Path(), metavar="RUN_DIR",
                      help="Continue this run from its last checkpoint."),

@@ -28,6 +28,7 @@ from zoo.bundles.onnx_graph import (
 )
 from zoo.bundles.vectors import read_test_set, write_test_set
 from zoo.bundles.verify import Case, GraphCheck, check_graphs, format_table, sha256, torch_cases
+from zoo.engine.init_weights import card_section
 from zoo.engine.runs import WEIGHTS, read_json
 from zoo.errors import ParityError, ZooError
 
@@ -294,7 +295,7 @@ layout): random inputs at batch 1 and 16 and real validation samples, with the f
 (variants are held to their own tolerance against them). `zoo verify` checks them without PyTorch.
 
 {_variant_text(entries, parity, speed)}
-## Parity against PyTorch
+{card_section(run.config)}## Parity against PyTorch
 ```
 {parity_text}
 ```

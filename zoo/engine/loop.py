@@ -155,6 +155,10 @@ class Trainer:
 
         seed_everything(self.options.seed)
         self.net = self.family.build(self.spec, self.data.info, model_args).to(self.device)
+        if self.options.freeze_backbone:
+            from zoo.engine.init_weights import freeze_backbone
+
+            freeze_backbone(self.net)
         if self.world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(self.options.seed + self.world.rank)
         self.optimizers = self.family.configure_optimizers(self.net, hp)
@@ -190,7 +194,11 @@ class Trainer:
     def start(self) -> None:
         """A new run: make its folder (process 0) and write the resolved configuration."""
         from zoo.atomic import write_bytes
+        from zoo.engine.init_weights import load_init
 
+        # --init: before a run folder exists, so a wrong file leaves nothing behind
+        self.init = load_init(self.net, self.options.init, self.spec.name, say=self.world.is_main and
+                              self.options.progress) if self.options.init else None
         run_dir = new_run_dir(self.options.out, self.spec.name) if self.world.is_main else None
         self.run_dir = Path(self.world.broadcast(str(run_dir) if run_dir else None))
         if self.world.is_main:
@@ -242,6 +250,7 @@ class Trainer:
             "run_id": self.run_dir.name,
             "world_size": self.world.size,
             "options": self.options.to_dict(),
+            "init": self.init.to_dict() if getattr(self, "init", None) else None,
             "versions": {"zoo": __version__, "torch": torch.__version__, "python": platform.python_version()},
         })
 

@@ -60,6 +60,8 @@ class TrainOptions:
     log_every: int | None = None
     tensorboard: bool = False
     progress: bool = True
+    init: str | None = None  # start from these weights (a .safetensors file in the model's layout)
+    freeze_backbone: bool = False  # train the classifier head alone (linear probing)
     hp: dict[str, Any] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
 
@@ -107,6 +109,10 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
         raise ZooError(f"{name} must not be negative, got {value!r}")
     if key == "image_size":
         parse_image_size(value, name)
+    if key == "init":
+        from zoo.engine.init_weights import refuse_pickle
+
+        refuse_pickle(value)
     if key == "channels" and value not in (1, 3):
         raise ZooError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
     choices = _CHOICES.get(key)

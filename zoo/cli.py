@@ -206,6 +206,16 @@ def _train_options(command: Any) -> Any:
                      help="Start from these weights (torchvision/timm layout); a new class count gets a fresh head."),
         click.option("--freeze-backbone", is_flag=True, default=None,
                      help="Train the classifier head alone (linear probing; batch-norm statistics frozen too)."),
+        click.option("--crop-flip", is_flag=True, default=None,
+                     help="ImageNet-style augmentation: random-resized crop and horizontal flip (resumes exactly)."),
+        click.option("--compile", is_flag=True, default=None,
+                     help="torch.compile the model (trains eagerly, saying why, where the compiler cannot run)."),
+        click.option("--channels-last", is_flag=True, default=None, help="NHWC memory layout for model and images."),
+        click.option("--checkpoint-activations", is_flag=True, default=None,
+                     help="Recompute activations in backward: less memory for big models (the ViTs)."),
+        click.option("--workers", type=int, help="DataLoader worker processes for image folders (default: up to 4)."),
+        click.option("--pin-memory/--no-pin-memory", default=None,
+                     help="Pinned host memory for image-folder batches on CUDA (default: on)."),
         click.option("--config", "config_file", type=click.Path(), help="TOML file of these options; flags override."),
         click.option("--resume", type=click.Path(), metavar="RUN_DIR",
                      help="Continue this run from its last checkpoint."),
@@ -267,7 +277,10 @@ def _as_args(ctx: click.Context, exclude: set[str]) -> list[str]:
     args: list[str] = []
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
-        if param.name in exclude or value is None or value is False or value == ():
+        if param.name in exclude or value is None or value == ():
+            continue
+        if value is False:  # a --x/--no-x flag turned off is said; a plain flag left off is not
+            args += getattr(param, "secondary_opts", [])[:1]
             continue
         if isinstance(param, click.Argument):
             args.append(str(value))

@@ -45,6 +45,7 @@ from zoo.engine.options import (
 from zoo.engine.precision import Precision
 from zoo.engine.progress import Progress
 from zoo.engine.runs import CONFIG, METRICS, SUMMARY, WEIGHTS, new_run_dir
+from zoo.engine.scaling import prepare_batch, prepare_model
 from zoo.engine.schedules import make_schedulers
 from zoo.engine.setup import deterministic_mode, pick_device, seed_everything
 from zoo.engine.signals import Interrupted, InterruptFlag
@@ -159,6 +160,7 @@ class Trainer:
             from zoo.engine.init_weights import freeze_backbone
 
             freeze_backbone(self.net)
+        prepare_model(self.net, self.options, self.device, say=self.world.is_main)  # compile, channels-last...
         if self.world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(self.options.seed + self.world.rank)
         self.optimizers = self.family.configure_optimizers(self.net, hp)
@@ -297,13 +299,16 @@ class Trainer:
         accumulate, last = self.options.accumulate, self.batches_per_epoch - 1
         stop = None
         batches = epoch_batches(self.x_train, self.y_train, [order[b * self.batch : (b + 1) * self.batch]
-                                                            for b in range(self.batch_in_epoch, last + 1)], self.device)
+                                                            for b in range(self.batch_in_epoch, last + 1)], self.device,
+                                 workers=self.options.workers, pin_memory=self.options.pin_memory)
         while self.batch_in_epoch <= last:
             b = self.batch_in_epoch
             boundary = (b + 1) % accumulate == 0 or b == last
             batch = next(batches)
             if self.options.augment:
                 batch = augment_batch(batch, seed=self.options.seed + self.world.rank, epoch=self.epoch, index=b)
+            batch = prepare_batch(batch, self.options, seed=self.options.seed + self.world.rank, epoch=self.epoch,
+                                  index=b)
             self._train_batch(batch, first=b % accumulate == 0, boundary=boundary)
             self.batch_in_epoch += 1
             if not boundary:

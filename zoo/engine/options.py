@@ -62,6 +62,12 @@ class TrainOptions:
     progress: bool = True
     init: str | None = None  # start from these weights (a .safetensors file in the model's layout)
     freeze_backbone: bool = False  # train the classifier head alone (linear probing)
+    crop_flip: bool = False  # ImageNet-style augmentation: random-resized crop and horizontal flip
+    compile: bool = False  # torch.compile the model (eager, with a line said, where it cannot run)
+    channels_last: bool = False  # NHWC memory layout for the model and image batches
+    checkpoint_activations: bool = False  # recompute activations in backward (models that support it)
+    workers: int | None = None  # DataLoader worker processes for image folders (default: up to 4)
+    pin_memory: bool = True  # pinned host memory for image-folder batches on CUDA
     hp: dict[str, Any] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
 
@@ -105,7 +111,7 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
         raise ZooError(f"{name} must be a positive number, got {value!r}")
     if key in _POSITIVE and value <= 0:
         raise ZooError(f"{name} must be a positive whole number, got {value!r}")
-    if key in ("warmup_steps", "early_stop") and value < 0:
+    if key in ("warmup_steps", "early_stop", "workers") and value < 0:
         raise ZooError(f"{name} must not be negative, got {value!r}")
     if key == "image_size":
         parse_image_size(value, name)

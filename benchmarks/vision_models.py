@@ -16,7 +16,8 @@ MODELS = ("resnet18", "resnet34", "resnet50", "vit-tiny", "vit-small", "vit-base
 
 def main() -> None:
     print(f"# torch {torch.__version__}, {platform.machine()}; FLOPs from torch.utils.flop_counter (multiply-add = 2)")
-    print("| model | parameters (1000 classes) | FLOPs 224×224 | parameters (10 classes, 32×32 small) | FLOPs 32×32 small |")
+    print("| model | parameters (1000 classes) | FLOPs 224×224 | parameters (10 classes, 32×32 small) "
+          "| FLOPs 32×32 small |")
     print("| --- | --- | --- | --- | --- |")
     for name in MODELS:
         big = model_stats(name)

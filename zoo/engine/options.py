@@ -21,7 +21,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 
 #: Options that may change when a run is resumed: they decide when to stop and what to report,
 #: never what the weights become.
-RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "save_every", "keep_last"})
+RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "save_every", "keep_last", "workers",
+                       "pin_memory"})
 
 #: Smoke mode: this many batches per epoch, this many epochs, and a validation set this small.
 SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_VAL = 3, 2, 64

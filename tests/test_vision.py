@@ -176,3 +176,22 @@ def test_vit_tiny_exports_and_verifies(init_runs: dict[str, Any]) -> None:
     result = export_run(init_runs["runs"]["vit-tiny"].run_dir, out=init_runs["out"] / "exports", providers=["cpu"])
     cpu = result.parity["graphs"]["model"]["CPUExecutionProvider"]
     assert result.parity["passed"] and cpu["top1_agreement"] == 1.0
+
+
+def test_init_drops_a_common_prefix_keeps_num_batches_optional_and_rejects_corrupt_files(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from zoo.engine.init_weights import load_init
+
+    source = zoo.create_model("resnet18", stem="small", num_classes=3)
+    state = {f"module.{k}": v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "ddp.safetensors"
+    save_file(state, str(path))
+    target = zoo.create_model("resnet18", stem="small", num_classes=3)
+    record = load_init(target, path, "resnet18", say=False)
+    assert record.head is None and record.origin == str(path.resolve()) and record.tensors == len(state)
+    assert target.state_dict()["layer3.1.conv2.weight"].equal(source.state_dict()["layer3.1.conv2.weight"])
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ZooError, match="not a readable safetensors file"):
+        load_init(target, broken, "resnet18")

@@ -63,9 +63,9 @@ def test_small_stem_fits_32x32_and_keeps_the_names() -> None:
 
 
 def test_info_shows_parameters_and_flops_on_request() -> None:
-    out = CliRunner().invoke(cli, ["info", "resnet50", "--flops"])
+    out = CliRunner().invoke(cli, ["info", "resnet18", "--flops"])
     assert out.exit_code == 0, out.output
-    assert "25,557,032" in out.output and "8.18 GFLOPs per image at 3×224×224" in out.output
+    assert "11,689,512" in out.output and "3.63 GFLOPs per image at 3×224×224" in out.output
     data = json.loads(CliRunner().invoke(cli, ["info", "vit-tiny", "--flops", "--json", "--arg", "stem=small",
                                                "--arg", "image_size=32", "--arg", "num_classes=10"]).output)
     assert data["stats"]["input"] == [3, 32, 32] and data["stats"]["parameters"] == data["stats"]["trainable"]

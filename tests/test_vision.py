@@ -41,7 +41,10 @@ def test_the_six_models_are_registered_in_the_classifier_family() -> None:
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_parameter_count_names_and_shapes_match_the_published_model(name: str) -> None:
-    model = zoo.create_model(name)
+    import torch
+
+    with torch.device("meta"):  # shapes only: no weights to initialise
+        model = zoo.create_model(name)
     assert sum(p.numel() for p in model.parameters()) == PUBLISHED[name]
     ours = [(key, "x".join(map(str, value.shape))) for key, value in model.state_dict().items()]
     assert ours == published_keys(name)
@@ -120,11 +123,14 @@ def test_init_loads_published_layouts_records_them_and_replaces_the_head(init_ru
 
 def test_frozen_backbone_run_exports_and_its_card_names_the_weights(init_runs: dict[str, Any]) -> None:
     from zoo.bundles import export_run
+    from zoo.bundles.manifest import Bundle
 
     result = export_run(init_runs["runs"]["resnet18"].run_dir, out=init_runs["out"] / "exports", providers=["cpu"])
     assert result.parity["passed"]
     card = (result.bundle_dir / "card.md").read_text()
     assert "## Starting weights" in card and "test://resnet18" in card and "linear probe" in card
+    graph = Bundle.open(result.bundle_dir).manifest.graphs["model"]
+    assert graph.role == "classifier", "the classifier family gives the vision models' graphs their role"
 
 
 def test_init_refuses_pickles_and_names_mismatched_keys(tmp_path: Path) -> None:
@@ -146,7 +152,8 @@ def test_init_refuses_pickles_and_names_mismatched_keys(tmp_path: Path) -> None:
     assert out.exit_code == 2 and "nope.safetensors does not exist" in out.output.strip().splitlines()[-1]
 
 
-# --- every model trains; the smallest of each kind also exports and verifies --------------------------
+# --- every model trains (or, for vit-base, runs on the meta device); resnet18 exports above ------------
+# (vit-tiny's export is left to benchmarks/vision_export.py: it cost 40 s of the suite)
 
 @pytest.mark.parametrize("name", ["resnet34", "vit-small"])
 def test_mid_size_models_take_a_training_step_through_the_engine(name: str, tmp_path: Path) -> None:
@@ -154,13 +161,11 @@ def test_mid_size_models_take_a_training_step_through_the_engine(name: str, tmp_
     assert run.summary["steps"] == 1 and run.summary["stopped"] == "max_steps"
 
 
-@pytest.mark.parametrize("name", ["resnet50", "vit-base"])
-def test_largest_models_build_and_take_one_step_at_a_small_size(name: str) -> None:
-    """Construction and one optimizer step only: a checkpoint of these is a gigabyte, too slow for the suite."""
+def test_resnet50_builds_and_takes_one_step_at_a_small_size() -> None:
+    """Construction and one optimizer step only: a checkpoint of it is too slow for the suite."""
     import torch
 
-    args = {"stem": "small", "num_classes": 10, **({"image_size": [16, 16]} if name.startswith("vit") else {})}
-    model = zoo.create_model(name, **args)
+    model = zoo.create_model("resnet50", stem="small", num_classes=10)
     first = next(iter(model.state_dict()))
     before = model.state_dict()[first].clone()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
@@ -170,12 +175,15 @@ def test_largest_models_build_and_take_one_step_at_a_small_size(name: str) -> No
     assert torch.isfinite(loss) and not before.equal(model.state_dict()[first])
 
 
-def test_vit_tiny_exports_and_verifies(init_runs: dict[str, Any]) -> None:
-    from zoo.bundles import export_run
+def test_vit_base_runs_forward_and_backward_on_the_meta_device() -> None:
+    """vit-base is vit-tiny's code, wider and deeper: its shapes are checked without initialising 86 M weights."""
+    import torch
 
-    result = export_run(init_runs["runs"]["vit-tiny"].run_dir, out=init_runs["out"] / "exports", providers=["cpu"])
-    cpu = result.parity["graphs"]["model"]["CPUExecutionProvider"]
-    assert result.parity["passed"] and cpu["top1_agreement"] == 1.0
+    with torch.device("meta"):
+        model = zoo.create_model("vit-base", stem="small", num_classes=10, image_size=[16, 16])
+        loss = torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 16, 16)), torch.tensor([1, 2]))
+        loss.backward()
+    assert loss.shape == () and all(p.grad is not None and p.grad.shape == p.shape for p in model.parameters())
 
 
 def test_init_drops_a_common_prefix_keeps_num_batches_optional_and_rejects_corrupt_files(tmp_path: Path) -> None:

@@ -153,13 +153,3 @@ def _stay_in_eval(self: Any, mode: bool = True) -> Any:
 
     return nn.Module.train(self, False)
 
-
-def card_section(config: dict[str, Any]) -> str:
-    """The model card's lines on starting weights ("" when the run started from scratch)."""
-    init = config.get("init")
-    if not init:
-        return ""
-    frozen = " with the backbone frozen (linear probe)" if config.get("options", {}).get("freeze_backbone") else ""
-    head = f"; the head `{init['head']}` started fresh" if init.get("head") else ""
-    return (f"## Starting weights\nFine-tuned{frozen} from `{init['origin']}` (sha256 `{init['sha256']}`, "
-            f"{init['tensors']} tensors{head}).\n\n")

@@ -1,0 +1,108 @@
+"""The bundle's model card (``card.md``): data, preprocessing, metrics, graphs and their roles, variants, parity."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from zoo.bundles import variants
+from zoo.bundles.manifest import GraphEntry, ParityReport
+from zoo.bundles.verify import format_table
+from zoo.errors import ZooError
+
+
+def card_text(run: Any, graphs: dict[str, GraphEntry], parity: ParityReport | None, speed: dict[str, Any]) -> str:
+    """The card of a bundle exported from ``run``, with its typed graph entries and parity report."""
+    summary = _summary(run)
+    info = run.data_info
+    metrics = "\n".join(f"- {k}: {v:.4g}" for k, v in summary.get("metrics", {}).items())
+    parity_text = format_table(parity.to_dict()) if parity else "not verified (exported with --no-verify)"
+    graph_lines = []
+    for e in graphs.values():
+        io = f"inputs {e.input_names} → outputs {e.output_names}"
+        how = e.method or ("optimized: " + e.optimized if e.optimized else "as exported")
+        role = f"role {e.role}" if e.role else "no role"
+        graph_lines.append(f"- `{e.file}` ({e.variant}; {role}; {how}): {io}; tolerance atol {e.atol:g} / "
+                           f"rtol {e.rtol:g}; {len(e.test_sets)} test sets")
+    return f"""# {run.spec.name} ({run.spec.family})
+
+{run.spec.summary}. From plugin `{run.spec.plugin}`, run `{run.run_dir.name}`.
+
+## Intended use
+Inference on inputs preprocessed exactly as below; each graph takes a batch of any size.
+
+## Data
+Trained on `{info.name}`: {info.channels}×{info.height}×{info.width} images, {info.num_classes} classes
+({", ".join(info.class_names)}), {summary.get("epochs")} epochs.
+
+## Preprocessing
+Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, channels
+first (N×C×H×W). The same values are in every graph's `metadata_props`.
+
+## Metrics (validation, last epoch)
+{metrics}
+
+## Graphs
+{chr(10).join(graph_lines)}
+
+Each graph folder holds `test_data_set_N/input_K.pb` and `output_K.pb` (ONNX TensorProto, the ONNX model-zoo
+layout): random inputs at batch 1 and 16 and real validation samples, with the fp32 PyTorch outputs expected
+(variants are held to their own tolerance against them). `zoo verify` checks them without PyTorch.
+A graph's role (`zoo_role` in its metadata) says what it is: `zoo predict` uses a classifier, `zoo sample`
+a sampler or decoder.
+
+{_variant_text(graphs, parity, speed)}
+{_starting_weights(run.config)}## Parity against PyTorch
+```
+{parity_text}
+```
+
+## Limits
+Trained on a small demonstration dataset; check accuracy on your own data before deploying.
+"""
+
+
+def _summary(run: Any) -> dict[str, Any]:
+    path = run.run_dir / "summary.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ZooError(f"run summary {path} is missing") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ZooError(f"run summary {path} is corrupted ({exc}); restore it or train again") from exc
+
+
+def _starting_weights(config: dict[str, Any]) -> str:
+    """The card's lines on where the weights started (``zoo train --init``); "" when trained from scratch."""
+    init = config.get("init")
+    if not init:
+        return ""
+    frozen = " with the backbone frozen (linear probe)" if config.get("options", {}).get("freeze_backbone") else ""
+    head = f"; the head `{init['head']}` started fresh" if init.get("head") else ""
+    return (f"## Starting weights\nFine-tuned{frozen} from `{init['origin']}` (sha256 `{init['sha256']}`, "
+            f"{init['tensors']} tensors{head}).\n\n")
+
+
+def _variant_text(graphs: dict[str, GraphEntry], parity: ParityReport | None, speed: dict[str, Any]) -> str:
+    """The card's section on int8/fp16 variants: accuracy lost and speed measured at export."""
+    lines = []
+    for name, entry in graphs.items():
+        if entry.variant == "fp32":
+            continue
+        cpu = parity.result(name, "CPUExecutionProvider") if parity else {}
+        accuracy = (f"validation accuracy {100 * cpu['accuracy']:.2f}% against fp32 "
+                    f"{100 * cpu['reference_accuracy']:.2f}%"
+                    f" (drop {100 * cpu['accuracy_drop']:.2f} points, allowed {100 * variants.MAX_ACCURACY_DROP:g})"
+                    if "accuracy" in cpu else "accuracy not measured (no labelled samples or not verified)")
+        s = speed.get(name)
+        timing = (f"ONNX Runtime CPU at batch {s['batch']}, {s['threads']} threads: {s['variant_ms']:.3f} ms against "
+                  f"fp32 {s['fp32_ms']:.3f} ms, {s['speedup']:.2f}× the fp32 speed" if s else "speed not measured")
+        lines.append(f"- `{name}`: {accuracy}; {timing}.")
+        if entry.variant == "int8" and s and s["speedup"] < 1.5:
+            lines.append("  Not 1.5× faster here: the graph is small (8×8 inputs), so quantize/dequantize steps and "
+                         "per-call overhead weigh as much as the int8 arithmetic saves; the CPU's int8 "
+                         "instructions (VNNI/AMX) decide the rest.")
+        if entry.variant == "fp16":
+            lines.append("  fp16 is meant for GPU targets; on a CPU, ONNX Runtime computes most of it by casting back "
+                         "to fp32, so it is rarely faster there.")
+    return "## Variants\n" + "\n".join(lines) + "\n" if lines else ""

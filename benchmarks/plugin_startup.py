@@ -49,7 +49,7 @@ def main() -> None:
         for var in ("ZOO_LOAD_PLUGINS", "ZOO_BLOCK_PLUGINS", "ZOO_TRACE_PLUGINS"):
             env.pop(var, None)
         listed = subprocess.run([sys.executable, "-m", "zoo", "list"], capture_output=True, text=True, env=env)
-        assert "vit-tiny" in listed.stdout, "the example plugin did not load"
+        assert "vit-mini" in listed.stdout, "the example plugin did not load"
         variants = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "zoo --no-plugins list": [sys.executable, "-m", "zoo", "--no-plugins", "list"],

@@ -22,7 +22,7 @@ EXAMPLE = ROOT / "examples" / "zoo-example-plugin"
 PUBLIC_MODULES = {"zoo.hookspecs", "zoo.specs", "zoo.family", "zoo.data", "zoo.errors"}
 #: Small settings so a model trains one epoch in seconds on two shared CPU cores.
 QUICK_TRAIN = {
-    "vit-tiny": ["--arg", "dim=16", "--arg", "depth=1"],
+    "vit-mini": ["--arg", "dim=16", "--arg", "depth=1"],
     "gru": ["--data", "digit-rows", "--arg", "hidden_size=16"],
     "lstm": ["--data", "digit-rows", "--arg", "hidden_size=16"],
 }
@@ -77,7 +77,7 @@ def test_example_is_listed_without_importing_torch(example_site: Path) -> None:
     listed = json.loads(zoo(example_site, "list", "--json").stdout)
     example = {row["name"]: row for row in listed if row["plugin"] == "example"}
     assert set(example) == set(QUICK_TRAIN), "every model the example registers has quick settings here"
-    assert example["vit-tiny"]["family"] == "classifier" and example["gru"]["family"] == "sequence-classifier"
+    assert example["vit-mini"]["family"] == "classifier" and example["gru"]["family"] == "sequence-classifier"
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "zoo", "list"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(example_site)}, check=True)
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
@@ -89,7 +89,7 @@ def test_example_reports_itself_and_its_command(example_site: Path) -> None:
     record = next(p for p in json.loads(zoo(example_site, "plugins", "--json").stdout) if p["name"] == "example")
     assert record["status"] == "loaded" and record["distribution"] == "zoo-example-plugin"
     assert record["hooks"] == ["register_commands", "register_datasets", "register_families", "register_models"]
-    assert record["registered"] == {"families": ["sequence-classifier"], "models": ["vit-tiny", "gru", "lstm"],
+    assert record["registered"] == {"families": ["sequence-classifier"], "models": ["vit-mini", "gru", "lstm"],
                                     "datasets": ["digit-rows"], "commands": ["digit-rows"]}
     requirements = zoo(example_site, "plugins", "--requirements").stdout.splitlines()
     assert requirements == ["plugzoo==0.1.0", "zoo-example-plugin==0.1.0"]
@@ -117,7 +117,7 @@ def test_example_model_trains_exports_and_verifies_through_the_cli(example_site:
     assert verified.returncode == 0, verified.stderr
     cpu = json.loads(verified.stdout)["graphs"]["model"]["CPUExecutionProvider"]
     assert cpu["passed"] and cpu["atol"] == 1e-5 and cpu["top1_agreement"] == 1.0
-    if model != "vit-tiny":  # a classifier of sequences: `zoo predict` (image files) refuses it in one line
+    if model != "vit-mini":  # a classifier of sequences: `zoo predict` (image files) refuses it in one line
         refused = zoo(example_site, "predict", str(bundle), str(bundle / "card.md"), cwd=tmp_path)
         assert refused.returncode == 2 and "holds no image classifier graph" in refused.stderr, refused.stderr
     if model == "gru":  # the example's own family adds a section of its own to `zoo report`

@@ -18,7 +18,7 @@ def test_builtin_models_are_listed_with_their_plugin() -> None:
 
 def test_list_models_takes_wildcards_and_family() -> None:
     assert [s.name for s in zoo.list_models("cn?")] == ["cnn"]
-    assert [s.name for s in zoo.list_models("resnet*")] == ["resnet-small"]
+    assert [s.name for s in zoo.list_models("resnet*")] == ["resnet-small", "resnet18", "resnet34", "resnet50"]
     assert all(s.family == "classifier" for s in zoo.list_models(family="classifier"))
     assert zoo.list_models("no-such-*") == []
 

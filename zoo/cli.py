@@ -116,11 +116,17 @@ def list_command(pattern: str, family: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
-def info(name: str, as_json: bool) -> None:
+@click.option("--flops", is_flag=True, help="Also build the model (imports torch): parameters and FLOPs per image.")
+@click.option("--arg", "model_args", multiple=True, metavar="KEY=VALUE", help="With --flops: a model argument.")
+def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> None:
     """Show one model: family, plugin, input, hyperparameters and architecture arguments."""
     from zoo.registry import get_spec
 
     data = get_spec(name).to_dict()
+    if flops:
+        from zoo.model_stats import model_stats
+
+        data["stats"] = model_stats(name, **_parse_assignments(model_args, "--arg")).to_dict()
     if as_json:
         _print_json(data)
         return
@@ -130,6 +136,12 @@ def info(name: str, as_json: bool) -> None:
     click.echo(f"{'input:':10} {i['channels']}×{i['height']}×{i['width']}")
     click.echo(f"{'defaults:':10} " + ", ".join(f"{k}={v}" for k, v in data["defaults"].items()))
     click.echo(f"{'args:':10} " + ", ".join(f"{k}={v}" for k, v in data["model_args"].items()))
+    if flops:
+        from zoo.model_stats import human
+
+        stats = data["stats"]
+        click.echo(f"{'params:':10} {stats['parameters']:,} ({human(stats['parameters'])})")
+        click.echo(f"{'flops:':10} {human(stats['flops'])}FLOPs per image at {'×'.join(map(str, stats['input']))}")
 
 
 @cli.command()
@@ -239,7 +251,10 @@ def _as_args(ctx: click.Context, exclude: set[str]) -> list[str]:
     args: list[str] = []
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
-        if param.name in exclude or value is None or value is False or value == ():
+        if param.name in exclude or value is None or value == ():
+            continue
+        if value is False:  # a --x/--no-x flag turned off is said; a plain flag left off is not
+            args += getattr(param, "secondary_opts", [])[:1]
             continue
         if isinstance(param, click.Argument):
             args.append(str(value))

@@ -53,7 +53,7 @@ A graph's role (`zoo_role` in its metadata) says what it is: `zoo predict` uses 
 a sampler or decoder.
 
 {_variant_text(graphs, parity, speed)}
-## Parity against PyTorch
+{_starting_weights(run.config)}## Parity against PyTorch
 ```
 {parity_text}
 ```
@@ -90,6 +90,17 @@ def _runtime_text() -> str:
     lines = [f"- {name}: {need}" for name, need in REQUIREMENTS.items()]
     return "\n".join([*lines, "`zoo verify BUNDLE --runtimes all` checks them here; `zoo deploy BUNDLE --target "
                        "node|web|python` writes a ready-to-run folder."])
+
+
+def _starting_weights(config: dict[str, Any]) -> str:
+    """The card's lines on where the weights started (``zoo train --init``); "" when trained from scratch."""
+    init = config.get("init")
+    if not init:
+        return ""
+    frozen = " with the backbone frozen (linear probe)" if config.get("options", {}).get("freeze_backbone") else ""
+    head = f"; the head `{init['head']}` started fresh" if init.get("head") else ""
+    return (f"## Starting weights\nFine-tuned{frozen} from `{init['origin']}` (sha256 `{init['sha256']}`, "
+            f"{init['tensors']} tensors{head}).\n\n")
 
 
 def _variant_text(graphs: dict[str, GraphEntry], parity: ParityReport | None, speed: dict[str, Any]) -> str:

@@ -44,7 +44,8 @@ def loader_workers(images: Any) -> int:
     return max(1, min(4, (os.cpu_count() or 2)))
 
 
-def epoch_batches(images: Any, labels: Any, index_batches: list[Any], device: Any) -> Iterator[tuple[Any, Any]]:
+def epoch_batches(images: Any, labels: Any, index_batches: list[Any], device: Any, workers: int | None = None,
+                  pin_memory: bool = True) -> Iterator[tuple[Any, Any]]:
     """The batches named by ``index_batches``, in order, on ``device``.
 
     Tensors already on the device are indexed directly; lazy images are read by DataLoader worker
@@ -57,9 +58,9 @@ def epoch_batches(images: Any, labels: Any, index_batches: list[Any], device: An
     import torch
     from torch.utils.data import DataLoader
 
-    workers = loader_workers(images)
+    workers = loader_workers(images) if workers is None else workers
     loader = DataLoader(LazyImageDataset(images, labels.numpy()), batch_sampler=[i.tolist() for i in index_batches],
-                        num_workers=workers, pin_memory=torch.device(device).type == "cuda")
+                        num_workers=workers, pin_memory=pin_memory and torch.device(device).type == "cuda")
     for x, y in worker_errors_as_one_line(loader):
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 

@@ -22,6 +22,8 @@ def train_flags() -> list[Any]:
         if not meta.get("cli", True):
             continue
         name = meta.get("flag") or "--" + f.name.replace("_", "-")
+        if meta.get("negatable"):  # --x/--no-x: a flag that defaults to on can be turned off
+            name += "/--no-" + name[2:]
         param = meta.get("param") or f.name
         kind = option_type(f.name)
         extra: dict[str, Any] = {"help": meta.get("help") or None, "metavar": meta.get("metavar")}

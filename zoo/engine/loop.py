@@ -27,11 +27,19 @@ from zoo.engine.metrics import MetricsLog
 from zoo.engine.options import SMOKE_BATCHES, TrainOptions
 from zoo.engine.progress import Progress
 from zoo.engine.run_files import summary_of, write_config, write_final
+from zoo.engine.scaling import prepare_batch
 from zoo.engine.schedules import make_schedulers
 from zoo.engine.setup import deterministic_mode, seed_everything
 from zoo.engine.signals import Interrupted, InterruptFlag, interrupted
 from zoo.engine.state import LossTotals, TrainState
-from zoo.engine.trainer_setup import optimizers_and_order, prepare, say_adapted, training_tensors
+from zoo.engine.trainer_setup import (
+    adapt_model,
+    optimizers_and_order,
+    prepare,
+    say_adapted,
+    starting_weights,
+    training_tensors,
+)
 from zoo.errors import ZooError
 from zoo.runs import new_run_dir
 from zoo.trackers import check_trackers, finish_trackers
@@ -53,6 +61,7 @@ class Trainer:
         self.batch = per_rank_batch(int(self.config.hyperparameters["batch_size"]), world.size)
         seed_everything(options.seed)
         self.net = self.family.build(self.spec, self.data.info, parts.model_args).to(self.device)
+        adapt_model(self.net, options, self.device, say=world.is_main)  # --freeze-backbone, --compile...
         if world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(options.seed + world.rank)
         self.optimizers, self.order = optimizers_and_order(self.family, self.net, self.ctx, options.accumulate)
@@ -72,11 +81,12 @@ class Trainer:
     # --- a new run or a resumed one -------------------------------------------------------------
 
     def start(self) -> None:
-        """A new run: make its folder (process 0) and write the resolved configuration."""
+        """A new run: ``--init`` weights, then its folder (process 0) and the resolved configuration."""
+        init = starting_weights(self.net, self.options, self.spec.name, say=self.world.is_main)  # no folder yet
         run_dir = new_run_dir(self.options.out, self.spec.name) if self.world.is_main else None
         self._set_run_dir(Path(self.world.broadcast(str(run_dir) if run_dir else None)))
         if self.world.is_main:
-            write_config(self.run_dir, self)
+            write_config(self.run_dir, self, init)
 
     def restore(self, run_dir: Path, checkpoint: ckpt.Checkpoint) -> None:
         """Put the state of ``checkpoint`` back: weights, optimizers, schedulers, scaler, RNG, position."""
@@ -146,13 +156,16 @@ class Trainer:
         self.progress.start_epoch(state.epoch, state.batch_in_epoch // accumulate)
         stop = None
         indices = [order[b * self.batch : (b + 1) * self.batch] for b in range(state.batch_in_epoch, last + 1)]
-        batches = epoch_batches(self.x_train, self.y_train, indices, self.device)
+        batches = epoch_batches(self.x_train, self.y_train, indices, self.device, workers=self.options.workers,
+                                pin_memory=self.options.pin_memory)
         while state.batch_in_epoch <= last:
             b = state.batch_in_epoch
             boundary = (b + 1) % accumulate == 0 or b == last
             batch = next(batches)
+            seed = self.options.seed + self.world.rank
             if self.options.augment:
-                batch = augment_batch(batch, seed=self.options.seed + self.world.rank, epoch=state.epoch, index=b)
+                batch = augment_batch(batch, seed=seed, epoch=state.epoch, index=b)
+            batch = prepare_batch(batch, self.options, seed=seed, epoch=state.epoch, index=b)  # --crop-flip...
             self._train_batch(batch, first=b % accumulate == 0, boundary=boundary)
             state.batch_in_epoch += 1
             if not boundary:

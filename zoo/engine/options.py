@@ -22,7 +22,8 @@ DEVICES = ("auto", "cpu", "cuda")
 
 #: Options that may change when a run is resumed: they decide when to stop and what to report,
 #: never what the weights become.
-RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "log", "save_every", "keep_last"})
+RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "log", "save_every", "keep_last",
+                       "workers", "pin_memory"})
 
 #: Seeds are what NumPy accepts everywhere: 0 to 2**32 - 1.
 MAX_SEED = 2**32 - 1
@@ -35,12 +36,13 @@ SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_VAL = 3, 2, 64
 
 def option(default: Any = None, help: str = "", *, flag: str | None = None, param: str | None = None,
            metavar: str | None = None, choices: tuple[str, ...] | None = None, path: bool = False,
-           cli: bool = True, factory: Any = None) -> Any:
+           cli: bool = True, negatable: bool = False, factory: Any = None) -> Any:
     """A :class:`TrainOptions` field with what ``zoo train`` needs to offer it as a flag (the field's metadata):
     ``help``; ``flag`` (default ``--field-name``) and ``param`` (the click parameter name); ``metavar``;
-    ``choices``; ``path`` (a file system path); ``cli=False`` for options without a flag."""
+    ``choices``; ``path`` (a file system path); ``cli=False`` for options without a flag; ``negatable`` for a
+    ``--x/--no-x`` pair (a flag that defaults to on)."""
     metadata = {"help": help, "flag": flag, "param": param, "metavar": metavar, "choices": choices, "path": path,
-                "cli": cli}
+                "cli": cli, "negatable": negatable}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -88,6 +90,20 @@ class TrainOptions:
     log: str | None = option(None, "Also log to experiment trackers: mlflow (plugzoo[mlflow]; ./mlruns or "
                              "MLFLOW_TRACKING_URI), tensorboard.", metavar="TRACKER[,TRACKER]")
     progress: bool = option(True, cli=False)
+    init: str | None = option(None, "Start from these weights (torchvision/timm layout); a new class count gets a "
+                              "fresh head.", metavar="FILE.safetensors")
+    freeze_backbone: bool = option(False, "Train the classifier head alone (linear probing; batch-norm statistics "
+                                   "frozen too).")
+    crop_flip: bool = option(False, "ImageNet-style augmentation: random-resized crop and horizontal flip (resumes "
+                             "exactly).")
+    compile: bool = option(False, "torch.compile the model (trains eagerly, saying why, where the compiler cannot "
+                           "run).")
+    channels_last: bool = option(False, "NHWC memory layout for model and images.")
+    checkpoint_activations: bool = option(False, "Recompute activations in backward: less memory for big models "
+                                          "(the ViTs).")
+    workers: int | None = option(None, "DataLoader worker processes for image folders (default: up to 4).")
+    pin_memory: bool = option(True, "Pinned host memory for image-folder batches on CUDA (default: on).",
+                              negatable=True)
     hp: dict[str, Any] = option(help="Another hyperparameter, e.g. --hp momentum=0.8.", param="hparams",  # noqa: RUF009
                                 metavar="KEY=VALUE", factory=dict)
     args: dict[str, Any] = option(  # noqa: RUF009 - field() with metadata
@@ -145,7 +161,7 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
         raise ZooError(f"{name} must be a whole number from 0 to {MAX_SEED}, got {value!r}")
     if want is str:
         check_text(value, name)
-    if key in ("warmup_steps", "early_stop") and value < 0:
+    if key in ("warmup_steps", "early_stop", "workers") and value < 0:
         raise ZooError(f"{name} must not be negative, got {value!r}")
     if key == "image_size":
         parse_image_size(value, name)
@@ -153,6 +169,10 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
         from zoo.trackers import parse_log
 
         parse_log(value)
+    if key == "init":
+        from zoo.engine.init_weights import refuse_pickle
+
+        refuse_pickle(value)
     if key == "channels" and value not in (1, 3):
         raise ZooError(f"{name} must be 1 (grayscale) or 3 (RGB), got {value!r}")
     choices = _CHOICES.get(key)

@@ -21,8 +21,9 @@ def reproducible_options(options: TrainOptions, hp: dict[str, Any]) -> TrainOpti
                    args=dict(options.args))
 
 
-def write_config(run_dir: Path, trainer: Any) -> None:
-    """``config.json`` (everything needed to rebuild the model and its data) and ``run.toml``."""
+def write_config(run_dir: Path, trainer: Any, init: Any = None) -> None:
+    """``config.json`` (everything needed to rebuild the model and its data, and the ``--init`` record
+    ``init``) and ``run.toml``."""
     import torch
 
     from zoo.atomic import write_bytes, write_json
@@ -35,6 +36,7 @@ def write_config(run_dir: Path, trainer: Any) -> None:
         "run_id": run_dir.name,
         "world_size": trainer.world.size,
         "options": trainer.options.to_dict(),
+        "init": init.to_dict() if init else None,
         "versions": {"zoo": __version__, "torch": torch.__version__, "python": platform.python_version()},
     })
     options = reproducible_options(trainer.options, trainer.config.hyperparameters)

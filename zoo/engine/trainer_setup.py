@@ -119,3 +119,25 @@ def training_tensors(data: Any, device: Any) -> tuple[Any, Any]:
     if isinstance(data.x_train, LazyImages):  # read from files batch by batch, by worker processes
         return data.x_train, torch.from_numpy(data.y_train)
     return torch.from_numpy(data.x_train).to(device), torch.from_numpy(data.y_train).to(device)
+
+
+def adapt_model(net: Any, options: TrainOptions, device: Any, say: bool) -> None:
+    """The built model as the options ask: ``--freeze-backbone``, then ``--checkpoint-activations``,
+    ``--channels-last`` and ``--compile`` (in place)."""
+    from zoo.engine.scaling import prepare_model
+
+    if options.freeze_backbone:
+        from zoo.engine.init_weights import freeze_backbone
+
+        freeze_backbone(net)
+    prepare_model(net, options, device, say=say)
+
+
+def starting_weights(net: Any, options: TrainOptions, model_name: str, say: bool) -> Any:
+    """``--init``: load the weights into ``net`` and return their :class:`InitRecord` (None without ``--init``).
+    Called before the run folder exists, so a wrong file leaves nothing behind."""
+    if not options.init:
+        return None
+    from zoo.engine.init_weights import load_init
+
+    return load_init(net, options.init, model_name, say=say and options.progress)

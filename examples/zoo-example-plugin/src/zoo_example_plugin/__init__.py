@@ -30,7 +30,7 @@ def register_families(register: Callable[[Any], None]) -> None:
 def register_models(register: Callable[[Any], None]) -> None:
     # A new model in an existing family: the built-in classifier family trains and exports it.
     register(ModelSpec(
-        name="vit-tiny",
+        name="vit-mini",
         family="classifier",
         summary="A tiny Vision Transformer (2×2 patches, 2 blocks of 4-head attention, class token)",
         builder="zoo_example_plugin.vit:TinyViT",

@@ -132,7 +132,7 @@ def test_a_copied_bundle_verifies_without_torch(name: str, bundle_of, tmp_path: 
 
 def test_int8_fp16_and_optimized_variants(train_briefly, tmp_path: Path) -> None:
     result = export_run(train_briefly("cnn").run_dir, out=tmp_path, providers=["cpu"], quantize="int8", fp16=True,
-                        optimize=True)
+                        optimize=True, measure_variants=True)
     graphs = result.manifest["graphs"]
     assert set(graphs) == {"model", "model.int8", "model.fp16"}
     assert graphs["model"]["optimized"] == "onnxruntime-basic" and graphs["model"]["atol"] == 1e-5

@@ -64,12 +64,14 @@ def export_run(
     fp16: bool = False,
     optimize: bool = False,
     external_data: bool = False,
+    measure_variants: bool = False,
 ) -> ExportResult:
     """Export a trained run to ``<out>/<run-name>/`` and verify it (raises ParityError if it fails).
 
     ``quantize="int8"`` and ``fp16`` add variant graphs beside the fp32 ones; ``optimize`` writes the
     graphs after ONNX Runtime's offline optimisations; ``external_data`` keeps weights in a file
-    beside each graph (always so over 2 GiB).
+    beside each graph (always so over 2 GiB). ``measure_variants`` times each variant against fp32 on
+    this CPU for the card (otherwise the card says it was not measured).
     """
     from zoo.data import load_run_data
     from zoo.engine.runs import load_run
@@ -108,7 +110,8 @@ def export_run(
             checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, None))
             for variant in wanted:
                 name = f"{graph.name}.{variant}"
-                entries[name], variant_check, speed[name] = _export_variant(staging, graph, variant, data, cases)
+                entries[name], variant_check, speed[name] = _export_variant(staging, graph, variant, data, cases,
+                                                                                measure_variants)
                 checks.append(variant_check)
         parity = None
         if verify:
@@ -127,8 +130,8 @@ def export_run(
     return ExportResult(final, manifest, parity)
 
 
-def _export_variant(staging: Path, graph: Any, variant: str, data: Any,
-                    cases: list[Case]) -> tuple[dict[str, Any], GraphCheck, dict[str, Any]]:
+def _export_variant(staging: Path, graph: Any, variant: str, data: Any, cases: list[Case],
+                    measure: bool) -> tuple[dict[str, Any], GraphCheck, dict[str, Any] | None]:
     """Make ``<graph>.<variant>/`` from the fp32 graph: its manifest entry, its check, its speed against fp32."""
     name = f"{graph.name}.{variant}"
     src, dst = staging / graph.name / GRAPH_FILE, staging / name / GRAPH_FILE
@@ -137,6 +140,8 @@ def _export_variant(staging: Path, graph: Any, variant: str, data: Any,
     atol, rtol = variants.VARIANT_TOLERANCES[variant]
     entry = _graph_entry(staging, graph, name, cases, atol, rtol, recipe)
     check = _graph_check(staging, graph, name, cases, atol, rtol, variants.MAX_ACCURACY_DROP)
+    if not measure:
+        return entry, check, None
     feeds = dict(zip(graph.input_names, graph.random_inputs(64, np.random.default_rng(0)), strict=True))
     return entry, check, variants.speed_ratio(src, dst, feeds)
 
@@ -305,28 +310,9 @@ Trained on a small demonstration dataset; check accuracy on your own data before
 
 
 def _variant_text(entries: dict[str, dict[str, Any]], parity: dict[str, Any] | None, speed: dict[str, Any]) -> str:
-    """The card's section on int8/fp16 variants: accuracy lost and speed measured at export."""
-    lines = []
-    for name, entry in entries.items():
-        if entry["variant"] == "fp32":
-            continue
-        cpu = (parity or {}).get("graphs", {}).get(name, {}).get("CPUExecutionProvider", {})
-        accuracy = (f"validation accuracy {100 * cpu['accuracy']:.2f}% against fp32 "
-                    f"{100 * cpu['reference_accuracy']:.2f}%"
-                    f" (drop {100 * cpu['accuracy_drop']:.2f} points, allowed {100 * variants.MAX_ACCURACY_DROP:g})"
-                    if "accuracy" in cpu else "accuracy not measured (no labelled samples or not verified)")
-        s = speed.get(name)
-        timing = (f"ONNX Runtime CPU at batch {s['batch']}, {s['threads']} threads: {s['variant_ms']:.3f} ms against "
-                  f"fp32 {s['fp32_ms']:.3f} ms, {s['speedup']:.2f}× the fp32 speed" if s else "speed not measured")
-        lines.append(f"- `{name}`: {accuracy}; {timing}.")
-        if entry["variant"] == "int8" and s and s["speedup"] < 1.5:
-            lines.append("  Not 1.5× faster here: the graph is small (8×8 inputs), so quantize/dequantize steps and "
-                         "per-call overhead weigh as much as the int8 arithmetic saves; the CPU's int8 "
-                         "instructions (VNNI/AMX) decide the rest.")
-        if entry["variant"] == "fp16":
-            lines.append("  fp16 is meant for GPU targets; on a CPU, ONNX Runtime computes most of it by casting back "
-                         "to fp32, so it is rarely faster there.")
-    return "## Variants\n" + "\n".join(lines) + "\n" if lines else ""
+    from zoo.bundles.variant_card import variant_text
+
+    return variant_text(entries, parity, speed)
 
 
 def verify_bundle(

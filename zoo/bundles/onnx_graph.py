@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bundles.dynamo import export_program
 from zoo.errors import ZooError
 
 EXPORTERS = ("dynamo", "torchscript")
@@ -45,11 +46,9 @@ def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata:
         try:
             if exporter == "dynamo":
                 batch = torch.export.Dim("batch")
-                program = torch.onnx.export(
-                    module, example, dynamo=True, opset_version=opset, verbose=False,
-                    input_names=list(graph.input_names), output_names=list(graph.output_names),
-                    dynamic_shapes=tuple({0: batch} for _ in example),
-                )
+                program = export_program(module, example, opset=opset, input_names=list(graph.input_names),
+                                         output_names=list(graph.output_names),
+                                         dynamic_shapes=tuple({0: batch} for _ in example))
                 program.save(str(path), external_data=external_data)
             else:
                 axes = {name: {0: "batch"} for name in [*graph.input_names, *graph.output_names]}

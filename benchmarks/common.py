@@ -1,0 +1,59 @@
+"""Helpers shared by the whole-process benchmarks: timing a command, paired runs, the header of a result."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def zoo_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "zoo", *args]
+
+
+def timed(command: Sequence[str], env: dict[str, str] | None = None) -> float:
+    """Wall seconds of one whole process; raises with its stderr if it fails."""
+    start = time.perf_counter()
+    done = subprocess.run(list(command), capture_output=True, text=True, env=env, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds
+
+
+def paired(a: Sequence[str], b: Sequence[str], pairs: int, env: dict[str, str] | None = None
+           ) -> tuple[list[float], list[float]]:
+    """``pairs`` runs of each command back to back, alternating which goes first (no order bias)."""
+    times_a, times_b = [], []
+    for index in range(pairs):
+        if index % 2 == 0:
+            times_a.append(timed(a, env))
+            times_b.append(timed(b, env))
+        else:
+            times_b.append(timed(b, env))
+            times_a.append(timed(a, env))
+    return times_a, times_b
+
+
+def ratio_line(label: str, a: list[float], b: list[float]) -> str:
+    """Median seconds of each side and the median, min and max of the per-pair ratio a/b."""
+    ratios = [x / y for x, y in zip(a, b, strict=True)]
+    return (f"{label}: {statistics.median(a):.2f} s vs {statistics.median(b):.2f} s, ratio median "
+            f"{statistics.median(ratios):.3f}x (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} pairs)")
+
+
+def header(title: str) -> str:
+    """Date, machine and load: the first lines of every result file."""
+    from zoo.timing import machine_load
+
+    return (f"# {title}\n# date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}; machine: {platform.node()} "
+            f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}); {machine_load().describe()}")

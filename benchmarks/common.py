@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -19,18 +20,23 @@ def zoo_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "zoo", *args]
 
 
-def timed(command: Sequence[str], env: dict[str, str] | None = None) -> float:
-    """Wall seconds of one whole process; raises with its stderr if it fails."""
+def timed(command: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system, the process and its children) of one whole process.
+
+    On a shared machine the CPU time leaves out the time other processes took; raises if the command fails.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(list(command), capture_output=True, text=True, env=env, cwd=ROOT)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def paired(a: Sequence[str], b: Sequence[str], pairs: int, env: dict[str, str] | None = None
-           ) -> tuple[list[float], list[float]]:
+           ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """``pairs`` runs of each command back to back, alternating which goes first (no order bias)."""
     times_a, times_b = [], []
     for index in range(pairs):
@@ -43,11 +49,15 @@ def paired(a: Sequence[str], b: Sequence[str], pairs: int, env: dict[str, str] |
     return times_a, times_b
 
 
-def ratio_line(label: str, a: list[float], b: list[float]) -> str:
-    """Median seconds of each side and the median, min and max of the per-pair ratio a/b."""
-    ratios = [x / y for x, y in zip(a, b, strict=True)]
-    return (f"{label}: {statistics.median(a):.2f} s vs {statistics.median(b):.2f} s, ratio median "
-            f"{statistics.median(ratios):.3f}x (min {min(ratios):.3f}, max {max(ratios):.3f}, {len(ratios)} pairs)")
+def ratio_line(label: str, a: list[tuple[float, float]], b: list[tuple[float, float]]) -> str:
+    """Per clock (wall, CPU): median seconds of each side and the median, min and max of the per-pair ratio a/b."""
+    lines = [f"{label} ({len(a)} pairs):"]
+    for index, clock in enumerate(("wall", "CPU")):
+        x, y = [t[index] for t in a], [t[index] for t in b]
+        ratios = [p / q for p, q in zip(x, y, strict=True)]
+        lines.append(f"  {clock:>4}: {statistics.median(x):.2f} s vs {statistics.median(y):.2f} s, ratio median "
+                     f"{statistics.median(ratios):.3f}x (min {min(ratios):.3f}, max {max(ratios):.3f})")
+    return "\n".join(lines)
 
 
 def header(title: str) -> str:

@@ -256,7 +256,14 @@ def test_bench_reports_latency_percentiles_and_throughput(bundle_of) -> None:
     engines = {(r["engine"], r["provider"], r["batch"]) for r in report["rows"]}
     assert {("onnxruntime", "cpu", 1), ("onnxruntime", "cpu", 4), ("pytorch eager", "cpu", 4)} <= engines
     for row in report["rows"]:
-        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["throughput_per_s"] > 0
+        assert 0 < row["p10_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["throughput_per_s"] > 0
+        assert row["interleaved"] is True, "CPU engines are timed call by call, in turn"
+    assert report["runs"] == 5 and report["threads"] == 2 and "interleaved" in report["method"]
+    for load in (report["load_start"], report["load_end"]):
+        assert load["load_1m"] >= 0 and load["cores"] >= 1 and isinstance(load["loaded"], bool)
+    ratios = {(r["graph"], r["batch"]): r["ort_speedup"] for r in report["ratios"]}
+    assert set(ratios) == {("model", 1), ("model", 4)}
+    assert all(0 < r["p10"] <= r["median"] <= r["p90"] for r in ratios.values())
     table = invoke("bench", bundle_of("cnn").bundle_dir, "--runs", "2", "--warmup", "0", "--batch-sizes", "2",
                    "--no-torch")
     assert table.exit_code == 0 and "| model | onnxruntime | cpu | 2 |" in table.output

@@ -39,12 +39,15 @@ def write_loss_curve(metrics_log: Path, out: Path) -> None:
     epochs, series = loss_series(metrics_log)
     if not epochs:
         return
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     from zoo.atomic import atomic_write
 
     image = Image.new("RGB", SIZE, "white")
     draw = ImageDraw.Draw(image)
+    # Pillow's small bitmap font: loading the default TrueType font would cost more than the whole drawing.
+    bitmap = getattr(ImageFont, "load_default_imagefont", None)
+    draw.font = bitmap() if bitmap else ImageFont.load_default()
     left, top, right, bottom = MARGIN[0], MARGIN[1], SIZE[0] - MARGIN[2], SIZE[1] - MARGIN[3]
     finite = [v for values in series.values() for v in values if math.isfinite(v)]
     low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)

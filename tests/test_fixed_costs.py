@@ -113,7 +113,10 @@ def test_the_exporter_set_up_is_shared_and_gives_the_public_exporters_graph(trai
         nodes = [f"{n.op_type} {list(n.input)} {list(n.output)} {n.attribute}" for n in model.graph.node]
         weights = [f"{t.name} {list(t.dims)} {onnx.numpy_helper.to_array(t).tobytes().hex()}"
                    for t in model.graph.initializer]
-        return nodes + weights + [str(v.type) for v in [*model.graph.input, *model.graph.output]]
+        values = [(v.name, v.type.tensor_type.elem_type,  # symbol names (s77, ...) count up per export
+                   [d.dim_value or "symbolic" for d in v.type.tensor_type.shape.dim])
+                  for v in [*model.graph.input, *model.graph.output]]
+        return [*nodes, *weights, *map(str, values)]
 
     assert structure(ours) == structure(public)
 

@@ -46,6 +46,9 @@ def paired(a: Sequence[str], b: Sequence[str], pairs: int, env: dict[str, str] |
         else:
             times_b.append(timed(b, env))
             times_a.append(timed(a, env))
+        # each pair as it comes: a run cut short still leaves its finished pairs behind
+        print(f"  pair {index + 1}: wall {times_a[-1][0]:.2f} s / {times_b[-1][0]:.2f} s, "
+              f"CPU {times_a[-1][1]:.2f} s / {times_b[-1][1]:.2f} s", flush=True)
     return times_a, times_b
 
 

@@ -33,36 +33,47 @@ def train_quickly(model: str, out: Path, env: dict[str, str]) -> Path:
     return next(out.glob(f"{model}-*"))
 
 
+def compare_exports(model: str, work: Path, env: dict[str, str], pairs: int) -> None:
+    run = train_quickly(model, work / f"runs-{model}", env)
+    zoo = zoo_command("export", str(run), "--out", str(work / "zoo-exports"), "--force")
+    bare = [sys.executable, str(ROOT / "benchmarks/scripts/bare_export.py"), str(run), str(work / "bare")]
+    a, b = paired(zoo, bare, pairs, env)
+    print(ratio_line(f"export {model}: zoo export / bare torch.onnx.export script", a, b), flush=True)
+
+
+def compare_training(work: Path, env: dict[str, str], pairs: int) -> None:
+    from zoo.cache import cached_arrays
+
+    os.environ["ZOO_CACHE_DIR"] = env["ZOO_CACHE_DIR"]
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from zoo_digits.loader import CACHE_NAME, _from_sklearn, sklearn_version
+
+    cached_arrays(CACHE_NAME, f"scikit-learn {sklearn_version()}", _from_sklearn)  # both sides read these arrays
+    digits = Path(env["ZOO_CACHE_DIR"]) / f"{CACHE_NAME}.npz"
+    zoo = zoo_command("train", "cnn", "--out", str(work / "zoo-runs"))
+    hand = [sys.executable, str(ROOT / "benchmarks/scripts/hand_train.py"), str(digits), str(work / "hand")]
+    a, b = paired(zoo, hand, pairs, env)
+    print(ratio_line("train cnn (defaults): zoo train / hand-written script", a, b), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--models", default="gan,vae,cnn")
+    parser.add_argument("--models", default="gan,vae,cnn", help="Models whose export is compared ('' for none).")
     parser.add_argument("--skip-train", action="store_true", help="Leave out the zoo train comparison.")
+    parser.add_argument("--train-first", action="store_true", help="Compare training before the exports.")
     args = parser.parse_args()
     print(header("benchmarks/fixed_costs.py: whole processes, paired, zoo / hand-written"))
-    print(f"pairs={args.pairs}")
+    print(f"pairs={args.pairs}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         env = {**os.environ, "ZOO_CACHE_DIR": str(work / "cache")}
-        for model in args.models.split(","):
-            run = train_quickly(model, work / f"runs-{model}", env)
-            zoo = zoo_command("export", str(run), "--out", str(work / "zoo-exports"), "--force")
-            bare = [sys.executable, str(ROOT / "benchmarks/scripts/bare_export.py"), str(run), str(work / "bare")]
-            a, b = paired(zoo, bare, args.pairs, env)
-            print(ratio_line(f"export {model}: zoo export / bare torch.onnx.export script", a, b), flush=True)
+        steps = [lambda m=m: compare_exports(m, work, env, args.pairs) for m in args.models.split(",") if m]
         if not args.skip_train:
-            from zoo.cache import cached_arrays
-
-            os.environ["ZOO_CACHE_DIR"] = env["ZOO_CACHE_DIR"]
-            sys.path.insert(0, str(ROOT / "plugins"))
-            from zoo_digits.loader import CACHE_NAME, _from_sklearn, sklearn_version
-
-            cached_arrays(CACHE_NAME, f"scikit-learn {sklearn_version()}", _from_sklearn)  # both sides read arrays
-            digits = Path(env["ZOO_CACHE_DIR"]) / f"{CACHE_NAME}.npz"
-            zoo = zoo_command("train", "cnn", "--out", str(work / "zoo-runs"))
-            hand = [sys.executable, str(ROOT / "benchmarks/scripts/hand_train.py"), str(digits), str(work / "hand")]
-            a, b = paired(zoo, hand, args.pairs, env)
-            print(ratio_line("train cnn (defaults): zoo train / hand-written script", a, b), flush=True)
+            training = lambda: compare_training(work, env, args.pairs)  # noqa: E731
+            steps.insert(0 if args.train_first else len(steps), training)
+        for step in steps:
+            step()
     from zoo.timing import machine_load
 
     print(f"# at end: {machine_load().describe()}")

@@ -43,7 +43,7 @@ def main() -> None:
     from zoo.atomic import save_weights, write_json
     from zoo.bundles import export_run, format_table, verify_bundle
     from zoo.bundles import verify as verify_module
-    from zoo.engine.runs import CONFIG, SUMMARY, WEIGHTS, load_run
+    from zoo.runs import CONFIG, SUMMARY, WEIGHTS, load_run
 
     verify_module.MAX_REAL_SAMPLES = args.real_samples
     shutil.rmtree(args.out, ignore_errors=True)

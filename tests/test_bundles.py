@@ -65,7 +65,7 @@ def test_every_graph_matches_pytorch_under_the_onnx_reference_implementation(nam
     """A second, independent runtime: onnx.reference against PyTorch at batch 1 and a larger batch."""
     from onnx.reference import ReferenceEvaluator
 
-    from zoo.engine.runs import load_run
+    from zoo.runs import load_run
 
     result = bundle_of(name)
     run = load_run(train_briefly(name).run_dir)

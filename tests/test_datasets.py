@@ -193,8 +193,8 @@ def test_image_folder_trains_exports_and_predicts_like_pytorch(tmp_path: Path) -
     import torch
 
     import zoo
-    from zoo.engine.runs import load_run
     from zoo.predict import preprocess
+    from zoo.runs import load_run
 
     root = make_image_folder(tmp_path / "images")
     run = zoo.train("cnn", dataset=f"imagefolder:{root}", epochs=3, out=tmp_path / "runs", progress=False)

@@ -108,9 +108,9 @@ def nan_at_step(monkeypatch: pytest.MonkeyPatch):
     def arm(step: int) -> None:
         calls = {"n": 0}
 
-        def poisoned(self, model, batch, optimizer):  # type: ignore[no-untyped-def]
+        def poisoned(self, model, batch, optimizer, ctx):  # type: ignore[no-untyped-def]
             calls["n"] += 1
-            losses = original(self, model, batch, optimizer)
+            losses = original(self, model, batch, optimizer, ctx)
             if calls["n"] == step:
                 losses["loss"] = losses["loss"] * float("nan")
             return losses
@@ -155,7 +155,7 @@ def test_on_nan_skip_skips_the_step(nan_at_step, tmp_path: Path) -> None:
 def test_early_stopping_on_the_monitored_metric(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from zoo_cnn.family import ClassifierFamily
 
-    monkeypatch.setattr(ClassifierFamily, "evaluate", lambda self, model, data, device: {"val_accuracy": 0.5})
+    monkeypatch.setattr(ClassifierFamily, "evaluate", lambda self, model, ctx: {"val_accuracy": 0.5})
     run = zoo.train("cnn", out=tmp_path, early_stop=1, **{**TINY, "epochs": 6})
     assert run.summary["stopped"] == "early_stop" and run.summary["steps"] == 3 * STEPS_PER_EPOCH
     assert run.summary["best"]["epoch"] == 1

@@ -39,9 +39,9 @@ def test_deferred_loss_check_on_cuda_stops_before_writing(monkeypatch: pytest.Mo
     original = ClassifierFamily.training_step
     calls = {"n": 0}
 
-    def poisoned(self, model, batch, optimizer):  # type: ignore[no-untyped-def]
+    def poisoned(self, model, batch, optimizer, ctx):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        losses = original(self, model, batch, optimizer)
+        losses = original(self, model, batch, optimizer, ctx)
         if calls["n"] == 5:
             losses["loss"] = losses["loss"] * float("nan")
         return losses

@@ -111,12 +111,15 @@ def test_example_model_trains_exports_and_verifies_through_the_cli(example_site:
     assert exported.returncode == 0, exported.stderr
     bundle = tmp_path / json.loads(exported.stdout)["bundle_dir"]
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["plugin"] == "example"
+    assert manifest["plugin"] == "example" and manifest["graphs"]["model"]["zoo_role"] == "classifier"
     assert all(g["inputs"][0]["shape"][0] == "batch" for g in manifest["graphs"].values()), "dynamic batch axis"
     verified = zoo(example_site, "verify", str(bundle), "--providers", "cpu", "--json", cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
     cpu = json.loads(verified.stdout)["graphs"]["model"]["CPUExecutionProvider"]
     assert cpu["passed"] and cpu["atol"] == 1e-5 and cpu["top1_agreement"] == 1.0
+    if model != "vit-tiny":  # a classifier of sequences: `zoo predict` (image files) refuses it in one line
+        refused = zoo(example_site, "predict", str(bundle), str(bundle / "card.md"), cwd=tmp_path)
+        assert refused.returncode == 2 and "holds no image classifier graph" in refused.stderr, refused.stderr
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from zoo import cache, runtime
+from zoo.bundles.manifest import graph_entry
 from zoo.bundles.variant_card import NOT_MEASURED, PURPOSE, variant_text
 from zoo.cli import cli
 
@@ -95,7 +96,7 @@ def test_the_exporter_set_up_is_shared_and_gives_the_public_exporters_graph(trai
     import torch
 
     from zoo.bundles import dynamo
-    from zoo.engine.runs import load_run
+    from zoo.runs import load_run
 
     run = load_run(train_briefly("cnn").run_dir)
     graph = run.family.graphs(run.model, run.data_info)[0]
@@ -122,7 +123,8 @@ def test_the_exporter_set_up_is_shared_and_gives_the_public_exporters_graph(trai
 
 
 def test_variant_speed_is_stated_on_the_card_either_way() -> None:
-    entries = {"model": {"variant": "fp32"}, "model.int8": {"variant": "int8"}, "model.fp16": {"variant": "fp16"}}
+    entries = {name: graph_entry(name, {"file": f"{name}/model.onnx", "variant": variant, "inputs": [], "outputs": []})
+               for name, variant in (("model", "fp32"), ("model.int8", "int8"), ("model.fp16", "fp16"))}
     unmeasured = variant_text(entries, None, {"model.int8": None, "model.fp16": None})
     assert unmeasured.count(NOT_MEASURED) == 2 and PURPOSE["int8"] in unmeasured and PURPOSE["fp16"] in unmeasured
     slow = {"batch": 64, "threads": 2, "fp32_ms": 1.0, "variant_ms": 1.25, "speedup": 0.8}

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 import zoo
 from zoo.cli import cli
 from zoo.errors import ZooError
+from zoo.family import RunContext
 from zoo.registry import build_catalog
 
 GENERATIVE = sorted(name for name, spec in build_catalog().models.items() if spec.family in ("gan", "vae"))
@@ -37,24 +38,36 @@ def test_discriminator_step_leaves_no_gradient_in_the_generator(name: str) -> No
 
     family = zoo.load_family("gan")
     model = zoo.create_model(name)
-    optimizers = family.configure_optimizers(model, {"lr": 2e-4, "optimizer": "adam", "beta1": 0.5})
+    ctx = _context({"lr": 2e-4, "optimizer": "adam", "beta1": 0.5})
+    optimizers = family.configure_optimizers(model, ctx)
     batch = (torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,)))
-    family.training_step(model, batch, "discriminator")["loss"].backward()
+    family.training_step(model, batch, "discriminator", ctx)["loss"].backward()
     assert all(p.grad is None for p in model.generator.parameters())
     assert any(p.grad is not None for p in model.discriminator.parameters())
     optimizers["generator"].zero_grad(set_to_none=True)
-    family.training_step(model, batch, "generator")["loss"].backward()
+    family.training_step(model, batch, "generator", ctx)["loss"].backward()
     assert all(p.grad is not None for p in model.generator.parameters() if p.requires_grad)
 
 
-def test_generator_steps_set_the_step_ratio() -> None:
+def _context(hp: dict) -> RunContext:
+    from zoo.data import DataInfo, DataSplits
+
+    info = DataInfo(name="t", channels=1, height=8, width=8, num_classes=10, class_names=[], mean=[0.0], std=[1.0])
+    empty = np.zeros((0, 1, 8, 8), np.float32)
+    return RunContext(hyperparameters=hp, data=DataSplits(info, empty, np.zeros(0, np.int64), empty,
+                                                           np.zeros(0, np.int64)))
+
+
+def test_generator_steps_set_the_step_ratio_from_the_hyperparameters() -> None:
     family = zoo.load_family("gan")
     model = zoo.create_model("gan")
-    optimizers = family.configure_optimizers(model, {"lr": 2e-4, "optimizer": "adam", "generator_steps": 2})
-    assert family.optimizer_order == ("discriminator", "generator", "generator")
-    assert set(optimizers) == set(family.optimizer_order)
+    ctx = _context({"lr": 2e-4, "optimizer": "adam", "generator_steps": 2})
+    optimizers = family.configure_optimizers(model, ctx)
+    assert family.optimizer_steps(ctx) == ("discriminator", "generator", "generator")
+    assert set(optimizers) == set(family.optimizer_steps(ctx))
+    assert family.optimizer_order == ("discriminator", "generator"), "nothing is stashed on the family"
     with pytest.raises(ZooError, match="generator_steps must be a positive whole number"):
-        family.configure_optimizers(model, {"lr": 2e-4, "optimizer": "adam", "generator_steps": 0})
+        family.optimizer_steps(_context({"generator_steps": 0}))
 
 
 @pytest.mark.parametrize("size", [8, 16, 28, 32, 64])
@@ -178,8 +191,10 @@ def test_zoo_sample_writes_a_png_without_importing_torch(name: str, export_brief
 def test_zoo_sample_refuses_classifiers_bad_counts_and_overwriting(export_briefly, tmp_path: Path) -> None:
     runner = CliRunner()
     _one_line_error(runner.invoke(cli, ["sample", str(export_briefly("cnn").bundle_dir)]),
-                    "'classifier' bundle with no generator or decoder graph")
+                    "holds no sampler or decoder graph to draw from (family 'classifier'; graph roles: classifier)")
     bundle = str(export_briefly("gan").bundle_dir)
+    _one_line_error(runner.invoke(cli, ["predict", bundle, str(tmp_path / "x.png")]),
+                    "holds no image classifier graph (family 'gan'; graph roles: none, sampler)")
     _one_line_error(runner.invoke(cli, ["sample", bundle, "--n", "0"]), "--n must be")
     mine = tmp_path / "mine.png"
     mine.write_bytes(b"not yours")
@@ -218,10 +233,10 @@ def test_damaged_classifier_cache_is_rebuilt_and_a_wrong_named_run_refused(
     shutil.copytree(cached, copy)
     (copy / "model.safetensors").write_bytes(b"\x00" * 64)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "cache"))
-    judge = load_classifier("digits", 0, "cpu")
+    judge = load_classifier("digits", 0, "cpu", model="cnn")
     assert judge.run_dir == copy and (copy / "model.safetensors").stat().st_size > 64
     (copy / "model.safetensors").unlink()  # a half-written cache folder
-    assert load_classifier("digits", 0, "cpu").run_dir == copy and (copy / "model.safetensors").is_file()
+    assert load_classifier("digits", 0, "cpu", model="cnn").run_dir == copy and (copy / "model.safetensors").is_file()
     with pytest.raises(ZooError, match="name a classifier run trained on 'digits'"):
         load_classifier("digits", 0, "cpu", classifier_run=train_briefly("vae").run_dir)
 

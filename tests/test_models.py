@@ -41,6 +41,21 @@ def test_model_builds_and_every_graph_runs_forward(name: str) -> None:
         outputs = out if isinstance(out, (tuple, list)) else (out,)
         assert len(outputs) == len(graph.output_names)
         assert all(o.shape[0] == 3 and torch.isfinite(o).all() for o in outputs)
+        _check_role(graph, inputs, dict(zip(graph.output_names, outputs, strict=True)), info)
+    assert any(g.role for g in graphs), "every built-in model says what at least one of its graphs is"
+
+
+def _check_role(graph, inputs, outputs, info: DataInfo) -> None:
+    """What a graph's role promises holds for its real inputs and outputs."""
+    feeds = dict(zip(graph.input_names, inputs, strict=True))
+    if graph.role == "classifier":
+        assert outputs[graph.role_info["output"]].shape[1] == graph.role_info["num_classes"] == info.num_classes
+    elif graph.role in ("sampler", "decoder"):
+        assert feeds[graph.role_info["latent_input"]].shape[1] == graph.role_info["latent_dim"]
+        assert tuple(outputs[graph.role_info["output"]].shape[1:]) == info.shape
+    elif graph.role == "encoder":
+        assert tuple(feeds[graph.role_info["image_input"]].shape[1:]) == info.shape
+        assert outputs[graph.role_info["latent_output"]].shape[1] == graph.role_info["latent_dim"]
 
 
 @pytest.mark.parametrize("name", MODELS)

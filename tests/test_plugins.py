@@ -180,9 +180,14 @@ BROKEN_PLUGINS = {
     """, "invalid hook implementation (Plugin 'unknown-hook-argument' for hook 'register_models'; "
          "hookimpl definition: register_models(register, context); Argument(s) {'context'} are declared in the "
          "hookimpl but can not be found in the hookspec); it was not loaded"),
-    "newer-contract": ("ZOO_CONTRACT = 2\n" + TINY_CLASSIFIER_PLUGIN.format(name="from-the-future"),
-                       "zoo-test-newer-contract 1.0 is written for plugin contract 2, this zoo (plugzoo) speaks "
-                       "contract 1"),
+    "newer-contract": ("ZOO_CONTRACT = 3\n" + TINY_CLASSIFIER_PLUGIN.format(name="from-the-future"),
+                       "zoo-test-newer-contract 1.0 is written for plugin contract 3, this zoo (plugzoo) speaks "
+                       "contract 2"),
+    "unmarked-hook": ("""
+        from zoo.specs import InputSpec, ModelSpec
+        def register_models(register):
+            register(ModelSpec(name="never", family="classifier", summary="x", builder="m:f", input=InputSpec(1, 8, 8)))
+    """, "register_models looks like a hook but lacks @hookimpl, so zoo never calls it"),
     "command-clash": ("""
         import click
         from zoo.hookspecs import hookimpl

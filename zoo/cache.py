@@ -17,11 +17,13 @@ import numpy as np
 from zoo.atomic import write_bytes
 
 KEY = "__cache_key__"
+CACHE_ENV = "ZOO_CACHE_DIR"
 
 
 def cache_dir() -> Path:
-    """``$ZOO_CACHE_DIR``, else ``~/.cache/zoo`` (the same place as :func:`zoo.quality.cache_dir`)."""
-    return Path(os.environ.get("ZOO_CACHE_DIR") or Path.home() / ".cache" / "zoo")
+    """Where reusable artefacts go (the digits here, the quality judges in ``classifiers/``): ``$ZOO_CACHE_DIR``,
+    else ``~/.cache/zoo``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "zoo")
 
 
 def cached_arrays(name: str, key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

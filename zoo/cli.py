@@ -35,7 +35,7 @@ class ZooGroup(click.Group):
         except ZooError as exc:
             if _debug(ctx):
                 raise
-            raise UserError(str(exc), exc.exit_code) from None
+            raise UserError(str(exc), exc.exit_code) from exc
         except KeyboardInterrupt:
             click.echo("zoo: interrupted", err=True)
             sys.exit(130)
@@ -44,7 +44,7 @@ class ZooGroup(click.Group):
                 raise
             raise UserError(
                 f"internal error: {type(exc).__name__}: {exc} (run `zoo --debug ...` for the traceback)", 1
-            ) from None
+            ) from exc
 
 
 def _debug(ctx: click.Context) -> bool:
@@ -153,43 +153,10 @@ def _parse_assignments(values: tuple[str, ...], option: str) -> dict[str, Any]:
 def _train_options(command: Any) -> Any:
     """The `zoo train` options. Every default is None: a flag given counts, the rest comes from
     --config, the run being resumed, or the model's defaults."""
+    from zoo.engine.cli_options import train_flags
+
     options = [
-        click.option("--data", "dataset", metavar="NAME[:PATH]", help="Dataset (default: digits); see zoo datasets."),
-        click.option("--image-size", metavar="HxW", help="Resize the data's images to H×W (bilinear), e.g. 28x28."),
-        click.option("--channels", type=int, help="Convert images to 1 (grayscale) or 3 (RGB) channels."),
-        click.option("--augment", is_flag=True, default=None,
-                     help="Light augmentation: shift training images by up to 1/8 of their size."),
-        click.option("--epochs", type=int, help="Epochs (default: the model's)."),
-        click.option("--batch-size", type=int, help="Global batch size, over all processes (default: the model's)."),
-        click.option("--lr", type=float, help="Learning rate (default: the model's)."),
-        click.option("--optimizer", type=click.Choice(["sgd", "adam", "adamw"]),
-                     help="Optimizer (default: the model's)."),
-        click.option("--seed", type=int, help="Seed for the split, init and shuffling (default: 0)."),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Device (default: auto)."),
-        click.option("--out", type=click.Path(), help="Folder the run directory goes in (default: runs)."),
-        click.option("--hp", "hparams", multiple=True, metavar="KEY=VALUE",
-                     help="Another hyperparameter, e.g. --hp momentum=0.8."),
-        click.option("--arg", "model_args", multiple=True, metavar="KEY=VALUE",
-                     help="A model argument, e.g. --arg width=32."),
-        click.option("--precision", type=click.Choice(["32", "bf16-mixed", "16-mixed"]),
-                     help="32 (default), bf16-mixed (CPU, CUDA) or 16-mixed (CUDA, with a grad scaler)."),
-        click.option("--deterministic", is_flag=True, default=None,
-                     help="Deterministic algorithms only (bitwise-reproducible resume on the CPU)."),
-        click.option("--schedule", type=click.Choice(["none", "step", "cosine"]), help="Learning-rate schedule."),
-        click.option("--warmup-steps", type=int, help="Linear learning-rate warm-up over this many steps."),
-        click.option("--step-epochs", type=int, help="--schedule step: multiply the rate by --gamma every N epochs."),
-        click.option("--gamma", type=float, help="--schedule step: the factor (default 0.1)."),
-        click.option("--grad-clip", type=float, help="Clip the gradient norm to this value."),
-        click.option("--accumulate", type=int, help="Accumulate gradients over N batches per step."),
-        click.option("--early-stop", type=int, metavar="PATIENCE",
-                     help="Stop after PATIENCE epochs without improvement of the family's monitored metric."),
-        click.option("--max-steps", type=int, help="Stop (and checkpoint) after this many optimizer steps."),
-        click.option("--smoke", is_flag=True, default=None, help="A few batches of everything: a quick check."),
-        click.option("--on-nan", type=click.Choice(["stop", "skip"]), help="Non-finite loss: stop (default) or skip."),
-        click.option("--save-every", type=int, help="Checkpoint every N steps too (always at each epoch end)."),
-        click.option("--keep-last", type=int, help="Step checkpoints to keep (default 2)."),
-        click.option("--log-every", type=int, help="Without a terminal: a progress line every N steps."),
-        click.option("--tensorboard", is_flag=True, default=None, help="Also log to TensorBoard (if installed)."),
+        *train_flags(),
         click.option("--config", "config_file", type=click.Path(), help="TOML file of these options; flags override."),
         click.option("--resume", type=click.Path(), metavar="RUN_DIR",
                      help="Continue this run from its last checkpoint."),
@@ -272,7 +239,7 @@ def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, veri
     except ParityError as exc:
         if exc.report is not None:
             _print_json(exc.report) if as_json else click.echo(format_table(exc.report))
-        raise UserError(str(exc), exc.exit_code) from None
+        raise UserError(str(exc), exc.exit_code) from exc
     if not as_json:
         if result.parity:
             click.echo(format_table(result.parity))
@@ -350,8 +317,8 @@ def bench(bundle: str, batch_sizes: str, threads: int, warmup: int, runs: int, p
 
     try:
         batches = [int(b) for b in batch_sizes.split(",") if b.strip()]
-    except ValueError:
-        raise ZooError(f"--batch-sizes takes whole numbers separated by commas, got {batch_sizes!r}") from None
+    except ValueError as exc:
+        raise ZooError(f"--batch-sizes takes whole numbers separated by commas, got {batch_sizes!r}") from exc
     result = bench_bundle(bundle, batch_sizes=batches, threads=threads, warmup=warmup, runs=runs,
                           providers=_names(providers), run_dir=run_dir, torch=not no_torch)
     _print_json(result) if as_json else click.echo(markdown_table(result))
@@ -364,7 +331,7 @@ def bench(bundle: str, batch_sizes: str, threads: int, warmup: int, runs: int, p
 @click.option("--out", type=click.Path(), help="PNG file to write (default: <bundle>-samples-seed<S>.png here).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def sample(bundle: str, count: int, seed: int, out: str | None, force: bool) -> None:
-    """Draw images from a GAN or VAE bundle with ONNX Runtime alone (torch is not imported)."""
+    """Draw images from a bundle's sampler or decoder graph with ONNX Runtime alone (torch is not imported)."""
     from zoo.sampling import sample_bundle
 
     click.echo(f"samples: {sample_bundle(bundle, n=count, seed=seed, out=out, force=force)}")

@@ -3,20 +3,37 @@
 A family is the unit that knows how to train: the engine owns the loop, devices, seeding, metrics
 and progress, and asks the family for the pieces that differ between, say, a classifier and a GAN.
 Subclass :class:`Family`, then register it with a :class:`zoo.specs.FamilySpec` whose ``factory``
-points at the subclass.
+points at the subclass. Every training hook receives a :class:`RunContext`: the run's hyperparameters,
+data, folder, device, world and position, frozen, so the contract can grow without breaking plugins.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from zoo.errors import ZooError
+from zoo.roles import (  # noqa: F401 - re-exported: roles are part of the public contract
+    GraphRole,
+    RoleSpec,
+    check_role,
+    classifier_info,
+    decoder_info,
+    encoder_info,
+    known_roles,
+    register_role,
+    role_spec,
+    sampler_info,
+)
+
 if TYPE_CHECKING:
     from pathlib import Path
 
+if TYPE_CHECKING:
     import torch
 
     from zoo.data import DataInfo, DataSplits
@@ -31,6 +48,9 @@ class GraphSpec:
     samples (or ``None``). Every input and output has a dynamic batch axis 0. Optional, for
     ``zoo export --quantize int8``: ``calibration_inputs(data)`` (training samples to calibrate on)
     and ``real_labels(data)`` (the true classes of ``real_inputs``, to report the accuracy lost).
+    ``role`` says what the graph is (:class:`GraphRole`; ``zoo predict`` and ``zoo sample`` pick graphs by it)
+    and ``role_info`` holds what that role needs (make it with ``classifier_info``, ``sampler_info``,
+    ``encoder_info`` or ``decoder_info``); both are checked when the spec is made.
     """
 
     name: str
@@ -43,24 +63,77 @@ class GraphSpec:
     rtol: float = 1e-5
     #: Name of an output holding class scores: verification then reports top-1 agreement on it.
     class_output: str | None = None
-    #: Strings stamped into the ONNX file's metadata_props (and so into the manifest). A graph that
-    #: ``zoo sample`` can draw from declares ``SAMPLER_KEY`` (see :mod:`zoo.sampling`).
+    #: Strings stamped into the ONNX file's metadata_props (and so into the manifest).
     metadata: dict[str, str] = field(default_factory=dict)
     calibration_inputs: Callable[[DataSplits], tuple[np.ndarray, ...] | None] | None = None
     real_labels: Callable[[DataSplits], np.ndarray | None] | None = None
+    #: What the graph is (a registered role name, e.g. ``GraphRole.SAMPLER``); stamped as ``zoo_role``.
+    role: str | None = None
+    #: The facts the role needs (see ``RoleSpec.required``); stamped as ``zoo_role_info``.
+    role_info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_role(self.name, self.role, self.role_info, list(self.input_names), list(self.output_names))
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What the engine hands to every training hook of a family; frozen (make changed copies with ``replace``).
+
+    New fields may be added in later contract versions; existing ones keep their meaning.
+    """
+
+    #: The resolved hyperparameters (the family's defaults < the model's < ``--hp``), read-only.
+    hyperparameters: Mapping[str, Any]
+    #: The run's data: ``info`` (a :class:`zoo.data.DataInfo`), training and validation splits.
+    #: ``x_train``/``x_val`` may be lazy arrays (:class:`zoo.data.lazy.LazyImages`) for image folders.
+    data: DataSplits
+    #: The run folder (write pictures and extra files here); ``None`` outside a run (tests, tools).
+    run_dir: Path | None = None
+    #: The ``torch.device`` the model lives on.
+    device: Any = "cpu"
+    #: This process's rank and the number of training processes (1 without ``--nproc``/torchrun).
+    rank: int = 0
+    world_size: int = 1
+    #: The epoch being trained or just finished (from 1), and the optimizer steps done so far.
+    epoch: int = 1
+    step: int = 0
+    #: The model's registered spec (name, plugin, defaults), when the engine knows it.
+    spec: ModelSpec | None = None
+    #: The dataset as named for the run (``digits``, ``imagefolder:PATH``) and the run's seed.
+    dataset: str = ""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hyperparameters, MappingProxyType):
+            object.__setattr__(self, "hyperparameters", MappingProxyType(dict(self.hyperparameters)))
+
+    @property
+    def data_info(self) -> DataInfo:
+        """The data description (shape, classes, normalisation)."""
+        return self.data.info
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes files (rank 0)."""
+        return self.rank == 0
+
+    def at(self, *, epoch: int, step: int) -> RunContext:
+        """A copy at another position of the run."""
+        return replace(self, epoch=epoch, step=step)
 
 
 class Family:
     """Base class for families. Override what differs; the defaults suit one-optimizer models.
 
-    Per run the engine calls: ``data_args`` → ``build`` → ``configure_optimizers`` (the one hook that sees
-    the hyperparameters: keep what later hooks need on ``self``, or read the run's ``config.json``); then
-    every batch ``training_step`` once per name in ``optimizer_order`` (a name may repeat: a 1:2 ratio is
-    ``("discriminator", "generator", "generator")``; the engine zeroes only the stepped optimizer's
-    gradients); every epoch ``evaluate`` then ``epoch_end``; once at the end ``final_metrics``.
+    Per run the engine calls: ``data_args`` → ``build`` → ``configure_optimizers`` → ``optimizer_steps``;
+    then every batch ``training_step`` once per name that ``optimizer_steps`` returned (a name may repeat:
+    a 1:2 ratio is ``("discriminator", "generator", "generator")``; the engine zeroes only the stepped
+    optimizer's gradients); every epoch ``evaluate`` then ``epoch_end``; once at the end ``final_metrics``.
+    Every training hook gets the run's :class:`RunContext`; nothing needs to be kept on ``self``.
     """
 
-    #: Optimizers the family uses, stepped in this order for every batch.
+    #: Optimizers the family uses, stepped in this order for every batch (the default of :meth:`optimizer_steps`).
     optimizer_order: tuple[str, ...] = ("model",)
     #: Under torchrun: True when ``training_step`` runs the model through ``model(...)``, so the engine can
     #: hand it a DistributedDataParallel wrapper; False when it calls parts (``model.generator``), so the
@@ -77,47 +150,55 @@ class Family:
 
     def build(self, spec: ModelSpec, data: DataInfo, model_args: dict[str, Any]) -> torch.nn.Module:
         """Build the model for this data: ``model_args`` are already resolved by the engine."""
-        from zoo.api import create_model
+        from zoo.building import create_model
 
         return create_model(spec.qualified_name, **model_args)
 
-    def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
-        """One optimizer per name in :attr:`optimizer_order`."""
-        return {"model": make_optimizer(model.parameters(), hp)}
+    def configure_optimizers(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
+        """One optimizer per name in :meth:`optimizer_steps` (default: ``make_optimizer`` over every parameter)."""
+        return {"model": make_optimizer(model.parameters(), ctx.hyperparameters)}
 
-    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
-        """Losses for one batch and one optimizer; must contain ``"loss"``, which the engine backpropagates.
+    def optimizer_steps(self, ctx: RunContext) -> tuple[str, ...]:
+        """The optimizers to step for every batch, in order (default :attr:`optimizer_order`).
 
-        Under multi-process training ``model`` is a DistributedDataParallel wrapper: call ``model(...)``.
+        Override to derive the order from the hyperparameters; raise :class:`zoo.errors.ZooError` for bad ones.
+        """
+        return tuple(self.optimizer_order)
+
+    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str, ctx: RunContext
+                      ) -> dict[str, torch.Tensor]:
+        """Losses for one batch and one optimizer (its name); must contain ``"loss"``, which the engine
+        backpropagates. ``batch`` is ``(images, labels)`` as tensors on ``ctx.device``.
+
+        Under multi-process training with :attr:`wraps_for_ddp` ``model`` is a DistributedDataParallel
+        wrapper: call ``model(...)``.
         """
         raise NotImplementedError
 
-    def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
-        """Validation metrics (floats) after an epoch."""
+    def evaluate(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
+        """Validation metrics (floats) after an epoch, from ``ctx.data`` (model in eval mode, no grad;
+        main process only)."""
         raise NotImplementedError
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
         """The ONNX graphs to export from a trained model."""
         raise NotImplementedError
 
-    def epoch_end(
-        self, model: torch.nn.Module, data: DataSplits, run_dir: Path, epoch: int, device: Any
-    ) -> dict[str, float]:
-        """Called after :meth:`evaluate` each epoch (model in eval mode, no grad): write per-epoch
-        pictures into ``run_dir`` and return extra metrics for that epoch's log line. Default: nothing."""
+    def epoch_end(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
+        """Called after :meth:`evaluate` each epoch (model in eval mode, no grad; main process only): write
+        per-epoch pictures into ``ctx.run_dir`` and return extra metrics for that epoch's log line.
+        Default: nothing."""
         return {}
 
-    def final_metrics(self, model: torch.nn.Module, data: DataSplits, run_dir: Path, device: Any) -> dict[str, Any]:
-        """Called once after the last epoch (model in eval mode, no grad): metrics merged into
-        ``summary.json`` under ``"metrics"``. Default: none."""
+    def final_metrics(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
+        """Called once after the last epoch (model in eval mode, no grad; main process only): metrics
+        merged into ``summary.json`` under ``"metrics"``. Default: none."""
         return {}
 
 
-def make_optimizer(params: Any, hp: dict[str, Any]) -> Any:
+def make_optimizer(params: Any, hp: Mapping[str, Any]) -> Any:
     """The optimizer ``hp["optimizer"]`` names (sgd, adam, adamw), with ``lr`` and its own settings."""
     import torch
-
-    from zoo.errors import ZooError
 
     name = str(hp.get("optimizer", "sgd")).lower()
     lr = float(hp["lr"])

@@ -160,6 +160,7 @@ def _check_named_plugins_exist(records: list[PluginRecord], lists: dict[str, Any
 
 
 def _register_one(pm: pluggy.PluginManager, ep: metadata.EntryPoint, record: PluginRecord) -> None:
+    had_torch, started = "torch" in sys.modules, time.perf_counter()
     try:
         with contextlib.redirect_stdout(sys.stderr):  # stdout is for zoo's output (--json)
             plugin = ep.load()
@@ -168,10 +169,20 @@ def _register_one(pm: pluggy.PluginManager, ep: metadata.EntryPoint, record: Plu
             raise
         fail(record, f"failed to import ({type(exc).__name__}: {exc})")
         return
+    if not had_torch and "torch" in sys.modules:
+        print(f"zoo: warning: plugin {record.name!r}: loading it imported torch ({time.perf_counter() - started:.1f} s "
+              "on every zoo command, `zoo list` too); import torch inside functions and refer to builders and "
+              "families as 'module:attr'", file=sys.stderr)
     problem = _contract_problem(plugin, record)
     if problem:
         fail(record, problem)
         return
+    unmarked = _unmarked_hooks(plugin)
+    if unmarked:
+        one = len(unmarked) == 1
+        report_problem(record, f"{', '.join(unmarked)} " + ("looks like a hook but lacks @hookimpl, so zoo never "
+                       "calls it" if one else "look like hooks but lack @hookimpl, so zoo never calls them")
+                       + "; decorate with zoo.hookspecs.hookimpl")
     try:
         pm.register(plugin, name=ep.name)
         pm.check_pending()
@@ -181,6 +192,12 @@ def _register_one(pm: pluggy.PluginManager, ep: metadata.EntryPoint, record: Plu
         fail(record, f"invalid hook implementation ({exc}); it was not loaded")
         return
     record.hooks = _implemented_hooks(plugin)
+
+
+def _unmarked_hooks(plugin: object) -> list[str]:
+    """Functions named like a hook of the contract but not marked with ``@hookimpl``."""
+    return [name for name in hook_names()
+            if callable(getattr(plugin, name, None)) and not hasattr(getattr(plugin, name), "zoo_impl")]
 
 
 def _contract_problem(plugin: object, record: PluginRecord) -> str:

@@ -12,25 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bundles.manifest import Bundle, GraphEntry
 from zoo.errors import ZooError
+from zoo.roles import GraphRole
 
 
-def _classifier_graph(bundle: Path) -> dict[str, Any]:
-    from zoo.bundles.bundle import MANIFEST, check_files
-
-    if not (bundle / MANIFEST).is_file():
-        raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
-    try:
-        manifest = json.loads((bundle / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ZooError(f"{bundle / MANIFEST} is corrupted ({exc}); export again") from None
-    check_files(bundle, manifest)
-    for graph in manifest.get("graphs", {}).values():
-        meta = graph.get("metadata", {})
-        is_classifier = "class_labels" in meta and "normalization" in meta and len(graph.get("inputs", [])) == 1
-        if is_classifier and graph.get("variant", "fp32") == "fp32":  # int8/fp16 variants are for other targets
+def classifier_graph(bundle: Bundle) -> GraphEntry:
+    """The bundle's fp32 image classifier graph (role ``classifier``); a one-line ZooError when it has none."""
+    for graph in bundle.manifest.with_role(GraphRole.CLASSIFIER):
+        if graph.role_info.get("input_kind", "image") == "image" and len(graph.inputs) == 1:
             return graph
-    raise ZooError(f"{bundle} holds no image classifier graph; `zoo predict` needs a classifier bundle")
+    raise ZooError(f"{bundle.path} holds no image classifier graph (family {bundle.manifest.family!r}; graph roles: "
+                   f"{', '.join(bundle.manifest.roles())}); `zoo predict` needs a bundle with a classifier graph")
 
 
 def preprocess(path: Path, meta: dict[str, Any]) -> np.ndarray:
@@ -51,15 +44,16 @@ def predict_images(bundle_dir: str | Path, images: list[str]) -> list[dict[str, 
     """Class and probabilities for each image file."""
     from zoo.runtime import CPU, session
 
-    bundle = Path(bundle_dir)
-    if not bundle.is_dir():
-        raise ZooError(f"bundle {bundle} does not exist; pass the folder that `zoo export` printed")
-    graph = _classifier_graph(bundle)
-    meta = graph["metadata"]
-    labels = json.loads(meta["class_labels"])
-    sess = session(str(bundle / graph["file"]), CPU)
-    batch = np.concatenate([preprocess(Path(p), meta) for p in images])
-    logits = sess.run(None, {graph["inputs"][0]["name"]: batch})[0].astype(np.float64)
+    bundle = Bundle.open(bundle_dir)
+    graph = classifier_graph(bundle)
+    info = graph.role_info
+    labels = list(info["class_names"])
+    sess = session(str(bundle.graph_path(graph)), CPU)
+    batch = np.concatenate([preprocess(Path(p), graph.metadata) for p in images])
+    logits = sess.run([info["output"]], {graph.input_names[0]: batch})[0].astype(np.float64)
+    if logits.ndim != 2 or logits.shape[1] != len(labels):
+        raise ZooError(f"{bundle.path}: classifier output {info['output']!r} has shape {list(logits.shape)}, not "
+                       f"batch × {len(labels)} classes; export the bundle again")
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     return [

@@ -1,8 +1,10 @@
 """Offline quality of generated images, scored by a classifier the zoo trained on the same dataset.
 
 No pretrained Inception network can be downloaded here, so the zoo uses its own judge: a classifier
-run (by default the ``cnn`` model with its defaults, trained once per dataset and seed and cached under
-``$ZOO_CACHE_DIR/classifiers/``, default ``~/.cache/zoo``), or any classifier run a user names.
+run (the model the family names in its ``classifier_model`` hyperparameter, with its defaults, trained
+once per dataset and seed and cached under ``$ZOO_CACHE_DIR/classifiers/``, default ``~/.cache/zoo``),
+or any classifier run a user names (``classifier_run``). A judge is any run whose family exports a graph
+with class scores (``GraphSpec.class_output``): the core names no plugin's model.
 
 - ``sample_confident``: share of samples the classifier recognises with probability ≥ 0.9;
 - ``sample_class_share_<c>`` and ``sample_min_class_share``: share of samples per predicted class
@@ -27,17 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from zoo.cache import cache_dir
 from zoo.errors import ZooError
 
-CACHE_ENV = "ZOO_CACHE_DIR"
-#: The classifier the zoo trains when none is named, with its registered defaults.
-CLASSIFIER_MODEL = "cnn"
 CONFIDENCE = 0.9
-
-
-def cache_dir() -> Path:
-    """Where reusable artefacts go: ``$ZOO_CACHE_DIR``, else ``~/.cache/zoo``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "zoo")
 
 
 @dataclass
@@ -96,17 +91,27 @@ def _renormalisation(source: Any, target: Any) -> tuple[Any, Any]:
     return shift, scale
 
 
-def load_classifier(dataset: str, seed: int, device: Any, classifier_run: str | Path = "") -> QualityClassifier:
-    """The judge: the named classifier run, else the cached one for ``dataset`` and ``seed`` (trained once)."""
-    from zoo.engine.runs import load_run
+def _is_classifier(run: Any) -> bool:
+    """Does the run's family export a graph of class scores?"""
+    return any(graph.class_output for graph in run.family.graphs(run.model, run.data_info))
+
+
+def load_classifier(dataset: str, seed: int, device: Any, classifier_run: str | Path = "",
+                    model: str = "") -> QualityClassifier:
+    """The judge: the named classifier run, else the cached run of classifier ``model`` for ``dataset``
+    and ``seed`` (trained once)."""
+    from zoo.runs import load_run
 
     if classifier_run:
         run = load_run(classifier_run)
-        if run.spec.family != "classifier" or run.config.get("dataset") != dataset:
+        if not _is_classifier(run) or run.dataset != dataset:
             raise ZooError(f"classifier_run {classifier_run} is a {run.spec.family} run on "
-                           f"{run.config.get('dataset')!r}; name a classifier run trained on {dataset!r}")
+                           f"{run.dataset!r}; name a classifier run trained on {dataset!r}")
     else:
-        cached = cache_dir() / "classifiers" / f"{dataset}-seed{seed}-{CLASSIFIER_MODEL}"
+        if not model:
+            raise ZooError("no quality classifier: name a classifier model with --hp classifier_model=NAME "
+                           "or a trained classifier run with --hp classifier_run=RUN_DIR")
+        cached = cache_dir() / "classifiers" / f"{dataset.replace('/', '_')}-seed{seed}-{model.replace(':', '_')}"
         run = None
         if cached.is_dir():
             try:
@@ -114,26 +119,29 @@ def load_classifier(dataset: str, seed: int, device: Any, classifier_run: str | 
             except ZooError:  # a damaged or half-written cache is rebuilt, never trusted
                 shutil.rmtree(cached, ignore_errors=True)
         if run is None:
-            run = load_run(_train_classifier(dataset, seed, device, cached))
+            run = load_run(_train_classifier(model, dataset, seed, device, cached))
+            if not _is_classifier(run):
+                raise ZooError(f"classifier_model {model!r} is a {run.spec.family} model, not a classifier; "
+                               "name a model whose graphs give class scores")
     return QualityClassifier(run.run_dir, run.model.to(device).eval(), run.data_info, device)
 
 
-def _train_classifier(dataset: str, seed: int, device: Any, target: Path) -> Path:
+def _train_classifier(model: str, dataset: str, seed: int, device: Any, target: Path) -> Path:
     """Train the default classifier into ``target`` (built beside it, renamed into place when done)."""
     import sys
 
     import torch
 
-    from zoo.engine.loop import train
+    from zoo.engine import train
 
     staging = target.parent / f".{target.name}.staging-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    print(f"zoo: training the quality classifier ({CLASSIFIER_MODEL} on {dataset}, seed {seed}) once; "
+    print(f"zoo: training the quality classifier ({model} on {dataset}, seed {seed}) once; "
           f"cached in {target}", file=sys.stderr)
     try:
         # the caller's training must not depend on whether the cache existed; hooks run under no_grad
         with preserved_random_state(), torch.enable_grad():
-            result = train(CLASSIFIER_MODEL, dataset=dataset, seed=seed, out=staging, progress=False,
+            result = train(model, dataset=dataset, seed=seed, out=staging, progress=False,
                            device=str(device.type if hasattr(device, "type") else device), single_process=True)
         try:
             result.run_dir.rename(target)
@@ -189,17 +197,16 @@ def sample_quality(judge: QualityClassifier, samples: Any, data: Any, per_class:
     }
 
 
-_judges: dict[tuple[str, int, str, str], QualityClassifier] = {}
+_judges: dict[tuple[str, int, str, str, str], QualityClassifier] = {}
 
 
-def judge_for_run(run_dir: Path, device: Any) -> QualityClassifier:
-    """The judge for a run being trained, from its ``config.json`` (dataset, seed and the
-    ``classifier_run`` hyperparameter); loaded once per process."""
-    from zoo.engine.runs import CONFIG, read_json
-
-    config = read_json(Path(run_dir) / CONFIG, "run config")
-    named = str(config["hyperparameters"].get("classifier_run") or "")
-    key = (config["dataset"], int(config["seed"]), named, str(device))
-    if key not in _judges:
-        _judges[key] = load_classifier(config["dataset"], int(config["seed"]), device, named)
+def judge_for(ctx: Any) -> QualityClassifier:
+    """The judge for the run a :class:`zoo.family.RunContext` describes: its dataset and seed, and the
+    ``classifier_run`` or ``classifier_model`` hyperparameter; loaded once per process."""
+    hp = ctx.hyperparameters
+    named, model = str(hp.get("classifier_run") or ""), str(hp.get("classifier_model") or "")
+    key = (ctx.dataset, int(ctx.seed), named, model, str(ctx.device))
+    if key not in _judges:  # building the judge draws initial weights: the run's random state must not see it
+        with preserved_random_state():
+            _judges[key] = load_classifier(ctx.dataset, int(ctx.seed), ctx.device, named, model)
     return _judges[key]

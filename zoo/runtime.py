@@ -48,7 +48,7 @@ def import_onnxruntime() -> Any:
     try:
         import onnxruntime
     except ImportError as exc:
-        raise ZooError(f"ONNX Runtime cannot be imported ({exc}); fix: {FIX.format(names=' '.join(found))}") from None
+        raise ZooError(f"ONNX Runtime cannot be imported ({exc}); fix: {FIX.format(names=' '.join(found))}") from exc
     onnxruntime.set_default_logger_severity(3)
     return onnxruntime
 
@@ -92,8 +92,8 @@ def session(path: str, provider: str, *, threads: int = 0) -> Any:
         message = str(exc)
         if "ValidateOpsetForDomain" in message or "opset" in message.lower():
             raise ZooError(f"ONNX Runtime {ort.__version__} cannot run {path}: its opset is newer than this ONNX "
-                           "Runtime supports; upgrade onnxruntime or export with a lower --opset") from None
-        raise ZooError(f"ONNX Runtime could not load {path} on {provider}: {_first_line(exc)}") from None
+                           "Runtime supports; upgrade onnxruntime or export with a lower --opset") from exc
+        raise ZooError(f"ONNX Runtime could not load {path} on {provider}: {_first_line(exc)}") from exc
     if sess.get_providers()[0] != provider:
         raise ZooError(f"{provider} is listed by ONNX Runtime but could not start here")
     return sess
@@ -217,7 +217,7 @@ def _child_main(work: Path) -> None:
             except ZooError as exc:
                 # ONNX Runtime writes the real cause (say, a missing libcublas) to the C-level stderr.
                 detail = re.search(r"with error: (.*)", captured.read_text(errors="replace"))
-                raise ZooError(f"{exc}: {detail.group(1).strip()}" if detail else str(exc)) from None
+                raise ZooError(f"{exc}: {detail.group(1).strip()}" if detail else str(exc)) from exc
         result["facts"] = session_facts(sess, provider)
         if request.get("runs"):
             result["timings"] = _timed(sess, _load_feed(work, request, 0), request["warmup"], request["runs"])

@@ -1,8 +1,9 @@
 """``zoo sample``: images from a bundle's generator or decoder graph, with ONNX Runtime alone.
 
 Deliberately free of torch: numpy, ONNX Runtime and Pillow are all a deployment needs. A graph
-that can be sampled declares it in its metadata (``SAMPLER_KEY``: the noise input's name, the
-latent size and, for conditional models, the label input and class count).
+that can be sampled declares its role (``sampler`` or ``decoder``) and what the role needs (the latent
+input's name, size and distribution, the image output, the label input and class count of conditional
+models): see :func:`zoo.family.sampler_info`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bundles.manifest import Bundle, GraphEntry
 from zoo.errors import ZooError
+from zoo.roles import SAMPLER_KEY, GraphRole
 
-SAMPLER_KEY = "zoo_sampler"
 MAX_SAMPLES = 10_000
 
 
 def sampler_metadata(*, noise_input: str, latent_dim: int, label_input: str | None = None,
                      num_classes: int = 0) -> dict[str, str]:
-    """The graph metadata that makes a graph drawable by ``zoo sample``."""
+    """Deprecated: declare ``GraphSpec(role=GraphRole.SAMPLER, role_info=sampler_info(...))`` instead."""
     return {SAMPLER_KEY: json.dumps({"noise_input": noise_input, "latent_dim": int(latent_dim),
                                      "label_input": label_input, "num_classes": int(num_classes)})}
 
@@ -32,42 +34,48 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
 
     Conditional models cycle through the classes, one class per column. Returns the PNG's path.
     """
-    from zoo.bundles.bundle import MANIFEST, check_files
-    from zoo.engine.runs import read_json
     from zoo.pictures import save_grid, to_pixels
     from zoo.runtime import CPU, session
 
     if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_SAMPLES:
         raise ZooError(f"--n must be a whole number from 1 to {MAX_SAMPLES}, got {n!r}")
-    bundle = Path(bundle_dir)
-    if not (bundle / MANIFEST).is_file():
-        raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
-    manifest = read_json(bundle / MANIFEST, "bundle manifest")
-    check_files(bundle, manifest)
-    graph = _sampler_graph(bundle, manifest)
-    target = Path(out) if out else Path(f"{bundle.name}-samples-seed{seed}.png")
+    bundle = Bundle.open(bundle_dir)
+    graph = sampler_graph(bundle)
+    target = Path(out) if out else Path(f"{bundle.path.name}-samples-seed{seed}.png")
     if target.suffix.lower() != ".png":
         raise ZooError(f"--out {target} must end in .png")
     if target.exists() and not force:
         raise ZooError(f"{target} already exists; pass --force to replace it, or --out another file")
-    sampler = json.loads(graph["metadata"][SAMPLER_KEY])
-    rng = np.random.default_rng(seed)
-    feeds: dict[str, np.ndarray] = {
-        sampler["noise_input"]: rng.standard_normal((n, sampler["latent_dim"])).astype(np.float32)}
+    info = graph.role_info
+    feeds: dict[str, np.ndarray] = {info["latent_input"]: draw_latents(info, n, np.random.default_rng(seed))}
     columns = None
-    if sampler.get("label_input"):
-        classes = int(sampler["num_classes"])
-        feeds[sampler["label_input"]] = (np.arange(n) % classes).astype(np.int64)
+    if info.get("label_input"):
+        classes = int(info["num_classes"])
+        feeds[info["label_input"]] = (np.arange(n) % classes).astype(np.int64)
         columns = classes
-    images = session(str(bundle / graph["file"]), CPU).run(None, feeds)[0]
-    norm = json.loads(graph["metadata"]["normalization"])
+    images = session(str(bundle.graph_path(graph)), CPU).run([info["output"]], feeds)[0]
+    if info.get("pixel_space", "model_input") == "model_input":
+        norm = graph.meta("normalization")
+        images = to_pixels(images, norm["mean"], norm["std"])
     target.parent.mkdir(parents=True, exist_ok=True)
-    return save_grid(to_pixels(images, norm["mean"], norm["std"]), target, columns)
+    return save_grid(np.clip(images, 0.0, 1.0), target, columns)
 
 
-def _sampler_graph(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    for graph in manifest.get("graphs", {}).values():
-        if SAMPLER_KEY in graph.get("metadata", {}):
-            return graph
-    raise ZooError(f"{bundle} is a {manifest.get('family', 'unknown')!r} bundle with no generator or decoder "
-                   "graph to draw from; zoo sample works on GAN and VAE bundles")
+def sampler_graph(bundle: Bundle) -> GraphEntry:
+    """The bundle's fp32 sampler graph, else its decoder; a one-line ZooError when it has neither."""
+    graphs = bundle.manifest.with_role(GraphRole.SAMPLER) or bundle.manifest.with_role(GraphRole.DECODER)
+    if not graphs:  # bundles from before roles: a graph with the old sampler metadata
+        graphs = [g for g in bundle.manifest.graphs.values() if g.role is None and SAMPLER_KEY in g.metadata]
+    if not graphs:
+        raise ZooError(f"{bundle.path} holds no sampler or decoder graph to draw from (family "
+                       f"{bundle.manifest.family!r}; graph roles: {', '.join(bundle.manifest.roles())}); "
+                       "`zoo sample` needs one")
+    return graphs[0]
+
+
+def draw_latents(info: dict[str, Any], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` latent vectors from the distribution a sampler or decoder declares."""
+    shape = (n, int(info["latent_dim"]))
+    if info.get("distribution", "standard_normal") == "uniform":
+        return rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.engine.runs import load_run
+from zoo.runs import load_run
 
 
 def main(run_dir: str, out: str) -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.data import DataInfo, DataSplits
-from zoo.family import Family, GraphSpec
+from zoo.data import DataInfo
+from zoo.family import Family, GraphRole, GraphSpec, RunContext, classifier_info
 from zoo.specs import ModelSpec
 
 
@@ -32,16 +32,18 @@ class ClassifierFamily(Family):
             args["image_size"] = [data.height, data.width]
         return args
 
-    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
+    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
+                      ctx: RunContext) -> dict[str, torch.Tensor]:
         images, labels = batch
         logits = model(images)
         loss = F.cross_entropy(logits, labels)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         return {"loss": loss, "accuracy": accuracy}
 
-    def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
+    def evaluate(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
+        data = ctx.data
         total_loss, correct = 0.0, 0
-        for images, labels in batches(data.x_val, data.y_val, 256, device):
+        for images, labels in batches(data.x_val, data.y_val, 256, ctx.device):
             logits = model(images)
             total_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
             correct += int((logits.argmax(dim=1) == labels).sum())
@@ -65,5 +67,7 @@ class ClassifierFamily(Family):
                 class_output="logits",
                 calibration_inputs=lambda splits: (splits.x_train,),
                 real_labels=lambda splits: splits.y_val,
+                role=GraphRole.CLASSIFIER,
+                role_info=classifier_info(output="logits", class_names=data.class_names),
             )
         ]

@@ -92,7 +92,7 @@ def load_imagefolder(*, seed: int, val_fraction: float, path: str) -> RawFiles:
                 modes[image.mode] += 1
                 sizes[image.size] += 1
         except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"{file} is not a readable image ({exc}); remove or replace it") from None
+            raise DataError(f"{file} is not a readable image ({exc}); remove or replace it") from exc
     mode = "L" if set(modes) <= {"L", "1", "I;16", "I"} else "RGB"
     width, height = sizes.most_common(1)[0][0]
     return RawFiles(files, np.array(labels, dtype=np.int64), classes, mode, (height, width), 1 / 255, str(folder))

@@ -10,11 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.data import DataInfo, DataSplits
+from zoo.data import DataInfo
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec, make_optimizer
-from zoo.quality import judge_for_run, sample_quality
-from zoo.sampling import sampler_metadata
+from zoo.family import Family, GraphRole, GraphSpec, RunContext, make_optimizer, sampler_info
+from zoo.quality import judge_for, sample_quality
 from zoo.specs import ModelSpec
 from zoo_gan.models import GAN, dcgan_init
 
@@ -38,7 +37,7 @@ class GANFamily(Family):
     optimizer_order = ("discriminator", "generator")
     monitor = ("sample_confident", "max")
     hyperparameters = {"optimizer": "adam", "lr": 2e-4, "beta1": 0.5, "beta2": 0.999,  # noqa: RUF012
-                       "generator_steps": 1, "classifier_run": ""}
+                       "generator_steps": 1, "classifier_run": "", "classifier_model": "cnn"}
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
         args: dict[str, Any] = {"in_channels": data.channels, "image_size": [data.height, data.width],
@@ -47,15 +46,20 @@ class GANFamily(Family):
             args["num_classes"] = data.num_classes
         return args
 
-    def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
-        steps = hp.get("generator_steps", 1)
+    def optimizer_steps(self, ctx: RunContext) -> tuple[str, ...]:
+        """One discriminator step, then ``generator_steps`` generator steps, every batch."""
+        steps = ctx.hyperparameters.get("generator_steps", 1)
         if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
             raise ZooError(f"--hp generator_steps must be a positive whole number, got {steps!r}")
-        self.optimizer_order = ("discriminator", *["generator"] * steps)
+        return ("discriminator", *["generator"] * steps)
+
+    def configure_optimizers(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
+        hp = ctx.hyperparameters
         return {"discriminator": make_optimizer(model.discriminator.parameters(), hp),
                 "generator": make_optimizer(model.generator.parameters(), hp)}
 
-    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
+    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
+                      ctx: RunContext) -> dict[str, torch.Tensor]:
         images, labels = batch
         noise, fake_labels = _noise(model, len(images), images.device)
         if optimizer == "discriminator":
@@ -72,7 +76,8 @@ class GANFamily(Family):
         loss = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
         return {"loss": loss}
 
-    def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
+    def evaluate(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
+        data, device = ctx.data, ctx.device
         images = torch.from_numpy(data.x_val).to(device)
         labels = torch.from_numpy(data.y_val).to(device)
         real_logits = model.discriminator(images, labels if model.num_classes else None)
@@ -84,25 +89,25 @@ class GANFamily(Family):
                 "val_discriminator_real_accuracy": float((real_logits > 0).float().mean()),
                 "val_discriminator_fake_accuracy": float((fake_logits < 0).float().mean())}
 
-    def epoch_end(self, model: torch.nn.Module, data: DataSplits, run_dir: Path, epoch: int,
-                  device: Any) -> dict[str, float]:
+    def epoch_end(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
         """A grid of the same 100 noise vectors every epoch (one row per class if conditional)."""
         from zoo.pictures import save_grid, to_pixels
 
-        noise, labels = _noise(model, GRID_SAMPLES, device, seed=1, ordered_labels=True)
+        noise, labels = _noise(model, GRID_SAMPLES, ctx.device, seed=1, ordered_labels=True)
         grid = model.generator(noise, labels).cpu().numpy()
-        save_grid(to_pixels(grid, data.info.mean, data.info.std), _samples_dir(run_dir) / f"epoch-{epoch:03d}.png",
+        info = ctx.data_info
+        save_grid(to_pixels(grid, info.mean, info.std), _samples_dir(ctx.run_dir) / f"epoch-{ctx.epoch:03d}.png",
                   columns=10)
-        return _quality(model, data, run_dir, device, per_class=False)
+        return _quality(model, ctx, per_class=False)
 
-    def final_metrics(self, model: torch.nn.Module, data: DataSplits, run_dir: Path, device: Any) -> dict[str, Any]:
+    def final_metrics(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
         """Quality of the trained generator, and the Fréchet distance of an untrained one for scale."""
         untrained = copy.deepcopy(model)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             dcgan_init(untrained)
-        reference = _quality(untrained, data, run_dir, device)["sample_fd"]
-        metrics = _quality(model, data, run_dir, device)
+        reference = _quality(untrained, ctx)["sample_fd"]
+        metrics = _quality(model, ctx)
         return {**metrics, "sample_fd_untrained": reference, "sample_fd_ratio": metrics["sample_fd"] / reference}
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
@@ -127,8 +132,9 @@ def gan_graphs(model: GAN, data: DataInfo) -> list[GraphSpec]:
         GraphSpec(
             name="generator", module=model.generator, input_names=["noise", *label], output_names=["image"],
             random_inputs=generator_inputs,
-            metadata=sampler_metadata(noise_input="noise", latent_dim=latent,
-                                      label_input="label" if conditional else None, num_classes=classes),
+            role=GraphRole.SAMPLER,
+            role_info=sampler_info(latent_input="noise", latent_dim=latent, output="image",
+                                   label_input="label" if conditional else None, num_classes=classes),
         ),
         GraphSpec(
             name="discriminator", module=model.discriminator, input_names=["image", *label], output_names=["logit"],
@@ -158,9 +164,9 @@ def _noise(model: GAN, n: int, device: Any, seed: int | None = None,
     return noise, labels.to(device)
 
 
-def _quality(model: GAN, data: DataSplits, run_dir: Path, device: Any, per_class: bool = True) -> dict[str, float]:
-    noise, labels = _noise(model, QUALITY_SAMPLES, device, seed=2)
-    return sample_quality(judge_for_run(run_dir, device), model.generator(noise, labels), data, per_class)
+def _quality(model: GAN, ctx: RunContext, per_class: bool = True) -> dict[str, float]:
+    noise, labels = _noise(model, QUALITY_SAMPLES, ctx.device, seed=2)
+    return sample_quality(judge_for(ctx), model.generator(noise, labels), ctx.data, per_class)
 
 
 def _samples_dir(run_dir: Path) -> Path:

@@ -10,9 +10,8 @@ import torch
 
 from zoo.data import DataInfo, DataSplits
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec, make_optimizer
-from zoo.quality import judge_for_run, sample_quality
-from zoo.sampling import sampler_metadata
+from zoo.family import Family, GraphRole, GraphSpec, RunContext, decoder_info, encoder_info, make_optimizer
+from zoo.quality import judge_for, sample_quality
 from zoo.specs import ModelSpec
 from zoo_vae.models import VAE
 
@@ -58,9 +57,7 @@ class VAEFamily(Family):
     """
 
     monitor = ("val_nelbo", "min")
-    #: Weight of the KL term in the training loss; set from the run's hyperparameters by configure_optimizers.
-    beta = 1.0
-    hyperparameters = {"optimizer": "adam", "beta": 1.0, "classifier_run": ""}  # noqa: RUF012
+    hyperparameters = {"optimizer": "adam", "beta": 1.0, "classifier_run": "", "classifier_model": "cnn"}  # noqa: RUF012
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
         # raw pixels are integers 0 … 1/scale (e.g. 0–16 for digits); otherwise assume 8-bit
@@ -68,33 +65,31 @@ class VAEFamily(Family):
         return {"in_channels": data.channels, "image_size": [data.height, data.width], "levels": levels,
                 "mean": data.mean, "std": data.std}
 
-    def configure_optimizers(self, model: torch.nn.Module, hp: dict[str, Any]) -> dict[str, Any]:
-        beta = hp.get("beta", 1.0)
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < float("inf"):
-            raise ZooError(f"--hp beta must be a number of at least 0, got {beta!r}")
-        self.beta = float(beta)
-        return {"model": make_optimizer(model.parameters(), hp)}
+    def configure_optimizers(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
+        _beta(ctx)  # a bad β fails before the first step
+        return {"model": make_optimizer(model.parameters(), ctx.hyperparameters)}
 
-    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
+    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
+                      ctx: RunContext) -> dict[str, torch.Tensor]:
         images, _ = batch
         recon_nll, kl, _ = negative_elbo(model, images)
-        return {"loss": (recon_nll + self.beta * kl).mean(), "nelbo": (recon_nll + kl).mean(),
+        return {"loss": (recon_nll + _beta(ctx) * kl).mean(), "nelbo": (recon_nll + kl).mean(),
                 "recon_nll": recon_nll.mean(), "kl": kl.mean()}
 
-    def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
-        images = torch.from_numpy(data.x_val).to(device)
+    def evaluate(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
+        images = torch.from_numpy(ctx.data.x_val).to(ctx.device)
         recon_nll, kl, mean = negative_elbo(model, images, torch.Generator().manual_seed(0))
         pixels = model.quantise(images)
         mse = (model.decoder.pixels(mean) - pixels).pow(2).mean()
-        return {"val_loss": float((recon_nll + self.beta * kl).mean()),
+        return {"val_loss": float((recon_nll + _beta(ctx) * kl).mean()),
                 "val_nelbo": float((recon_nll + kl).mean()), "val_recon_nll": float(recon_nll.mean()),
                 "val_kl": float(kl.mean()), "val_recon_mse": float(mse)}
 
-    def epoch_end(self, model: torch.nn.Module, data: DataSplits, run_dir: Path, epoch: int,
-                  device: Any) -> dict[str, float]:
+    def epoch_end(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
         """Grids of decoded prior samples and of validation images (odd rows) with their reconstructions."""
         from zoo.pictures import save_grid, to_pixels
 
+        data, run_dir, epoch, device = ctx.data, ctx.run_dir, ctx.epoch, ctx.device
         latent = torch.randn(GRID_SAMPLES, model.latent_dim, generator=torch.Generator().manual_seed(1))
         samples = model.decoder.pixels(latent.to(device)).cpu().numpy()
         save_grid(samples, _folder(run_dir, "samples") / f"epoch-{epoch:03d}.png", columns=10)
@@ -109,12 +104,12 @@ class VAEFamily(Family):
                   columns=columns)
         return {}
 
-    def final_metrics(self, model: torch.nn.Module, data: DataSplits, run_dir: Path, device: Any) -> dict[str, Any]:
+    def final_metrics(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
         """Quality of decoded prior samples, and the per-pixel-histogram baseline for the ELBO."""
         latent = torch.randn(QUALITY_SAMPLES, model.latent_dim, generator=torch.Generator().manual_seed(2))
-        samples = model.decoder(latent.to(device))
-        return {**sample_quality(judge_for_run(run_dir, device), samples, data),
-                "baseline_pixel_histogram_nll": pixel_histogram_nll(data, model.levels)}
+        samples = model.decoder(latent.to(ctx.device))
+        return {**sample_quality(judge_for(ctx), samples, ctx.data),
+                "baseline_pixel_histogram_nll": pixel_histogram_nll(ctx.data, model.levels)}
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
         shape, latent = data.shape, model.latent_dim
@@ -129,13 +124,24 @@ class VAEFamily(Family):
             GraphSpec(name="encoder", module=model.encoder, input_names=["image"],
                       output_names=["mean", "log_variance"], random_inputs=image_inputs,
                       real_inputs=lambda splits: (splits.x_val,),
-                      calibration_inputs=lambda splits: (splits.x_train,)),
+                      calibration_inputs=lambda splits: (splits.x_train,),
+                      role=GraphRole.ENCODER,
+                      role_info=encoder_info(image_input="image", latent_output="mean", latent_dim=latent)),
             GraphSpec(name="decoder", module=model.decoder, input_names=["latent"], output_names=["image"],
                       random_inputs=latent_inputs,
                       real_inputs=lambda splits: (_posterior_means(model, splits.x_val),),
                       calibration_inputs=lambda splits: (_posterior_means(model, splits.x_train),),
-                      metadata=sampler_metadata(noise_input="latent", latent_dim=latent)),
+                      role=GraphRole.DECODER,
+                      role_info=decoder_info(latent_input="latent", latent_dim=latent, output="image")),
         ]
+
+
+def _beta(ctx: RunContext) -> float:
+    """The KL weight β of the run's hyperparameters (a number of at least 0)."""
+    beta = ctx.hyperparameters.get("beta", 1.0)
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < float("inf"):
+        raise ZooError(f"--hp beta must be a number of at least 0, got {beta!r}")
+    return float(beta)
 
 
 def _posterior_means(model: VAE, images: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bundles.manifest import GraphEntry
 from zoo.bundles.verify import resolve_providers
 from zoo.errors import ZooError
 from zoo.runtime import CPU, session, session_facts, time_graph
@@ -30,20 +31,20 @@ def bench_bundle(bundle_dir: str | Path, *, batch_sizes: list[int], threads: int
                  runs: int = 100, providers: list[str] | None = None, run_dir: str | Path | None = None,
                  torch: bool = True) -> dict[str, Any]:
     """Time every graph of a bundle at each batch size; a dict with the settings, rows, ratios and machine load."""
-    from zoo.bundles.bundle import load_manifest
+    from zoo.bundles.manifest import Bundle
 
     if not batch_sizes or min(batch_sizes) < 1 or threads < 1 or runs < 1 or warmup < 0:
         raise ZooError("--batch-sizes, --threads and --runs must be positive (and --warmup at least 0)")
     load_start = machine_load()
-    bundle = Path(bundle_dir)
-    manifest = load_manifest(bundle)
+    bundle = Bundle.open(bundle_dir, check_graphs=True)
+    manifest = bundle.manifest
     chosen, skipped = resolve_providers(providers)
-    eager, eager_note = _eager_modules(manifest, run_dir) if torch else ({}, "--no-torch was given")
+    eager, eager_note = _eager_modules(manifest.run, run_dir) if torch else ({}, "--no-torch was given")
     rows: list[dict[str, Any]] = []
     ratios: list[dict[str, Any]] = []
-    for name, entry in manifest["graphs"].items():
-        path = bundle / entry["file"]
-        module = eager.get(entry["source_graph"]) if entry["variant"] == "fp32" else None
+    for name, entry in manifest.graphs.items():
+        path = bundle.graph_path(entry)
+        module = eager.get(entry.source_graph) if entry.variant == "fp32" else None
         cpu_session = session(str(path), CPU, threads=threads) if CPU in chosen else None
         for batch in batch_sizes:
             feed = _feed(entry, batch)
@@ -67,23 +68,23 @@ def bench_bundle(bundle_dir: str | Path, *, batch_sizes: list[int], threads: int
             if module is not None and _cuda_available():
                 timings = _time_eager_cuda(module, feed, warmup, runs)
                 rows.append(_row(name, "pytorch eager", "cuda", batch, timings, {"tf32": False}, False))
-    return {"bundle": str(bundle), "model": manifest.get("model"), "threads": threads, "warmup": warmup,
+    return {"bundle": str(bundle.path), "model": manifest.model, "threads": threads, "warmup": warmup,
             "runs": runs, "batch_sizes": batch_sizes, "machine": platform.processor() or platform.machine(),
             "method": METHOD, "load_start": load_start.to_dict(), "load_end": machine_load().to_dict(),
             "skipped_providers": skipped, "eager_skipped": eager_note, "rows": rows, "ratios": ratios}
 
 
-def _feed(entry: dict[str, Any], batch: int) -> dict[str, np.ndarray]:
+def _feed(entry: GraphEntry, batch: int) -> dict[str, np.ndarray]:
     """Random inputs of the graph's own dtypes and shapes (symbolic axes set to ``batch``)."""
     rng = np.random.default_rng(0)
     feed = {}
-    for value in entry["inputs"]:
-        shape = [batch if isinstance(d, str) or d == 0 else d for d in value["shape"]]
-        dtype = np.dtype(value["dtype"])
+    for value in entry.inputs:
+        shape = [batch if isinstance(d, str) or d == 0 else d for d in value.shape]
+        dtype = np.dtype(value.dtype)
         if np.issubdtype(dtype, np.floating):
-            feed[value["name"]] = rng.standard_normal(shape).astype(dtype)
+            feed[value.name] = rng.standard_normal(shape).astype(dtype)
         else:  # integer inputs (labels, indices): small values that are valid for any class count
-            feed[value["name"]] = np.zeros(shape, dtype=dtype)
+            feed[value.name] = np.zeros(shape, dtype=dtype)
     return feed
 
 
@@ -95,18 +96,18 @@ def _row(graph: str, engine: str, provider: str, batch: int, timings: list[float
             "interleaved": interleaved_, "facts": facts}
 
 
-def _eager_modules(manifest: dict[str, Any], run_dir: str | Path | None) -> tuple[dict[str, Any], str | None]:
+def _eager_modules(run_ref: dict[str, Any], run_dir: str | Path | None) -> tuple[dict[str, Any], str | None]:
     """The run's PyTorch modules by graph name, or why eager PyTorch is left out."""
-    from zoo.engine.runs import WEIGHTS
+    from zoo.runs import WEIGHTS
 
-    run_path = Path(run_dir) if run_dir else Path(manifest.get("run", {}).get("dir", ""))
+    run_path = Path(run_dir) if run_dir else Path(run_ref.get("dir", ""))
     if not (run_path / WEIGHTS).exists():
         return {}, f"the run ({run_path}) is not here; pass --run RUN_DIR to time eager PyTorch"
     try:
         import torch  # noqa: F401
     except ImportError:
         return {}, "torch is not installed here"
-    from zoo.engine.runs import load_run
+    from zoo.runs import load_run
 
     run = load_run(run_path)
     return {g.name: g.module.eval() for g in run.family.graphs(run.model, run.data_info)}, None

@@ -18,6 +18,8 @@ import numpy as np
 
 from zoo.atomic import write_bytes, write_json
 from zoo.bundles import variants
+from zoo.bundles.card import card_text
+from zoo.bundles.manifest import BUNDLE_FORMAT, CARD, GRAPH_FILE, MANIFEST, PARITY, ParityReport, graph_entry
 from zoo.bundles.onnx_graph import (
     DEFAULT_OPSET,
     check_graph,
@@ -26,18 +28,12 @@ from zoo.bundles.onnx_graph import (
     external_data_files,
     stamp_metadata,
 )
-from zoo.bundles.vectors import read_test_set, write_test_set
-from zoo.bundles.verify import Case, GraphCheck, check_graphs, format_table, sha256, torch_cases
-from zoo.engine.runs import WEIGHTS, read_json
+from zoo.bundles.vectors import write_test_set
+from zoo.bundles.verify import Case, GraphCheck, check_graphs, sha256, torch_cases
 from zoo.errors import ParityError, ZooError
+from zoo.roles import check_role_shapes
+from zoo.runs import WEIGHTS
 
-MANIFEST = "manifest.json"
-PARITY = "parity.json"
-CARD = "card.md"
-#: Each graph lives in its own folder, ``<graph>/model.onnx`` beside its ``test_data_set_N`` folders
-#: (the ONNX model-zoo layout); variants are graphs of their own, ``<graph>.int8/``, ``<graph>.fp16/``.
-GRAPH_FILE = "model.onnx"
-BUNDLE_FORMAT = 2
 QUANTIZE_CHOICES = ("int8",)
 
 
@@ -74,7 +70,7 @@ def export_run(
     this CPU for the card (otherwise the card says it was not measured).
     """
     from zoo.data import load_run_data
-    from zoo.engine.runs import load_run
+    from zoo.runs import load_run
 
     if not isinstance(opset, int) or not 13 <= opset <= 23:
         raise ZooError(f"--opset {opset} is not supported; use an opset from 13 to 23 (default {DEFAULT_OPSET})")
@@ -106,6 +102,7 @@ def export_run(
                          metadata={**metadata, "graph": graph.name, "variant": "fp32"})
             recipe = {"variant": "fp32", "optimized": variants.optimize(path) if optimize else None}
             cases = torch_cases(graph, data)
+            _check_role(graph, cases[0])
             entries[graph.name] = _graph_entry(staging, graph, graph.name, cases, graph.atol, graph.rtol, recipe)
             checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, None))
             for variant in wanted:
@@ -121,13 +118,22 @@ def export_run(
             if not parity["passed"]:
                 raise ParityError("exported graphs do not match PyTorch (see the parity report); bundle not written",
                                   parity)
-        write_bytes(staging / CARD, _card(run, entries, parity, speed).encode())
+        typed = {name: graph_entry(name, entry) for name, entry in entries.items()}
+        report = ParityReport.from_dict(parity) if parity else None
+        write_bytes(staging / CARD, card_text(run, typed, report, speed).encode())
         manifest = _manifest(run, entries, staging, opset, exporter, parity)
         write_json(staging / MANIFEST, manifest)
         _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(final, manifest, parity)
+
+
+def _check_role(graph: Any, case: Case) -> None:
+    """The graph's role holds for its real outputs (a classifier's width, a latent's size), before any writing."""
+    check_role_shapes(graph.name, getattr(graph, "role", None), getattr(graph, "role_info", {}),
+                      dict(zip(graph.input_names, case.inputs, strict=True)),
+                      dict(zip(graph.output_names, case.expected, strict=True)))
 
 
 def _export_variant(staging: Path, graph: Any, variant: str, data: Any, cases: list[Case],
@@ -176,7 +182,7 @@ def _graph_entry(staging: Path, graph: Any, name: str, cases: list[Case], atol: 
             "class_output": graph.class_output,
             "max_accuracy_drop": None if recipe["variant"] == "fp32" else variants.MAX_ACCURACY_DROP,
             "external_data": [f"{name}/{f}" for f in external_data_files(path)], "test_sets": sets,
-            **describe_graph(path)}
+            "zoo_role": getattr(graph, "role", None), **describe_graph(path)}
 
 
 def _graph_check(staging: Path, graph: Any, name: str, cases: list[Case], atol: float, rtol: float,
@@ -259,154 +265,3 @@ def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset
         "versions": _versions(),
         "files": {p.relative_to(staging).as_posix(): sha256(p) for p in files},
     }
-
-
-def _card(run: Any, entries: dict[str, dict[str, Any]], parity: dict[str, Any] | None,
-          speed: dict[str, Any]) -> str:
-    summary = read_json(run.run_dir / "summary.json", "run summary")
-    info = run.data_info
-    metrics = "\n".join(f"- {k}: {v:.4g}" for k, v in summary.get("metrics", {}).items())
-    parity_text = format_table(parity) if parity else "not verified (exported with --no-verify)"
-    graph_lines = []
-    for e in entries.values():
-        io = f"inputs {[i['name'] for i in e['inputs']]} → outputs {[o['name'] for o in e['outputs']]}"
-        how = e.get("method") or ("optimized: " + e["optimized"] if e.get("optimized") else "as exported")
-        graph_lines.append(f"- `{e['file']}` ({e['variant']}; {how}): {io}; tolerance atol {e['atol']:g} / "
-                           f"rtol {e['rtol']:g}; {len(e['test_sets'])} test sets")
-    return f"""# {run.spec.name} ({run.spec.family})
-
-{run.spec.summary}. From plugin `{run.spec.plugin}`, run `{run.run_dir.name}`.
-
-## Intended use
-Inference on inputs preprocessed exactly as below; each graph takes a batch of any size.
-
-## Data
-Trained on `{info.name}`: {info.channels}×{info.height}×{info.width} images, {info.num_classes} classes
-({", ".join(info.class_names)}), {summary.get("epochs")} epochs.
-
-## Preprocessing
-Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, channels
-first (N×C×H×W). The same values are in every graph's `metadata_props`.
-
-## Metrics (validation, last epoch)
-{metrics}
-
-## Graphs
-{chr(10).join(graph_lines)}
-
-Each graph folder holds `test_data_set_N/input_K.pb` and `output_K.pb` (ONNX TensorProto, the ONNX model-zoo
-layout): random inputs at batch 1 and 16 and real validation samples, with the fp32 PyTorch outputs expected
-(variants are held to their own tolerance against them). `zoo verify` checks them without PyTorch.
-
-{_variant_text(entries, parity, speed)}
-## Parity against PyTorch
-```
-{parity_text}
-```
-
-## Limits
-Trained on a small demonstration dataset; check accuracy on your own data before deploying.
-"""
-
-
-def _variant_text(entries: dict[str, dict[str, Any]], parity: dict[str, Any] | None, speed: dict[str, Any]) -> str:
-    from zoo.bundles.variant_card import variant_text
-
-    return variant_text(entries, parity, speed)
-
-
-def verify_bundle(
-    bundle_dir: str | Path, *, providers: list[str] | None = None, run_dir: str | Path | None = None,
-    bundle_only: bool = False, require: list[str] | None = None,
-) -> dict[str, Any]:
-    """Verify a bundle: files against the manifest, graphs against their test vectors on every provider,
-    and (unless ``bundle_only``, when torch and the run are here) against fresh PyTorch outputs.
-
-    Bundle-only verification needs only ONNX Runtime, onnx and numpy.
-    """
-    bundle = Path(bundle_dir)
-    manifest = load_manifest(bundle)
-    checks = [_vector_check(bundle, name, entry) for name, entry in manifest["graphs"].items()]
-    skipped = "--bundle-only was given" if bundle_only else _add_torch_cases(checks, manifest, run_dir)
-    report = check_graphs(checks, providers, require)
-    report["bundle"] = str(bundle)
-    report["pytorch_skipped"] = skipped
-    return report
-
-
-def load_manifest(bundle: Path) -> dict[str, Any]:
-    """The manifest of a bundle whose files, external data and graphs all check out."""
-    if not bundle.is_dir():
-        raise ZooError(f"bundle {bundle} does not exist; pass the folder that `zoo export` printed")
-    if not (bundle / MANIFEST).exists():
-        raise ZooError(f"{bundle} is not a zoo bundle (no {MANIFEST}); pass the folder that `zoo export` printed")
-    manifest = read_json(bundle / MANIFEST, "bundle manifest")
-    if manifest.get("format") != BUNDLE_FORMAT or not isinstance(manifest.get("graphs"), dict):
-        raise ZooError(f"{bundle} is a bundle of format {manifest.get('format')}, this zoo reads format "
-                       f"{BUNDLE_FORMAT}; export it again with this zoo")
-    check_files(bundle, manifest)
-    for name, entry in manifest["graphs"].items():
-        path = bundle / entry["file"]
-        for location in external_data_files(path):
-            target = (path.parent / location).resolve()
-            if Path(location).is_absolute() or not target.is_relative_to(bundle.resolve()):
-                raise ZooError(f"graph {name!r} keeps its weights at {location!r}, outside the bundle; "
-                               "refusing to read it (export the bundle again)")
-            if target.relative_to(bundle.resolve()).as_posix() not in manifest["files"]:
-                raise ZooError(f"graph {name!r} refers to weights {location!r} the manifest does not list; "
-                               "export the bundle again")
-        check_graph(path, name)
-    return manifest
-
-
-def _vector_check(bundle: Path, name: str, entry: dict[str, Any]) -> GraphCheck:
-    cases = []
-    for test_set in entry["test_sets"]:
-        inputs, expected = read_test_set(bundle / test_set["dir"])
-        cases.append(Case(f"{Path(test_set['dir']).name} {test_set['inputs']}", inputs, expected))
-    return GraphCheck(name, bundle / entry["file"], [i["name"] for i in entry["inputs"]],
-                      [o["name"] for o in entry["outputs"]], entry["atol"], entry["rtol"], entry.get("class_output"),
-                      entry.get("max_accuracy_drop"), cases)
-
-
-def _add_torch_cases(checks: list[GraphCheck], manifest: dict[str, Any], run_dir: str | Path | None) -> str | None:
-    """Add fresh PyTorch cases to every check; the reason when that cannot be done here (else None)."""
-    run_path = Path(run_dir) if run_dir else Path(manifest.get("run", {}).get("dir", ""))
-    if not run_dir and not (run_path / WEIGHTS).exists():
-        return f"the run this bundle came from ({run_path}) is not here; pass --run RUN_DIR to compare with PyTorch"
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return "torch is not installed here; compared with the stored test vectors only"
-    from zoo.data import load_run_data
-    from zoo.engine.runs import load_run
-
-    run = load_run(run_path)
-    if sha256(run.run_dir / WEIGHTS) != manifest["run"]["weights_sha256"]:
-        raise ZooError(f"the weights in {run.run_dir} are not the ones this bundle was exported from; "
-                       "pass the right --run or export again")
-    data = load_run_data(run.config)
-    specs = {g.name: g for g in run.family.graphs(run.model, run.data_info)}
-    cases = {name: torch_cases(spec, data) for name, spec in specs.items()}
-    for check in checks:
-        source = manifest["graphs"][check.name]["source_graph"]
-        if source not in cases:
-            raise ZooError(f"the model no longer declares graph {source!r}; export the bundle again")
-        check.cases.extend(cases[source])
-    return None
-
-
-def check_files(bundle: Path, manifest: dict[str, Any]) -> None:
-    """Every file the manifest lists is present, inside the bundle, and has its recorded hash."""
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise ZooError(f"{bundle / MANIFEST} lists no files; export again")
-    root = bundle.resolve()
-    for name, expected in files.items():
-        path = (bundle / name).resolve()
-        if not path.is_relative_to(root):
-            raise ZooError(f"manifest entry {name!r} points outside the bundle; the bundle is not safe to use")
-        if not path.is_file():
-            raise ZooError(f"bundle file {name} is missing; copy the whole bundle folder or export again")
-        if sha256(path) != expected:
-            raise ZooError(f"bundle file {name} does not match its manifest hash (changed or corrupted); export again")

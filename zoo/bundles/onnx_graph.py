@@ -63,7 +63,10 @@ def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata:
             raise
         except Exception as exc:
             raise ZooError(f"exporting graph {graph.name!r} with the {exporter} exporter failed: {exc}") from None
-    props = {**{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}, **graph.metadata}
+    from zoo.roles import role_metadata
+
+    props = {**{k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}, **graph.metadata,
+             **role_metadata(getattr(graph, "role", None), getattr(graph, "role_info", {}))}
     stamp_metadata(path, props)
     check_graph(path, graph.name)
 

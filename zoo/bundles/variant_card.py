@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.bundles import variants
+from zoo.bundles.manifest import GraphEntry, ParityReport
 
 PURPOSE = {
     "fp16": "fp16 is meant for GPUs (CUDA, TensorRT), where half precision has its own fast units; on a CPU, "
@@ -22,23 +23,23 @@ NOT_MEASURED = ("speed against fp32 not measured at export (export with --measur
                 "with `zoo bench`)")
 
 
-def variant_text(entries: dict[str, dict[str, Any]], parity: dict[str, Any] | None,
+def variant_text(graphs: dict[str, GraphEntry], parity: ParityReport | None,
                  speed: dict[str, dict[str, Any] | None]) -> str:
-    """The card's "Variants" section (empty when the bundle has none)."""
+    """The card's "Variants" section from the typed graph entries (empty when the bundle has none)."""
     lines = []
-    for name, entry in entries.items():
-        if entry["variant"] == "fp32":
+    for name, entry in graphs.items():
+        if entry.variant == "fp32":
             continue
         lines.append(f"- `{name}`: {_accuracy(name, parity)}; {_timing(speed.get(name))}.")
         s = speed.get(name)
         if s and s["speedup"] < 1.0:
             lines.append(f"  Slower than fp32 on the machine that measured it ({s['speedup']:.2f}× the fp32 speed).")
-        lines.append(f"  What it is for: {PURPOSE[entry['variant']]}")
+        lines.append(f"  What it is for: {PURPOSE[entry.variant]}")
     return "## Variants\n" + "\n".join(lines) + "\n" if lines else ""
 
 
-def _accuracy(name: str, parity: dict[str, Any] | None) -> str:
-    cpu = (parity or {}).get("graphs", {}).get(name, {}).get("CPUExecutionProvider", {})
+def _accuracy(name: str, parity: ParityReport | None) -> str:
+    cpu = parity.result(name, "CPUExecutionProvider") if parity else {}
     if "accuracy" not in cpu:
         return "accuracy not measured (no labelled samples or not verified)"
     return (f"validation accuracy {100 * cpu['accuracy']:.2f}% against fp32 {100 * cpu['reference_accuracy']:.2f}%"

@@ -30,15 +30,15 @@ def _read_bytes(path: Path) -> bytes:
     """File contents, gunzipped when the name ends in .gz."""
     try:
         raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist") from None
+    except FileNotFoundError as exc:
+        raise DataError(f"{path} does not exist") from exc
     except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror or exc})") from None
+        raise DataError(f"{path} cannot be read ({exc.strerror or exc})") from exc
     if path.suffix == ".gz":
         try:
             return gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(f"{path} is not a valid gzip file ({exc}); download it again") from None
+            raise DataError(f"{path} is not a valid gzip file ({exc}); download it again") from exc
     return raw
 
 
@@ -85,7 +85,7 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = _ArraysOnly(io.BytesIO(data), encoding="bytes").load()
     except Exception as exc:  # any unpickling failure means "not a CIFAR batch"
-        raise DataError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})") from exc
     if not isinstance(batch, dict):
         raise DataError(f"{path} is not a CIFAR-10 python batch (no dictionary inside)")
     images, labels = batch.get(b"data", batch.get("data")), batch.get(b"labels", batch.get("labels"))
@@ -95,8 +95,8 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: 'data' must be N×3072 uint8, got {images.shape} {images.dtype}")
     try:
         label_array = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        raise DataError(f"{path}: 'labels' are not integers") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataError(f"{path}: 'labels' are not integers") from exc
     if label_array.shape != (len(images),):
         raise DataError(f"{path}: {len(images)} images but {label_array.size} labels")
     return images.reshape(-1, 3, 32, 32), label_array
@@ -122,7 +122,7 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str] | None
     except DataError:
         raise
     except Exception as exc:  # zipfile, pickle-refusal and format errors all mean "not a usable npz"
-        raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
+        raise DataError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc})") from exc
     return images, labels, names
 
 
@@ -134,9 +134,9 @@ def load_image(path: Path, *, mode: str) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             converted = image.convert(mode)
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist") from None
+    except FileNotFoundError as exc:
+        raise DataError(f"{path} does not exist") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise DataError(f"{path} is not a readable image ({exc}); remove or replace it") from None
+        raise DataError(f"{path} is not a readable image ({exc}); remove or replace it") from exc
     array = np.asarray(converted, dtype=np.uint8)
     return array[:, :, None] if array.ndim == 2 else array

@@ -128,7 +128,7 @@ def _jsonable(value: Any) -> Any:
     try:
         return json.loads(json.dumps(value))
     except TypeError as exc:
-        raise ZooError(f"checkpoint state is not plain data ({exc}); report this as a zoo bug") from None
+        raise ZooError(f"checkpoint state is not plain data ({exc}); report this as a zoo bug") from exc
 
 
 def rotate(folder: Path, step_file: Path, keep_last: int) -> None:
@@ -163,15 +163,15 @@ def load_checkpoint(path: Path) -> Checkpoint:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
-    except FileNotFoundError:
-        raise ZooError(f"checkpoint {path} is missing; the run stopped before its first checkpoint") from None
+    except FileNotFoundError as exc:
+        raise ZooError(f"checkpoint {path} is missing; the run stopped before its first checkpoint") from exc
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ZooError(f"checkpoint {path} is truncated or corrupted ({exc}); use another one in {path.parent}") \
-            from None
+            from exc
     try:
         state = json.loads(metadata[_META_KEY])
-    except (KeyError, json.JSONDecodeError):
-        raise ZooError(f"{path} is not a zoo checkpoint (no training state in it)") from None
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ZooError(f"{path} is not a zoo checkpoint (no training state in it)") from exc
     if state.get("format") != FORMAT:
         raise ZooError(
             f"checkpoint {path} has format {state.get('format')!r} (zoo {state.get('zoo_version', '?')}), "

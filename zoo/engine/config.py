@@ -47,8 +47,8 @@ def check_positive_int(name: str, value: Any) -> int:
 def check_positive_float(name: str, value: Any) -> float:
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise ZooError(f"{name} must be a positive number, got {value!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise ZooError(f"{name} must be a positive number, got {value!r}") from exc
     if not math.isfinite(number) or number <= 0:
         raise ZooError(f"{name} must be a positive number, got {value!r}")
     return number

@@ -51,6 +51,19 @@ class World:
         dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
         return [bool(v) for v in tensor.tolist()]
 
+    def sync_gradients(self, optimizer: Any) -> None:
+        """Average the gradients of ``optimizer``'s parameters over all processes (what DDP does for a
+        wrapped model; the engine calls this for families that call model parts). Free in one process."""
+        if not self.distributed:
+            return
+        import torch.distributed as dist
+
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
+                    param.grad.div_(self.size)
+
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every process."""
         if not self.distributed:
@@ -113,12 +126,12 @@ def shutdown(world: World, *holders: Any, finished: bool = False) -> None:
         dist.destroy_process_group()
 
 
-def wrap_model(net: Any, world: World, device: Any, family: Any) -> Any:
+def wrap_model(net: Any, world: World, device: Any, family: Any, optimizers: int = 1) -> Any:
     """``net`` wrapped in DistributedDataParallel when there are several processes, else ``net``.
 
     A family that calls parts of its model directly (``model.generator``; ``Family.wraps_for_ddp``
     False) gets the plain module, which a DDP wrapper would neither expose nor synchronise; the engine
-    then averages its gradients itself (:func:`average_gradients`). With several optimizers each
+    then averages its gradients itself (:meth:`World.sync_gradients`). With several optimizers each
     backward pass reaches only part of the model, so DDP looks for unused parameters.
     """
     if not world.distributed or not getattr(family, "wraps_for_ddp", True):
@@ -127,18 +140,12 @@ def wrap_model(net: Any, world: World, device: Any, family: Any) -> Any:
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(net, device_ids=ids,
-                                   find_unused_parameters=len(family.optimizer_order) > 1)
+                                   find_unused_parameters=optimizers > 1)
 
 
 def average_gradients(optimizer: Any, world: World) -> None:
-    """Average the gradients of ``optimizer``'s parameters over all processes (what DDP does for one)."""
-    import torch.distributed as dist
-
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            if param.grad is not None:
-                dist.all_reduce(param.grad, op=dist.ReduceOp.SUM)
-                param.grad.div_(world.size)
+    """Kept for old callers: :meth:`World.sync_gradients`."""
+    world.sync_gradients(optimizer)
 
 
 def launch(nproc: int, args: list[str]) -> int:

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo.engine.runs import METRICS
 from zoo.errors import ZooError
+from zoo.runs import METRICS
 
 METRICS_CSV = "metrics.csv"
 
@@ -48,8 +48,8 @@ def tensorboard_writer() -> Any:
     """TensorBoard's ``SummaryWriter``; a clear error when tensorboard is not installed (it is optional)."""
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ZooError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+    except ImportError as exc:
+        raise ZooError("--tensorboard needs the tensorboard package: pip install tensorboard") from exc
     return SummaryWriter
 
 

@@ -18,6 +18,7 @@ PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 SCHEDULES = ("none", "step", "cosine")
 ON_NAN = ("stop", "skip")
 OPTIMIZERS = ("sgd", "adam", "adamw")
+DEVICES = ("auto", "cpu", "cuda")
 
 #: Options that may change when a run is resumed: they decide when to stop and what to report,
 #: never what the weights become.
@@ -27,47 +28,72 @@ RESUMABLE = frozenset({"max_steps", "progress", "log_every", "tensorboard", "sav
 SMOKE_BATCHES, SMOKE_EPOCHS, SMOKE_VAL = 3, 2, 64
 
 
+def option(default: Any = None, help: str = "", *, flag: str | None = None, param: str | None = None,
+           metavar: str | None = None, choices: tuple[str, ...] | None = None, path: bool = False,
+           cli: bool = True, factory: Any = None) -> Any:
+    """A :class:`TrainOptions` field with what ``zoo train`` needs to offer it as a flag (the field's metadata):
+    ``help``; ``flag`` (default ``--field-name``) and ``param`` (the click parameter name); ``metavar``;
+    ``choices``; ``path`` (a file system path); ``cli=False`` for options without a flag."""
+    metadata = {"help": help, "flag": flag, "param": param, "metavar": metavar, "choices": choices, "path": path,
+                "cli": cli}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainOptions:
-    """Everything a user chooses for a run. ``None`` means "the model's default" for hyperparameters."""
+    """Everything a user chooses for a run. ``None`` means "the model's default" for hyperparameters.
 
-    model: str | None = None
-    dataset: str = "digits"
-    image_size: str | None = None  # "HxW": resize the data's images
-    channels: int | None = None  # 1 (grayscale) or 3 (RGB): convert the data's images
-    augment: bool = False  # random shifts of up to 1/8 of the image side while training
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    optimizer: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    out: str = "runs"
-    precision: str = "32"
-    deterministic: bool = False
-    schedule: str = "none"
-    warmup_steps: int = 0
-    step_epochs: int = 1  # schedule "step": multiply the learning rate by `gamma` every this many epochs
-    gamma: float = 0.1
-    grad_clip: float | None = None
-    accumulate: int = 1
-    early_stop: int | None = None  # patience in epochs on the family's monitor metric
-    max_steps: int | None = None
-    smoke: bool = False
-    on_nan: str = "stop"
-    save_every: int | None = None  # also checkpoint every N optimizer steps (always at each epoch end)
-    keep_last: int = 2
-    log_every: int | None = None
-    tensorboard: bool = False
-    progress: bool = True
-    hp: dict[str, Any] = field(default_factory=dict)
-    args: dict[str, Any] = field(default_factory=dict)
+    This is the one list of training options: ``zoo train``'s flags are made from these fields
+    (:mod:`zoo.engine.cli_options`), config files and ``run.toml`` use their names.
+    """
+
+    model: str | None = option(cli=False)
+    dataset: str = option("digits", "Dataset (default: digits); see zoo datasets.", flag="--data",
+                          metavar="NAME[:PATH]")
+    image_size: str | None = option(None, "Resize the data's images to H×W (bilinear), e.g. 28x28.", metavar="HxW")
+    channels: int | None = option(None, "Convert images to 1 (grayscale) or 3 (RGB) channels.")
+    augment: bool = option(False, "Light augmentation: shift training images by up to 1/8 of their size.")
+    epochs: int | None = option(None, "Epochs (default: the model's).")
+    batch_size: int | None = option(None, "Global batch size, over all processes (default: the model's).")
+    lr: float | None = option(None, "Learning rate (default: the model's).")
+    optimizer: str | None = option(None, "Optimizer (default: the model's).", choices=OPTIMIZERS)
+    seed: int = option(0, "Seed for the split, init and shuffling (default: 0).")
+    device: str = option("auto", "Device (default: auto).", choices=DEVICES)
+    out: str = option("runs", "Folder the run directory goes in (default: runs).", path=True)
+    precision: str = option("32", "32 (default), bf16-mixed (CPU, CUDA) or 16-mixed (CUDA, with a grad scaler).",
+                            choices=PRECISIONS)
+    deterministic: bool = option(False, "Deterministic algorithms only (bitwise-reproducible resume on the CPU).")
+    schedule: str = option("none", "Learning-rate schedule.", choices=SCHEDULES)
+    warmup_steps: int = option(0, "Linear learning-rate warm-up over this many steps.")
+    step_epochs: int = option(1, "--schedule step: multiply the rate by --gamma every N epochs.")
+    gamma: float = option(0.1, "--schedule step: the factor (default 0.1).")
+    grad_clip: float | None = option(None, "Clip the gradient norm to this value.")
+    accumulate: int = option(1, "Accumulate gradients over N batches per step.")
+    early_stop: int | None = option(None, "Stop after PATIENCE epochs without improvement of the family's "
+                                    "monitored metric.", metavar="PATIENCE")
+    max_steps: int | None = option(None, "Stop (and checkpoint) after this many optimizer steps.")
+    smoke: bool = option(False, "A few batches of everything: a quick check.")
+    on_nan: str = option("stop", "Non-finite loss: stop (default) or skip.", choices=ON_NAN)
+    save_every: int | None = option(None, "Checkpoint every N steps too (always at each epoch end).")
+    keep_last: int = option(2, "Step checkpoints to keep (default 2).")
+    log_every: int | None = option(None, "Without a terminal: a progress line every N steps.")
+    tensorboard: bool = option(False, "Also log to TensorBoard (if installed).")
+    progress: bool = option(True, cli=False)
+    hp: dict[str, Any] = option(help="Another hyperparameter, e.g. --hp momentum=0.8.", param="hparams",  # noqa: RUF009
+                                metavar="KEY=VALUE", factory=dict)
+    args: dict[str, Any] = option(  # noqa: RUF009 - field() with metadata
+        help="A model argument, e.g. --arg width=32.", flag="--arg", param="model_args",
+        metavar="KEY=VALUE", factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-_CHOICES = {"precision": PRECISIONS, "schedule": SCHEDULES, "on_nan": ON_NAN, "optimizer": OPTIMIZERS}
+#: Checked in config files too; the device is not: the API and config files may name one such as "cuda:1".
+_CHOICES = {f.name: f.metadata["choices"] for f in fields(TrainOptions)
+            if f.metadata.get("choices") and f.name != "device"}
 _POSITIVE = {"epochs", "batch_size", "accumulate", "max_steps", "save_every", "keep_last", "log_every", "step_epochs"}
 
 
@@ -79,6 +105,11 @@ def _base_type(annotation: str) -> type:
 
 #: Each option's type, read from the dataclass: the one place options are declared.
 _TYPES: dict[str, type] = {f.name: _base_type(str(f.type)) for f in fields(TrainOptions)}
+
+
+def option_type(key: str) -> type:
+    """The base type of option ``key``: str, int, float, bool or dict."""
+    return _TYPES[key]
 
 
 def check_option(key: str, value: Any, where: str | None = None) -> Any:
@@ -137,10 +168,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ZooError(f"config file {path} does not exist") from None
+    except FileNotFoundError as exc:
+        raise ZooError(f"config file {path} does not exist") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ZooError(f"config file {path} is not valid TOML ({exc})") from None
+        raise ZooError(f"config file {path} is not valid TOML ({exc})") from exc
     return {key: check_option(key, value, f"config {path}") for key, value in raw.items()}
 
 

@@ -43,7 +43,14 @@ class Precision:
         if self.scaler:
             self.scaler.unscale_(optimizer)
 
-    def step(self, optimizer: Any) -> None:
+    def step(self, optimizer: Any, grad_clip: float | None = None) -> None:
+        """Step ``optimizer`` (through the grad scaler), clipping the gradient norm to ``grad_clip`` first."""
+        if grad_clip:
+            import torch
+
+            self.unscale(optimizer)
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
         if self.scaler:
             self.scaler.step(optimizer)
         else:

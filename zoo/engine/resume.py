@@ -7,8 +7,8 @@ from typing import Any
 
 from zoo.engine.checkpoint import FOLDER, LAST, Checkpoint, load_checkpoint
 from zoo.engine.options import RESUMABLE, TrainOptions
-from zoo.engine.runs import CONFIG, read_json
 from zoo.errors import ZooError
+from zoo.runs import CONFIG, read_json
 
 
 def prepare_resume(run_dir: str | Path, model: str | None, flags: dict[str, Any],

@@ -1,123 +1,16 @@
-"""Run directories: creating them without clobbering anything, and loading a finished run back."""
+"""Moved to :mod:`zoo.runs` (the run folder is not the engine's alone); kept so old imports work."""
 
-from __future__ import annotations
-
-import json
-import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-from zoo.errors import ZooError
-
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
-SUMMARY = "summary.json"
-WEIGHTS = "model.safetensors"
-
-
-def new_run_dir(parent: str | Path, model: str) -> Path:
-    """A fresh ``<parent>/<model>-<timestamp>[-N]`` folder; never reuses an existing one."""
-    parent = Path(parent)
-    if parent.exists() and not parent.is_dir():
-        raise ZooError(f"--out {parent} is a file, not a folder; give a folder for the runs")
-    parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1000):
-        candidate = parent / (f"{model}-{stamp}" + (f"-{n}" if n else ""))
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise ZooError(f"could not find a free run folder name in {parent}")
-
-
-@dataclass
-class LoadedRun:
-    """A finished run, rebuilt: its config, spec, family, data description and trained model."""
-
-    run_dir: Path
-    config: dict[str, Any]
-    spec: Any
-    family: Any
-    data_info: Any
-    model: Any
-
-
-def read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ZooError(f"{what} {path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ZooError(f"{what} {path} is corrupted ({exc}); restore it or train again") from None
-
-
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """Rebuild a trained model from its run directory, checking every file on the way."""
-    from zoo.api import load_family
-    from zoo.data import DataInfo
-    from zoo.registry import get_spec
-
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise ZooError(f"run directory {run_dir} does not exist; pass the folder that `zoo train` printed")
-    if not run_dir.is_dir():
-        raise ZooError(f"{run_dir} is a file, not a run directory; pass the folder that `zoo train` printed")
-    if not (run_dir / CONFIG).exists():
-        raise ZooError(
-            f"{run_dir} is not a zoo run directory (no {CONFIG}); pass the folder that `zoo train` printed"
-        )
-    config = read_json(run_dir / CONFIG, "run config")
-    try:
-        # The plugin-qualified name: the run's model even if another plugin now has the plain name.
-        model_name = f"{config['plugin']}:{config['model']}" if config.get("plugin") else config["model"]
-        data_info = DataInfo.from_dict(config["data"])
-        model_args = dict(config["model_args"])
-    except (KeyError, TypeError) as exc:
-        raise ZooError(f"run config {run_dir / CONFIG} lacks {exc}; it was not written by this zoo") from None
-    spec = get_spec(model_name)  # outside the try: an unknown model is a KeyError too, with its own message
-    family = load_family(spec.family)
-    weights = run_dir / WEIGHTS
-    if not weights.exists():
-        raise ZooError(f"{run_dir} has no trained weights ({WEIGHTS}): the run did not finish; "
-                       f"zoo train --resume {run_dir} finishes it")
-    model = family.build(spec, data_info, model_args)
-    load_weights(model, weights, spec.name)
-    model.eval()
-    return LoadedRun(run_dir, config, spec, family, data_info, model)
-
-
-def load_weights(model: Any, path: Path, model_name: str) -> None:
-    """Load safetensors weights into ``model``; corrupt files and mismatches get one clear line."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ZooError(f"weights file {path} is truncated or corrupted ({exc}); restore it or train again") from None
-    load_weights_dict(model, state, path, model_name)
-
-
-def load_weights_dict(model: Any, state: dict[str, Any], path: Path, model_name: str) -> None:
-    """Load a state dict read from ``path`` into ``model``; a mismatch is one clear line."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong_shape:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:3])}")
-        if wrong_shape:
-            k = wrong_shape[0]
-            parts.append(f"{k} is {tuple(state[k].shape)}, model needs {tuple(expected[k].shape)}")
-        raise ZooError(
-            f"weights in {path} do not fit model {model_name!r} ({'; '.join(parts)}); "
-            "use the run directory these weights were trained in"
-        )
-    model.load_state_dict(state, strict=True)
+from zoo.runs import (  # noqa: F401
+    CONFIG,
+    METRICS,
+    SUMMARY,
+    WEIGHTS,
+    LoadedRun,
+    Run,
+    load_run,
+    load_weights,
+    load_weights_dict,
+    new_run_dir,
+    read_config,
+    read_json,
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType, TracebackType
+from typing import Any
 
 from zoo.errors import ZooError
 
@@ -24,6 +25,14 @@ class Interrupted(ZooError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def interrupted(sig: Any, exit_code: int, *, step: int, epoch: int, last: Any, run_dir: Any,
+                world_size: int) -> Interrupted:
+    """The error a run stopped by ``sig`` ends with: where it stopped, what it saved, how to resume."""
+    launcher = f" --nproc {world_size}" if world_size > 1 else ""
+    return Interrupted(f"interrupted by {sig.name} at step {step} (epoch {epoch}); saved {last}; "
+                       f"resume with: zoo train --resume {run_dir}{launcher}", exit_code)
 
 
 class InterruptFlag:

@@ -14,7 +14,7 @@ from zoo.hookspecs import hookimpl
 from zoo.specs import DatasetSpec, FamilySpec, InputSpec, ModelSpec
 
 #: The plugin contract this plugin was written for; a zoo that speaks an older one skips it.
-ZOO_CONTRACT = 1
+ZOO_CONTRACT = 2
 
 
 @hookimpl

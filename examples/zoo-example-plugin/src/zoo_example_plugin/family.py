@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from zoo.data import DataInfo, DataSplits
-from zoo.family import Family, GraphSpec
+from zoo.data import DataInfo
+from zoo.family import Family, GraphRole, GraphSpec, RunContext, classifier_info
 from zoo.specs import ModelSpec
 
 
@@ -28,14 +28,16 @@ class SequenceClassifierFamily(Family):
         # A row of the data is one step, so its width is the number of features per step.
         return {"input_size": data.width, "num_classes": data.num_classes}
 
-    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str) -> dict[str, torch.Tensor]:
+    def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
+                      ctx: RunContext) -> dict[str, torch.Tensor]:
         sequences, labels = batch
         logits = model(sequences)
         return {"loss": F.cross_entropy(logits, labels), "accuracy": (logits.argmax(1) == labels).float().mean()}
 
-    def evaluate(self, model: torch.nn.Module, data: DataSplits, device: Any) -> dict[str, float]:
+    def evaluate(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
         total_loss, correct = 0.0, 0
-        x, y = as_sequences(data.x_val), data.y_val
+        device = ctx.device
+        x, y = as_sequences(ctx.data.x_val), ctx.data.y_val
         for start in range(0, len(x), 256):
             sequences = torch.from_numpy(x[start:start + 256]).to(device)
             labels = torch.from_numpy(y[start:start + 256]).to(device)
@@ -60,4 +62,7 @@ class SequenceClassifierFamily(Family):
             real_inputs=lambda splits: (as_sequences(splits.x_val),),
             class_output="logits",
             metadata={"input_layout": "batch × steps × features (images: rows, channel after channel)"},
+            # What the graph is: a classifier, but of sequences, so `zoo predict` (image files) leaves it alone.
+            role=GraphRole.CLASSIFIER,
+            role_info=classifier_info(output="logits", class_names=data.class_names, input_kind="sequence"),
         )]

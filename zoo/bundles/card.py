@@ -1,0 +1,72 @@
+"""The bundle's model card (``card.md``): data, preprocessing, metrics, graphs and their roles, variants, parity."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from zoo.bundles.manifest import GraphEntry, ParityReport
+from zoo.bundles.variant_card import variant_text
+from zoo.bundles.verify import format_table
+from zoo.errors import ZooError
+
+
+def card_text(run: Any, graphs: dict[str, GraphEntry], parity: ParityReport | None, speed: dict[str, Any]) -> str:
+    """The card of a bundle exported from ``run``, with its typed graph entries and parity report."""
+    summary = _summary(run)
+    info = run.data_info
+    metrics = "\n".join(f"- {k}: {v:.4g}" for k, v in summary.get("metrics", {}).items())
+    parity_text = format_table(parity.to_dict()) if parity else "not verified (exported with --no-verify)"
+    graph_lines = []
+    for e in graphs.values():
+        io = f"inputs {e.input_names} → outputs {e.output_names}"
+        how = e.method or ("optimized: " + e.optimized if e.optimized else "as exported")
+        role = f"role {e.role}" if e.role else "no role"
+        graph_lines.append(f"- `{e.file}` ({e.variant}; {role}; {how}): {io}; tolerance atol {e.atol:g} / "
+                           f"rtol {e.rtol:g}; {len(e.test_sets)} test sets")
+    return f"""# {run.spec.name} ({run.spec.family})
+
+{run.spec.summary}. From plugin `{run.spec.plugin}`, run `{run.run_dir.name}`.
+
+## Intended use
+Inference on inputs preprocessed exactly as below; each graph takes a batch of any size.
+
+## Data
+Trained on `{info.name}`: {info.channels}×{info.height}×{info.width} images, {info.num_classes} classes
+({", ".join(info.class_names)}), {summary.get("epochs")} epochs.
+
+## Preprocessing
+Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, channels
+first (N×C×H×W). The same values are in every graph's `metadata_props`.
+
+## Metrics (validation, last epoch)
+{metrics}
+
+## Graphs
+{chr(10).join(graph_lines)}
+
+Each graph folder holds `test_data_set_N/input_K.pb` and `output_K.pb` (ONNX TensorProto, the ONNX model-zoo
+layout): random inputs at batch 1 and 16 and real validation samples, with the fp32 PyTorch outputs expected
+(variants are held to their own tolerance against them). `zoo verify` checks them without PyTorch.
+A graph's role (`zoo_role` in its metadata) says what it is: `zoo predict` uses a classifier, `zoo sample`
+a sampler or decoder.
+
+{variant_text(graphs, parity, speed)}
+## Parity against PyTorch
+```
+{parity_text}
+```
+
+## Limits
+Trained on a small demonstration dataset; check accuracy on your own data before deploying.
+"""
+
+
+def _summary(run: Any) -> dict[str, Any]:
+    path = run.run_dir / "summary.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ZooError(f"run summary {path} is missing") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ZooError(f"run summary {path} is corrupted ({exc}); restore it or train again") from exc

@@ -225,7 +225,7 @@ def test_quantize_on_a_graph_without_conv_or_matmul(train_briefly, tmp_path: Pat
         graphs = original(self, model, data)
         for graph in graphs:
             graph.module = torch.nn.ReLU()
-            graph.class_output = None
+            graph.class_output, graph.role, graph.role_info = None, None, {}  # no longer a classifier
         return graphs
 
     monkeypatch.setattr(ClassifierFamily, "graphs", relu_only)

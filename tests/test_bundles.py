@@ -131,7 +131,7 @@ def test_a_copied_bundle_verifies_without_torch(name: str, bundle_of, tmp_path: 
 
 def test_int8_fp16_and_optimized_variants(train_briefly, tmp_path: Path) -> None:
     result = export_run(train_briefly("cnn").run_dir, out=tmp_path, providers=["cpu"], quantize="int8", fp16=True,
-                        optimize=True)
+                        optimize=True, measure_variants=True)
     graphs = result.manifest["graphs"]
     assert set(graphs) == {"model", "model.int8", "model.fp16"}
     assert graphs["model"]["optimized"] == "onnxruntime-basic" and graphs["model"]["atol"] == 1e-5
@@ -224,8 +224,7 @@ def test_quantize_on_a_graph_without_conv_or_matmul(train_briefly, tmp_path: Pat
         graphs = original(self, model, data)
         for graph in graphs:
             graph.module = torch.nn.ReLU()
-            graph.class_output = None
-            graph.role, graph.role_info = None, {}  # no longer a classifier (its output is the image)
+            graph.class_output, graph.role, graph.role_info = None, None, {}  # no longer a classifier
         return graphs
 
     monkeypatch.setattr(ClassifierFamily, "graphs", relu_only)
@@ -256,7 +255,14 @@ def test_bench_reports_latency_percentiles_and_throughput(bundle_of) -> None:
     engines = {(r["engine"], r["provider"], r["batch"]) for r in report["rows"]}
     assert {("onnxruntime", "cpu", 1), ("onnxruntime", "cpu", 4), ("pytorch eager", "cpu", 4)} <= engines
     for row in report["rows"]:
-        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["throughput_per_s"] > 0
+        assert 0 < row["p10_ms"] <= row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["throughput_per_s"] > 0
+        assert row["interleaved"] is True, "CPU engines are timed call by call, in turn"
+    assert report["runs"] == 5 and report["threads"] == 2 and "interleaved" in report["method"]
+    for load in (report["load_start"], report["load_end"]):
+        assert load["load_1m"] >= 0 and load["cores"] >= 1 and isinstance(load["loaded"], bool)
+    ratios = {(r["graph"], r["batch"]): r["ort_speedup"] for r in report["ratios"]}
+    assert set(ratios) == {("model", 1), ("model", 4)}
+    assert all(0 < r["p10"] <= r["median"] <= r["p90"] for r in ratios.values())
     table = invoke("bench", bundle_of("cnn").bundle_dir, "--runs", "2", "--warmup", "0", "--batch-sizes", "2",
                    "--no-torch")
     assert table.exit_code == 0 and "| model | onnxruntime | cpu | 2 |" in table.output

@@ -292,16 +292,20 @@ def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, veri
               "calibrated on training data; dynamic where static does not fit).")
 @click.option("--fp16", is_flag=True, help="Add an fp16 variant of each graph (for GPU targets).")
 @click.option("--optimize", is_flag=True, help="Write graphs after ONNX Runtime's offline (basic) optimisations.")
+@click.option("--measure-variants", is_flag=True, help="Time each int8/fp16 variant against fp32 on this CPU for the "
+              "card (a few seconds a graph; `zoo bench` measures it later otherwise).")
 @click.option("--external-data", is_flag=True, help="Keep weights in one file beside each graph (automatic over 2 GB).")
 @click.option("--providers", help="Comma list of providers to verify on (cpu, cuda, tensorrt); default: all that run.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle of the same name.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity check (not recommended).")
 @click.option("--json", "as_json", is_flag=True, help="Print the bundle directory and parity report as JSON.")
 def export(run_dir: str, out: str, opset: int, exporter: str, quantize: str | None, fp16: bool, optimize: bool,
-           external_data: bool, providers: str | None, force: bool, no_verify: bool, as_json: bool) -> None:
+           measure_variants: bool, external_data: bool, providers: str | None, force: bool, no_verify: bool,
+           as_json: bool) -> None:
     """Export a trained run to an ONNX bundle and verify it (exit 1 if parity fails)."""
     result = _export(run_dir, out, opset, exporter, force, not no_verify, as_json, quantize=quantize, fp16=fp16,
-                     optimize=optimize, external_data=external_data, providers=_names(providers))
+                     optimize=optimize, external_data=external_data, providers=_names(providers),
+                     measure_variants=measure_variants)
     if as_json:
         _print_json({"bundle_dir": str(result.bundle_dir), "parity": result.parity})
 

@@ -29,15 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from zoo.cache import cache_dir
 from zoo.errors import ZooError
 
-CACHE_ENV = "ZOO_CACHE_DIR"
 CONFIDENCE = 0.9
-
-
-def cache_dir() -> Path:
-    """Where reusable artefacts go: ``$ZOO_CACHE_DIR``, else ``~/.cache/zoo``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "zoo")
 
 
 @dataclass

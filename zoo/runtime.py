@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import glob
 import io
 import json
 import os
@@ -239,20 +241,37 @@ def _load_feed(work: Path, request: dict[str, Any], index: int) -> dict[str, Any
 
 @cache
 def usable_providers() -> tuple[tuple[str, ...], dict[str, str]]:
-    """Providers that really run here, and why each other known one does not (each probed in a child)."""
+    """Providers that really run here, and why each other known one does not (each probed in a child, once a
+    process; not probed at all where :func:`no_gpu_reason` finds no driver)."""
     ort = import_onnxruntime()
     available = ort.get_available_providers()
     usable, skipped = [CPU], {}
+    no_gpu = no_gpu_reason()
     for provider in ISOLATED:
         if provider not in available:
             skipped[provider] = f"this ONNX Runtime build has no {provider} (install onnxruntime-gpu)"
             continue
-        reason = _probe(provider)
+        reason = f"not probed: {no_gpu}" if no_gpu else _probe(provider)
         if reason:
             skipped[provider] = reason
         else:
             usable.append(provider)
     return tuple(usable), skipped
+
+
+def no_gpu_reason() -> str:
+    """Why no NVIDIA GPU can run here (so probing one would be wasted), or an empty string.
+
+    Only Linux is judged: no NVIDIA device nodes (``/dev/nvidia*``, WSL's ``/dev/dxg``) and no
+    loadable driver library (``libcuda.so.1``) means no driver. Elsewhere the probe decides.
+    """
+    if not sys.platform.startswith("linux") or glob.glob("/dev/nvidia*") or os.path.exists("/dev/dxg"):
+        return ""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return "no NVIDIA driver here (no /dev/nvidia* device nodes, no libcuda.so.1)"
+    return ""
 
 
 def _probe(provider: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from zoo.bundles import variants
 from zoo.bundles.manifest import GraphEntry, ParityReport
+from zoo.bundles.variant_card import variant_text
 from zoo.bundles.verify import format_table
 from zoo.errors import ZooError
 
@@ -52,7 +52,7 @@ layout): random inputs at batch 1 and 16 and real validation samples, with the f
 A graph's role (`zoo_role` in its metadata) says what it is: `zoo predict` uses a classifier, `zoo sample`
 a sampler or decoder.
 
-{_variant_text(graphs, parity, speed)}
+{variant_text(graphs, parity, speed)}
 {_starting_weights(run.config)}## Parity against PyTorch
 ```
 {parity_text}
@@ -102,27 +102,3 @@ def _starting_weights(config: dict[str, Any]) -> str:
     return (f"## Starting weights\nFine-tuned{frozen} from `{init['origin']}` (sha256 `{init['sha256']}`, "
             f"{init['tensors']} tensors{head}).\n\n")
 
-
-def _variant_text(graphs: dict[str, GraphEntry], parity: ParityReport | None, speed: dict[str, Any]) -> str:
-    """The card's section on int8/fp16 variants: accuracy lost and speed measured at export."""
-    lines = []
-    for name, entry in graphs.items():
-        if entry.variant == "fp32":
-            continue
-        cpu = parity.result(name, "CPUExecutionProvider") if parity else {}
-        accuracy = (f"validation accuracy {100 * cpu['accuracy']:.2f}% against fp32 "
-                    f"{100 * cpu['reference_accuracy']:.2f}%"
-                    f" (drop {100 * cpu['accuracy_drop']:.2f} points, allowed {100 * variants.MAX_ACCURACY_DROP:g})"
-                    if "accuracy" in cpu else "accuracy not measured (no labelled samples or not verified)")
-        s = speed.get(name)
-        timing = (f"ONNX Runtime CPU at batch {s['batch']}, {s['threads']} threads: {s['variant_ms']:.3f} ms against "
-                  f"fp32 {s['fp32_ms']:.3f} ms, {s['speedup']:.2f}× the fp32 speed" if s else "speed not measured")
-        lines.append(f"- `{name}`: {accuracy}; {timing}.")
-        if entry.variant == "int8" and s and s["speedup"] < 1.5:
-            lines.append("  Not 1.5× faster here: the graph is small (8×8 inputs), so quantize/dequantize steps and "
-                         "per-call overhead weigh as much as the int8 arithmetic saves; the CPU's int8 "
-                         "instructions (VNNI/AMX) decide the rest.")
-        if entry.variant == "fp16":
-            lines.append("  fp16 is meant for GPU targets; on a CPU, ONNX Runtime computes most of it by casting back "
-                         "to fp32, so it is rarely faster there.")
-    return "## Variants\n" + "\n".join(lines) + "\n" if lines else ""

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bundles.dynamo import export_program
 from zoo.errors import ZooError
 
 EXPORTERS = ("dynamo", "torchscript")
@@ -49,11 +50,8 @@ def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata:
                 shapes = tuple({0: dims["batch"], **{axis: dims.setdefault(label, torch.export.Dim(label))
                                                      for axis, label in extra_axes.get(name, {}).items()}}
                                for name in graph.input_names)
-                program = torch.onnx.export(
-                    module, example, dynamo=True, opset_version=opset, verbose=False,
-                    input_names=list(graph.input_names), output_names=list(graph.output_names),
-                    dynamic_shapes=shapes,
-                )
+                program = export_program(module, example, opset=opset, input_names=list(graph.input_names),
+                                         output_names=list(graph.output_names), dynamic_shapes=shapes)
                 program.save(str(path), external_data=external_data)
             else:
                 axes = {name: {0: "batch", **extra_axes.get(name, {})}

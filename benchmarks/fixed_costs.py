@@ -1,0 +1,83 @@
+"""Fixed costs of whole commands against what a user would write by hand, as whole processes, paired.
+
+- ``zoo export`` (all verification kept) against ``benchmarks/scripts/bare_export.py`` (the public
+  ``torch.onnx.export`` over the same graphs, nothing checked), for a two-graph bundle (gan, vae) and a
+  one-graph one (cnn). Targets: two graphs ≤ 1.0×, one graph ≤ 1.05×.
+- ``zoo train cnn`` (defaults) against ``benchmarks/scripts/hand_train.py``. Target ≤ 1.05×.
+
+Each pair runs back to back, alternating which goes first; the ratio is the median over the pairs,
+with its min and max. The machine's load is printed at the start and the end: on a shared machine
+the absolute times drift, the paired ratios much less.
+
+    python benchmarks/fixed_costs.py [--pairs 5] [--skip-train] [--models gan,vae,cnn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ROOT, header, paired, ratio_line, zoo_command
+
+
+def train_quickly(model: str, out: Path, env: dict[str, str]) -> Path:
+    """A one-epoch run of ``model`` to export (not timed)."""
+    subprocess.run(zoo_command("train", model, "--epochs", "1", "--out", str(out)), check=True, env=env, cwd=ROOT,
+                   capture_output=True)
+    return next(out.glob(f"{model}-*"))
+
+
+def compare_exports(model: str, work: Path, env: dict[str, str], pairs: int) -> None:
+    run = train_quickly(model, work / f"runs-{model}", env)
+    zoo = zoo_command("export", str(run), "--out", str(work / "zoo-exports"), "--force")
+    bare = [sys.executable, str(ROOT / "benchmarks/scripts/bare_export.py"), str(run), str(work / "bare")]
+    a, b = paired(zoo, bare, pairs, env)
+    print(ratio_line(f"export {model}: zoo export / bare torch.onnx.export script", a, b), flush=True)
+
+
+def compare_training(work: Path, env: dict[str, str], pairs: int) -> None:
+    from zoo.cache import cached_arrays
+
+    os.environ["ZOO_CACHE_DIR"] = env["ZOO_CACHE_DIR"]
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from zoo_digits.loader import CACHE_NAME, _from_sklearn, sklearn_version
+
+    cached_arrays(CACHE_NAME, f"scikit-learn {sklearn_version()}", _from_sklearn)  # both sides read these arrays
+    digits = Path(env["ZOO_CACHE_DIR"]) / f"{CACHE_NAME}.npz"
+    zoo = zoo_command("train", "cnn", "--out", str(work / "zoo-runs"))
+    hand = [sys.executable, str(ROOT / "benchmarks/scripts/hand_train.py"), str(digits), str(work / "hand")]
+    a, b = paired(zoo, hand, pairs, env)
+    print(ratio_line("train cnn (defaults): zoo train / hand-written script", a, b), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--models", default="gan,vae,cnn", help="Models whose export is compared ('' for none).")
+    parser.add_argument("--skip-train", action="store_true", help="Leave out the zoo train comparison.")
+    parser.add_argument("--train-first", action="store_true", help="Compare training before the exports.")
+    args = parser.parse_args()
+    print(header("benchmarks/fixed_costs.py: whole processes, paired, zoo / hand-written"))
+    print(f"pairs={args.pairs}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        env = {**os.environ, "ZOO_CACHE_DIR": str(work / "cache")}
+        steps = [lambda m=m: compare_exports(m, work, env, args.pairs) for m in args.models.split(",") if m]
+        if not args.skip_train:
+            training = lambda: compare_training(work, env, args.pairs)  # noqa: E731
+            steps.insert(0 if args.train_first else len(steps), training)
+        for step in steps:
+            step()
+    from zoo.timing import machine_load
+
+    print(f"# at end: {machine_load().describe()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The model card's section on int8/fp16 variants: accuracy lost, speed (if measured), and what each is for.
+
+Speed against fp32 is measured only with ``zoo export --measure-variants`` (ONNX Runtime on this
+CPU, side by side); the card says so either way, and says plainly when a variant ran slower than
+fp32 on the machine that measured it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.bundles import variants
+from zoo.bundles.manifest import GraphEntry, ParityReport
+
+PURPOSE = {
+    "fp16": "fp16 is meant for GPUs (CUDA, TensorRT), where half precision has its own fast units; on a CPU, "
+            "ONNX Runtime computes most of it by casting back to fp32, so it is rarely faster there.",
+    "int8": "int8 pays off at large batches on real-size models, on CPUs with int8 instructions (VNNI/AMX): on "
+            "small graphs the quantize/dequantize steps and per-call overhead weigh as much as the int8 "
+            "arithmetic saves.",
+}
+NOT_MEASURED = ("speed against fp32 not measured at export (export with --measure-variants, or time the bundle "
+                "with `zoo bench`)")
+
+
+def variant_text(graphs: dict[str, GraphEntry], parity: ParityReport | None,
+                 speed: dict[str, dict[str, Any] | None]) -> str:
+    """The card's "Variants" section from the typed graph entries (empty when the bundle has none)."""
+    lines = []
+    for name, entry in graphs.items():
+        if entry.variant == "fp32":
+            continue
+        lines.append(f"- `{name}`: {_accuracy(name, parity)}; {_timing(speed.get(name))}.")
+        s = speed.get(name)
+        if s and s["speedup"] < 1.0:
+            lines.append(f"  Slower than fp32 on the machine that measured it ({s['speedup']:.2f}× the fp32 speed).")
+        lines.append(f"  What it is for: {PURPOSE[entry.variant]}")
+    return "## Variants\n" + "\n".join(lines) + "\n" if lines else ""
+
+
+def _accuracy(name: str, parity: ParityReport | None) -> str:
+    cpu = parity.result(name, "CPUExecutionProvider") if parity else {}
+    if "accuracy" not in cpu:
+        return "accuracy not measured (no labelled samples or not verified)"
+    return (f"validation accuracy {100 * cpu['accuracy']:.2f}% against fp32 {100 * cpu['reference_accuracy']:.2f}%"
+            f" (drop {100 * cpu['accuracy_drop']:.2f} points, allowed {100 * variants.MAX_ACCURACY_DROP:g})")
+
+
+def _timing(s: dict[str, Any] | None) -> str:
+    if not s:
+        return NOT_MEASURED
+    return (f"ONNX Runtime CPU at batch {s['batch']}, {s['threads']} threads: {s['variant_ms']:.3f} ms against "
+            f"fp32 {s['fp32_ms']:.3f} ms, {s['speedup']:.2f}× the fp32 speed")

@@ -55,9 +55,13 @@ class ModelSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
     model_args: dict[str, Any] = field(default_factory=dict)
     plugin: str = ""  # filled in by the registry: who registered it
+    #: The dataset ``zoo train NAME`` uses when ``--data`` is not given (a language model's is text).
+    dataset: str = "digits"
 
     def validate(self) -> None:
         _check_name("model", self.name)
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ValueError(f"model {self.name!r}: dataset must name a dataset, got {self.dataset!r}")
         _check_name("family", self.family)
         if not self.summary or not isinstance(self.summary, str):
             raise ValueError(f"model {self.name!r} needs a one-line summary")

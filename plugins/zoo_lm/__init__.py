@@ -39,7 +39,7 @@ def register_models(register: Callable[[Any], None]) -> None:
         register(ModelSpec(
             name=name, family="lm", summary=summary, builder="zoo_lm.model:gpt",
             input=InputSpec(1, 1, context),  # one row of `context` token ids
-            defaults=dict(defaults),
+            defaults=dict(defaults), dataset="pydoc-topics",
             model_args={"vocab_size": 256, "context": context, "layers": layers, "heads": heads, "width": width,
                         "dropout": 0.0},
         ))

@@ -39,6 +39,7 @@ from zoo.engine.trainer_setup import (
     say_adapted,
     starting_weights,
     training_tensors,
+    with_default_dataset,
 )
 from zoo.errors import ZooError
 from zoo.runs import new_run_dir
@@ -53,6 +54,7 @@ class Trainer:
     def __init__(self, options: TrainOptions, world: World) -> None:
         from zoo.engine.first_batch import check_first_batch
 
+        options = with_default_dataset(options)
         self.options, self.world = options, world
         parts = prepare(options, world)
         self.spec, self.family, self.config, self.data = parts.spec, parts.family, parts.config, parts.data

@@ -57,7 +57,8 @@ class TrainOptions:
     """
 
     model: str | None = option(cli=False)
-    dataset: str = option("digits", "Dataset (default: digits); see zoo datasets.", flag="--data",
+    dataset: str | None = option(None, "Dataset (default: the model's own, digits for most); see zoo datasets.",
+                                 flag="--data",
                           metavar="NAME[:PATH]")
     image_size: str | None = option(None, "Resize the data's images to H×W (bilinear), e.g. 28x28.", metavar="HxW")
     channels: int | None = option(None, "Convert images to 1 (grayscale) or 3 (RGB) channels.")

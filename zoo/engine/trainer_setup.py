@@ -32,6 +32,15 @@ class RunParts:
     ctx: RunContext
 
 
+def with_default_dataset(options: TrainOptions) -> TrainOptions:
+    """The options with the model's own dataset filled in when ``--data`` was not given."""
+    if options.dataset is not None:
+        return options
+    from zoo.registry import get_spec
+
+    return replace(options, dataset=get_spec(options.model).dataset)
+
+
 def prepare(options: TrainOptions, world: World) -> RunParts:
     """Resolve the model, family, hyperparameters and data; join the process group."""
     from zoo.api import load_family

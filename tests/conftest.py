@@ -93,8 +93,8 @@ def train_briefly(runs_dir: Path) -> Callable[[str], Any]:
     def train(name: str) -> Any:
         if name not in _trained:
             registry.reset()
-            # language models: the embedded text, a small trained BPE, smoke mode (tests/test_lm.py uses this run)
-            lm = {"dataset": "pydoc-topics", "smoke": True, "hyperparameters": {"tokenizer": "bpe:400"}}
+            # language models: a small trained BPE, smoke mode (tests/test_lm.py uses this run)
+            lm = {"smoke": True, "hyperparameters": {"tokenizer": "bpe:400"}}  # their own default data: text
             _trained[name] = zoo.train(name, epochs=1, out=runs_dir, progress=False,
                                        **(lm if zoo.get_spec(name).family == "lm" else {}))
         return _trained[name]

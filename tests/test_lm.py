@@ -43,6 +43,7 @@ def test_run_has_metrics_samples_and_tokenizer(lm_bundle: tuple[Path, Path]) -> 
     metrics = summary["metrics"]
     assert metrics["val_perplexity"] == pytest.approx(np.exp(metrics["val_loss"]), rel=1e-6)
     config = json.loads((run_dir / "config.json").read_text())
+    assert config["dataset"] == "pydoc-topics"  # trained without a dataset named: the preset's own, the embedded text
     text = config["data"]["text"]
     assert text["tokenizer"] == "bpe:400" and text["vocab_size"] == 400 and config["model_args"]["vocab_size"] == 400
     assert metrics["val_bits_per_byte"] == pytest.approx(metrics["val_loss"] / np.log(2) / text["bytes_per_token"])

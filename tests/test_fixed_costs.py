@@ -114,12 +114,13 @@ def test_the_exporter_set_up_is_shared_and_gives_the_public_exporters_graph(trai
         nodes = [f"{n.op_type} {list(n.input)} {list(n.output)} {n.attribute}" for n in model.graph.node]
         weights = [f"{t.name} {list(t.dims)} {onnx.numpy_helper.to_array(t).tobytes().hex()}"
                    for t in model.graph.initializer]
-        values = [(v.name, v.type.tensor_type.elem_type,  # symbol names (s77, ...) count up per export
-                   [d.dim_value or "symbolic" for d in v.type.tensor_type.shape.dim])
+        values = [(v.name, v.type.tensor_type.elem_type,  # the batch axis named as given, as the public one does
+                   [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim])
                   for v in [*model.graph.input, *model.graph.output]]
         return [*nodes, *weights, *map(str, values)]
 
     assert structure(ours) == structure(public)
+    assert ours.model_proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
 def test_variant_speed_is_stated_on_the_card_either_way() -> None:

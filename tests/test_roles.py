@@ -73,15 +73,15 @@ def test_role_info_helpers_check_their_arguments(call: Any, message: str) -> Non
 
 
 def test_roles_are_an_open_registry() -> None:
-    lm = RoleSpec("lm", "tokens → next-token logits", ("tokens_input", "logits_output", "vocab_size"),
-                  input_keys=("tokens_input",), output_keys=("logits_output",))
-    assert register_role(lm) is lm and register_role(lm) is lm, "registering the same spec again is allowed"
-    assert "lm" in known_roles()
-    spec = _spec(input_names=["tokens"], output_names=["logits"], role="lm",
+    tagger = RoleSpec("tagger", "tokens → one tag per token", ("tokens_input", "logits_output", "vocab_size"),
+                      input_keys=("tokens_input",), output_keys=("logits_output",))
+    assert register_role(tagger) is tagger and register_role(tagger) is tagger, "the same spec again is allowed"
+    assert "tagger" in known_roles()
+    spec = _spec(input_names=["tokens"], output_names=["logits"], role="tagger",
                  role_info={"tokens_input": "tokens", "logits_output": "logits", "vocab_size": 50})
-    assert spec.role == "lm"
+    assert spec.role == "tagger"
     with pytest.raises(ZooError, match="already registered with other requirements"):
-        register_role(RoleSpec("lm", "something else"))
+        register_role(RoleSpec("tagger", "something else"))
     with pytest.raises(ZooError, match="is invalid"):
         register_role(RoleSpec("Bad Role", ""))
 

@@ -29,10 +29,18 @@ def export_program(module: Any, example: tuple[Any, ...], *, opset: int, input_n
     if core is None or registry is None:
         return torch.onnx.export(module, example, dynamo=True, opset_version=opset, verbose=False,
                                  input_names=input_names, output_names=output_names, dynamic_shapes=dynamic_shapes)
+    from torch.onnx._internal.exporter import _dynamic_shapes
+
+    # As torch.onnx.export does: named dims become plain dynamic ones for torch.export, and the finished
+    # graph's symbolic axes are renamed back to those names ("batch", not "s34").
+    export_shapes, rename = _dynamic_shapes.convert_str_to_export_dim(dynamic_shapes)
     with _shared_decompositions(registry, _decomposition_table(opset)):
-        return core(module, example, None, registry=registry, dynamic_shapes=dynamic_shapes,
-                    input_names=input_names, output_names=output_names, verbose=False, optimize=True,
-                    opset_version=opset)
+        program = core(module, example, None, registry=registry, dynamic_shapes=export_shapes,
+                       input_names=input_names, output_names=output_names, verbose=False, optimize=True,
+                       opset_version=opset)
+    if rename:
+        program._rename_dynamic_axes(dynamic_shapes)
+    return program
 
 
 @cache

@@ -41,7 +41,7 @@ class DeployGraph:
 
     name: str
     entry: GraphEntry
-    kind: str  # "classifier" | "sampler"
+    kind: str  # "classifier" or "sampler" (GraphRole values)
 
 
 def deploy_graph(manifest: Manifest) -> DeployGraph:
@@ -49,7 +49,7 @@ def deploy_graph(manifest: Manifest) -> DeployGraph:
     for entry in manifest.with_role(GraphRole.CLASSIFIER):
         if (entry.role_info.get("input_kind", "image") == "image" and len(entry.inputs) == 1
                 and "normalization" in entry.metadata):
-            return DeployGraph(entry.name, entry, "classifier")
+            return DeployGraph(entry.name, entry, GraphRole.CLASSIFIER)
     samplers = manifest.with_role(GraphRole.SAMPLER) or manifest.with_role(GraphRole.DECODER) or [
         g for g in manifest.graphs.values() if g.role is None and g.variant == "fp32" and SAMPLER_KEY in g.metadata]
     if samplers:  # the last: bundles from before roles, a graph with the old sampler metadata
@@ -71,7 +71,7 @@ def build_pregraph(bundle: Path, graph: DeployGraph, out: Path, *, top_k: int = 
     if opset < 18:
         raise ZooError(f"graph {graph.name!r} is at opset {opset}; an antialiased Resize needs 18: export with "
                        "--opset 18 or later")
-    if graph.kind == "classifier":
+    if graph.kind == GraphRole.CLASSIFIER:
         pre, post, description = _classifier_parts(entry, norm, opset, top_k)
         pre.ir_version = post.ir_version = model.ir_version
         merged = compose.merge_models(pre, model, io_map=[("normalized", entry.input_names[0])],
@@ -160,7 +160,7 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
          helper.make_tensor_value_info("top_indices", TensorProto.INT64, ["batch", k])],
         [numpy_helper.from_array(np.array([k], np.int64), "k")]), opset_imports=[helper.make_opsetid("", opset)])
     description = {
-        "kind": "classifier",
+        "kind": GraphRole.CLASSIFIER,
         "inputs": {"image": f"uint8, batch×height×width×{channels} (NHWC), any height and width, "
                             f"{'grayscale' if channels == 1 else 'RGB'}, 0–255"},
         "outputs": {"probabilities": f"float32, batch×{classes} (softmax)",

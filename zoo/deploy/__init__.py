@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.roles import GraphRole
 
 TARGETS = ("node", "web", "python")
 #: What each target's folder gets from the templates, and the packages it needs.
@@ -64,7 +65,7 @@ def _info(manifest: Any, graph: Any, description: dict[str, Any]) -> dict[str, A
     info = {"model": manifest.model, "family": manifest.family, "graph": graph.name, "kind": graph.kind,
             "role": graph.entry.role, "channels": int(graph.entry.meta("preprocessing")["channels"]),
             "pregraph": description, "pixel_unit": manifest.data.get("pixel_unit")}
-    if graph.kind == "classifier":
+    if graph.kind == GraphRole.CLASSIFIER:
         info["class_labels"] = description["class_labels"]
     else:
         info["noise"] = description["noise"]
@@ -80,7 +81,7 @@ def _write_vectors(folder: Path, bundle: Path, graph: Any, info: dict[str, Any])
     sess = session(str(folder / "model.onnx"), CPU)
     names = [o.name for o in sess.get_outputs()]
     outputs = dict(zip(names, sess.run(None, feeds), strict=True))
-    if graph.kind == "classifier":  # the deployed graph agrees with the bundle's own expected outputs
+    if graph.kind == GraphRole.CLASSIFIER:  # the deployed graph agrees with the bundle's own expected outputs
         real = next(s for s in graph.entry.test_sets if "real" in s.inputs)
         _, (logits,) = read_test_set(bundle / real.dir)
         if not np.array_equal(outputs["top_indices"][:, 0], logits[:len(outputs["top_indices"])].argmax(1)):
@@ -102,7 +103,7 @@ def _vector_inputs(bundle: Path, graph: Any, info: dict[str, Any]) -> dict[str, 
     from zoo.data.units import from_8bit_factor
     from zoo.sampling import draw_latents
 
-    if graph.kind == "classifier":
+    if graph.kind == GraphRole.CLASSIFIER:
         norm = graph.entry.meta("normalization")
         real = next(s for s in graph.entry.test_sets if "real" in s.inputs)
         (x, *_), _ = read_test_set(bundle / real.dir)
@@ -124,10 +125,10 @@ def _readme(target: str, info: dict[str, Any]) -> str:
 
     kind = info["kind"]
     usage = {
-        "python": ("pip install -r requirements.txt", "python run.py IMAGE.png" if kind == "classifier"
+        "python": ("pip install -r requirements.txt", "python run.py IMAGE.png" if kind == GraphRole.CLASSIFIER
                    else "python run.py --samples 16", "python run.py --check"),
         "node": ("ONNXRUNTIME_NODE_INSTALL=skip npm install   # the CPU build ships in the package; no CUDA download",
-                 "node run.js IMAGE.png" if kind == "classifier" else "node run.js --samples 16",
+                 "node run.js IMAGE.png" if kind == GraphRole.CLASSIFIER else "node run.js --samples 16",
                  "node run.js --check"),
         "web": ("npm install   # onnxruntime-web's files, served from node_modules (no CDN)",
                 "python -m http.server 8000   # then open http://127.0.0.1:8000/ (fetch and wasm need http)",

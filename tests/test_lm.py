@@ -175,7 +175,8 @@ def test_bad_text_is_one_line(content: bytes, message: str, tmp_path: Path) -> N
 
 def test_lm_refuses_image_data_and_bad_tokenizer(tmp_path: Path) -> None:
     runner = CliRunner()
-    assert_one_line_error(runner.invoke(cli, ["train", "gpt-nano", "--out", str(tmp_path)]), "train on text")
+    assert_one_line_error(runner.invoke(cli, ["train", "gpt-nano", "--data", "digits", "--out", str(tmp_path)]),
+                          "train on text")
     assert_one_line_error(runner.invoke(cli, ["train", "gpt-nano", "--data", "pydoc-topics", "--hp", "tokenizer=wp",
                                               "--out", str(tmp_path)]), "tokenizer=bpe:N")
 

@@ -138,21 +138,13 @@ def load_weights(model: Any, path: Path, model_name: str) -> None:
 
 def load_weights_dict(model: Any, state: dict[str, Any], path: Path, model_name: str) -> None:
     """Load a state dict read from ``path`` into ``model``; a mismatch is one clear line."""
+    from zoo.state_dicts import mismatch
+
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong_shape:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:3])}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:3])}")
-        if wrong_shape:
-            k = wrong_shape[0]
-            parts.append(f"{k} is {tuple(state[k].shape)}, model needs {tuple(expected[k].shape)}")
+    problem = mismatch(expected, state)
+    if problem:
         raise ZooError(
-            f"weights in {path} do not fit model {model_name!r} ({'; '.join(parts)}); "
+            f"weights in {path} do not fit model {model_name!r} ({problem}); "
             "use the run directory these weights were trained in"
         )
     model.load_state_dict(state, strict=True)

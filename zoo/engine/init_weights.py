@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.state_dicts import mismatch
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl", ".pickle", ".tar")
 #: Leading parts some checkpoints add to every key (``DataParallel``'s ``module.``, Lightning's ``model.``).
@@ -108,19 +109,9 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
                   f"the head `{head}` starts fresh", file=sys.stderr)
     # BatchNorm's step counter is not a weight: files that leave it out still fit.
     optional = {k for k in expected if k.endswith("num_batches_tracked")}
-    missing = sorted(set(expected) - set(state) - optional - (head_keys if fresh_head else set()))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing ({', '.join(missing[:3])})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])})")
-        if wrong:
-            parts.append(f"{len(wrong)} mis-shaped (" + ", ".join(
-                f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in wrong[:3]) + ")")
-        raise ZooError(f"--init {path} does not fit model {model_name!r}: {'; '.join(parts)}; give weights of "
+    problem = mismatch(expected, state, optional=optional | (head_keys if fresh_head else set()))
+    if problem:
+        raise ZooError(f"--init {path} does not fit model {model_name!r}: {problem}; give weights of "
                        "this architecture in torchvision's or timm's layout, with the same --image-size and stem")
     import torch
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 LOSS_CURVE = "loss_curve.png"
 
@@ -39,25 +40,34 @@ def write_loss_curve(metrics_log: Path, out: Path) -> None:
     epochs, series = loss_series(metrics_log)
     if not epochs:
         return
-    from PIL import Image, ImageDraw, ImageFont
-
     from zoo.atomic import atomic_write
 
-    image = Image.new("RGB", SIZE, "white")
+    lines = {name: list(zip(epochs, values, strict=True)) for name, values in series.items()}
+    image = line_chart(f"{metrics_log.parent.name}: loss", lines)
+    atomic_write(out, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def line_chart(title: str, lines: dict[str, list[tuple[float, float]]], size: tuple[int, int] = SIZE) -> Any:
+    """A PIL image: one line per name through its (epoch, value) points (non-finite values left out)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
     # Pillow's small bitmap font: loading the default TrueType font would cost more than the whole drawing.
     bitmap = getattr(ImageFont, "load_default_imagefont", None)
     draw.font = bitmap() if bitmap else ImageFont.load_default()
-    left, top, right, bottom = MARGIN[0], MARGIN[1], SIZE[0] - MARGIN[2], SIZE[1] - MARGIN[3]
-    finite = [v for values in series.values() for v in values if math.isfinite(v)]
+    left, top, right, bottom = MARGIN[0], MARGIN[1], size[0] - MARGIN[2], size[1] - MARGIN[3]
+    finite = [v for points in lines.values() for _, v in points if math.isfinite(v)]
     low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
     if high - low < 1e-12:
         low, high = low - 0.5, high + 0.5
-    first, last = epochs[0], max(epochs[-1], epochs[0] + 1)
+    xs = [x for points in lines.values() for x, _ in points] or [1]
+    first = math.floor(min(xs))
+    last = max(math.ceil(max(xs)), first + 1)
 
-    def point(epoch: float, value: float) -> tuple[float, float]:
-        x = left + (epoch - first) / (last - first) * (right - left)
-        return x, bottom - (value - low) / (high - low) * (bottom - top)
+    def point(x: float, value: float) -> tuple[float, float]:
+        return (left + (x - first) / (last - first) * (right - left),
+                bottom - (value - low) / (high - low) * (bottom - top))
 
     draw.rectangle((left, top, right, bottom), outline="black")
     for k in range(5):  # y ticks and grid
@@ -70,16 +80,16 @@ def write_loss_curve(metrics_log: Path, out: Path) -> None:
         x, _ = point(epoch, low)
         draw.line((x, bottom, x, bottom + 4), fill="black")
         draw.text((x - 4, bottom + 6), str(epoch), fill="black")
-    draw.text(((left + right) // 2 - 15, SIZE[1] - 16), "epoch", fill="black")
-    draw.text((left, 8), f"{metrics_log.parent.name}: loss", fill="black")
-    for index, (name, values) in enumerate(series.items()):
+    draw.text(((left + right) // 2 - 15, size[1] - 16), "epoch", fill="black")
+    draw.text((left, 8), title, fill="black")
+    for index, (name, points) in enumerate(lines.items()):
         colour = COLOURS[index % len(COLOURS)]
-        points = [point(e, v) for e, v in zip(epochs, values, strict=True) if math.isfinite(v)]
-        if len(points) > 1:
-            draw.line(points, fill=colour, width=2)
-        if len(epochs) < 20:
-            for x, y in points:
+        xy = [point(x, v) for x, v in points if math.isfinite(v)]
+        if len(xy) > 1:
+            draw.line(xy, fill=colour, width=2)
+        if len(xy) < 20:
+            for x, y in xy:
                 draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
         draw.line((right - 150, top + 10 + 14 * index, right - 130, top + 10 + 14 * index), fill=colour, width=2)
         draw.text((right - 125, top + 4 + 14 * index), name, fill="black")
-    atomic_write(out, lambda tmp: image.save(tmp, format="PNG"))
+    return image

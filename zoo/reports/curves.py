@@ -20,29 +20,11 @@ def metric_series(rows: list[dict[str, Any]]) -> dict[str, list[tuple[int, float
 
 
 def _chart(title: str, lines: dict[str, list[tuple[int, float]]]) -> bytes:
-    import matplotlib
+    from zoo.plots import line_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    fig, ax = plt.subplots(figsize=(4.2, 2.8), dpi=80)
-    try:
-        for name, points in lines.items():
-            ax.plot(*zip(*points, strict=True), marker="o" if len(points) < 20 else None, markersize=3, label=name)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.set_title(title, fontsize=9)
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
-        if len(lines) > 1:
-            ax.legend(fontsize=6)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(fig)
+    buffer = io.BytesIO()
+    line_chart(title, lines, size=(420, 280)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def curve_images(rows: list[dict[str, Any]]) -> list[ReportImage]:

@@ -239,31 +239,20 @@ def plot_curves(runs: list[RunRecord], out: str | Path, max_metrics: int = 6) ->
         for name in names:
             counts[name] = counts.get(name, 0) + 1
     names = sorted(counts, key=lambda n: (-counts[n], "loss" not in n, n))[:max_metrics]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from PIL import Image
 
     from zoo.atomic import atomic_write
+    from zoo.plots import line_chart
 
+    panel = (420, 300)
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), dpi=90, squeeze=False)
-    try:
-        for ax, name in zip(axes.flat, names, strict=False):
-            for run in runs:
-                points = [(row["epoch"], row[name]) for row in run.metrics if isinstance(row.get(name), (int, float))]
-                if points:
-                    ax.plot(*zip(*points, strict=True), marker="o", markersize=3, label=run.name)
-            ax.set_title(name, fontsize=9)
-            ax.set_xlabel("epoch", fontsize=8)
-            ax.grid(alpha=0.3)
-        for ax in list(axes.flat)[len(names):]:
-            ax.axis("off")
-        axes.flat[0].legend(fontsize=7)
-        fig.tight_layout()
-        out = Path(out)
-        atomic_write(out, lambda tmp: fig.savefig(tmp, format="png"))
-    finally:
-        plt.close(fig)
+    sheet = Image.new("RGB", (panel[0] * columns, panel[1] * rows), "white")
+    for index, name in enumerate(names):
+        lines = {run.name: [(row["epoch"], row[name]) for row in run.metrics if isinstance(row.get(name), (int, float))]
+                 for run in runs}
+        chart = line_chart(name, {run: points for run, points in lines.items() if points}, size=panel)
+        sheet.paste(chart, ((index % columns) * panel[0], (index // columns) * panel[1]))
+    out = Path(out)
+    atomic_write(out, lambda tmp: sheet.save(tmp, format="PNG"))
     return out

@@ -113,20 +113,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"lm_generation-{args.model}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    import matplotlib
+    from zoo.plots import line_chart
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r[0] for r in rows], [r[1] for r in rows], "o-", label="with the key/value cache")
-    ax.plot([r[0] for r in rows], [r[2] for r in rows], "s-", label="without (forward over the whole context)")
-    ax.set_xlabel("context length (tokens)")
-    ax.set_ylabel("ms per new token (batch 1)")
-    ax.set_title(f"{args.model}, ONNX Runtime CPU, {args.threads} thread(s)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / f"lm_cost_per_token-{args.model}.png", dpi=100)
+    chart = line_chart(f"{args.model}, ONNX Runtime CPU, {args.threads} thread(s): ms per new token, batch 1",
+                       {"with the key/value cache": [(r[0], r[1]) for r in rows],
+                        "without (forward over the context)": [(r[0], r[2]) for r in rows]}, size=(640, 420),
+                       x_label="context length (tokens)")
+    chart.save(out / f"lm_cost_per_token-{args.model}.png")
 
 
 if __name__ == "__main__":

@@ -47,8 +47,9 @@ def write_loss_curve(metrics_log: Path, out: Path) -> None:
     atomic_write(out, lambda tmp: image.save(tmp, format="PNG"))
 
 
-def line_chart(title: str, lines: dict[str, list[tuple[float, float]]], size: tuple[int, int] = SIZE) -> Any:
-    """A PIL image: one line per name through its (epoch, value) points (non-finite values left out)."""
+def line_chart(title: str, lines: dict[str, list[tuple[float, float]]], size: tuple[int, int] = SIZE,
+               x_label: str = "epoch") -> Any:
+    """A PIL image: one line per name through its (x, value) points (non-finite values left out)."""
     from PIL import Image, ImageDraw, ImageFont
 
     image = Image.new("RGB", size, "white")
@@ -76,11 +77,11 @@ def line_chart(title: str, lines: dict[str, list[tuple[float, float]]], size: tu
         draw.line((left, y, right, y), fill=(225, 225, 225))
         draw.text((4, y - 6), f"{value:.3g}", fill="black")
     step = max(1, math.ceil((last - first) / 10))
-    for epoch in range(first, last + 1, step):  # integer epochs on x
+    for epoch in range(first, last + 1, step):  # whole numbers on x
         x, _ = point(epoch, low)
         draw.line((x, bottom, x, bottom + 4), fill="black")
         draw.text((x - 4, bottom + 6), str(epoch), fill="black")
-    draw.text(((left + right) // 2 - 15, size[1] - 16), "epoch", fill="black")
+    draw.text(((left + right) // 2 - 15, size[1] - 16), x_label, fill="black")
     draw.text((left, 8), title, fill="black")
     for index, (name, points) in enumerate(lines.items()):
         colour = COLOURS[index % len(COLOURS)]

@@ -257,12 +257,19 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def _page_result(chromium: str, url: str) -> Any:
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=120000",
-                          "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
-    start = dom.find("RESULT ")
-    assert start >= 0, dom[-2000:]
-    return json.loads(dom[start + len("RESULT "):dom.index("</pre>", start)])
+def _page_result(chromium: str, url: str, attempts: int = 3) -> Any:
+    """The page's RESULT line. Headless Chromium sometimes dumps the DOM before onnxruntime-web's WebAssembly has
+    finished loading (virtual time runs out while the wasm compiles on another thread): the page still says
+    "loading" then, and a fresh load is tried, up to ``attempts`` times."""
+    for _ in range(attempts):
+        dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                              "--virtual-time-budget=120000", "--dump-dom", url],
+                             capture_output=True, text=True, timeout=120).stdout
+        start = dom.find("RESULT ")
+        if start >= 0:
+            return json.loads(dom[start + len("RESULT "):dom.index("</pre>", start)])
+        assert ">loading<" in dom, dom[-2000:]  # anything but "still loading" is a real failure
+    raise AssertionError(f"the page never finished loading in {attempts} attempts: {dom[-2000:]}")
 
 
 def test_deploy_web_runs_in_headless_chromium_and_agrees_with_zoo_predict(cnn: Path, images: list[str],

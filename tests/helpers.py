@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -26,3 +30,14 @@ def briefly_trained_models() -> list[str]:
 
     return sorted(name for name, spec in build_catalog().models.items()
                   if name not in LARGE_LM_PRESETS and spec.plugin != "vision")
+
+
+def pip_install_copy(package: Path, work: Path) -> Path:
+    """Install the plugin package at ``package`` with pip into ``work/site`` (built from a copy under ``work``,
+    offline, so no build files land in the repository); the folder to put on ``PYTHONPATH``."""
+    source = work / "src"
+    shutil.copytree(package, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    site = work / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(site), str(source)], check=True, capture_output=True, text=True)
+    return site

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from .helpers import pip_install_copy
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "zoo-autoencoder-plugin"
 GUIDE = ROOT / "docs" / "plugins.md"
@@ -22,13 +24,7 @@ GUIDE = ROOT / "docs" / "plugins.md"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("autoencoder")
-    source = work / "src"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    target = work / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(target), str(source)], check=True, capture_output=True, text=True)
-    return target
+    return pip_install_copy(EXAMPLE, tmp_path_factory.mktemp("autoencoder"))
 
 
 def zoo(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

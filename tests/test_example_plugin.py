@@ -9,12 +9,13 @@ from __future__ import annotations
 import ast
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from .helpers import pip_install_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "zoo-example-plugin"
@@ -31,16 +32,7 @@ QUICK_TRAIN = {
 @pytest.fixture(scope="session")
 def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example installed by pip (built from a copy, so no build files land in the repository)."""
-    work = tmp_path_factory.mktemp("example")
-    source = work / "src"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    site = work / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(site), str(source)],
-        check=True, capture_output=True, text=True,
-    )
-    return site
+    return pip_install_copy(EXAMPLE, tmp_path_factory.mktemp("example"))
 
 
 def zoo(site: Path, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:

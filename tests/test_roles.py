@@ -179,6 +179,26 @@ def test_a_bundle_without_roles_is_refused_by_predict_and_sample(cnn_bundle: Pat
     assert sampled.exit_code == 2 and "holds no sampler or decoder graph" in sampled.output
 
 
+def test_a_bundle_from_before_roles_is_still_sampled_from_its_fp32_generator(export_briefly, tmp_path: Path) -> None:
+    bundle = Path(shutil.copytree(export_briefly("gan").bundle_dir, tmp_path / "b"))
+
+    def as_before_roles(m: dict) -> None:  # only the old zoo_sampler key says which graph draws images
+        for graph in m["graphs"].values():
+            graph.pop("role", None)
+            for key in ("zoo_role", "zoo_role_info"):
+                graph["metadata"].pop(key, None)
+
+    _rewrite(bundle, as_before_roles)
+    from zoo.sampling import sampler_graph
+
+    graph = sampler_graph(Bundle.open(bundle))
+    assert graph.name == "generator" and graph.role == GraphRole.SAMPLER
+    assert graph.role_info["latent_input"] == "noise" and graph.role_info["distribution"] == "standard_normal"
+    sampled = CliRunner().invoke(cli, ["sample", str(bundle), "--out", str(tmp_path / "s.png")])
+    assert sampled.exit_code == 0, sampled.output
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
 def test_a_file_hash_mismatch_is_caught_before_anything_runs(cnn_bundle: Path, tmp_path: Path) -> None:
     bundle = Path(shutil.copytree(cnn_bundle, tmp_path / "b"))
     card = bundle / "card.md"

@@ -8,7 +8,6 @@ models): see :func:`zoo.family.sampler_info`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,9 @@ import numpy as np
 
 from zoo.bundles.manifest import Bundle, GraphEntry
 from zoo.errors import ZooError
-from zoo.roles import SAMPLER_KEY, GraphRole
+from zoo.roles import GraphRole
 
 MAX_SAMPLES = 10_000
-
-
-def sampler_metadata(*, noise_input: str, latent_dim: int, label_input: str | None = None,
-                     num_classes: int = 0) -> dict[str, str]:
-    """Deprecated: declare ``GraphSpec(role=GraphRole.SAMPLER, role_info=sampler_info(...))`` instead."""
-    return {SAMPLER_KEY: json.dumps({"noise_input": noise_input, "latent_dim": int(latent_dim),
-                                     "label_input": label_input, "num_classes": int(num_classes)})}
 
 
 def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: str | Path | None = None,
@@ -68,8 +60,6 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
 def sampler_graph(bundle: Bundle) -> GraphEntry:
     """The bundle's fp32 sampler graph, else its decoder; a one-line ZooError when it has neither."""
     graphs = bundle.manifest.with_role(GraphRole.SAMPLER) or bundle.manifest.with_role(GraphRole.DECODER)
-    if not graphs:  # bundles from before roles: a graph with the old sampler metadata
-        graphs = [g for g in bundle.manifest.graphs.values() if g.role is None and SAMPLER_KEY in g.metadata]
     if not graphs:
         raise ZooError(f"{bundle.path} holds no sampler or decoder graph to draw from (family "
                        f"{bundle.manifest.family!r}; graph roles: {', '.join(bundle.manifest.roles())}); "

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.roles import ROLE_INFO_KEY, ROLE_KEY, SAMPLER_KEY
+from zoo.roles import ROLE_INFO_KEY, ROLE_KEY, SAMPLER_KEY, GraphRole
 
 MANIFEST = "manifest.json"
 PARITY = "parity.json"
@@ -74,7 +74,10 @@ class GraphEntry:
 
     @property
     def role(self) -> str | None:
-        """The graph's role (``zoo_role``), or None for a graph that declares none."""
+        """The graph's role (``zoo_role``), or None for a graph that declares none; a graph of a bundle from
+        before roles that carries the old sampler metadata is a sampler."""
+        if ROLE_KEY not in self.metadata and SAMPLER_KEY in self.metadata:
+            return GraphRole.SAMPLER
         return self.metadata.get(ROLE_KEY)
 
     @property

@@ -24,7 +24,7 @@ import numpy as np
 
 from zoo.bundles.manifest import GraphEntry, Manifest
 from zoo.errors import ZooError
-from zoo.roles import SAMPLER_KEY, GraphRole
+from zoo.roles import GraphRole
 
 #: How many classes the top-k outputs name (fewer when the model has fewer classes).
 TOP_K = 5
@@ -50,9 +50,8 @@ def deploy_graph(manifest: Manifest) -> DeployGraph:
         if (entry.role_info.get("input_kind", "image") == "image" and len(entry.inputs) == 1
                 and "normalization" in entry.metadata):
             return DeployGraph(entry.name, entry, GraphRole.CLASSIFIER)
-    samplers = manifest.with_role(GraphRole.SAMPLER) or manifest.with_role(GraphRole.DECODER) or [
-        g for g in manifest.graphs.values() if g.role is None and g.variant == "fp32" and SAMPLER_KEY in g.metadata]
-    if samplers:  # the last: bundles from before roles, a graph with the old sampler metadata
+    samplers = manifest.with_role(GraphRole.SAMPLER) or manifest.with_role(GraphRole.DECODER)
+    if samplers:
         return DeployGraph(samplers[0].name, samplers[0], "sampler")
     raise ZooError(f"the bundle holds no image classifier, sampler or decoder graph to deploy (family "
                    f"{manifest.family!r}; graph roles: {', '.join(manifest.roles())})")

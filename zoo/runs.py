@@ -68,10 +68,6 @@ class Run:
         return dict(self.config.get("hyperparameters", {}))
 
 
-#: The name this class had inside the engine.
-LoadedRun = Run
-
-
 def read_json(path: Path, what: str) -> Any:
     """The JSON in ``path``; a missing or damaged file is one line naming ``what``."""
     try:

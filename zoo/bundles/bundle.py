@@ -149,7 +149,7 @@ def _export_variant(staging: Path, graph: Any, variant: str, data: Any, cases: l
     src, dst = staging / graph.name / GRAPH_FILE, staging / name / GRAPH_FILE
     dst.parent.mkdir()
     recipe = {"variant": variant, "method": _make_variant(variant, src, dst, graph, data)}
-    atol, rtol = variants.VARIANT_TOLERANCES[variant]
+    atol, rtol = variants.variant_tolerance(variant, [out for case in cases for out in case.expected])
     entry = _graph_entry(staging, graph, name, cases, atol, rtol, recipe)
     check = _graph_check(staging, graph, name, cases, atol, rtol, variants.MAX_ACCURACY_DROP)
     if not measure:

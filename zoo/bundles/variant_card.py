@@ -35,6 +35,10 @@ def variant_text(graphs: dict[str, GraphEntry], parity: ParityReport | None,
         if s and s["speedup"] < 1.0:
             lines.append(f"  Slower than fp32 on the machine that measured it ({s['speedup']:.2f}× the fp32 speed).")
         lines.append(f"  What it is for: {PURPOSE[entry.variant]}")
+        if entry.variant == "fp16":
+            lines.append(f"  Tolerance: atol {entry.atol:g} (at least {variants.VARIANT_TOLERANCES['fp16'][0]:g}, or "
+                         f"{variants.FP16_SCALE_SHARE:g} × the largest fp32 output on the test inputs: runtimes that "
+                         "compute in float16 round every activation), rtol {entry.rtol:g}.")
     return "## Variants\n" + "\n".join(lines) + "\n" if lines else ""
 
 

@@ -1,22 +1,29 @@
-"""Images per second: the zoo engine against a hand-written loop, for the vision models at 32×32 on the CPU.
+"""Images per second: the zoo engine against a hand-written loop, for the vision models on the CPU.
 
-Synthetic data (an npz of random 3×32×32 images, 10 classes), `stem=small`, the model's own optimizer and
-hyperparameters, the same seed, batch and thread count, in this one process, interleaved round by round (engine
-then plain, plain then engine, ...). A step's time is the time between two consecutive step ends; the median
-leaves out steps that span an epoch end. Also says whether the weights after the same steps are bitwise equal.
+For each model, image size and setting (eager fp32, bf16 autocast, channels-last, ``--compile``), the engine
+(``zoo.train``) and a hand-written loop with the same settings train the same model on the same synthetic
+data (random 3×S×S images, 10 classes; ``stem=small`` at 32×32, the standard stem at 224×224) with the same
+seed, optimizer, hyperparameters, sample order, batch and thread count, in this one process, interleaved round
+by round (engine then hand, hand then engine, ...). A step's time is the time between two consecutive step
+ends, and the median over a run's steps leaves out the first (``--compile`` compiles there). Also says whether
+the weights after the same steps are bitwise equal.
 
-    python benchmarks/vision_train_speed.py [--models resnet18,vit-small] [--steps 8] [--rounds 2] [--threads 2]
+    python benchmarks/vision_train_speed.py [--models resnet18,resnet50,vit-small] [--sizes 32,224]
+        [--settings eager,bf16,channels-last,compile] [--steps 6] [--rounds 2] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +32,33 @@ import torch
 import torch.nn.functional as F
 
 
-def stamps_of_engine(name: str, data: str, steps: int, batch: int, out: Path) -> tuple[list[float], dict[str, Any]]:
+@dataclass(frozen=True)
+class Setting:
+    """One way of training, as engine options and as what a hand-written loop does for it."""
+
+    name: str
+    precision: str = "32"
+    channels_last: bool = False
+    compile: bool = False
+
+    def engine_options(self) -> dict[str, Any]:
+        return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile}
+
+
+SETTINGS = {s.name: s for s in (Setting("eager"), Setting("bf16", precision="bf16-mixed"),
+                                Setting("channels-last", channels_last=True), Setting("compile", compile=True))}
+BATCH = {32: 16, 224: 4}
+
+
+def model_args(name: str, size: int) -> dict[str, Any]:
+    args: dict[str, Any] = {"stem": "small" if size == 32 else "standard"}
+    if name.startswith("vit"):
+        args["image_size"] = [size, size]
+    return args
+
+
+def stamps_of_engine(name: str, data: str, size: int, setting: Setting, steps: int, out: Path
+                     ) -> tuple[list[float], dict[str, Any]]:
     from safetensors.torch import load_file
 
     import zoo
@@ -40,86 +73,107 @@ def stamps_of_engine(name: str, data: str, steps: int, batch: int, out: Path) ->
 
     progress.Progress.step = timed_step  # type: ignore[method-assign]
     try:
-        run = zoo.train(name, dataset=data, batch_size=batch, epochs=100, max_steps=steps, device="cpu", out=out,
-                        progress=False, model_args={"stem": "small"})
+        run = zoo.train(name, dataset=data, batch_size=BATCH[size], epochs=100, max_steps=steps, device="cpu",
+                        out=out, progress=False, model_args=model_args(name, size), **setting.engine_options())
     finally:
         progress.Progress.step = original  # type: ignore[method-assign]
     return stamps, load_file(run.run_dir / "model.safetensors")
 
 
-def stamps_of_plain(name: str, data: str, steps: int, batch: int, out: Path) -> tuple[list[float], dict[str, Any]]:
-    """What a user writes by hand: the same model, optimizer and sample order."""
+def stamps_of_hand_loop(name: str, data: str, size: int, setting: Setting, steps: int, out: Path
+                        ) -> tuple[list[float], dict[str, Any]]:
+    """What a user writes by hand: the same model, optimizer, sample order and settings."""
     import zoo
     from zoo.data import load_dataset
+    from zoo.engine.batches import epoch_order
     from zoo.engine.config import resolve_hyperparameters
     from zoo.engine.setup import seed_everything
     from zoo.family import make_optimizer
 
     spec = zoo.get_spec(name)
     family = zoo.load_family(spec.family)
+    batch = BATCH[size]
     hp = resolve_hyperparameters(family.hyperparameters, spec.defaults, {"batch_size": batch})
     splits = load_dataset(data, seed=0)
-    args = {**spec.model_args, "in_channels": 3, "num_classes": 10, "stem": "small"}
-    if "image_size" in spec.model_args:
-        args["image_size"] = [32, 32]
     seed_everything(0)
-    model = zoo.create_model(name, **args)
+    model = zoo.create_model(name, **{**spec.model_args, "in_channels": 3, "num_classes": 10,
+                                      **model_args(name, size)})
     optimizer = make_optimizer(model.parameters(), hp)
+    layout = torch.channels_last if setting.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
+    if setting.compile:
+        model.compile()
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if setting.precision == "bf16-mixed"
+                else contextlib.nullcontext())
     x_all, y_all = torch.from_numpy(splits.x_train), torch.from_numpy(splits.y_train)
     stamps: list[float] = []
-    step, epoch = 0, 0
+    step, epoch = 0, 1  # the engine counts epochs from 1
     while step < steps:
-        epoch += 1
-        order = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(epoch))
+        order = epoch_order(len(x_all), 0, epoch)
         model.train()
-        total = torch.zeros(())
         for start in range(0, len(order) - batch + 1, batch):
             index = order[start : start + batch]
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x_all[index]), y_all[index])
+            with autocast:
+                loss = F.cross_entropy(model(x_all[index].contiguous(memory_format=layout)), y_all[index])
             loss.backward()
             optimizer.step()
-            total += loss.detach()
             step += 1
             stamps.append(time.perf_counter())
             if step == steps:
                 break
-    return stamps, model.state_dict()
+        epoch += 1
+    state = getattr(model, "_orig_mod", model).state_dict()
+    return stamps, {k: v.contiguous() for k, v in state.items()}
+
+
+def median_step(stamps: list[float]) -> float:
+    return statistics.median(b - a for a, b in itertools.pairwise(stamps[1:]))
+
+
+def compare(name: str, size: int, setting: Setting, data: str, steps: int, rounds: int, out: Path) -> str:
+    engine, hand, last = [], [], {}
+    for round_ in range(rounds):
+        order = ("engine", "hand") if round_ % 2 == 0 else ("hand", "engine")
+        for which in order:
+            run = stamps_of_engine if which == "engine" else stamps_of_hand_loop
+            stamps, weights = run(name, data, size, setting, steps, out)
+            (engine if which == "engine" else hand).append(median_step(stamps))
+            last[which] = weights
+    e, h = statistics.median(engine), statistics.median(hand)
+    equal = all(torch.equal(last["engine"][k].contiguous(), v) for k, v in last["hand"].items())
+    spread = max(h / x for x in engine) / min(h / x for x in engine) if len(engine) > 1 else 1.0
+    batch = BATCH[size]
+    return (f"{name:9s} {size:3d}x{size:<3d} {setting.name:13s} engine {batch / e:7.1f} img/s, hand {batch / h:7.1f} "
+            f"img/s, ratio engine/hand {h / e:.3f} (spread over rounds ×{spread:.3f}); weights bitwise equal: {equal}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="resnet18,vit-small")
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--models", default="resnet18,resnet50,vit-small")
+    parser.add_argument("--sizes", default="32,224")
+    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--samples", type=int, default=640)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    sizes = [int(s) for s in args.sizes.split(",")]
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f} at start; torch {torch.__version__}, threads {args.threads}, "
-          f"batch {args.batch_size}, {args.steps} steps x {args.rounds} rounds, fp32 eager, 3x32x32, stem=small")
+          f"{os.getloadavg()[0]:.1f} at start; torch {torch.__version__}, threads {args.threads}, batch "
+          f"{', '.join(f'{BATCH[s]} at {s}x{s}' for s in sizes)}, {args.steps} steps x {args.rounds} rounds",
+          flush=True)
+    print(f"# python {' '.join(sys.argv)}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
-        path = Path(tmp) / "synthetic.npz"
-        np.savez(path, images=rng.integers(0, 256, (args.samples, 32, 32, 3), dtype=np.uint8),
-                 labels=rng.integers(0, 10, args.samples))
-        data = f"npz:{path}"
-        for name in args.models.split(","):
-            engine, plain, last = [], [], {}
-            for round_ in range(args.rounds):
-                order = ("engine", "plain") if round_ % 2 == 0 else ("plain", "engine")
-                for which in order:
-                    run = stamps_of_engine if which == "engine" else stamps_of_plain
-                    stamps, weights = run(name, data, args.steps, args.batch_size, Path(tmp))
-                    step = statistics.median(b - a for a, b in itertools.pairwise(stamps))
-                    (engine if which == "engine" else plain).append(step)
-                    last[which] = weights
-            e, p = statistics.median(engine), statistics.median(plain)
-            print(f"{name}: engine {args.batch_size / e:.1f} images/s, hand loop {args.batch_size / p:.1f} images/s, "
-                  f"ratio engine/hand {p / e:.3f}; weights bitwise equal after {args.steps} steps: "
-                  f"{all(torch.equal(last['engine'][k], v) for k, v in last['plain'].items())}")
+        for size in sizes:
+            path = Path(tmp) / f"synthetic-{size}.npz"
+            samples = BATCH[size] * (args.steps + 2) + 8  # every step in the first epoch; a few held out
+            np.savez(path, images=rng.integers(0, 256, (samples, size, size, 3), dtype=np.uint8),
+                     labels=rng.integers(0, 10, samples))
+            for name, setting in itertools.product(args.models.split(","), args.settings.split(",")):
+                print(compare(name, size, SETTINGS[setting], f"npz:{path}", args.steps, args.rounds, Path(tmp)),
+                      flush=True)
     print(f"# load average {os.getloadavg()[0]:.1f} at the end")
 
 

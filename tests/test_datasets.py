@@ -107,6 +107,9 @@ def test_npz(tmp_path: Path) -> None:
     np.savez(path, images=rng.integers(0, 256, (40, 10, 10, 3), dtype=np.uint8), labels=np.arange(40) % 4)
     data = load_dataset(f"npz:{path}")
     assert data.info.shape == (3, 10, 10) and data.info.num_classes == 4
+    # N×H×W×C files become N×C×H×W in memory too, not a transposed view: the engine's batches would otherwise
+    # reach the model channels-last (other kernels, other results than a hand-written loop's)
+    assert data.x_train.flags.c_contiguous and data.x_val.flags.c_contiguous
     np.savez(path, x=rng.random((10, 5, 5)).astype(np.float32), y=np.arange(10) % 2,
              class_names=np.array(["cat", "dog"]))
     assert load_dataset(f"npz:{path}").info.class_names == ["cat", "dog"]

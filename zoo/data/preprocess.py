@@ -8,13 +8,17 @@ from zoo.data.readers import DataError
 
 
 def to_nchw(images: np.ndarray, *, source: str) -> np.ndarray:
-    """N×H×W, N×H×W×C or N×C×H×W (C = 1 or 3) as N×C×H×W."""
+    """N×H×W, N×H×W×C or N×C×H×W (C = 1 or 3) as N×C×H×W, contiguous in that order.
+
+    (A transposed view would stay N×H×W×C in memory through every later step: the engine's batches would
+    then reach the model channels-last without ``--channels-last``, on other kernels than a user's own loop.)
+    """
     if images.ndim == 3:
         return images[:, None, :, :]
     if images.ndim == 4 and images.shape[1] in (1, 3):
         return images
     if images.ndim == 4 and images.shape[3] in (1, 3):
-        return images.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
     raise DataError(f"{source}: images must be N×H×W, N×H×W×C or N×C×H×W with 1 or 3 channels, got {images.shape}")
 
 

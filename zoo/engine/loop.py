@@ -112,7 +112,7 @@ class Trainer:
         if self.precision.scaler is not None and saved.get("scaler"):
             self.precision.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState.from_dict(saved)
-        self.totals.restore(checkpoint.prefixed("totals/"), saved["counts"], self.device)
+        self.totals.restore_rank(checkpoint, self.world.rank, self.device)  # each process its own sums
         ckpt.restore_rng(checkpoint, self.world.rank)
         self._set_run_dir(run_dir)
         if self.world.is_main:
@@ -292,11 +292,13 @@ class Trainer:
     # --- saving -----------------------------------------------------------------------------------
 
     def _save(self, finished: bool = False) -> Path | None:
-        """Checkpoint the full state (every process sends its RNG; process 0 writes)."""
+        """Checkpoint the full state (every process sends its RNG and loss sums; process 0 writes)."""
         from zoo.version import __version__
 
         self.guard.flush()
-        rng = self.world.gather(ckpt.capture_rng())
+        shared = self.world.gather((ckpt.capture_rng(), self.totals.snapshot()))
+        rng = [states for states, _ in shared]
+        totals, counts = LossTotals.checkpoint_parts([sums for _, sums in shared])
         model, optimizers = (self.sharded.checkpoint_parts(self.optimizers, self.state.step) if self.sharded
                              else (self.net, self.optimizers))  # FSDP: the full states, gathered to process 0
         if not self.world.is_main:
@@ -305,10 +307,9 @@ class Trainer:
         path = folder / f"step-{self.state.step:08d}.safetensors"
         state = {"zoo_version": __version__, "model": self.spec.name, "run_id": self.run_dir.name,
                  "world_size": self.world.size, "finished": finished, **self.state.to_dict(),
-                 "counts": self.totals.counts}
+                 **counts}
         ckpt.save_checkpoint(path, model=model, optimizers=optimizers, schedulers=self.schedulers,
-                             scaler=self.precision.scaler, rng=rng,
-                             extra_tensors={f"totals/{k}": v for k, v in self.totals.totals.items()}, state=state)
+                             scaler=self.precision.scaler, rng=rng, extra_tensors=totals, state=state)
         ckpt.rotate(folder, path, self.options.keep_last)
         return path
 

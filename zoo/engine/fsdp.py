@@ -33,6 +33,9 @@ def check_strategy(options: Any, family: Any, family_name: str, optimizers: int)
     if why:
         raise ZooError(f"--strategy fsdp: family {family_name!r} {why}; FSDP shards one model called as a whole "
                        "with one optimizer. Train it with --strategy ddp")
+    if options.channels_last:
+        raise ZooError("--strategy fsdp does not combine with --channels-last (FSDP2 shards contiguous parameters "
+                       "only); drop --channels-last or use --strategy ddp")
     if options.compile:
         raise ZooError("--strategy fsdp does not combine with --compile (FSDP2 needs per-block compilation, "
                        "not built yet); drop --compile or use --strategy ddp")

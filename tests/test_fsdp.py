@@ -132,6 +132,8 @@ def test_blocks_are_the_containers_elements_and_tied_weights_stay_with_the_root(
     assert block_modules(tied) == [tied[1]]
     vit = zoo.create_model("vit-tiny", image_size=32, num_classes=10)
     assert block_modules(vit) == list(vit.blocks)  # the model's own fsdp_blocks()
+    gpt = zoo.create_model("gpt-nano")
+    assert block_modules(gpt) == list(gpt.blocks)  # not the tied embedding its forward uses directly
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import torch
 from click.testing import CliRunner
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo.cli import cli
@@ -27,10 +27,11 @@ from .helpers import assert_one_line_error
 COMMON = ["cnn", "--smoke", "--deterministic", "--device", "cpu", "--strategy", "fsdp"]
 
 
-def _train(*args: str) -> Path:
+def _train(*args: str, says: str = "") -> Path:
     out = Path(args[args.index("--out") + 1])
     result = CliRunner().invoke(cli, ["train", *args])
     assert result.exit_code == 0, result.output
+    assert says in result.output
     (run_dir,) = out.iterdir()
     return run_dir
 
@@ -42,11 +43,16 @@ def _curve(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two processes and one (which trains the whole model), and two stopped at step 4 (mid-epoch 2) then
-    resumed. The cnn's own optimizer: SGD with momentum (AdamW's state: test_adamw_state_round_trips...)."""
+    resumed. The cnn's own optimizer: SGD with momentum (AdamW's state: test_adamw_state_round_trips...).
+    All start from the same --init file, which the sharded model must take (or the runs would not agree)."""
     tmp = tmp_path_factory.mktemp("fsdp")
-    two = _train(*COMMON, "--nproc", "2", "--out", str(tmp / "two"))
-    one = _train(*COMMON, "--out", str(tmp / "one"))
-    stopped = _train(*COMMON, "--nproc", "2", "--max-steps", "4", "--out", str(tmp / "resumed"))
+    torch.manual_seed(123)
+    init = tmp / "init.safetensors"
+    save_file(zoo.create_model("cnn").state_dict(), str(init))
+    common = [*COMMON, "--init", str(init)]
+    two = _train(*common, "--nproc", "2", "--out", str(tmp / "two"))
+    one = _train(*common, "--out", str(tmp / "one"), says="--strategy fsdp in one process: nothing to shard")
+    stopped = _train(*common, "--nproc", "2", "--max-steps", "4", "--out", str(tmp / "resumed"))
     result = CliRunner().invoke(cli, ["train", "--resume", str(stopped), "--nproc", "2"])
     assert result.exit_code == 0, result.output
     return {"two": two, "one": one, "resumed": stopped}
@@ -72,6 +78,7 @@ def test_two_processes_match_one_process(runs: dict[str, Path]) -> None:
     config = json.loads((runs["two"] / "config.json").read_text())
     summary = json.loads((runs["two"] / "summary.json").read_text())
     assert config["options"]["strategy"] == summary["strategy"] == "fsdp" and summary["processes"] == 2
+    assert config["init"]["sha256"]
 
 
 def test_checkpoint_has_the_single_process_layout(runs: dict[str, Path]) -> None:

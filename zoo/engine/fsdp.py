@@ -37,8 +37,8 @@ def check_strategy(options: Any, family: Any, family_name: str, optimizers: int)
         raise ZooError("--strategy fsdp does not combine with --channels-last (FSDP2 shards contiguous parameters "
                        "only); drop --channels-last or use --strategy ddp")
     if options.compile:
-        raise ZooError("--strategy fsdp does not combine with --compile (FSDP2 needs per-block compilation, "
-                       "not built yet); drop --compile or use --strategy ddp")
+        raise ZooError("--strategy fsdp does not combine with --compile yet (the model would train uncompiled: "
+                       "FSDP2 needs per-block compilation); drop --compile or use --strategy ddp")
 
 
 def block_modules(net: Any) -> list[Any]:

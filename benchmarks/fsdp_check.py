@@ -23,6 +23,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import header
+
 CASES = {
     "cnn (SGD)": ["cnn", "--smoke", "--deterministic", "--device", "cpu"],
     "resnet18 stem=small 16x16 (AdamW)": ["resnet18", "--arg", "stem=small", "--image-size", "16x16", "--channels",
@@ -57,7 +61,8 @@ def max_diff(a: Path, b: Path, buffers: bool = False) -> float:
 
 
 def main() -> None:
-    print(f"torch {torch.__version__}, {platform.machine()}, {os.cpu_count()} CPU cores, gloo, OMP_NUM_THREADS=1")
+    print(header("benchmarks/fsdp_check.py"))
+    print(f"# torch {torch.__version__}, {platform.machine()}, gloo, OMP_NUM_THREADS=1")
     with tempfile.TemporaryDirectory() as tmp:
         for name, args in CASES.items():
             print(f"\n## {name}: {' '.join(args)}")

@@ -122,12 +122,18 @@ def test_what_fsdp_cannot_train_is_refused_before_a_run_folder(args: list[str], 
 
 
 def test_families_with_several_optimizers_are_refused() -> None:
+    from zoo.family import RunContext
+
     class TwoOptimizers:
         wraps_for_ddp = True
 
-    with pytest.raises(ZooError, match="steps 2 optimizers"):
-        check_strategy(TrainOptions(model="x", strategy="fsdp"), TwoOptimizers(), "two", 2)
-    check_strategy(TrainOptions(model="x", strategy="ddp"), TwoOptimizers(), "two", 2)  # DDP trains them
+        def optimizer_steps(self, ctx: RunContext) -> tuple[str, ...]:
+            return ("a", "b")
+
+    ctx = RunContext(hyperparameters={}, data=None)
+    with pytest.raises(ZooError, match="family 'TwoOptimizers' steps 2 optimizers"):
+        check_strategy(TrainOptions(model="x", strategy="fsdp"), TwoOptimizers(), ctx)
+    check_strategy(TrainOptions(model="x", strategy="ddp"), TwoOptimizers(), ctx)  # DDP trains them
 
 
 def test_blocks_are_the_containers_elements_and_tied_weights_stay_with_the_root() -> None:

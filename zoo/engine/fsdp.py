@@ -20,11 +20,13 @@ from zoo.errors import ZooError
 FSDP = "fsdp"
 
 
-def check_strategy(options: Any, family: Any, family_name: str, optimizers: int) -> None:
+def check_strategy(options: Any, family: Any, ctx: Any) -> None:
     """Refuse what ``--strategy fsdp`` cannot train, before a run folder exists (in one process too, so
     a command that works in one process also works in several)."""
     if options.strategy != FSDP:
         return
+    family_name = ctx.spec.family if ctx.spec else type(family).__name__
+    optimizers = len(family.optimizer_steps(ctx))
     why = None
     if not getattr(family, "wraps_for_ddp", True):
         why = "calls parts of its model directly (model.generator, model.encoder...)"

@@ -61,7 +61,7 @@ class Trainer:
         self.spec, self.family, self.config, self.data = parts.spec, parts.family, parts.config, parts.data
         self.device, self.precision, self.epochs, self.ctx = parts.device, parts.precision, parts.epochs, parts.ctx
         self.trackers = check_trackers(options.log) if world.is_main else ()  # before a run folder exists
-        check_strategy(options, self.family, self.spec.family, len(self.family.optimizer_steps(self.ctx)))
+        check_strategy(options, self.family, self.ctx)  # --strategy fsdp: what it cannot train
         self.batch = per_rank_batch(int(self.config.hyperparameters["batch_size"]), world.size)
         seed_everything(options.seed)
         self.net = self.family.build(self.spec, self.data.info, parts.model_args).to(self.device)

@@ -57,6 +57,10 @@ class GPT(nn.Module):
             for layer in (block.proj, block.mlp[2]):
                 nn.init.normal_(layer.weight, std=0.02 / (2 * layers) ** 0.5)
 
+    def fsdp_blocks(self) -> list[nn.Module]:
+        """What ``--strategy fsdp`` shards one by one: the blocks (the tied embedding is used by the root too)."""
+        return list(self.blocks)
+
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.ln_f(x) @ self.embed.weight.t()  # tied embeddings
 

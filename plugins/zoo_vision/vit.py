@@ -105,6 +105,10 @@ class VisionTransformer(nn.Module):
         self.head = nn.Linear(dim, num_classes)
         self._init_weights()
 
+    def fsdp_blocks(self) -> list[nn.Module]:
+        """What ``--strategy fsdp`` shards one by one (the rest goes with the root): the transformer blocks."""
+        return list(self.blocks)
+
     def _init_weights(self) -> None:
         """timm's default ("jax"-free) init: truncated normal 0.02 for linears and the position embedding."""
         nn.init.trunc_normal_(self.pos_embed, std=0.02)

@@ -189,6 +189,18 @@ def load_checkpoint(path: Path) -> Checkpoint:
 
 
 def restore_optimizer(optimizer: Any, checkpoint: Checkpoint, name: str) -> None:
+    """Load optimizer ``name``'s saved state into ``optimizer``; a state that does not fit is one clear line."""
+    saved = optimizer_state(optimizer, checkpoint, name)
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ZooError(f"checkpoint {checkpoint.path}: optimizer {name!r} does not fit this model ({exc}); "
+                       "the checkpoint is damaged or from another model") from exc
+
+
+def optimizer_state(optimizer: Any, checkpoint: Checkpoint, name: str) -> dict[str, Any]:
+    """Optimizer ``name``'s state dict as ``optimizer.state_dict()`` gives it (parameters by index), its
+    tensor shapes checked against ``optimizer``'s parameters."""
     saved = checkpoint.state["optimizers"][name]
     prefix = f"optim/{name}/"
     state: dict[int, dict[str, Any]] = {int(i): dict(values) for i, values in saved["state"].items()}
@@ -203,8 +215,4 @@ def restore_optimizer(optimizer: Any, checkpoint: Checkpoint, name: str) -> None
                 want = tuple(params[index].shape) if index < len(params) else "no such parameter"
                 raise ZooError(f"checkpoint {checkpoint.path}: optimizer {name!r} state {index}/{entry} is {shape}, "
                                f"the model needs {want}; the checkpoint is damaged or from another model")
-    try:
-        optimizer.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ZooError(f"checkpoint {checkpoint.path}: optimizer {name!r} does not fit this model ({exc}); "
-                       "the checkpoint is damaged or from another model") from exc
+    return {"state": state, "param_groups": saved["param_groups"]}

@@ -23,6 +23,7 @@ from zoo.engine import finite
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.crash import repair_metrics
 from zoo.engine.distributed import World, wrap_model
+from zoo.engine.fsdp import check_strategy, shard_model
 from zoo.engine.metrics import MetricsLog
 from zoo.engine.options import SMOKE_BATCHES, TrainOptions
 from zoo.engine.progress import Progress
@@ -60,10 +61,12 @@ class Trainer:
         self.spec, self.family, self.config, self.data = parts.spec, parts.family, parts.config, parts.data
         self.device, self.precision, self.epochs, self.ctx = parts.device, parts.precision, parts.epochs, parts.ctx
         self.trackers = check_trackers(options.log) if world.is_main else ()  # before a run folder exists
+        check_strategy(options, self.family, self.ctx)  # --strategy fsdp: what it cannot train
         self.batch = per_rank_batch(int(self.config.hyperparameters["batch_size"]), world.size)
         seed_everything(options.seed)
         self.net = self.family.build(self.spec, self.data.info, parts.model_args).to(self.device)
         adapt_model(self.net, options, self.device, say=world.is_main)  # --freeze-backbone, --compile...
+        self.sharded = shard_model(self.net, options, world)  # --strategy fsdp: before the optimizers exist
         if world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(options.seed + world.rank)
         self.optimizers, self.order = optimizers_and_order(self.family, self.net, self.ctx, options.accumulate)
@@ -84,7 +87,10 @@ class Trainer:
 
     def start(self) -> None:
         """A new run: ``--init`` weights, then its folder (process 0) and the resolved configuration."""
-        init = starting_weights(self.net, self.options, self.spec.name, say=self.world.is_main)  # no folder yet
+        if self.sharded and self.options.init:
+            init = self.sharded.load_init(self.options.init, self.spec.name, say=self.world.is_main)
+        else:
+            init = starting_weights(self.net, self.options, self.spec.name, say=self.world.is_main)  # no folder yet
         run_dir = new_run_dir(self.options.out, self.spec.name) if self.world.is_main else None
         self._set_run_dir(Path(self.world.broadcast(str(run_dir) if run_dir else None)))
         if self.world.is_main:
@@ -95,15 +101,18 @@ class Trainer:
         from zoo.runs import load_weights_dict
 
         saved = checkpoint.state
-        load_weights_dict(self.net, checkpoint.prefixed("model/"), checkpoint.path, self.spec.name)
-        for name, optimizer in self.optimizers.items():
-            ckpt.restore_optimizer(optimizer, checkpoint, name)
+        if self.sharded:
+            self.sharded.restore(checkpoint, self.optimizers, self.spec.name)
+        else:
+            load_weights_dict(self.net, checkpoint.prefixed("model/"), checkpoint.path, self.spec.name)
+            for name, optimizer in self.optimizers.items():
+                ckpt.restore_optimizer(optimizer, checkpoint, name)
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(saved["schedulers"][name])
         if self.precision.scaler is not None and saved.get("scaler"):
             self.precision.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState.from_dict(saved)
-        self.totals.restore(checkpoint.prefixed("totals/"), saved["counts"], self.device)
+        self.totals.restore_rank(checkpoint, self.world.rank, self.device)  # each process its own sums
         ckpt.restore_rng(checkpoint, self.world.rank)
         self._set_run_dir(run_dir)
         if self.world.is_main:
@@ -128,7 +137,8 @@ class Trainer:
                                  log_every=self.options.log_every)
         tensorboard = bool(self.options.tensorboard) or "tensorboard" in self.trackers
         self.log = MetricsLog(self.run_dir, tensorboard and main, "mlflow" in self.trackers) if main else None
-        self.model = wrap_model(self.net, self.world, self.device, self.family, len(self.order))
+        self.model = self.net if self.sharded else wrap_model(self.net, self.world, self.device, self.family,
+                                                              len(self.order))
         started, stop_reason = time.perf_counter(), None
         try:
             interrupt = InterruptFlag(abort_on_second=not self.world.distributed)
@@ -192,6 +202,8 @@ class Trainer:
             if first:
                 optimizer.zero_grad(set_to_none=True)
             no_sync = self.world.distributed and not boundary and self.model is not self.net
+            if self.sharded:  # FSDP: reduce-scatter the gradients at the step's last batch only
+                self.net.set_requires_gradient_sync(boundary)
             with self.model.no_sync() if no_sync else contextlib.nullcontext():
                 with self.precision.autocast():
                     losses = self.family.training_step(self.model, batch, name, ctx)
@@ -199,7 +211,7 @@ class Trainer:
                 if loss is None:
                     raise ZooError(f"family training_step returned {losses!r} without 'loss'; fix the family plugin")
                 self.precision.backward(loss / self.options.accumulate if self.options.accumulate > 1 else loss)
-            if boundary and self.model is self.net:  # no DDP wrapper: share the gradients here
+            if boundary and self.model is self.net and not self.sharded:  # no DDP wrapper: share gradients here
                 self.world.sync_gradients(optimizer)
             if self._is_good(name, losses, boundary):
                 self.totals.add(f"{name}_" if len(self.optimizers) > 1 else "", losses)
@@ -244,9 +256,10 @@ class Trainer:
         """Epoch metrics (train averages + the family's validation), logs, best, checkpoint."""
         self.guard.flush()
         metrics = self.totals.averages(self.world)
+        net = self._plain_model()
         if self.world.is_main:
-            metrics.update(self._family_metrics("evaluate"))
-            metrics.update(self._family_metrics("epoch_end"))  # pictures, quality metrics
+            metrics.update(self._family_metrics("evaluate", net))
+            metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
         metrics = self.world.broadcast(metrics)
         epoch, step = self.state.epoch, self.state.step
         improved = self.state.record_epoch(metrics, self.family.monitor)
@@ -258,15 +271,19 @@ class Trainer:
         if improved and path is not None:
             ckpt.link_or_copy(path, path.parent / ckpt.BEST)
 
-    def _family_metrics(self, hook: str) -> dict[str, Any]:
-        """A family hook on the plain model in eval mode without gradients (main process)."""
+    def _family_metrics(self, hook: str, net: Any) -> dict[str, Any]:
+        """A family hook on the plain model ``net`` in eval mode without gradients (main process)."""
         import torch
 
-        self.net.eval()
+        net.eval()
         with torch.no_grad():
-            metrics = getattr(self.family, hook)(self.net, self.context())
-        self.net.train()
+            metrics = getattr(self.family, hook)(net, self.context())
+        net.train()
         return metrics
+
+    def _plain_model(self) -> Any:
+        """The unwrapped model at this step (on process 0): FSDP's gathered copy or the model itself. Collective."""
+        return self.sharded.plain_model(self.state.step) if self.sharded else self.net
 
     def _early_stop_due(self) -> str | None:
         patience = self.options.early_stop
@@ -275,21 +292,24 @@ class Trainer:
     # --- saving -----------------------------------------------------------------------------------
 
     def _save(self, finished: bool = False) -> Path | None:
-        """Checkpoint the full state (every process sends its RNG; process 0 writes)."""
+        """Checkpoint the full state (every process sends its RNG and loss sums; process 0 writes)."""
         from zoo.version import __version__
 
         self.guard.flush()
-        rng = self.world.gather(ckpt.capture_rng())
+        shared = self.world.gather((ckpt.capture_rng(), self.totals.snapshot()))
+        rng = [states for states, _ in shared]
+        totals, counts = LossTotals.checkpoint_parts([sums for _, sums in shared])
+        model, optimizers = (self.sharded.checkpoint_parts(self.optimizers, self.state.step) if self.sharded
+                             else (self.net, self.optimizers))  # FSDP: the full states, gathered to process 0
         if not self.world.is_main:
             return None
         folder = self.run_dir / ckpt.FOLDER
         path = folder / f"step-{self.state.step:08d}.safetensors"
         state = {"zoo_version": __version__, "model": self.spec.name, "run_id": self.run_dir.name,
                  "world_size": self.world.size, "finished": finished, **self.state.to_dict(),
-                 "counts": self.totals.counts}
-        ckpt.save_checkpoint(path, model=self.net, optimizers=self.optimizers, schedulers=self.schedulers,
-                             scaler=self.precision.scaler, rng=rng,
-                             extra_tensors={f"totals/{k}": v for k, v in self.totals.totals.items()}, state=state)
+                 **counts}
+        ckpt.save_checkpoint(path, model=model, optimizers=optimizers, schedulers=self.schedulers,
+                             scaler=self.precision.scaler, rng=rng, extra_tensors=totals, state=state)
         ckpt.rotate(folder, path, self.options.keep_last)
         return path
 
@@ -304,9 +324,10 @@ class Trainer:
         """Final weights and summary (process 0); every process returns the summary."""
         self.guard.flush()
         summary = summary_of(self, stop_reason, seconds)
+        net = self._plain_model()
         if self.world.is_main:  # the family's final metrics (a GAN's sample quality, say)
-            summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics")}
-            write_final(self.run_dir, self.net, self.spec.name, summary)
+            summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics", net)}
+            write_final(self.run_dir, net, self.spec.name, summary)
             finish_trackers(self.run_dir, self.options.log)
         self.world.barrier()
         return summary

@@ -19,6 +19,7 @@ SCHEDULES = ("none", "step", "cosine")
 ON_NAN = ("stop", "skip")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 DEVICES = ("auto", "cpu", "cuda")
+STRATEGIES = ("ddp", "fsdp")
 
 #: Options that may change when a run is resumed: they decide when to stop and what to report,
 #: never what the weights become.
@@ -102,6 +103,8 @@ class TrainOptions:
     channels_last: bool = option(False, "NHWC memory layout for model and images.")
     checkpoint_activations: bool = option(False, "Recompute activations in backward: less memory for big models "
                                           "(the ViTs).")
+    strategy: str = option("ddp", "Several processes: ddp (default; a whole model per process) or fsdp (FSDP2: "
+                           "parameters, gradients and optimizer state sharded).", choices=STRATEGIES)
     workers: int | None = option(None, "DataLoader worker processes for image folders (default: up to 4).")
     pin_memory: bool = option(True, "Pinned host memory for image-folder batches on CUDA (default: on).",
                               negatable=True)

@@ -58,7 +58,8 @@ def summary_of(trainer: Any, stop_reason: str | None, seconds: float) -> dict[st
     monitor, state = trainer.family.monitor[0], trainer.state
     return {
         "model": trainer.spec.name, "family": trainer.spec.family, "dataset": trainer.options.dataset,
-        "epochs": trainer.epochs, "steps": state.step, "seconds": round(seconds, 3),
+        "epochs": trainer.epochs, "steps": state.step, "processes": trainer.world.size,
+        "strategy": trainer.options.strategy, "seconds": round(seconds, 3),
         "stopped": stop_reason or "completed", "skipped_steps": state.skipped,
         "metrics": state.metrics, "monitor": monitor,
         "best": {"epoch": state.best[1], monitor: state.best[0]} if state.best else None,

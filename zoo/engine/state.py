@@ -70,6 +70,28 @@ class LossTotals:
         self.totals = {k: v.to(device) for k, v in totals.items()}
         self.counts = dict(counts)
 
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, int]]:
+        """This process's sums (on the CPU) and counts, to be gathered for a checkpoint."""
+        return {k: v.cpu() for k, v in self.totals.items()}, dict(self.counts)
+
+    @staticmethod
+    def checkpoint_parts(snapshots: list[tuple[dict[str, Any], dict[str, int]]]) -> tuple[dict[str, Any], dict]:
+        """Every process's :meth:`snapshot` as checkpoint tensors and JSON: process 0's as ``totals/NAME`` and
+        ``counts``, process R's as ``totals@R/NAME`` and ``rank_counts[R-1]``."""
+        tensors = {f"totals/{k}": v for k, v in snapshots[0][0].items()}
+        for rank, (totals, _) in enumerate(snapshots[1:], start=1):
+            tensors.update({f"totals@{rank}/{k}": v for k, v in totals.items()})
+        return tensors, {"counts": snapshots[0][1], "rank_counts": [counts for _, counts in snapshots[1:]]}
+
+    def restore_rank(self, checkpoint: Any, rank: int, device: Any) -> None:
+        """Process ``rank``'s own sums and counts from a checkpoint (a checkpoint from before they were kept
+        per process gives every process process 0's)."""
+        per_rank = checkpoint.state.get("rank_counts")
+        if rank == 0 or not per_rank:
+            self.restore(checkpoint.prefixed("totals/"), checkpoint.state["counts"], device)
+        else:
+            self.restore(checkpoint.prefixed(f"totals@{rank}/"), per_rank[rank - 1], device)
+
     def averages(self, world: Any) -> dict[str, float]:
         """``train_<part>`` means over the epoch and every process; then the sums start again."""
         labels = sorted(self.totals)

@@ -52,6 +52,16 @@ BENCHMARKS = [
     Benchmark("data_loading", "data_loading.py", "data_loading.txt", [], ["--sizes", "500,2000"]),
     Benchmark("large_model_export", "large_model_export.py", "large_model_export.txt", [], ["--width", "64"],
               runs=1),
+    Benchmark("vision_train_speed", "vision_train_speed.py", "vision_train_speed-cpu.txt", [],
+              ["--models", "resnet18", "--sizes", "32", "--steps", "3"], runs=1),
+    Benchmark("vision_export", "vision_export.py", "vision_export-cpu.txt", [],
+              ["--models", "resnet18", "--int8", "resnet18", "--samples", "24"], runs=1),
+    Benchmark("vision_int8_digits", "vision_export.py", "vision_int8_digits.txt",
+              ["--models", "resnet50", "--int8", "resnet50", "--data", "digits", "--epochs", "3"],
+              ["--models", "resnet18", "--int8", "resnet18", "--data", "digits", "--epochs", "1"], runs=1),
+    Benchmark("image_pipeline", "image_pipeline.py", "image_pipeline.txt", [], ["--images", "96", "--rounds", "1"],
+              runs=1),
+    Benchmark("fsdp_check", "fsdp_check.py", "fsdp_check-cpu.txt", [], [], runs=1),
 ]
 
 

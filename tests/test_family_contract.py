@@ -226,3 +226,30 @@ def test_no_import_cycle_between_the_api_and_the_family_contract() -> None:
     assert "zoo.api" not in (core / "family.py").read_text()
     building = (core / "building.py").read_text()
     assert "zoo.api" not in building and "zoo.family" not in building
+
+
+def test_make_optimizer_fuses_its_step_on_cuda_only() -> None:
+    """On the CPU the step stays torch's default (bitwise what a plain torch.optim call gives); parameters all on
+    CUDA get the fused step (checked without a GPU on stand-ins: torch refuses fused=True for CPU tensors)."""
+    import torch
+
+    from zoo.family import _fused_step_options, make_optimizer
+
+    cpu = [torch.nn.Parameter(torch.ones(2))]
+    for name in ("sgd", "adam", "adamw"):
+        assert not make_optimizer(cpu, {"optimizer": name, "lr": 0.1}).defaults.get("fused")
+    assert make_optimizer([{"params": iter(cpu), "lr": 0.5}], {"optimizer": "sgd", "lr": 0.1}).param_groups[0]["params"]
+
+    class OnCuda:
+        is_cuda = True
+
+        def __init__(self, floating: bool = True) -> None:
+            self.floating = floating
+
+        def is_floating_point(self) -> bool:
+            return self.floating
+
+    assert _fused_step_options([OnCuda(), {"params": [OnCuda()]}]) == {"fused": True}
+    assert _fused_step_options([OnCuda(), cpu[0]]) == {}
+    assert _fused_step_options([OnCuda(floating=False)]) == {}
+    assert _fused_step_options([]) == {}

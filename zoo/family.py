@@ -230,11 +230,23 @@ def make_optimizer(params: Any, hp: Mapping[str, Any]) -> Any:
     name = str(hp.get("optimizer", "sgd")).lower()
     lr = float(hp["lr"])
     weight_decay = float(hp.get("weight_decay", 0.0))
+    params = [dict(p, params=list(p["params"])) if isinstance(p, dict) else p for p in params]
+    fast = _fused_step_options(params)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=float(hp.get("momentum", 0.0)), weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=float(hp.get("momentum", 0.0)), weight_decay=weight_decay,
+                               **fast)
     betas = (float(hp.get("beta1", 0.9)), float(hp.get("beta2", 0.999)))
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, **fast)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay or 0.01)
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay or 0.01, **fast)
     raise ZooError(f"unknown optimizer {name!r}; use sgd, adam or adamw")
+
+
+def _fused_step_options(params: list[Any]) -> dict[str, Any]:
+    """``{"fused": True}`` when every parameter is a floating-point tensor on a CUDA device (one kernel per
+    step for all of them), else nothing: torch's own default (``foreach`` on CUDA, the per-tensor loop on the
+    CPU, which keeps CPU results bitwise those of a plain ``torch.optim`` call). ``params`` may hold groups."""
+    tensors = [p for item in params for p in (item["params"] if isinstance(item, dict) else [item])]
+    on_cuda = bool(tensors) and all(getattr(t, "is_cuda", False) and t.is_floating_point() for t in tensors)
+    return {"fused": True} if on_cuda else {}

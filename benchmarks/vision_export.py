@@ -10,7 +10,7 @@ trains on the digits (as 3×32×32 images, the 3×3 `stem=small`) and reports th
 int8, and their top-1 agreement, besides the speed at that size.
 
     python benchmarks/vision_export.py [--models resnet50,vit-base] [--int8 resnet50] [--threads 2] [--runs 3]
-        [--data digits --image-size 32x32 --epochs 3]
+        [--data digits --image-size 32x32 --epochs 3 --optimizer adamw --lr 0.001]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def child(name: str, data: str, out: str, int8: bool, args: argparse.Namespace) 
     if args.epochs:  # a real (short) training run: the accuracies mean something
         small = {"image_size": args.image_size, "channels": 3, "model_args": {"stem": "small"}}
         run = zoo.train(name, dataset=data, epochs=args.epochs, batch_size=32, device="cpu", out=out,
-                        progress=False, **small)
+                        progress=False, optimizer=args.optimizer, lr=args.lr, **small)
     else:
         run = zoo.train(name, dataset=data, batch_size=8, max_steps=1, device="cpu", out=out, progress=False,
                         smoke=True)
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="train on this dataset (e.g. digits) instead of synthetic data")
     parser.add_argument("--image-size", default="32x32")
     parser.add_argument("--epochs", type=int, default=0)
+    parser.add_argument("--optimizer", default="adamw", help="with --data: the optimizer (default adamw)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="with --data: the learning rate (default 0.001)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -81,7 +83,8 @@ def main() -> None:
         return
     import numpy as np
 
-    what = (f"{args.data} at 3x{args.image_size}, {args.epochs} epochs, stem=small" if args.data
+    what = (f"{args.data} at 3x{args.image_size}, {args.epochs} epochs, {args.optimizer} lr {args.lr}, stem=small"
+            if args.data
             else f"synthetic 3x224x224, {args.samples} samples, one training step")
     print(f"# {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
           f"at start; threads {args.threads}; {what}")
@@ -95,6 +98,7 @@ def main() -> None:
             int8 = "1" if name in args.int8.split(",") else "0"
             proc = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--runs", str(args.runs),
                                    "--epochs", str(args.epochs), "--image-size", args.image_size,
+                                   "--optimizer", args.optimizer, "--lr", str(args.lr),
                                    "--child", name, args.data or f"npz:{path}", str(Path(tmp) / name), int8],
                                   capture_output=True, text=True)
             lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]

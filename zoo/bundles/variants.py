@@ -109,18 +109,25 @@ def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
 
 
 
+#: int8 keeps the first and last layers in fp32 only in graphs with at least this many quantizable layers.
+EDGE_LAYERS_FROM = 10
+
+
 def edge_layers(model: Any) -> list[str]:
-    """Names of the nodes int8 leaves in fp32: convolutions that read a graph input and Gemm/MatMul nodes that
-    write a graph output, when other quantizable nodes remain. The first and last layers are the usual ones to
-    keep: few operations, and the most sensitive (a trained resnet50 lost 1.7 points of accuracy on the digits
-    with them in int8, 0 without; benchmarks/results/vision_int8_digits.txt)."""
+    """Names of the nodes int8 leaves in fp32 in a deep graph (``EDGE_LAYERS_FROM`` quantizable layers or
+    more): convolutions that read a graph input and Gemm/MatMul nodes that write a graph output.
+
+    In a deep network the first and last layers are a small share of the work and the most sensitive (a
+    trained resnet50 lost 1.7 points of accuracy on the digits with them in int8, none without;
+    benchmarks/results/vision_int8_digits.txt). In a small one they are most of the work: the 2-convolution
+    cnn ran at 0.4× fp32 with them kept, so there every layer is quantized."""
     inputs = {i.name for i in model.graph.input}
     outputs = {o.name for o in model.graph.output}
     quantizable = [n for n in model.graph.node if n.op_type in QUANTIZABLE_STATIC | QUANTIZABLE_DYNAMIC]
     edges = [n.name for n in quantizable if n.name and (
              (n.op_type == "Conv" and n.input[0] in inputs)
              or (n.op_type in ("Gemm", "MatMul") and set(n.output) & outputs))]
-    return edges if len(edges) < len(quantizable) else []
+    return edges if len(quantizable) >= EDGE_LAYERS_FROM else []
 
 
 class _Calibration:

@@ -3,7 +3,9 @@
 - ``zoo export`` (all verification kept) against ``benchmarks/scripts/bare_export.py`` (the public
   ``torch.onnx.export`` over the same graphs, nothing checked), for a two-graph bundle (gan, vae) and a
   one-graph one (cnn). Targets: two graphs ≤ 1.0×, one graph ≤ 1.05×.
-- ``zoo train cnn`` (defaults) against ``benchmarks/scripts/hand_train.py``. Target ≤ 1.05×.
+- ``zoo train cnn`` (defaults) against ``benchmarks/scripts/hand_train.py``. Target ≤ 1.05×. Then one
+  ``zoo train cnn`` under cProfile, with the time of each thing it does that the script does not
+  (``EXTRAS``: plugin discovery, the first-batch check, per-epoch checkpoints, the loss curve...).
 
 Each pair runs back to back, alternating which goes first; the ratio is the median over the pairs,
 with its min and max. The machine's load is printed at the start and the end: on a shared machine
@@ -54,6 +56,40 @@ def compare_training(work: Path, env: dict[str, str], pairs: int) -> None:
     hand = [sys.executable, str(ROOT / "benchmarks/scripts/hand_train.py"), str(digits), str(work / "hand")]
     a, b = paired(zoo, hand, pairs, env)
     print(ratio_line("train cnn (defaults): zoo train / hand-written script", a, b), flush=True)
+    print_extras(work, env)
+
+
+#: What a default ``zoo train`` does that ``hand_train.py`` does not: (module, function, why it is kept).
+EXTRAS = [
+    ("zoo/__init__.py", "<module>", "zoo's own modules"),
+    ("zoo/cli.py", "<module>", "the command line (click)"),
+    ("zoo/plugins.py", "load_plugins", "plugin discovery: the model's name is resolved through the plugins"),
+    ("zoo/engine/run_files.py", "write_config", "config.json and run.toml: what resume and export read"),
+    ("zoo/engine/first_batch.py", "check_first_batch", "first-batch check: a wrong class count or data "
+                                                        "fails in one line before training"),
+    ("zoo/engine/checkpoint.py", "save_checkpoint", "a checkpoint every epoch: exact resume after a kill"),
+    ("zoo/plots.py", "write_loss_curve", "loss_curve.png, for every run of every family"),
+]
+
+
+def print_extras(work: Path, env: dict[str, str]) -> None:
+    """One ``zoo train cnn`` under cProfile: the seconds of each of ``EXTRAS`` (inflated by the profiler)."""
+    import pstats
+
+    profile = work / "train.prof"
+    command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "zoo", "train", "cnn",
+               "--out", str(work / "profiled-runs")]
+    subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=True)
+    stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    total = max(entry[3] for entry in stats.values())
+    print(f"what zoo train cnn does beyond the script (one run under cProfile, {total:.2f} s in all):")
+    extra = 0.0
+    for module, function, why in EXTRAS:
+        seconds = sum(entry[3] for (path, _, name), entry in stats.items()
+                      if path.endswith(module) and name == function)
+        extra += seconds
+        print(f"  {seconds:6.3f} s  {module}:{function}  ({why})")
+    print(f"  {extra:6.3f} s  in all", flush=True)
 
 
 def main() -> None:

@@ -64,6 +64,20 @@ def test_compile_falls_back_to_eager_with_one_line(tmp_path: Path, monkeypatch: 
     assert compiled == ["ArticleCNN"]
 
 
+def test_the_first_batch_probe_runs_before_compile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The class-width probe (batch of 2, eval mode) must not be the compiled model's first graph: training's
+    own batch shape would then recompile as a dynamic-shape graph."""
+    from zoo.engine import first_batch, scaling
+
+    events: list[str] = []
+    probe = first_batch.check_class_width
+    monkeypatch.setattr(scaling, "compiler_problem", lambda device: None)
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: events.append("compile"))
+    monkeypatch.setattr(first_batch, "check_class_width", lambda *a: (events.append("probe"), probe(*a))[1])
+    zoo.train("cnn", out=tmp_path, compile=True, max_steps=1, batch_size=32, progress=False)
+    assert events == ["probe", "compile"]
+
+
 def test_worker_and_pin_memory_flags_reach_torchrun_and_are_checked() -> None:
     command = cli.commands["train"]
     ctx = command.make_context("train", ["cnn", "--workers", "0", "--no-pin-memory", "--crop-flip"])

@@ -101,15 +101,15 @@ def trace(message: str) -> None:
         print(f"zoo: trace: {message}", file=sys.stderr)
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
-    eps = list(metadata.entry_points(group="zoo"))
+def _entry_points() -> list[tuple[metadata.EntryPoint, str, str]]:
+    """Each ``zoo`` entry point with its distribution's name and version (the metadata parsed once each)."""
+    found = []
+    for ep in metadata.entry_points(group="zoo"):
+        dist = getattr(ep, "dist", None)
+        meta = dist.metadata if dist is not None else None
+        found.append((ep, meta["Name"] if meta else "", meta["Version"] if meta else ""))
     # Built-ins first, then by name: a stable order, so clashes resolve the same way every time.
-    return sorted(eps, key=lambda ep: (_dist_name(ep) != BUILTIN_DISTRIBUTION, ep.name))
-
-
-def _dist_name(ep: metadata.EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    return dist.metadata["Name"] if dist is not None else ""
+    return sorted(found, key=lambda item: (item[1] != BUILTIN_DISTRIBUTION, item[0].name))
 
 
 def _implemented_hooks(plugin: object) -> list[str]:
@@ -125,14 +125,9 @@ def load_plugins() -> tuple[pluggy.PluginManager, list[PluginRecord]]:
     wanted = _env_list("ZOO_LOAD_PLUGINS")
     blocked = set(_env_list("ZOO_BLOCK_PLUGINS") or [])
     records: list[PluginRecord] = []
-    for ep in _entry_points():
-        dist = getattr(ep, "dist", None)
-        record = PluginRecord(
-            name=ep.name,
-            distribution=_dist_name(ep),
-            version=dist.version if dist is not None else "",
-            builtin=_dist_name(ep) == BUILTIN_DISTRIBUTION,
-        )
+    for ep, distribution, version in _entry_points():
+        record = PluginRecord(name=ep.name, distribution=distribution, version=version,
+                              builtin=distribution == BUILTIN_DISTRIBUTION)
         records.append(record)
         if {ep.name, record.distribution} & blocked:
             record.status = "blocked"

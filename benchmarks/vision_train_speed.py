@@ -150,6 +150,8 @@ def compare(name: str, size: int, setting: Setting, data: str, steps: int, round
 
 
 def main() -> None:
+    from zoo.engine.config import TrainConfig
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet18,resnet50,vit-small")
     parser.add_argument("--sizes", default="32,224")
@@ -169,9 +171,9 @@ def main() -> None:
         rng = np.random.default_rng(0)
         for size in sizes:
             path = Path(tmp) / f"synthetic-{size}.npz"
-            # Every step in the first epoch, after the engine holds out its 20 % for validation (an epoch's end
+            # Every step in the first epoch, after the engine holds out its validation share (an epoch's end
             # inside the timed steps would time a validation pass and change the sample order).
-            samples = math.ceil(BATCH[size] * (args.steps + 1) / 0.8) + 8
+            samples = math.ceil(BATCH[size] * (args.steps + 1) / (1 - TrainConfig.val_fraction)) + 8
             np.savez(path, images=rng.integers(0, 256, (samples, size, size, 3), dtype=np.uint8),
                      labels=rng.integers(0, 10, samples))
             for name, setting in itertools.product(args.models.split(","), args.settings.split(",")):

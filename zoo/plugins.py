@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, NamedTuple
 
 import pluggy
 
@@ -101,15 +101,24 @@ def trace(message: str) -> None:
         print(f"zoo: trace: {message}", file=sys.stderr)
 
 
-def _entry_points() -> list[tuple[metadata.EntryPoint, str, str]]:
-    """Each ``zoo`` entry point with its distribution's name and version (the metadata parsed once each)."""
+class _EntryPoint(NamedTuple):
+    """A ``zoo`` entry point and its distribution's name and version ("" when it has no distribution)."""
+
+    ep: metadata.EntryPoint
+    distribution: str
+    version: str
+
+
+def _entry_points() -> list[_EntryPoint]:
+    """Every ``zoo`` entry point, each distribution's metadata parsed once."""
     found = []
     for ep in metadata.entry_points(group="zoo"):
         dist = getattr(ep, "dist", None)
         meta = dist.metadata if dist is not None else None
-        found.append((ep, meta["Name"] if meta else "", meta["Version"] if meta else ""))
+        found.append(_EntryPoint(ep, meta["Name"] if meta is not None else "",
+                                 meta["Version"] if meta is not None else ""))
     # Built-ins first, then by name: a stable order, so clashes resolve the same way every time.
-    return sorted(found, key=lambda item: (item[1] != BUILTIN_DISTRIBUTION, item[0].name))
+    return sorted(found, key=lambda f: (f.distribution != BUILTIN_DISTRIBUTION, f.ep.name))
 
 
 def _implemented_hooks(plugin: object) -> list[str]:

@@ -116,7 +116,8 @@ def list_command(pattern: str, family: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
-@click.option("--flops", is_flag=True, help="Also build the model (imports torch): parameters and FLOPs per image.")
+@click.option("--flops", is_flag=True, help="Also build the model (imports torch): parameters and FLOPs per sample "
+              "(image, row, clip or token sequence).")
 @click.option("--arg", "model_args", multiple=True, metavar="KEY=VALUE", help="With --flops: a model argument.")
 def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> None:
     """Show one model: family, plugin, input, hyperparameters and architecture arguments."""
@@ -141,7 +142,8 @@ def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> 
 
         stats = data["stats"]
         click.echo(f"{'params:':10} {stats['parameters']:,} ({human(stats['parameters'])})")
-        click.echo(f"{'flops:':10} {human(stats['flops'])}FLOPs per image at {'×'.join(map(str, stats['input']))}")
+        shape = "×".join(map(str, stats["input"]))
+        click.echo(f"{'flops:':10} {human(stats['flops'])}FLOPs per {stats['unit']} at {shape}")
 
 
 @cli.command()
@@ -207,8 +209,8 @@ def _train_options(command: Any) -> Any:
 @_train_options
 @click.pass_context
 def train(ctx: click.Context, name: str | None, hparams: tuple[str, ...], model_args: tuple[str, ...],
-          config_file: str | None, resume: str | None, nproc: int | None, then_export: bool, as_json: bool,
-          **options: Any) -> None:
+          data_args: tuple[str, ...], config_file: str | None, resume: str | None, nproc: int | None,
+          then_export: bool, as_json: bool, **options: Any) -> None:
     """Train model NAME through the shared engine; writes a run directory.
 
     `zoo train --resume RUN_DIR` continues a stopped run; `--nproc N` (or `torchrun --nproc-per-node N
@@ -228,6 +230,7 @@ def train(ctx: click.Context, name: str | None, hparams: tuple[str, ...], model_
         result = run_training(
             name, config=config_file, resume=resume, **options,
             hyperparameters=_parse_assignments(hparams, "--hp"), model_args=_parse_assignments(model_args, "--arg"),
+            data_args=_parse_assignments(data_args, "--data-arg") or None,
         )
     except Interrupted as exc:
         if rank0:

@@ -15,23 +15,52 @@ _PROBE = 2
 
 
 def check_data(data: Any, dataset: str, plugin: str) -> None:
-    """The splits' shapes, lengths and labels against their :class:`zoo.data.DataInfo`."""
+    """The splits' shapes, lengths and targets against their :class:`zoo.data.DataInfo`, by its kinds."""
+    from zoo.data.kinds import TargetKind
+
     info = data.info
     where = f"dataset {dataset!r} of plugin {plugin!r}"
     if info.kind == "text":
         check_tokens(data, where)
         return
+    expected = info.sample_shape
     for split, x, y in (("training", data.x_train, data.y_train), ("validation", data.x_val, data.y_val)):
         shape = tuple(x.shape[1:])
-        if math.prod(shape) != math.prod(info.shape):  # the layout may differ (rows as a sequence), the size not
-            raise ZooError(f"{where}: {split} samples are {shape} but its DataInfo says {tuple(info.shape)}; "
-                           "fix the loader (or let zoo prepare the data: return RawData)")
+        if expected and math.prod(shape) != math.prod(expected):  # the layout may differ (rows as a sequence)
+            raise ZooError(f"{where}: {split} samples are {shape} but its DataInfo says {expected} "
+                           f"({info.kind}); fix the loader (or let zoo prepare the data: return RawData, RawTable "
+                           "or RawAudio)")
         if len(x) != len(y):
-            raise ZooError(f"{where}: {len(x)} {split} images but {len(y)} labels; fix the loader")
-        labels = np.asarray(y[: min(len(y), 4096)])
-        if len(labels) and info.num_classes and (labels.min() < 0 or labels.max() >= info.num_classes):
-            raise ZooError(f"{where}: {split} labels reach {int(labels.max())} but its DataInfo has "
-                           f"{info.num_classes} classes; fix the loader")
+            raise ZooError(f"{where}: {len(x)} {split} samples but {len(y)} targets; fix the loader")
+        dtype = getattr(x, "dtype", None)
+        if dtype is not None and info.kind in ("image", "features", "audio") and np.dtype(dtype) != np.float32:
+            raise ZooError(f"{where}: {split} samples are {np.dtype(dtype)}, not float32; convert them in the "
+                           "loader (x.astype(np.float32))")
+        if info.target.kind == TargetKind.CLASS:
+            check_class_targets(np.asarray(y[: min(len(y), 4096)]), info, split, where)
+        elif info.target.kind == TargetKind.REAL:
+            check_real_targets(np.asarray(y), info, split, where)
+
+
+def check_class_targets(labels: np.ndarray, info: Any, split: str, where: str) -> None:
+    """Class targets: whole numbers within the classes."""
+    if len(labels) and not np.issubdtype(labels.dtype, np.integer):
+        raise ZooError(f"{where}: {split} class labels are {labels.dtype}, not int64; give class indices (or "
+                       "declare real targets: TargetInfo('real', ...))")
+    if len(labels) and info.num_classes and (labels.min() < 0 or labels.max() >= info.num_classes):
+        raise ZooError(f"{where}: {split} labels reach {int(labels.max())} but its DataInfo has "
+                       f"{info.num_classes} classes; fix the loader")
+
+
+def check_real_targets(values: np.ndarray, info: Any, split: str, where: str) -> None:
+    """Real targets: finite float32, one value per target column."""
+    columns = info.target.columns
+    width = 1 if values.ndim == 1 else math.prod(values.shape[1:])
+    if values.dtype != np.float32 or width != columns:
+        raise ZooError(f"{where}: {split} targets are {values.dtype} {tuple(values.shape)} but its DataInfo says "
+                       f"{columns} real target column(s); give float32 N×{columns} targets (zoo.data.real_targets)")
+    if not np.isfinite(values).all():
+        raise ZooError(f"{where}: {split} targets hold NaN or infinite values; fix the loader")
 
 
 def check_tokens(data: Any, where: str) -> None:
@@ -56,7 +85,7 @@ def check_class_width(family: Any, net: Any, data: Any, spec: Any, device: Any) 
     import torch
 
     info = data.info
-    if not info.num_classes:
+    if not info.num_classes or info.target.kind != "class":
         return
     try:
         graphs = family.graphs(net, info)

@@ -18,7 +18,7 @@ from zoo.reports.sources import (
 )
 
 #: Metric names that are better when smaller: ``--sort`` puts the smallest first for these.
-_LOWER_IS_BETTER = ("loss", "nll", "nelbo", "_fd", "fd_", "mse", "kl", "seconds", "time", "step")
+_LOWER_IS_BETTER = ("loss", "nll", "nelbo", "_fd", "fd_", "mse", "mae", "kl", "seconds", "time", "step")
 #: Monitored metric of the built-in families, for runs that stopped before writing their summary.
 _FALLBACK_MONITORS = ("val_accuracy", "sample_confident", "val_nelbo", "val_loss")
 

@@ -44,9 +44,9 @@ def check_data(data: Any, dataset: str, plugin: str) -> None:
 
 def check_class_targets(labels: np.ndarray, info: Any, split: str, where: str) -> None:
     """Class targets: whole numbers within the classes."""
-    if len(labels) and not np.issubdtype(labels.dtype, np.integer):
-        raise ZooError(f"{where}: {split} class labels are {labels.dtype}, not int64; give class indices (or "
-                       "declare real targets: TargetInfo('real', ...))")
+    if len(labels) and labels.dtype != np.int64:
+        raise ZooError(f"{where}: {split} class labels are {labels.dtype}, not int64; give int64 class indices "
+                       "(labels.astype(np.int64)), or declare real targets (TargetInfo('real', ...))")
     if len(labels) and info.num_classes and (labels.min() < 0 or labels.max() >= info.num_classes):
         raise ZooError(f"{where}: {split} labels reach {int(labels.max())} but its DataInfo has "
                        f"{info.num_classes} classes; fix the loader")
@@ -80,39 +80,102 @@ def check_tokens(data: Any, where: str) -> None:
                            f"{text.vocab_size} tokens; fix the family's prepare_data")
 
 
-def check_class_width(family: Any, net: Any, data: Any, spec: Any, device: Any) -> None:
-    """Every graph with class scores gives exactly one score per class of the data."""
+def check_model(net: Any, spec: Any) -> None:
+    """The built model has every parameter's shape (no lazy layers) and float32 floating-point parameters."""
+    import torch
+
+    where = f"model {spec.name!r} of plugin {spec.plugin!r}"
+    lazy = [name for name, module in net.named_modules() if isinstance(module, torch.nn.modules.lazy.LazyModuleMixin)
+            and any(torch.nn.parameter.is_lazy(p) for p in module.parameters(recurse=False))]
+    if lazy:
+        kind = type(dict(net.named_modules())[lazy[0]]).__name__
+        more = " and more" if lazy[1:] else ""
+        raise ZooError(f"{where} has lazy layers ({kind} at {lazy[0] or 'the root'!r}{more}) "
+                       "whose shapes zoo needs before training (optimizers, checkpoints, export); build them with "
+                       "their sizes (nn.Linear(in_features, out), sizes from the data through Family.data_args)")
+    for name, tensor in [*net.named_parameters(), *net.named_buffers()]:
+        if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            raise ZooError(f"{where} holds {str(tensor.dtype).removeprefix('torch.')} tensors ({name!r}); build it in "
+                           "float32 (zoo's --precision runs mixed precision itself)")
+
+
+def check_graph_outputs(family: Any, net: Any, data: Any, spec: Any, device: Any) -> None:
+    """Each exported graph's module, run on its own random inputs, returns what the graph names: one tensor
+    per output name (a tensor for one, a tuple or list for several), floating outputs in float32; a graph with
+    class scores gives one score per class of the data. A mistake names the model's plugin and the family's."""
     import torch
 
     info = data.info
-    if not info.num_classes or info.target.kind != "class":
-        return
     try:
         graphs = family.graphs(net, info)
     except NotImplementedError:  # a family that trains but does not export (yet)
         return
     for graph in graphs:
-        if not graph.class_output:
-            continue
         inputs = [torch.as_tensor(x, device=device) for x in graph.random_inputs(_PROBE, np.random.default_rng(0))]
         was_training = net.training
         net.eval()
         with torch.no_grad():
             outputs = graph.module(*inputs)
         net.train(was_training)
-        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-        scores = outputs[list(graph.output_names).index(graph.class_output)]
-        width = scores.shape[-1] if scores.dim() > 1 else 1
-        if width != info.num_classes:
-            raise ZooError(f"model {spec.name!r} of plugin {spec.plugin!r} gives {width} class scores "
-                           f"({graph.class_output!r} of graph {graph.name!r}) but the data has "
-                           f"{info.num_classes} classes; pass num_classes from the data (Family.data_args)")
+        outputs = _check_outputs(outputs, graph, spec)
+        if graph.class_output and info.num_classes and info.target.kind == "class":
+            scores = outputs[list(graph.output_names).index(graph.class_output)]
+            width = scores.shape[-1] if scores.dim() > 1 else 1
+            if width != info.num_classes:
+                raise ZooError(f"model {spec.name!r} of plugin {spec.plugin!r} gives {width} class scores "
+                               f"({graph.class_output!r} of graph {graph.name!r}) but the data has "
+                               f"{info.num_classes} classes; pass num_classes from the data (Family.data_args)")
+
+
+def _check_outputs(outputs: Any, graph: Any, spec: Any) -> tuple[Any, ...]:
+    """``outputs`` as a tuple of tensors, one per output name of ``graph``; a one-line error otherwise."""
+    import torch
+
+    from zoo.registry import get_family_spec
+
+    names = list(graph.output_names)
+    family = get_family_spec(spec.family)
+    wanted = f"one tensor ({names[0]!r})" if len(names) == 1 else f"a tuple of {len(names)} tensors {names}"
+    got = None
+    if isinstance(outputs, dict):
+        got = f"a dict (keys {sorted(map(str, outputs))[:4]})"
+    elif isinstance(outputs, (tuple, list)) and (len(names) == 1 or len(outputs) != len(names)):
+        got = f"a {type(outputs).__name__} of {len(outputs)}"
+    elif not isinstance(outputs, (tuple, list, torch.Tensor)):
+        got = f"a {type(outputs).__name__}"
+    elif isinstance(outputs, (tuple, list)) and not all(isinstance(o, torch.Tensor) for o in outputs):
+        got = "a tuple holding " + ", ".join(sorted({type(o).__name__ for o in outputs}))
+    if got is not None:
+        raise ZooError(f"model {spec.name!r} of plugin {spec.plugin!r}: forward returned {got}, but graph "
+                       f"{graph.name!r} of the {spec.family!r} family (plugin {family.plugin!r}) takes {wanted}; "
+                       f"return {wanted} from the model's forward")
+    outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+    for name, tensor in zip(names, outputs, strict=True):
+        if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            raise ZooError(f"model {spec.name!r} of plugin {spec.plugin!r}: output {name!r} of graph {graph.name!r} "
+                           f"is {str(tensor.dtype).removeprefix('torch.')} for float32 inputs; return float32 "
+                           "(zoo's --precision runs mixed precision itself)")
+    return outputs
 
 
 def check_first_batch(family: Any, net: Any, data: Any, spec: Any, dataset: str, device: Any) -> None:
-    """Both checks; the dataset's plugin is looked up for the message."""
+    """The data against its description, the model's parameters, and its outputs against the family's graphs;
+    the dataset's plugin is looked up for the message."""
     from zoo.data import parse_dataset
     from zoo.registry import get_dataset_spec
 
     check_data(data, dataset, get_dataset_spec(parse_dataset(dataset)[0]).plugin)
-    check_class_width(family, net, data, spec, device)
+    check_model(net, spec)
+    check_graph_outputs(family, net, data, spec, device)
+
+
+def check_monitored(family: Any, metrics: dict[str, Any], spec: Any) -> None:
+    """At the first validation: the family's monitored metric is among the epoch's metrics."""
+    from zoo.registry import get_family_spec
+
+    metric, _ = family.monitor
+    if metric not in metrics:
+        plugin = get_family_spec(spec.family).plugin
+        raise ZooError(f"family {spec.family!r} of plugin {plugin!r} monitors {metric!r} (best checkpoint, "
+                       f"--early-stop) but its evaluate returned {sorted(k for k in metrics if k.startswith('val'))}; "
+                       f"return {metric!r} from evaluate (or epoch_end), or set Family.monitor to one it returns")

@@ -46,9 +46,9 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
     from zoo.api import load_family
     from zoo.data import DataOptions, load_dataset, parse_dataset
     from zoo.engine.metrics import tensorboard_writer
-    from zoo.registry import get_dataset_spec, get_spec
+    from zoo.registry import get_dataset_spec, get_unambiguous_spec
 
-    spec = get_spec(options.model)
+    spec = get_unambiguous_spec(options.model)
     family = load_family(spec.family)
     hp = resolve_hyperparameters(
         family.hyperparameters, spec.defaults,

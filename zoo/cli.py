@@ -133,8 +133,7 @@ def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> 
         return
     for key in ("name", "family", "plugin", "summary", "builder"):
         click.echo(f"{key + ':':10} {data[key]}")
-    i = data["input"]
-    click.echo(f"{'input:':10} {i['channels']}×{i['height']}×{i['width']}")
+    click.echo(f"{'input:':10} {_input_text(name, data['input'])}")
     click.echo(f"{'defaults:':10} " + ", ".join(f"{k}={v}" for k, v in data["defaults"].items()))
     click.echo(f"{'args:':10} " + ", ".join(f"{k}={v}" for k, v in data["model_args"].items()))
     if flops:
@@ -144,6 +143,18 @@ def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> 
         click.echo(f"{'params:':10} {stats['parameters']:,} ({human(stats['parameters'])})")
         shape = "×".join(map(str, stats["input"]))
         click.echo(f"{'flops:':10} {human(stats['flops'])}FLOPs per {stats['unit']} at {shape}")
+
+
+def _input_text(name: str, shape: dict[str, int]) -> str:
+    """A model's default input in words of its kind: ``1×8×8`` (an image), ``a row of 10 features``…"""
+    from zoo.data.kinds import accepted_kinds
+    from zoo.registry import get_spec
+
+    kind = accepted_kinds(get_spec(name))[0][0]
+    words = {"features": "a row of {} features", "text": "{} tokens", "audio": "{} samples"}
+    if kind in words:
+        return words[kind].format(shape["width"])
+    return f"{shape['channels']}×{shape['height']}×{shape['width']}"
 
 
 @cli.command()

@@ -51,8 +51,9 @@ def load_csv(*, seed: int, val_fraction: float, path: str, target: str | None = 
                     feature_names=chosen, target_names=targets, source=path)
 
 
-def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    """The header and the data rows of a CSV file (a ZooError naming the file when it cannot be read)."""
+def read_csv(path: Path, min_rows: int = 2) -> tuple[list[str], list[list[str]]]:
+    """The header and the data rows (at least ``min_rows``) of a CSV file (a ZooError naming the file when it
+    cannot be read)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             table = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
@@ -62,8 +63,8 @@ def read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
         raise ZooError(f"{path} is a folder; give --data csv:PATH of a CSV file") from exc
     except (UnicodeDecodeError, csv.Error) as exc:
         raise ZooError(f"{path} is not a readable UTF-8 CSV file ({exc})") from exc
-    if len(table) < 3:
-        raise ZooError(f"{path}: needs a header row and at least 2 data rows, found {len(table)} row(s)")
+    if len(table) < 1 + min_rows:
+        raise ZooError(f"{path}: needs a header row and at least {min_rows} data row(s), found {len(table)} row(s)")
     header = [name.strip() for name in table[0]]
     if len(set(header)) != len(header) or not all(header):
         raise ZooError(f"{path}: the header row must name every column once, got {header}")

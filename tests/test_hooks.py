@@ -146,6 +146,24 @@ def test_hook_register_roles(make_plugin: Callable[..., Path]) -> None:
     assert role_spec("lm").qualified == "lm:lm", "a built-in plugin's role keeps its plain name"
 
 
+def test_an_invalid_graph_role_is_reported_and_the_rest_of_the_plugin_used(make_plugin: Callable[..., Path],
+                                                                           capsys) -> None:
+    make_plugin("gamma", """
+        from zoo.hookspecs import hookimpl
+        from zoo.roles import RoleSpec
+
+        @hookimpl
+        def register_roles(register):
+            register(RoleSpec("Bad Role", "no"))
+            register(RoleSpec("fine", "yes", handlers="not a reference"))
+            register(RoleSpec("good", "yes"))
+    """)
+    assert zoo.registry.get_role("good").plugin == "gamma"
+    err = capsys.readouterr().err
+    assert "plugin 'gamma': registered an invalid graph role: graph role name 'Bad Role' is invalid" in err
+    assert "handlers 'not a reference' must be a 'module:attr' reference" in err
+
+
 def test_the_minimal_plugin_in_the_guide_works(tmp_path: Path, monkeypatch) -> None:
     section = GUIDE.read_text().split("## A minimal plugin", 1)[1].split("\n## ", 1)[0]
     init, model = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)

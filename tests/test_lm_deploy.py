@@ -76,6 +76,21 @@ def test_the_deployed_check_fails_when_the_prompt_ids_differ(lm: Path, tmp_path:
     assert check.returncode == 1 and json.loads(check.stdout)["prompt_ids_equal"] is False
 
 
+def test_a_bundle_stamped_before_roles_were_namespaced_still_generates_and_deploys(lm: Path, greedy: list[int],
+                                                                                   tmp_path: Path) -> None:
+    """Bundles exported before namespacing say ``zoo_role = "lm"``: the plain name resolves to the lm plugin's."""
+    old = Path(shutil.copytree(lm, tmp_path / "old"))
+    manifest = json.loads((old / "manifest.json").read_text())
+    for graph in manifest["graphs"].values():
+        graph["metadata"]["zoo_role"], graph["zoo_role"] = "lm", "lm"
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    out = CliRunner().invoke(cli, ["generate", str(old), "--prompt", PROMPT, "--temperature", "0",
+                                   "--max-new-tokens", str(TOKENS), "--json"])
+    assert out.exit_code == 0 and json.loads(out.output)["tokens"] == greedy, out.output
+    folder = _deploy(old, "python", tmp_path / "py")
+    assert json.loads((folder / "deploy.json").read_text())["role"] == "lm"
+
+
 @pytest.fixture(scope="session")
 def lm_node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """onnxruntime-node, onnxruntime-web and tokenizers.js from npm, installed once per test session."""

@@ -1,0 +1,39 @@
+"""What one worker holds while it serves: the options, the model table, readiness; reached from each request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from starlette.requests import Request
+
+from zoo.serve.errors import ServeError
+from zoo.serve.models import ModelTable
+from zoo.serve.options import ServeOptions
+
+T = TypeVar("T")
+
+
+@dataclass
+class ServerState:
+    """The worker's options, its bundles and whether it accepts work (false while starting and stopping)."""
+
+    options: ServeOptions
+    table: ModelTable
+    ready: bool = False
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+    async def within_time(self, work: Awaitable[T]) -> T:
+        """``work``'s result, or 504 once ``--timeout-s`` has passed (the work is cancelled, its batch slot freed)."""
+        try:
+            return await asyncio.wait_for(work, self.options.timeout_s)
+        except asyncio.TimeoutError:
+            raise ServeError(504, f"the model did not answer within --timeout-s {self.options.timeout_s:g} s; "
+                                  "retry later or raise the limit") from None
+
+
+def state(request: Request) -> ServerState:
+    """The worker's :class:`ServerState`."""
+    return request.app.state.zoo

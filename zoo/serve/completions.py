@@ -10,6 +10,7 @@ freed. The text is the tokenizer's decoding of the new tokens, exactly what ``zo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -188,6 +189,25 @@ class Generation:
                 "total_tokens": len(self.prompt_ids) + len(self.tokens)}
 
 
+class EventStream(StreamingResponse):
+    """Server-sent events that stop the moment the client goes away: the stream is cancelled and its generator
+    closed at once (whatever the ASGI server's version does about writes to a closed connection), so the
+    generator's ``finally`` frees the work."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        streaming = asyncio.ensure_future(self.stream_response(send))
+        listening = asyncio.ensure_future(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait({streaming, listening}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            listening.cancel()
+            if not streaming.done():
+                streaming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await streaming
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
 def _lm_bundle(served: ServerState, name: str | None) -> ServedBundle:
     if name is None:
         found = [b for b in served.table.bundles.values() if b.lm is not None]
@@ -245,7 +265,7 @@ async def completions(request: Request) -> Response:
         finally:  # also when the client went away: the loop stops before its next step
             await job.close()
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return EventStream(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 async def _collect(job: Generation) -> str:

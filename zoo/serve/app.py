@@ -27,7 +27,7 @@ from zoo.serve import completions, metrics, oip, role_routes
 from zoo.serve.errors import ServeError
 from zoo.serve.models import ModelTable
 from zoo.serve.options import ServeOptions
-from zoo.serve.state import ServerState
+from zoo.serve.state import ServerState, within
 
 log = logging.getLogger("zoo.serve")
 access = logging.getLogger("zoo.serve.access")
@@ -90,7 +90,7 @@ class Guard:
             if body_done:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.options.timeout_s)
+                message = await within(receive(), self.options.timeout_s)
             except asyncio.TimeoutError:
                 raise ServeError(408, f"the request body did not arrive within {self.options.timeout_s:g} s") from None
             if message["type"] == "http.request":

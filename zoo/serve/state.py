@@ -28,10 +28,18 @@ class ServerState:
     async def within_time(self, work: Awaitable[T]) -> T:
         """``work``'s result, or 504 once ``--timeout-s`` has passed (the work is cancelled, its batch slot freed)."""
         try:
-            return await asyncio.wait_for(work, self.options.timeout_s)
+            return await within(work, self.options.timeout_s)
         except asyncio.TimeoutError:
             raise ServeError(504, f"the model did not answer within --timeout-s {self.options.timeout_s:g} s; "
                                   "retry later or raise the limit") from None
+
+
+async def within(work: Awaitable[T], seconds: float) -> T:
+    """``await work`` with a time limit (``asyncio.timeout`` where there is one: no extra task per request)."""
+    if hasattr(asyncio, "timeout"):  # Python 3.11+
+        async with asyncio.timeout(seconds):
+            return await work
+    return await asyncio.wait_for(work, seconds)
 
 
 def state(request: Request) -> ServerState:

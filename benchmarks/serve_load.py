@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -34,16 +36,17 @@ BASELINES = Path(__file__).resolve().parent / "serve_baselines"
 
 @dataclass
 class Level:
-    """One server at one concurrency: what came back in the bounded window."""
+    """One server at one concurrency, over every round: medians and spreads."""
 
     bundle: str
     server: str
     concurrency: int
+    rounds: int
     requests: int
-    ok: int
     errors: int
-    seconds: float
     throughput: float
+    throughput_min: float
+    throughput_max: float
     p50_ms: float
     p99_ms: float
 
@@ -55,6 +58,7 @@ def free_port() -> int:
 
 
 def start(server: str, bundle: Path, port: int, max_batch: int, delay_ms: float) -> subprocess.Popen:
+    """The server in a session of its own, so that stopping it stops every process it started."""
     if server == "zoo":
         command = [sys.executable, "-m", "zoo", "serve", f"model={bundle}", "--port", str(port), "--max-batch",
                    str(max_batch), "--max-delay-ms", str(delay_ms), "--max-queue", "1024"]
@@ -63,7 +67,22 @@ def start(server: str, bundle: Path, port: int, max_batch: int, delay_ms: float)
     else:
         command = [sys.executable, str(BASELINES / "litserve_server.py"), str(bundle), "--port", str(port),
                    "--max-batch", str(max_batch), "--batch-timeout", str(delay_ms / 1000)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's whole process group (LitServe's workers too), then SIGKILL after 30 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+    with contextlib.suppress(ProcessLookupError):  # children that outlived their parent
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def wait_up(url: str, proc: subprocess.Popen, body: bytes, limit_s: float = 120) -> None:
@@ -119,31 +138,43 @@ def image_body(bundle: Path) -> bytes:
                                    "data": data.ravel().tolist()}]}).encode()
 
 
-def run_images(name: str, bundle: Path, servers: list[str], levels: list[int], seconds: float, max_requests: int,
-               max_batch: int, delay_ms: float) -> list[Level]:
+def run_images(name: str, bundle: Path, servers: list[str], levels: list[int], args: argparse.Namespace
+               ) -> list[Level]:
+    """Every server up at once (idle ones sleep); at each concurrency, rounds of every server in turn, so that
+    the machine's changing load falls on all of them alike."""
     body = image_body(bundle)
-    rows = []
-    for server in servers:
-        port = free_port()
-        proc = start(server, bundle, port, max_batch, delay_ms)
-        path = "/predict" if server == "litserve" else "/v2/models/model/infer"
-        url = f"http://127.0.0.1:{port}{path}"
-        try:
-            wait_up(url, proc, body)
-            asyncio.run(drive(url, body, 4, 1.0, 500))  # warm-up
-            for concurrency in levels:
-                started = time.perf_counter()
-                latencies, errors = asyncio.run(drive(url, body, concurrency, seconds, max_requests))
-                elapsed = time.perf_counter() - started
-                ms = sorted(x * 1000 for x in latencies) or [float("nan")]
-                rows.append(Level(name, server, concurrency, len(latencies) + errors, len(latencies), errors,
-                                  round(elapsed, 2), round(len(latencies) / elapsed, 1),
+    running, urls = {}, {}
+    try:
+        for server in servers:
+            port = free_port()
+            running[server] = start(server, bundle, port, args.max_batch,
+                                    args.litserve_timeout_ms if server == "litserve" else args.delay_ms)
+            urls[server] = f"http://127.0.0.1:{port}" + ("/predict" if server == "litserve" else
+                                                         "/v2/models/model/infer")
+        for server in servers:
+            wait_up(urls[server], running[server], body)
+            asyncio.run(drive(urls[server], body, 4, 1.0, 500))  # warm-up
+        rows = []
+        for concurrency in levels:
+            seen: dict[str, list[tuple[float, list[float], int]]] = {s: [] for s in servers}
+            for round_ in range(args.rounds):
+                order = servers[round_ % len(servers):] + servers[:round_ % len(servers)]
+                for server in order:
+                    started = time.perf_counter()
+                    latencies, errors = asyncio.run(drive(urls[server], body, concurrency, args.seconds,
+                                                          args.max_requests))
+                    seen[server].append((len(latencies) / (time.perf_counter() - started), latencies, errors))
+            for server in servers:
+                speeds = [s for s, _, _ in seen[server]]
+                ms = sorted(x * 1000 for _, lat, _ in seen[server] for x in lat) or [float("nan")]
+                rows.append(Level(name, server, concurrency, args.rounds, len(ms), sum(e for _, _, e in seen[server]),
+                                  round(statistics.median(speeds), 1), round(min(speeds), 1), round(max(speeds), 1),
                                   round(statistics.median(ms), 2), round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2)))
                 print(rows[-1], flush=True)
-        finally:
-            proc.terminate()
-            proc.wait(30)
-    return rows
+        return rows
+    finally:
+        for proc in running.values():
+            stop(proc)
 
 
 async def stream_one(client: httpx.AsyncClient, url: str, max_tokens: int) -> tuple[float, int, float]:
@@ -168,7 +199,7 @@ def run_lm(bundle: Path, streams: list[int], rounds: int, max_tokens: int) -> li
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "zoo", "serve", f"lm={bundle}", "--port", str(port),
                              "--max-queue", "256", "--timeout-s", "300"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, cwd=ROOT)
+                            stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1/completions"
     rows = []
     try:
@@ -187,21 +218,21 @@ def run_lm(bundle: Path, streams: list[int], rounds: int, max_tokens: int) -> li
                          "ttft_p50_ms": round(statistics.median(ttft), 1), "ttft_max_ms": round(ttft[-1], 1)})
             print(rows[-1], flush=True)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop(proc)
     return rows
 
 
 def report(rows: list[Level], lm: list[dict], args: argparse.Namespace) -> str:
     lines = [header("zoo serve under load: zoo serve vs a naive FastAPI server vs LitServe (loopback)"),
-             f"# {args.seconds:g} s per level (at most {args.max_requests} requests), closed-loop async httpx client "
-             f"in the same machine; zoo serve and LitServe batch up to {args.max_batch} rows waiting "
-             f"{args.delay_ms:g} ms; one worker process each; ONNX Runtime CPU, default threads", ""]
+             f"# {args.rounds} rounds of {args.seconds:g} s per server and concurrency, servers in turn (at most "
+             f"{args.max_requests} requests a round), closed-loop async httpx client on the same machine; batches "
+             f"of up to {args.max_batch} rows (zoo serve --max-delay-ms {args.delay_ms:g}, LitServe batch_timeout "
+             f"{args.litserve_timeout_ms:g} ms); one worker process each; ONNX Runtime CPU, default threads", ""]
     for bundle in dict.fromkeys(r.bundle for r in rows):
-        lines += [f"## {bundle}", "", "| server | concurrency | requests/s | p50 ms | p99 ms | ok | errors |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {r.server} | {r.concurrency} | {r.throughput} | {r.p50_ms} | {r.p99_ms} | {r.ok} | {r.errors} |"
-                  for r in rows if r.bundle == bundle]
+        lines += [f"## {bundle}", "", "| server | concurrency | requests/s (median) | min - max | p50 ms | p99 ms | "
+                                      "answered | errors |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {r.server} | {r.concurrency} | {r.throughput} | {r.throughput_min} - {r.throughput_max} | "
+                  f"{r.p50_ms} | {r.p99_ms} | {r.requests} | {r.errors} |" for r in rows if r.bundle == bundle]
         naive = {r.concurrency: r.throughput for r in rows if r.bundle == bundle and r.server == "naive"}
         for server in ("zoo", "litserve"):
             ratios = [f"{c}: {r.throughput / naive[c]:.2f}x" for r in rows for c in [r.concurrency]
@@ -225,10 +256,12 @@ def main() -> None:
     parser.add_argument("--servers", default="zoo,naive,litserve")
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--streams", default="1,4,16")
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--max-requests", type=int, default=20000)
     parser.add_argument("--max-batch", type=int, default=64)
-    parser.add_argument("--delay-ms", type=float, default=2.0)
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="zoo serve --max-delay-ms")
+    parser.add_argument("--litserve-timeout-ms", type=float, default=1.0, help="LitServe's batch_timeout")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--lm-tokens", type=int, default=32)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve_load.md"))
     args = parser.parse_args()
@@ -236,8 +269,7 @@ def main() -> None:
     rows: list[Level] = []
     for item in args.bundle:
         name, _, folder = item.partition("=")
-        rows += run_images(name, Path(folder), args.servers.split(","), levels, args.seconds, args.max_requests,
-                           args.max_batch, args.delay_ms)
+        rows += run_images(name, Path(folder), args.servers.split(","), levels, args)
     lm = run_lm(Path(args.lm), [int(s) for s in args.streams.split(",")], 2, args.lm_tokens) if args.lm else []
     text = report(rows, lm, args)
     Path(args.out).write_text(text)

@@ -5,6 +5,7 @@ listens on 127.0.0.1; every load loop is bounded in count and time."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -154,6 +155,25 @@ def test_openai_completions_equal_zoo_generate(server: ThreadServer, lm_bundle: 
     sampled = [client.completions.create(model="lm", prompt="The ", max_tokens=8, temperature=0.8, top_p=0.9,
                                          seed=3).choices[0].text for _ in range(2)]
     assert sampled[0] == sampled[1]  # the seed fixes the draw
+
+
+def test_sample_endpoint_draws_what_zoo_sample_draws(export_briefly, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from zoo.sampling import sample_bundle
+
+    bundle = Path(export_briefly("cgan").bundle_dir)  # conditional: one class per column, labels fed too
+    expected = np.asarray(Image.open(sample_bundle(bundle, n=20, seed=4, out=tmp_path / "cli.png")))
+    with ThreadServer(ServeOptions(bundles={"gan": str(bundle)})) as running:
+        reply = httpx.post(f"{running.url}/v1/models/gan/sample", json={"n": 20, "seed": 4}, timeout=30)
+        assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), expected)
+        pixels = httpx.post(f"{running.url}/v1/models/gan/sample", json={"n": 2, "format": "json"}, timeout=30)
+        assert np.asarray(pixels.json()["pixels"]).shape[0] == 2
+        for body, words in (({"n": 0}, "'n'"), ({"seed": -1}, "'seed'"), ({"format": "gif"}, "'format'")):
+            refused = httpx.post(f"{running.url}/v1/models/gan/sample", json=body, timeout=30)
+            assert refused.status_code == 422 and words in refused.json()["error"]
+        assert httpx.post(f"{running.url}/v1/models/gan/predict", content=b"x", timeout=30).status_code == 404
 
 
 # --- batching ------------------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Dynamic batching for one graph: requests that arrive within ``max_delay`` run as one ONNX Runtime call.
 
-Each request is a dict of arrays whose first axis is the batch. The batcher waits for the first request,
-then for up to ``max_delay`` seconds (or until ``max_batch`` rows are waiting), concatenates the requests
-whose other axes and dtypes match the first one, runs the graph once in its own thread and hands each request
-its rows back. The queue is bounded: beyond ``max_queue`` waiting requests, :meth:`Batcher.submit` raises a
+Each request is a dict of arrays whose first axis is the batch. An idle batcher that gets a request waits up
+to ``max_delay`` seconds for others (less when ``max_batch`` rows are waiting); requests that arrived while a
+batch ran go as the next batch at once (they have waited already). A batch concatenates the requests whose
+other axes and dtypes match the oldest one, runs the graph once in its own thread and hands each request its
+rows back. The queue is bounded: beyond ``max_queue`` waiting requests, :meth:`Batcher.submit` raises a
 503 at once (never a hang, never unbounded memory). A request whose caller gave up (timeout, disconnect)
 before its batch started is dropped. If a batch fails, its requests are run one by one, so one bad request
 cannot fail its neighbours.
@@ -67,6 +68,8 @@ class Batcher:
         self.on_depth = on_depth
         self.queue: deque[_Pending] = deque()
         self.wake = asyncio.Event()
+        self.full = asyncio.Event()
+        self.backlog = False  # requests arrived while the last batch ran
         self.closing = False
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{name}")
         self.task: asyncio.Task | None = None
@@ -89,12 +92,15 @@ class Batcher:
         self.queue.append(_Pending(feeds, rows.pop(), signature(feeds), future))
         self._depth()
         self.wake.set()
+        if sum(p.rows for p in self.queue) >= self.max_batch:
+            self.full.set()
         return await future
 
     async def close(self) -> None:
         """Finish what is queued, then stop the thread (a reloaded graph's old batcher)."""
         self.closing = True
         self.wake.set()
+        self.full.set()
         if self.task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
@@ -112,18 +118,16 @@ class Batcher:
                     return
                 self.wake.clear()
                 await self.wake.wait()
-            deadline = self.queue[0].queued_at + self.max_delay_s
-            while sum(p.rows for p in self.queue) < self.max_batch and not self.closing:
-                left = deadline - time.perf_counter()
-                if left <= 0:
-                    break
-                self.wake.clear()
+            left = self.queue[0].queued_at + self.max_delay_s - time.perf_counter()
+            if not self.backlog and left > 0 and sum(p.rows for p in self.queue) < self.max_batch:
+                self.full.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), left)
+                    await asyncio.wait_for(self.full.wait(), left)
             batch = self._take()
             self._depth()
             if batch:
                 await self._run(loop, batch)
+            self.backlog = bool(self.queue)
 
     def _take(self) -> list[_Pending]:
         """The oldest live request and every later one that fits beside it (same signature, ≤ max_batch rows)."""
@@ -154,6 +158,11 @@ class Batcher:
         try:
             outputs = await loop.run_in_executor(self.executor, self.run, feeds)
         except Exception as exc:
+            if not refused_input(exc):  # zoo's own bug: every caller gets it (a 500 with the reason)
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                return
             if len(batch) > 1:  # find the request that broke it; the others still get answers
                 for item in batch:
                     await self._run(loop, [item])
@@ -168,6 +177,11 @@ class Batcher:
             if not item.future.done():
                 item.future.set_result({k: v[start:start + item.rows] for k, v in outputs.items()})
             start += item.rows
+
+
+def refused_input(exc: Exception) -> bool:
+    """Whether ONNX Runtime refused the inputs (its own exception types), rather than zoo failing."""
+    return isinstance(exc, ServeError) or type(exc).__module__.startswith("onnxruntime")
 
 
 def _fail(future: asyncio.Future, exc: Exception) -> None:

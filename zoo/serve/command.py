@@ -11,8 +11,9 @@ import click
 @click.option("--port", default=8000, show_default=True, type=int, help="Port (0: any free one, printed).")
 @click.option("--workers", default=1, show_default=True, type=int, help="Worker processes (each loads every bundle).")
 @click.option("--max-batch", default=32, show_default=True, type=int, help="Most rows per batched graph call.")
-@click.option("--max-delay-ms", default=5.0, show_default=True, type=float,
-              help="How long the first request of a batch waits for others.")
+@click.option("--max-delay-ms", default=0.0, show_default=True, type=float,
+              help="How long a request reaching an idle graph waits for others (0: batches are what arrived "
+                   "while the last one ran).")
 @click.option("--max-queue", default=64, show_default=True, type=int,
               help="Requests waiting per graph per worker; beyond it 503 with Retry-After.")
 @click.option("--timeout-s", default=30.0, show_default=True, type=float,

@@ -120,8 +120,7 @@ class Generation:
             raise ServeError(422, f"the prompt is {len(self.prompt_ids)} tokens; this model's context is "
                                   f"{self.lm.context}: shorten it")
         if self.slot.waiting >= self.served.options.max_queue:
-            metrics.REJECTED.labels(self.bundle.name).inc()
-            raise overloaded(self.bundle.name)
+            raise overloaded(self.bundle.name)  # counted in zoo_serve_rejected_total by the app's error handler
         self.slot.waiting += 1
         try:
             await self.served.within_time(self.slot.lock.acquire())

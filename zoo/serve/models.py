@@ -103,7 +103,8 @@ def load_bundle(name: str, path: Path, options: ServeOptions) -> ServedBundle:
     for entry in bundle.manifest.graphs.values():
         model = name if entry.name == primary_graph(bundle) else f"{name}.{entry.name}"
         reuse = lm is not None and entry.name == lm_entries[0].name
-        sess = lm.session if reuse else session(str(bundle.graph_path(entry)), CPU, threads=options.threads)
+        sess = lm.session if reuse else session(str(bundle.graph_path(entry)), CPU, threads=options.threads,
+                                                spinning=False)
         can_batch = batchable(entry)
         label = f"{name}.{entry.name}"
         batcher = Batcher(label, lambda feeds: feeds, max_batch=options.max_batch if can_batch else 1,

@@ -19,7 +19,7 @@ class ServeOptions:
     port: int = 8000
     workers: int = 1
     max_batch: int = 32
-    max_delay_ms: float = 5.0
+    max_delay_ms: float = 0.0
     max_queue: int = 64
     timeout_s: float = 30.0
     max_body_mb: float = 16.0

@@ -206,10 +206,13 @@ def run_lm(bundle: Path, streams: list[int], rounds: int, max_tokens: int) -> li
         wait_up(url, proc, json.dumps({"model": "lm", "prompt": "The ", "max_tokens": 2}).encode())
         for count in streams:
             async def level(count: int = count) -> tuple[list[tuple[float, int, float]], float]:
+                """``rounds`` times in a row, ``count`` streams at once."""
+                done: list[tuple[float, int, float]] = []
                 async with httpx.AsyncClient(timeout=300) as client:
                     started = time.perf_counter()
-                    done = await asyncio.gather(*(stream_one(client, url, max_tokens) for _ in range(count * rounds)))
-                    return list(done), time.perf_counter() - started
+                    for _ in range(rounds):
+                        done += await asyncio.gather(*(stream_one(client, url, max_tokens) for _ in range(count)))
+                    return done, time.perf_counter() - started
 
             done, elapsed = asyncio.run(level())
             ttft = sorted(d[0] * 1000 for d in done)

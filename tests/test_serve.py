@@ -116,27 +116,27 @@ def test_tritonclient_health_metadata_and_infer_equal_onnxruntime(server: Thread
         client.get_model_metadata("nope")
 
 
-def test_predict_endpoint_equals_zoo_predict(server: ThreadServer, cnn_bundle: Path, images: list[Path]) -> None:
-    from zoo.predict import predict_images
+def test_predict_endpoint_gives_the_rows_of_zoo_predict(server: ThreadServer, cnn_bundle: Path,
+                                                          images: list[Path]) -> None:
+    from zoo.predict import predict_files
 
-    expected = predict_images(cnn_bundle, [str(p) for p in images])
+    expected = [row.to_dict() for row in predict_files(cnn_bundle, [str(p) for p in images], top=2)]
     files = [("image", (p.name, p.read_bytes(), "image/png")) for p in images]
     reply = httpx.post(f"{server.url}/v1/models/cnn/predict?top=2", files=files, timeout=30)
     assert reply.status_code == 200, reply.text
-    got = reply.json()["predictions"]
+    got = reply.json()["rows"]
     for mine, theirs, path in zip(got, expected, images, strict=True):
-        assert mine["image"] == path.name and mine["class"] == theirs["class"] and mine["index"] == theirs["index"]
+        assert mine["input"] == mine["image"] == path.name  # the name the client sent, not a server path
+        assert set(mine) == set(theirs)
+        assert (mine["summary"], mine["class"], mine["index"]) == (theirs["summary"], theirs["class"], theirs["index"])
         assert mine["probabilities"] == pytest.approx(theirs["probabilities"], rel=1e-6, abs=1e-9)
-        best = sorted(theirs["probabilities"].items(), key=lambda kv: -kv[1])[:2]
-        assert [t["class"] for t in mine["top"]] == [label for label, _ in best]
     one = httpx.post(f"{server.url}/v1/models/cnn/predict", content=images[0].read_bytes(), timeout=30)
-    assert one.json()["predictions"][0]["class"] == expected[0]["class"]
+    assert one.json()["rows"][0]["class"] == expected[0]["class"]
 
 
 def test_openai_completions_equal_zoo_generate(server: ThreadServer, lm_bundle: Path) -> None:
     from openai import OpenAI
-
-    from zoo.generate import Sampling, generate_text
+    from zoo_lm.generate import Sampling, generate_text
 
     client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
     assert [m.id for m in client.models.list()] == ["lm"]
@@ -173,7 +173,6 @@ def test_sample_endpoint_draws_what_zoo_sample_draws(export_briefly, tmp_path: P
         for body, words in (({"n": 0}, "'n'"), ({"seed": -1}, "'seed'"), ({"format": "gif"}, "'format'")):
             refused = httpx.post(f"{running.url}/v1/models/gan/sample", json=body, timeout=30)
             assert refused.status_code == 422 and words in refused.json()["error"]
-        assert httpx.post(f"{running.url}/v1/models/gan/predict", content=b"x", timeout=30).status_code == 404
 
 
 # --- batching ------------------------------------------------------------------------------------------------------
@@ -217,7 +216,7 @@ BAD = [
     ("/v2/models/nope/infer", b"{}", 404, "no model named"),
     ("/v2/models/cnn.nograph/infer", b"{}", 404, "has no graph"),
     ("/v1/models/cnn/predict", b"not an image", 400, "not a readable image"),
-    ("/v1/models/lm/predict", b"x", 404, "no classifier"),
+    ("/v1/models/lm/predict", b"x", 404, "no graph `zoo predict` can use"),
     ("/v1/models/cnn/sample", b"{}", 404, "no sampler or decoder"),
     ("/v1/completions", b"[1]", 400, "JSON object"),
     ("/v1/completions", b'{"model": "lm", "prompt": ""}', 422, "prompt"),
@@ -259,7 +258,7 @@ def test_size_and_time_limits(cnn_bundle: Path) -> None:
 
 def test_disconnected_stream_stops_generating(cnn_bundle: Path, lm_bundle: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from zoo.generate import LMSession
+    from zoo_lm.generate import LMSession
 
     step = LMSession.step
 

@@ -1,6 +1,7 @@
 """OpenAI-compatible ``POST /v1/completions`` for language-model bundles (and ``GET /v1/models``).
 
-Generation reuses ``zoo generate``'s loop (:class:`zoo.generate.LMSession` and its key/value cache); one sequence
+Generation goes through the bundle's role handlers (:meth:`zoo.role_handlers.RoleHandlers.generate`: the lm
+plugin's :class:`~zoo.role_handlers.TextGenerator` is ``zoo generate``'s own loop and key/value cache); one sequence
 runs per bundle per worker at a time and the others wait in a bounded queue (503 beyond ``--max-queue``): no
 continuous batching. The loop runs in a thread and hands each token to the event loop; when the client goes away
 (or the time limit passes, or a ``stop`` string appears) the thread stops before the next step, so the work is
@@ -26,7 +27,7 @@ from starlette.routing import Route
 
 from zoo.serve import metrics
 from zoo.serve.errors import ServeError, bad_request, overloaded
-from zoo.serve.models import LM_ROLE, ServedBundle
+from zoo.serve.models import ServedBundle
 from zoo.serve.state import ServerState, state
 
 MAX_STOPS = 4
@@ -114,7 +115,7 @@ class Generation:
 
     async def start(self) -> None:
         """Take the sequence slot (503 when too many wait, 504 past the time limit) and start generating."""
-        from zoo.generate import Sampling
+        from zoo.role_handlers import GenerateRequest
 
         if len(self.prompt_ids) >= self.lm.context:
             raise ServeError(422, f"the prompt is {len(self.prompt_ids)} tokens; this model's context is "
@@ -128,17 +129,18 @@ class Generation:
             self.slot.waiting -= 1
         loop = asyncio.get_running_loop()
         counter = metrics.LM_TOKENS.labels(self.bundle.name)
-        sampling = Sampling(temperature=self.request.temperature, top_p=self.request.top_p, seed=self.request.seed)
+        asked = GenerateRequest(tuple(self.prompt_ids), self.request.max_tokens, self.request.temperature,
+                                top_p=self.request.top_p, seed=self.request.seed)
 
-        def on_token(_: int, chosen: list[int]) -> None:
+        def on_token(token: int) -> None:
             counter.inc()
-            loop.call_soon_threadsafe(self.queue.put_nowait, chosen[0])
+            loop.call_soon_threadsafe(self.queue.put_nowait, token)
             if self.cancel.is_set():
                 raise _Stopped
 
         def work() -> None:
             try:
-                self.lm.generate([self.prompt_ids], self.request.max_tokens, sampling, on_token)
+                self.lm.generate(asked, on_token)
             except _Stopped:
                 pass
             except Exception as exc:  # handed to the request, which turns it into a response
@@ -153,10 +155,9 @@ class Generation:
         """New text as tokens arrive, held back where a stop string might be starting; ends at a stop string."""
         stops, sent = self.request.stop, 0
         hold = max((len(s) for s in stops), default=1) - 1
-        tokenizer = self.lm.tokenizer
         while (token := await self.queue.get()) is not None:
             self.tokens.append(token)
-            text = tokenizer.decode(self.tokens)
+            text = self.lm.decode(self.tokens)
             cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
             if cut >= 0:
                 self.finish = "stop"
@@ -170,7 +171,7 @@ class Generation:
                 sent = safe
         if self.error is not None:
             raise self.error
-        text = tokenizer.decode(self.tokens)
+        text = self.lm.decode(self.tokens)
         if len(text) > sent:
             yield text[sent:]
 
@@ -216,8 +217,8 @@ def _lm_bundle(served: ServerState, name: str | None) -> ServedBundle:
     bundle = served.table.bundle(name)
     if bundle.lm is None:
         raise ServeError(404, f"model {name!r} is not a language model (roles: "
-                              f"{', '.join(bundle.bundle.manifest.roles())}); completions need a bundle with an "
-                              f"{LM_ROLE!r} graph")
+                              f"{', '.join(bundle.bundle.manifest.roles())}); completions need a graph whose role "
+                              "generates text (the lm plugin's)")
     return bundle
 
 

@@ -24,7 +24,6 @@ from zoo.serve.errors import not_found
 from zoo.serve.options import ServeOptions
 
 log = logging.getLogger("zoo.serve")
-LM_ROLE = "lm"
 
 
 @dataclass
@@ -54,6 +53,7 @@ class ServedBundle:
     primary: str
     stamp: tuple[int, ...]
     lm: Any = None
+    predictor: tuple[GraphEntry, Any] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def graph_with_role(self, *roles: str) -> ServedGraph | None:
@@ -93,18 +93,10 @@ def load_bundle(name: str, path: Path, options: ServeOptions) -> ServedBundle:
 
     stamp = bundle_stamp(path)
     bundle = Bundle.open(path)
-    lm = None
-    lm_entries = bundle.manifest.with_role(LM_ROLE)
-    if lm_entries:
-        from zoo.generate import LMSession
-
-        lm = LMSession(path, threads=options.threads)
     graphs = {}
     for entry in bundle.manifest.graphs.values():
         model = name if entry.name == primary_graph(bundle) else f"{name}.{entry.name}"
-        reuse = lm is not None and entry.name == lm_entries[0].name
-        sess = lm.session if reuse else session(str(bundle.graph_path(entry)), CPU, threads=options.threads,
-                                                spinning=False)
+        sess = session(str(bundle.graph_path(entry)), CPU, threads=options.threads, spinning=False)
         can_batch = batchable(entry)
         label = f"{name}.{entry.name}"
         batcher = Batcher(label, lambda feeds: feeds, max_batch=options.max_batch if can_batch else 1,
@@ -113,7 +105,19 @@ def load_bundle(name: str, path: Path, options: ServeOptions) -> ServedBundle:
                           on_depth=metrics.QUEUE_DEPTH.labels(label).set)
         graphs[entry.name] = ServedGraph(model, entry, sess, batcher, can_batch)
         batcher.run = graphs[entry.name].run
-    return ServedBundle(name, path, bundle, graphs, primary_graph(bundle), stamp, lm)
+    predictor, generating = _handled(bundle, "predict"), _handled(bundle, "generate")
+    lm = generating[1].generate(bundle, generating[0]) if generating else None
+    return ServedBundle(name, path, bundle, graphs, primary_graph(bundle), stamp, lm, predictor)
+
+
+def _handled(bundle: Bundle, tool: str) -> tuple[GraphEntry, Any] | None:
+    """The graph whose role's handlers do ``tool`` and those handlers (``zoo.role_handlers.graph_for``), or None."""
+    from zoo.role_handlers import graph_for
+
+    try:
+        return graph_for(bundle, tool)
+    except ZooError:
+        return None
 
 
 def _batch_metrics(label: str) -> Any:

@@ -1,10 +1,15 @@
-"""Role endpoints: ``/v1/models/{name}/predict`` (classifier: image files → top-k, as ``zoo predict``) and
-``/v1/models/{name}/sample`` (sampler or decoder: a PNG grid, as ``zoo sample``), through each graph's batcher."""
+"""Role endpoints: ``/v1/models/{name}/predict`` (uploaded files → the rows of ``zoo predict``, through the role's
+handlers, whatever role a plugin registers) and ``/v1/models/{name}/sample`` (sampler or decoder: a PNG grid, as
+``zoo sample``); both reach the graph through its batcher."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from zoo.errors import ZooError
+from zoo.role_handlers import PredictRequest
 from zoo.roles import GraphRole
 from zoo.serve.errors import ServeError, bad_request
 from zoo.serve.state import state
@@ -49,47 +55,88 @@ async def _images(request: Request) -> list[tuple[str, bytes]]:
     return files
 
 
-async def predict(request: Request) -> Response:
-    """Classify uploaded images; ``?top=K`` classes per image (default 3, as ``zoo predict``)."""
-    from zoo.predict import preprocess
+class BatchedSession:
+    """What a role's predict handler gets as its ONNX Runtime session: ``run`` goes through the graph's batcher,
+    so the handler's calls share batches with every other request's (the handler runs in a worker thread)."""
 
-    graph = _role_graph(request, GraphRole.CLASSIFIER)
-    entry = graph.entry
-    info = entry.role_info
-    if info.get("input_kind", "image") != "image" or len(entry.inputs) != 1:
-        raise ServeError(404, f"model {request.path_params['name']!r}'s classifier does not take images")
+    def __init__(self, graph: Any, loop: asyncio.AbstractEventLoop, served: Any) -> None:
+        self.graph, self.loop, self.served = graph, loop, served
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray], *_: Any) -> list[np.ndarray]:
+        work = self.served.within_time(self.graph.batcher.submit(dict(feeds)))
+        outputs = asyncio.run_coroutine_threadsafe(work, self.loop).result()
+        return [outputs[name] for name in (output_names or self.graph.entry.output_names)]
+
+    def get_inputs(self) -> Any:
+        return self.graph.session.get_inputs()
+
+    def get_outputs(self) -> Any:
+        return self.graph.session.get_outputs()
+
+
+@dataclass(frozen=True)
+class ServedPredictRequest(PredictRequest):
+    """A :class:`~zoo.role_handlers.PredictRequest` whose ``session()`` is the served graph's (batched)."""
+
+    batched: Any = None
+
+    def session(self) -> Any:
+        return self.batched
+
+
+async def _uploads(request: Request, folder: Path) -> list[tuple[str, Path]]:
+    """The uploaded files written to ``folder`` (each in its own sub-folder, under its own base name)."""
+    saved = []
+    for index, (name, data) in enumerate(await _images(request)):
+        path = folder / str(index) / (Path(name).name or "upload")
+        path.parent.mkdir()
+        path.write_bytes(data)
+        saved.append((name, path))
+    return saved
+
+
+async def predict(request: Request) -> Response:
+    """Run the bundle's predictable graph on uploaded files through its role's handlers (as ``zoo predict``):
+    ``{"model", "rows": [{"input", "summary", …}]}``; ``?top=K`` alternatives per row (default 3)."""
+    served = state(request)
+    bundle = served.table.bundle(request.path_params["name"])
+    if bundle.predictor is None:
+        raise ServeError(404, f"model {bundle.name!r} has no graph `zoo predict` can use (roles: "
+                              f"{', '.join(bundle.bundle.manifest.roles())})")
+    entry, handlers = bundle.predictor
     try:
         top = int(request.query_params.get("top", "3"))
     except ValueError:
         raise bad_request("?top must be a whole number") from None
     if top < 1:
         raise bad_request("?top must be at least 1")
-    files = await _images(request)
-    batch = []
-    for name, data in files:
-        stream = io.BytesIO(data)
+    loop = asyncio.get_running_loop()
+    batched = BatchedSession(bundle.graphs[entry.name], loop, served)
+    with tempfile.TemporaryDirectory(prefix="zoo-serve-") as folder:
+        uploads = await _uploads(request, Path(folder))
+        asked = ServedPredictRequest(bundle.bundle, entry, tuple(p for _, p in uploads), top, batched)
         try:
-            batch.append(preprocess(stream, entry.metadata))  # type: ignore[arg-type]  # Pillow reads file objects
+            rows = await loop.run_in_executor(served.handler_threads(), handlers.predict, asked)
         except ZooError as exc:
-            raise bad_request(str(exc).replace(str(stream), repr(name))) from None
-    outputs = await state(request).within_time(graph.batcher.submit({entry.input_names[0]: np.concatenate(batch)}))
-    logits = outputs[info["output"]].astype(np.float64)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-    labels = list(info["class_names"])
-    results = []
-    for (name, _), p in zip(files, probabilities, strict=True):
-        order = np.argsort(-p, kind="stable")[:top]
-        results.append({"image": name, "class": labels[int(p.argmax())], "index": int(p.argmax()),
-                        "top": [{"class": labels[i], "probability": float(p[i])} for i in order],
-                        "probabilities": {label: float(v) for label, v in zip(labels, p, strict=True)}})
-    return JSONResponse({"model": request.path_params["name"], "predictions": results})
+            raise bad_request(_named(str(exc), uploads)) from None
+    return JSONResponse({"model": bundle.name, "rows": [_renamed(row.to_dict(), uploads) for row in rows]})
+
+
+def _named(text: str, uploads: list[tuple[str, Path]]) -> str:
+    """A message or value with the temporary paths replaced by the names the client sent."""
+    for name, path in uploads:
+        text = text.replace(str(path), name)
+    return text
+
+
+def _renamed(row: dict[str, Any], uploads: list[tuple[str, Path]]) -> dict[str, Any]:
+    return {key: _named(value, uploads) if isinstance(value, str) else value for key, value in row.items()}
 
 
 async def sample(request: Request) -> Response:
     """``{"n": 16, "seed": 0}`` → the PNG grid ``zoo sample --n 16 --seed 0`` draws (``"format": "json"``: pixels)."""
-    from zoo.pictures import grid, to_pixels
     from zoo.sampling import draw_latents
+    from zoo.toolkit.images import grid, to_pixels
 
     graph = _role_graph(request, GraphRole.SAMPLER, GraphRole.DECODER)
     body = await request.body()

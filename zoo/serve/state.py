@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -23,7 +24,13 @@ class ServerState:
     options: ServeOptions
     table: ModelTable
     ready: bool = False
-    tasks: set[asyncio.Task] = field(default_factory=set)
+    handlers: ThreadPoolExecutor | None = None
+
+    def handler_threads(self) -> ThreadPoolExecutor:
+        """Threads for role handlers' predict calls (each waits on a batcher; as many as requests may wait)."""
+        if self.handlers is None:
+            self.handlers = ThreadPoolExecutor(max(4, self.options.max_queue), thread_name_prefix="role-handler")
+        return self.handlers
 
     async def within_time(self, work: Awaitable[T]) -> T:
         """``work``'s result, or 504 once ``--timeout-s`` has passed (the work is cancelled, its batch slot freed)."""

@@ -67,7 +67,7 @@ def digits_batch(n: int, seed: int = 0) -> np.ndarray:
 
 def ort_outputs(bundle: Path, feed: np.ndarray) -> dict[str, np.ndarray]:
     from zoo.bundles import Bundle
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     opened = Bundle.open(bundle)
     entry = opened.manifest.graphs["model"]

@@ -58,7 +58,7 @@ class PredictRequest:
 
     def session(self) -> Any:
         """An ONNX Runtime CPU session of the graph."""
-        from zoo.runtime import CPU, session
+        from zoo.ort import CPU, session
 
         return session(str(self.bundle.graph_path(self.graph)), CPU)
 

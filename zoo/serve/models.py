@@ -89,7 +89,7 @@ def primary_graph(bundle: Bundle) -> str:
 
 def load_bundle(name: str, path: Path, options: ServeOptions) -> ServedBundle:
     """Open and check the bundle, make a session (and batcher) per graph; nothing runs yet."""
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     stamp = bundle_stamp(path)
     bundle = Bundle.open(path)

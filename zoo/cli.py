@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from zoo.errors import ParityError, ZooError
+from zoo.serve.command import serve_command
 from zoo.version import __version__
 
 
@@ -459,6 +460,9 @@ def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:
     from zoo.deploy import deploy_bundle
 
     click.echo(f"deployed: {deploy_bundle(bundle, target, out, force=force)}")
+
+
+cli.add_command(serve_command)  # zoo/serve/command.py: click only; the server is imported when it runs
 
 
 @cli.command()

@@ -526,6 +526,16 @@ def report(target: str | None, out: str | None, board: bool, root: str, exports:
     click.echo(f"report: {write_report(target, out, exports)}")
 
 
+def _add_core_commands() -> None:
+    """Commands that live in modules of their own (their imports stay inside the commands)."""
+    from zoo.explain.command import explain_command
+
+    cli.add_command(explain_command)
+
+
+_add_core_commands()
+
+
 def _add_plugin_commands() -> None:
     """Let plugins add commands; a plugin that fails or clashes here is reported and skipped."""
     from zoo.registry import add_commands

@@ -181,3 +181,17 @@ def test_bad_input_is_one_line(train_briefly: Any, tmp_path: Path, monkeypatch: 
 def test_black_baseline_is_raw_zero() -> None:
     baseline = black_image([0.5, 0.25], [0.5, 0.25], (2, 3, 3))
     assert baseline.shape == (1, 2, 3, 3) and (baseline == -1.0).all()
+
+
+@pytest.mark.parametrize("name", ["cnn", "gpt-nano"])
+def test_report_shows_attributions(train_briefly: Any, tmp_path: Path, name: str) -> None:
+    from zoo.reports.report import write_report
+
+    page = write_report(train_briefly(name).run_dir, tmp_path / "report.html").read_text()
+    assert "Attributions (Integrated Gradients)" in page
+    assert "Not available" not in page.split("Attributions (Integrated Gradients)", 1)[1][:400]
+    if name == "cnn":
+        assert page.count("data:image/png") >= 8 + 2  # the eight overlays besides the other pictures
+        assert "completeness error" in page and "FAILED" not in page
+    else:
+        assert "share of largest" in page

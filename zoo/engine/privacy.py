@@ -90,6 +90,15 @@ def check_model(net: Any, model_name: str) -> None:
                        "BatchNorm (cnn, vit-*) or one whose family offers a GroupNorm variant (docs/privacy.md)")
 
 
+def quiet_opacus() -> None:
+    """Silence two warnings Opacus repeats that say nothing to a user: the backward hook on the first layer (whose
+    input needs no gradient) and the RDP order at the end of its range (a bound slightly looser than possible)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+    warnings.filterwarnings("ignore", message="Optimal order is the largest alpha", category=UserWarning)
+
+
 def opacus() -> Any:
     """The ``opacus`` package, or one line saying how to install it."""
     try:
@@ -111,6 +120,7 @@ class Privacy:
         from opacus.optimizers import DPOptimizer
 
         check_model(net, model_name)
+        quiet_opacus()
         self.seed = int(options.seed)
         self.target_epsilon = float(options.dp_epsilon)
         self.delta = float(options.dp_delta if options.dp_delta is not None else DEFAULT_DELTA)

@@ -68,10 +68,10 @@ def audit_run(run_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = 0
     import torch.nn.functional as F
 
     from zoo.atomic import write_json
-    from zoo.bundles.privacy_card import AUDIT_FILE
     from zoo.data import load_run_data
     from zoo.roles import GraphRole
-    from zoo.runs import SUMMARY, load_run, read_json
+    from zoo.run_layout import AUDIT, SUMMARY
+    from zoo.runs import load_run, read_json
 
     if samples < 10:
         raise ZooError(f"--samples must be at least 10, got {samples}")
@@ -109,7 +109,7 @@ def audit_run(run_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = 0
         member_loss=float(member_loss.mean()), non_member_loss=float(non_member_loss.mean()),
         dp_epsilon=spent.get("epsilon"), seed=seed)
     if write:
-        write_json(run.run_dir / AUDIT_FILE, result.to_dict())
+        write_json(run.run_dir / AUDIT, result.to_dict())
     return result
 
 

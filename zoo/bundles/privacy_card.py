@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-#: What ``zoo audit`` writes into the run folder.
-AUDIT_FILE = "audit.json"
+from zoo.run_layout import AUDIT
 
 
 def read_audit(run_dir: Path) -> dict[str, Any] | None:
     """The run's audit results, or ``None`` (not audited, or the file is unreadable)."""
     try:
-        return json.loads((Path(run_dir) / AUDIT_FILE).read_text())
+        return json.loads((Path(run_dir) / AUDIT).read_text())
     except (OSError, ValueError):
         return None
 

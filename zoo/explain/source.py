@@ -101,7 +101,8 @@ def open_subject(target: str | Path, run_dir: str | Path | None = None) -> Subje
 
 def _from_bundle(path: Path, run_dir: str | Path | None) -> Subject:
     from zoo.bundles.manifest import Bundle
-    from zoo.runs import WEIGHTS, load_run
+    from zoo.run_layout import WEIGHTS
+    from zoo.runs import load_run
 
     bundle = Bundle.open(path)
     manifest = bundle.manifest

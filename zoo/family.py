@@ -235,6 +235,11 @@ class Family:
         (attention rollout), or ``None`` when the model has no attention. Default: ``None``."""
         return None
 
+    def private_hyperparameters(self, spec: ModelSpec) -> dict[str, Any]:
+        """Hyperparameters DP-SGD trains this model better with (``zoo train --dp-epsilon``; docs/privacy.md):
+        they replace the model's defaults, and the user's flags still win. Default: none."""
+        return {}
+
     def token_model(self, model: torch.nn.Module, data: DataInfo) -> TokenModel | None:
         """How to turn text into this model's tokens and read its next-token logits, for token attributions
         (``zoo explain RUN "a prompt"``), or ``None`` for models that do not read text. Default: ``None``."""

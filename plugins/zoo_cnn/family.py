@@ -90,6 +90,15 @@ class ClassifierFamily(Family):
         """The validation confusion matrix, and the images the model finds hardest (lowest true-class probability)."""
         return classifier_sections(context, self)
 
+    def private_hyperparameters(self, spec: ModelSpec) -> dict[str, Any]:
+        """Under DP-SGD, SGD models take twice the batch and 2.5 times the rate: the clipped, noised mean gradient
+        is small, and a larger batch divides the noise (cnn on digits at ε = 8: 93.0 % against 90.0 % with its
+        plain defaults; docs/privacy.md)."""
+        defaults = spec.defaults
+        if str(defaults.get("optimizer", "sgd")).lower() != "sgd" or "lr" not in defaults:
+            return {}
+        return {"batch_size": 2 * int(defaults.get("batch_size", 32)), "lr": 2.5 * float(defaults["lr"])}
+
     def gradcam_layer(self, model: torch.nn.Module) -> torch.nn.Module | None:
         """The model's own choice (a ``gradcam_layer()`` method: its last feature maps), else none."""
         pick = getattr(model, "gradcam_layer", None)

@@ -87,7 +87,7 @@ def check_model(net: Any, model_name: str) -> None:
     if errors:
         first = str(errors[0]).strip().splitlines()[0]
         raise ZooError(f"--dp-epsilon: {model_name} has layers DP-SGD cannot train ({first}); train a model without "
-                       "BatchNorm (cnn, vit-*) or one whose family offers a GroupNorm variant (docs/privacy.md)")
+                       "BatchNorm, or one whose family offers a GroupNorm variant (docs/privacy.md)")
 
 
 def quiet_opacus() -> None:

@@ -113,7 +113,9 @@ def _from_bundle(path: Path, run_dir: str | Path | None) -> Subject:
     run = load_run(run_path)
     if _sha256(run.run_dir / WEIGHTS) != manifest.run.get("weights_sha256"):
         raise ZooError(f"the weights in {run.run_dir} are not the ones {path} was exported from; pass the right --run")
-    graphs = manifest.with_role("classifier")
+    from zoo.roles import GraphRole
+
+    graphs = manifest.with_role(GraphRole.CLASSIFIER)
     meta = dict(graphs[0].metadata) if graphs else _run_meta(run.data_info)
     return _subject(run, path.name, meta)
 

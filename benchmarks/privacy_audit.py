@@ -61,7 +61,7 @@ def main() -> None:
              "| mean loss train / held out | seconds |", "| --- " * 12 + "|"]
     for name, batch, lr, accuracy, eps, delta, sigma, audit, seconds in rows:
         lines.append(f"| {name} | {batch} | {lr:g} | {100 * accuracy:.2f} % | {_f(eps, '.3f')} | {_f(delta, 'g')} | "
-                     f"{_f(sigma, '.4f')} | {audit.auc:.4f} | {audit.tpr_at_fpr_1pct:.4f} | "
+                     f"{_f(sigma, '.4f')} | {audit.auc:.4f} ± {audit.auc_null_std:.4f} | {audit.tpr_at_fpr_1pct:.4f} | "
                      f"{audit.tpr_at_fpr_10pct:.4f} | {audit.member_loss:.4f} / {audit.non_member_loss:.4f} | "
                      f"{seconds:.0f} |")
     lines.append(f"\n{rows[0][7].members} members and {rows[0][7].non_members} non-members per run (seed {args.seed}).")

@@ -156,3 +156,11 @@ def test_audit_metrics_and_their_failure_modes() -> None:
 
 def test_audit_refuses_what_it_cannot_attack(tmp_path: Path) -> None:
     assert_one_line_error(CliRunner().invoke(cli, ["audit", str(tmp_path)]), "not a zoo run directory")
+
+
+def test_the_chance_spread_of_the_auc_matches_a_simulation() -> None:
+    from zoo.audit import auc_null_std
+
+    rng = np.random.default_rng(1)
+    aucs = [roc_auc(rng.normal(size=100), rng.normal(size=100)) for _ in range(400)]
+    assert abs(np.std(aucs) - auc_null_std(100, 100)) < 0.006  # 0.0409 in theory

@@ -33,6 +33,9 @@ class AuditResult:
     auc: float
     tpr_at_fpr_1pct: float
     tpr_at_fpr_10pct: float
+    #: The AUC's standard deviation if the attacker learnt nothing (Mann-Whitney under the null): an AUC within
+    #: about two of these of 0.5 is indistinguishable from a coin at this sample size.
+    auc_null_std: float
     member_loss: float
     non_member_loss: float
     dp_epsilon: float | None
@@ -51,6 +54,11 @@ def roc_auc(member_scores: np.ndarray, non_member_scores: np.ndarray) -> float:
     ranks = rankdata(scores)
     m, n = len(member_scores), len(non_member_scores)
     return float((ranks[:m].sum() - m * (m + 1) / 2) / (m * n))
+
+
+def auc_null_std(members: int, non_members: int) -> float:
+    """The standard deviation of the ROC AUC when members and non-members score alike: sqrt((m + n + 1) / 12mn)."""
+    return float(np.sqrt((members + non_members + 1) / (12.0 * members * non_members)))
 
 
 def tpr_at_fpr(member_scores: np.ndarray, non_member_scores: np.ndarray, fpr: float) -> float:
@@ -106,6 +114,7 @@ def audit_run(run_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = 0
         auc=roc_auc(-member_loss, -non_member_loss),
         tpr_at_fpr_1pct=tpr_at_fpr(-member_loss, -non_member_loss, 0.01),
         tpr_at_fpr_10pct=tpr_at_fpr(-member_loss, -non_member_loss, 0.10),
+        auc_null_std=auc_null_std(count, count),
         member_loss=float(member_loss.mean()), non_member_loss=float(non_member_loss.mean()),
         dp_epsilon=spent.get("epsilon"), seed=seed)
     if write:
@@ -118,6 +127,6 @@ def format_result(result: AuditResult) -> str:
     private = f"DP, ε = {result.dp_epsilon:.3f}" if result.dp_epsilon is not None else "not DP-trained"
     return (f"run {result.run} ({private}): {result.attack} attack, {result.members} training vs "
             f"{result.non_members} held-out samples\n"
-            f"  AUC {result.auc:.4f} (0.5 = no better than a coin)\n"
+            f"  AUC {result.auc:.4f} (0.5 = no better than a coin; ± {result.auc_null_std:.4f} by chance alone)\n"
             f"  TPR at 1 % FPR {result.tpr_at_fpr_1pct:.4f}, at 10 % FPR {result.tpr_at_fpr_10pct:.4f}\n"
             f"  mean loss: training {result.member_loss:.4f}, held out {result.non_member_loss:.4f}")

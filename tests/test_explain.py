@@ -113,7 +113,7 @@ def test_bundle_explains_what_the_deployed_graph_sees(train_briefly: Any, export
     from PIL import Image
 
     from zoo.data import load_run_data
-    from zoo.pictures import to_pixels
+    from zoo.toolkit.images import to_pixels
 
     run = train_briefly("cnn").run_dir
     bundle = export_briefly("cnn").bundle_dir

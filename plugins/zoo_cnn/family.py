@@ -113,7 +113,7 @@ class ClassifierFamily(Family):
 def classifier_sections(context: ReportContext, family: Family | None = None) -> list[ReportSection]:
     """Confusion matrix, worst-classified validation images and attributions of a trained image classifier
     (``family`` names its Grad-CAM layer and the like; default: this family)."""
-    from zoo.pictures import to_pixels
+    from zoo.toolkit.images import to_pixels
 
     model, data = context.model_and_data()
     probabilities = torch.cat([model(x).softmax(dim=1) for x, _ in batches(data.x_val, data.y_val, 256, "cpu")])

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.pictures import to_pixels
+from zoo.toolkit.images import to_pixels
 
 #: Images smaller than this (on their longer side) are enlarged by a whole factor for the PNG.
 MIN_SIDE = 160

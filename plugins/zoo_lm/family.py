@@ -17,7 +17,14 @@ import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits, TextInfo
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec, RunContext
+from zoo.family import (
+    Family,
+    GraphSpec,
+    ReportContext,
+    ReportSection,
+    RunContext,
+    TokenModel,
+)
 from zoo.specs import ModelSpec
 from zoo_lm.model import GPT, cache_names, cached_gpt
 from zoo_lm.optim import ScheduledAdamW
@@ -34,6 +41,8 @@ TOKENIZER_FILE = "tokenizer.json"
 PROMPTS = ("The ", "def ", "In Python, ")
 SAMPLE_TOKENS = 120
 EVAL_BATCH = 32
+#: Characters of validation text whose next token the report explains.
+REPORT_PROMPT_CHARS = 64
 #: Models above this many parameters export with their weights in an external data file.
 EXTERNAL_DATA_PARAMS = 50_000_000
 
@@ -145,6 +154,31 @@ class LMFamily(Family):
         folder.mkdir(exist_ok=True)
         _write_text(folder / f"epoch-{epoch:03d}.txt", "\n".join(parts))
         return {}
+
+    # --- explanations (`zoo explain`, the report) -------------------------------------------------------
+
+    def token_model(self, model: torch.nn.Module, data: DataInfo) -> TokenModel | None:
+        """Prompts through the run's tokenizer; Integrated Gradients along the token embedding (the position
+        embedding is left out: it is the same for the prompt and its baseline); baseline token: a space."""
+        if data.text is None:
+            return None
+        tokenizer_json = data.text.tokenizer_json
+        space = encode(tokenizer_json, " ").tolist()
+        gpt: GPT = model
+        return TokenModel(encode=lambda text: encode(tokenizer_json, text).tolist(),
+                          token_text=lambda token: decode(tokenizer_json, [token]),
+                          embedding=gpt.embed, next_token_logits=lambda ids: gpt(ids)[:, -1, :],
+                          baseline_token=space[0] if len(space) == 1 else 0, context=gpt.context)
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """Token attributions of the next token after the start of the validation text."""
+        from zoo.explain.report import token_attribution_section
+
+        model, data = context.model_and_data()
+        info = DataInfo.from_dict(dict(context.config["data"]))
+        text = split_text(data.x_val)
+        start = text.find("\n", 0, 2000) + 1
+        return [token_attribution_section(model, self, info, text[start:start + REPORT_PROMPT_CHARS])]
 
     # --- export -------------------------------------------------------------------------------------
 

@@ -117,6 +117,10 @@ class ResNet(nn.Module):
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
+    def gradcam_layer(self) -> nn.Module:
+        """Where ``zoo explain --method gradcam`` reads feature maps: the last stage (``layer4``)."""
+        return self.layer4
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))

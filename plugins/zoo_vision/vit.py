@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.family import AttentionMaps
+
 STEMS = ("standard", "small")
 SMALL_PATCH = 4
 
@@ -37,6 +39,12 @@ class Attention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention probabilities (batch × heads × tokens × tokens) the forward pass uses, for explanations."""
+        batch, tokens, dim = x.shape
+        q, k, _ = self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        return (q @ k.transpose(-2, -1) * (dim // self.heads) ** -0.5).softmax(dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, dim = x.shape
@@ -117,6 +125,17 @@ class VisionTransformer(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
+
+    def attention_maps(self, x: torch.Tensor) -> AttentionMaps:
+        """Every block's attention probabilities for ``x`` (``zoo explain --method attention``: rollout)."""
+        grid = (x.shape[2] // self.patch_embed.proj.stride[0], x.shape[3] // self.patch_embed.proj.stride[1])
+        x = self.patch_embed(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        maps = []
+        for block in self.blocks:
+            maps.append(block.attn.probabilities(block.norm1(x)))
+            x = block(x)
+        return AttentionMaps(maps, grid, prefix_tokens=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)

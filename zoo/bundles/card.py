@@ -7,6 +7,7 @@ from typing import Any
 
 from zoo.bundles.graph_checks import format_table
 from zoo.bundles.manifest import GraphEntry, ParityReport
+from zoo.bundles.privacy_card import privacy_text
 from zoo.bundles.variant_card import variant_text
 from zoo.data.kinds import describe_samples, describe_targets
 from zoo.errors import ZooError
@@ -53,7 +54,7 @@ A graph's role (`zoo_role` in its metadata) says what it is: `zoo predict` uses 
 a sampler or decoder.
 
 {variant_text(graphs, parity, speed)}
-{_starting_weights(run.config)}## Parity against PyTorch
+{_starting_weights(run.config)}{privacy_text(summary, run.run_dir)}## Parity against PyTorch
 ```
 {parity_text}
 ```

@@ -176,8 +176,9 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
 
     spec = get_unambiguous_spec(options.model)
     family = load_family(spec.family)
+    private = family.private_hyperparameters(spec) if options.dp_epsilon is not None else {}
     hp = resolve_hyperparameters(
-        family.hyperparameters, spec.defaults,
+        family.hyperparameters, {**spec.defaults, **private},
         {"epochs": options.epochs, "batch_size": options.batch_size, "lr": options.lr,
          "optimizer": options.optimizer, **options.hp},
     )

@@ -69,6 +69,7 @@ from zoo.engine.persistence import (
     write_config,
     write_final,
 )
+from zoo.engine.privacy import private_training
 from zoo.engine.reporting import MetricsLog, Progress
 from zoo.engine.schedules import make_schedulers
 from zoo.errors import ZooError
@@ -106,6 +107,9 @@ class Trainer:
         batches = batch_count(len(self.x_train), self.batch, world.size)
         self.batches_per_epoch = min(batches, SMOKE_BATCHES) if options.smoke else batches
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / options.accumulate)
+        self.privacy = private_training(options, self.family, self.net, self.optimizers, self.order, world.size,
+                                        len(self.x_train), self.batch, self.batches_per_epoch, self.epochs,
+                                        self.spec.name)  # --dp-epsilon: DP-SGD (zoo/engine/privacy.py)
         self.schedulers = make_schedulers(self.optimizers, options, self.epochs * self.steps_per_epoch,
                                           self.steps_per_epoch)
         self.state, self.totals = TrainState(), LossTotals()
@@ -145,6 +149,8 @@ class Trainer:
         self.state = TrainState.from_dict(saved)
         self.totals.restore_rank(checkpoint, self.world.rank, self.device)  # each process its own sums
         restore_rng(checkpoint, self.world.rank)
+        if self.privacy:
+            self.privacy.restore(saved.get("privacy"), checkpoint.path)
         self._set_run_dir(run_dir)
         if self.world.is_main:
             repair_metrics(run_dir, self.state.step)
@@ -198,7 +204,9 @@ class Trainer:
         self.net.train()
         self.progress.start_epoch(state.epoch, state.batch_in_epoch // accumulate)
         stop = None
-        indices = [order[b * self.batch : (b + 1) * self.batch] for b in range(state.batch_in_epoch, last + 1)]
+        indices = ([i.to(order.device) for i in self.privacy.batch_indices(state.epoch, state.batch_in_epoch)]
+                   if self.privacy else
+                   [order[b * self.batch : (b + 1) * self.batch] for b in range(state.batch_in_epoch, last + 1)])
         batches = epoch_batches(self.x_train, self.y_train, indices, self.device, workers=self.options.workers,
                                 pin_memory=self.options.pin_memory)
         while state.batch_in_epoch <= last:
@@ -214,6 +222,8 @@ class Trainer:
             if not boundary:
                 continue
             state.step += 1
+            if self.privacy:
+                self.privacy.account_step()
             self.progress.step(state.step)
             stop = self._stop_requested()
             if b == last:
@@ -279,12 +289,16 @@ class Trainer:
             return "interrupt"
         if self.options.max_steps and self.state.step >= self.options.max_steps:
             return "max_steps"
+        if self.privacy and self.privacy.exhausted():
+            return "privacy_budget"
         return None
 
     def _end_epoch(self) -> None:
         """Epoch metrics (train averages + the family's validation), logs, best, checkpoint."""
         self.guard.flush()
         metrics = self.totals.averages(self.world)
+        if self.privacy:
+            metrics.update(self.privacy.spent().metrics())
         net = self._plain_model()
         if self.world.is_main:
             metrics.update(self._family_metrics("evaluate", net))
@@ -337,7 +351,7 @@ class Trainer:
         path = folder / step_checkpoint(self.state.step)
         state = {"zoo_version": __version__, "model": self.spec.name, "run_id": self.run_dir.name,
                  "world_size": self.world.size, "finished": finished, **self.state.to_dict(),
-                 **counts}
+                 **counts, **({"privacy": self.privacy.state()} if self.privacy else {})}
         save_checkpoint(path, model=model, optimizers=optimizers, schedulers=self.schedulers,
                              scaler=self.precision.scaler, rng=rng, extra_tensors=totals, state=state)
         rotate(folder, path, self.options.keep_last)

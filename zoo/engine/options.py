@@ -119,6 +119,11 @@ class TrainOptions:
     workers: int | None = option(None, "DataLoader worker processes for image folders (default: up to 4).")
     pin_memory: bool = option(True, "Pinned host memory for image-folder batches on CUDA (default: on).",
                               negatable=True)
+    dp_epsilon: float | None = option(None, "Differentially private training (DP-SGD, Opacus; plugzoo[privacy]): "
+                                      "spend at most this ε.", metavar="E")
+    dp_delta: float | None = option(None, "--dp-epsilon: the δ (default 1e-5).", metavar="D")
+    dp_max_grad_norm: float | None = option(None, "--dp-epsilon: clip each sample's gradient to this norm "
+                                            "(default 1.0).", metavar="C")
     hp: dict[str, Any] = option(help="Another hyperparameter, e.g. --hp momentum=0.8.", param="hparams",  # noqa: RUF009
                                 metavar="KEY=VALUE", factory=dict)
     args: dict[str, Any] = option(  # noqa: RUF009 - field() with metadata

@@ -41,7 +41,7 @@ def register_models(register: Callable[[Any], None]) -> None:
             input=InputSpec(1, 1, context),  # one row of `context` token ids
             defaults=dict(defaults), dataset="pydoc-topics",
             model_args={"vocab_size": 256, "context": context, "layers": layers, "heads": heads, "width": width,
-                        "dropout": 0.0},
+                        "dropout": 0.0, "activation": "gelu"},
         ))
 
 
@@ -51,3 +51,10 @@ def register_datasets(register: Callable[[Any], None]) -> None:
                          "(pydoc_data.topics, ~466 KB, no download)", loader="zoo_lm.data:load_pydoc_topics"))
     register(DatasetSpec(name="text", summary="Your own UTF-8 text: text:FILE or text:DIR (.txt/.md/.rst files)",
                          loader="zoo_lm.data:load_text", needs_path=True))
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from zoo_lm.hf_export import hf_export_command  # click only: torch loads when the command runs
+
+    cli.add_command(hf_export_command)

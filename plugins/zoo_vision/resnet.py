@@ -72,6 +72,9 @@ _BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottle
 class ResNet(nn.Module):
     """torchvision's ResNet: stem, four stages (64, 128, 256, 512 planes), global average pooling, ``fc``."""
 
+    #: What ``--init`` reads, for its error line.
+    init_layouts = "torchvision's layout (torchvision.models.resnet*'s state_dict), with the same stem"
+
     def __init__(self, layers: list[int], block: str = "basic", in_channels: int = 3, num_classes: int = 1000,
                  stem: str = "standard") -> None:
         super().__init__()

@@ -80,6 +80,9 @@ class VisionTransformer(nn.Module):
     about a third more compute); it changes nothing in the weights or the outputs.
     """
 
+    #: What ``--init`` reads, for its error line.
+    init_layouts = "timm's layout (timm's vit_*_patch16 state_dict), with the same --image-size"
+
     def __init__(self, dim: int, depth: int, heads: int, in_channels: int = 3, num_classes: int = 1000,
                  image_size: Sequence[int] = (224, 224), patch_size: int = 16, stem: str = "standard",
                  mlp_ratio: float = 4.0, checkpoint_activations: bool = False) -> None:

@@ -51,6 +51,11 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
 
     path = Path(path)
     refuse_pickle(path)
+    config_json = None
+    if path.is_dir():  # a Hugging Face model folder: its weights and the config.json beside them
+        config = path / "config.json"
+        config_json = config.read_text(encoding="utf-8", errors="replace") if config.is_file() else None
+        path = path / "model.safetensors"
     if not path.is_file():
         raise ZooError(f"--init {path} does not exist; give a .safetensors file of the model's weights")
     try:
@@ -59,6 +64,8 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
             state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ZooError(f"--init {path} is not a readable safetensors file ({exc})") from exc
+    if config_json is not None:
+        metadata["config.json"] = config_json
     return _strip_prefixes(state), metadata
 
 
@@ -94,6 +101,10 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
     """Load ``path`` into ``model``; a differing class count gets a fresh head (said in one line)."""
     path = Path(path)
     state, metadata = read_state(path)
+    if callable(getattr(model, "import_state_dict", None)):  # a model that reads other layouts (docs/plugins.md)
+        state = model.import_state_dict(state, metadata)
+    if path.is_dir():
+        path = path / "model.safetensors"
     expected = model.state_dict()
     head = head_name(model)
     head_keys = {f"{head}.weight", f"{head}.bias"} if head else set()
@@ -112,7 +123,7 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
     problem = mismatch(expected, state, optional=optional | (head_keys if fresh_head else set()))
     if problem:
         raise ZooError(f"--init {path} does not fit model {model_name!r}: {problem}; give weights of "
-                       "this architecture in torchvision's or timm's layout, with the same --image-size and stem")
+                       f"this architecture in {_layouts(model)}")
     import torch
 
     with torch.no_grad():
@@ -121,6 +132,12 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
     origin = metadata.get("origin") or metadata.get("source") or str(path.resolve())
     return InitRecord(path=str(path.resolve()), sha256=sha256_of(path), origin=origin, tensors=len(state),
                       head=fresh_head)
+
+
+def _layouts(model: Any) -> str:
+    """The layouts ``--init`` reads for this model, for the error line: the model's own word when it has one."""
+    described = getattr(model, "init_layouts", None)
+    return described if isinstance(described, str) else "the model's own layout (its state_dict's names and shapes)"
 
 
 def freeze_backbone(model: Any) -> str:

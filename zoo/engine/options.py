@@ -92,8 +92,9 @@ class TrainOptions:
     log: str | None = option(None, "Also log to experiment trackers: mlflow (plugzoo[mlflow]; ./mlruns or "
                              "MLFLOW_TRACKING_URI), tensorboard.", metavar="TRACKER[,TRACKER]")
     progress: bool = option(True, cli=False)
-    init: str | None = option(None, "Start from these weights (torchvision/timm layout); a new class count gets a "
-                              "fresh head.", metavar="FILE.safetensors")
+    init: str | None = option(None, "Start from these weights: a .safetensors file, or a model folder holding "
+                              "model.safetensors (and config.json), in the model's layout or one it imports; a new "
+                              "class count gets a fresh head.", metavar="PATH")
     freeze_backbone: bool = option(False, "Train the classifier head alone (linear probing; batch-norm statistics "
                                    "frozen too).")
     crop_flip: bool = option(False, "ImageNet-style augmentation: random-resized crop and horizontal flip (resumes "

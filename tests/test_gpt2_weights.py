@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 import zoo
 from zoo.cli import cli
-from zoo.engine.init_weights import load_init
+from zoo.engine.adapt import load_init
 
 from .helpers import assert_one_line_error
 

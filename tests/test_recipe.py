@@ -143,3 +143,52 @@ def test_the_recipe_trains_and_resumes_bitwise(tmp_path: Path) -> None:
     c = load_file(plain.run_dir / "model.safetensors")
     assert not all(torch.equal(a[k], c[k]) for k in a), "the recipe changed nothing"
     assert math.isfinite(whole.summary["metrics"]["val_loss"])
+
+
+def test_ema_weights_follow_the_recursion_are_validated_exported_and_resume_bitwise(tmp_path: Path) -> None:
+    from zoo.engine.persistence import load_checkpoint
+
+    decay = 0.7
+    options = {**TINY, "ema": decay, "save_every": 1, "keep_last": 100}
+    whole = zoo.train("cnn", out=tmp_path, **options)
+    folder = whole.run_dir / "checkpoints"
+    steps = sorted(folder.glob("step-*.safetensors"), key=lambda p: int(p.stem.split("-")[1]))
+    assert len(steps) >= 4
+    previous = None
+    for path in steps[:4]:
+        checkpoint = load_checkpoint(path)
+        raw, average = checkpoint.prefixed("model/"), checkpoint.prefixed("ema/")
+        assert raw.keys() == average.keys()
+        if previous is not None:  # a_k = d * a_(k-1) + (1 - d) * w_k, exactly as the engine computes it
+            for key, value in raw.items():
+                if value.is_floating_point():
+                    expected = previous[key].clone().mul_(decay).add_(value, alpha=1 - decay)
+                    assert torch.equal(average[key], expected), key
+        assert any(not torch.equal(raw[k], average[k]) for k in raw if raw[k].is_floating_point())
+        previous = average
+    final = load_file(whole.run_dir / "model.safetensors")
+    last = load_checkpoint(folder / "last.safetensors")
+    assert all(torch.equal(final[k], last.prefixed("ema/")[k]) for k in final), "the final weights are the average"
+    # the validation metrics are the average's: re-evaluate the final (averaged) weights
+    run = zoo.load_run(whole.run_dir)
+    family = zoo.load_family("classifier")
+    from zoo.data import load_run_data
+
+    data = load_run_data(run.config)
+    ctx = RunContext(hyperparameters=dict(run.config["hyperparameters"]), data=data)
+    with torch.no_grad():
+        metrics = family.evaluate(run.model.eval(), ctx)
+    assert metrics["val_loss"] == pytest.approx(whole.summary["metrics"]["val_loss"], rel=1e-6)
+    part = zoo.train("cnn", out=tmp_path, max_steps=5, **options)
+    resumed = zoo.train(resume=part.run_dir, progress=False)
+    b = load_file(resumed.run_dir / "model.safetensors")
+    assert all(torch.equal(final[k], b[k]) for k in final)
+    assert (whole.run_dir / "metrics.jsonl").read_text() == (resumed.run_dir / "metrics.jsonl").read_text()
+
+
+def test_ema_is_refused_where_it_cannot_work(tmp_path: Path) -> None:
+    with pytest.raises(ZooError, match="--ema"):
+        zoo.train("cnn", out=tmp_path, ema=1.5, **TINY)
+    with pytest.raises(ZooError, match="--ema"):
+        zoo.train("cnn", out=tmp_path, ema=0.9, strategy="fsdp", **TINY)
+    assert not any(tmp_path.iterdir())

@@ -110,6 +110,9 @@ class TrainOptions:
                                    "frozen too).")
     crop_flip: bool = option(False, "ImageNet-style augmentation: random-resized crop and horizontal flip (resumes "
                              "exactly).")
+    ema: float | None = option(None, "Keep an exponential moving average of the weights with this decay (e.g. "
+                               "0.999): it is what is validated, picks the best checkpoint and becomes the final "
+                               "weights (and so the export); resumed exactly.", metavar="DECAY")
     compile: bool = option(False, "torch.compile the model (trains eagerly, saying why, where the compiler cannot "
                            "run).")
     channels_last: bool = option(False, "NHWC memory layout for model and images.")

@@ -110,7 +110,8 @@ class VisionTransformer(nn.Module):
                              "use --image-size with multiples of it (or --arg stem=small for 4×4 patches)")
         self.checkpoint_activations = checkpoint_activations
         self.patch_embed = PatchEmbed(in_channels, dim, patch)
-        tokens = (height // patch) * (width // patch) + 1
+        self.grid = (height // patch, width // patch)
+        tokens = self.grid[0] * self.grid[1] + 1
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim))
         if not 0.0 <= drop_path < 1.0:
@@ -125,6 +126,22 @@ class VisionTransformer(nn.Module):
     def fsdp_blocks(self) -> list[nn.Module]:
         """What ``--strategy fsdp`` shards one by one (the rest goes with the root): the transformer blocks."""
         return list(self.blocks)
+
+    def import_state_dict(self, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> dict[str, torch.Tensor]:
+        """``--init`` at another image size: the position embedding's patch grid is resampled (bicubic, antialiased,
+        as timm does) to this model's grid; the class token's row is kept as it is."""
+        saved, here = state.get("pos_embed"), self.pos_embed
+        if saved is None or saved.shape == here.shape or saved.ndim != 3 or saved.shape[-1] != here.shape[-1]:
+            return state
+        old_grid, new_grid = _grid(saved.shape[1] - 1), self.grid
+        if old_grid is None:
+            return state  # not a square grid plus a class token: left for the mismatch check to name
+        import torch.nn.functional as F
+
+        patches = saved[:, 1:].reshape(1, *old_grid, -1).permute(0, 3, 1, 2).float()
+        patches = F.interpolate(patches, size=new_grid, mode="bicubic", antialias=True, align_corners=False)
+        patches = patches.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], -1).to(saved.dtype)
+        return {**state, "pos_embed": torch.cat([saved[:, :1], patches], dim=1)}
 
     def lr_layer_groups(self) -> list[tuple[str, ...]]:
         """Layers from input to output for ``--hp layer_decay``: the embeddings, each block, then norm and head."""
@@ -151,6 +168,12 @@ class VisionTransformer(nn.Module):
         else:
             x = self.blocks(x)
         return self.head(self.norm(x)[:, 0])
+
+
+def _grid(patches: int) -> tuple[int, int] | None:
+    """The square patch grid of a saved position embedding (timm's own are square), or None."""
+    side = round(patches ** 0.5)
+    return (side, side) if side * side == patches else None
 
 
 def _vit(dim: int, depth: int, heads: int):

@@ -57,7 +57,7 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     """The tensors and metadata of a safetensors file; a pickle file is refused with the conversion to run."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
+    path = init_path(path)
     refuse_pickle(path)
     config_json = None
     if path.is_dir():  # a Hugging Face model folder: its weights and the config.json beside them
@@ -75,6 +75,13 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     if config_json is not None:
         metadata["config.json"] = config_json
     return _strip_prefixes(state), metadata
+
+
+def init_path(value: str | Path) -> Path:
+    """The file or folder an ``--init`` value names: a path, or ``hf:ORG/NAME`` in the local Hugging Face cache."""
+    from zoo.hub import is_hub_id, resolve
+
+    return resolve(str(value)) if is_hub_id(str(value)) else Path(value)
 
 
 def refuse_pickle(path: str | Path) -> None:
@@ -107,7 +114,7 @@ def head_name(model: Any) -> str | None:
 
 def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -> InitRecord:
     """Load ``path`` into ``model``; a differing class count gets a fresh head (said in one line)."""
-    path = Path(path)
+    given, path = str(path), init_path(path)
     state, metadata = read_state(path)
     if callable(getattr(model, "import_state_dict", None)):  # a model that reads other layouts (docs/plugins.md)
         state = model.import_state_dict(state, metadata)
@@ -138,6 +145,8 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
         for key, value in state.items():
             expected[key].copy_(value.to(expected[key].dtype))
     origin = metadata.get("origin") or metadata.get("source") or str(path.resolve())
+    if given.startswith("hf:"):  # the id the user gave, and the cached snapshot it resolved to
+        origin = f"{given} (snapshot {path.parent.name})"
     return InitRecord(path=str(path.resolve()), sha256=sha256_of(path), origin=origin, tensors=len(state),
                       head=fresh_head)
 

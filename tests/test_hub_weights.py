@@ -38,24 +38,6 @@ def zoo_cli(cache: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env, timeout=600)
 
 
-def test_init_from_the_local_hugging_face_cache_offline(tmp_path: Path) -> None:
-    source = zoo.create_model("vit-tiny", in_channels=3, num_classes=10, image_size=[32, 32], stem="small")
-    cached_model(tmp_path / "hub", "timm/vit_tiny.test", source.state_dict(), TIMM_CONFIG)
-    result = zoo_cli(tmp_path / "hub", "train", "vit-tiny", "--init", "hf:timm/vit_tiny.test", "--arg", "stem=small",
-                     "--channels", "3", "--image-size", "16x16", "--smoke", "--out", str(tmp_path / "runs"))
-    assert result.returncode == 0, result.stderr
-    config = json.loads(next((tmp_path / "runs").glob("*/config.json")).read_text())
-    assert config["init"]["origin"].startswith("hf:timm/vit_tiny.test (snapshot 0123456789")
-    missing = zoo_cli(tmp_path / "hub", "train", "vit-tiny", "--init", "hf:timm/not_there", "--arg", "stem=small",
-                      "--smoke", "--out", str(tmp_path / "runs2"))
-    errors = [line for line in missing.stderr.splitlines() if line.startswith("Error:")]
-    assert missing.returncode == 2 and len(errors) == 1 and "Traceback" not in missing.stderr, missing.stderr
-    assert "not in the local Hugging Face cache" in errors[0] and "hf download timm/not_there" in errors[0]
-    assert not (tmp_path / "runs2").exists()
-    bad = zoo_cli(tmp_path / "hub", "train", "vit-tiny", "--init", "hf:no-slash", "--arg", "stem=small", "--smoke")
-    assert bad.returncode == 2 and "hf:ORG/NAME" in bad.stderr
-
-
 def test_a_vit_at_another_image_size_gets_its_position_embedding_resampled() -> None:
     big = zoo.create_model("vit-tiny", in_channels=3, num_classes=10, image_size=[32, 32], stem="small")
     small = zoo.create_model("vit-tiny", in_channels=3, num_classes=10, image_size=[16, 16], stem="small")
@@ -69,3 +51,59 @@ def test_a_vit_at_another_image_size_gets_its_position_embedding_resampled() -> 
     small.load_state_dict(state)  # everything else fits as it is
     same = small.import_state_dict(small.state_dict(), {})
     assert same["pos_embed"] is small.state_dict()["pos_embed"] or torch.equal(same["pos_embed"], small.pos_embed)
+
+
+def test_the_weights_own_normalisation_becomes_the_runs(tmp_path: Path) -> None:
+    source = zoo.create_model("vit-tiny", in_channels=3, num_classes=10, image_size=[32, 32], stem="small")
+    cached_model(tmp_path / "hub", "timm/vit_tiny.test", source.state_dict(), TIMM_CONFIG)
+    result = zoo_cli(tmp_path / "hub", "train", "vit-tiny", "--init", "hf:timm/vit_tiny.test", "--arg", "stem=small",
+                     "--channels", "3", "--smoke", "--out", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    assert "states its inputs: mean [0.5, 0.5, 0.5] std [0.5, 0.5, 0.5], image size 32x32" in result.stderr
+    config = json.loads(next((tmp_path / "runs").glob("*/config.json")).read_text())
+    assert config["init"]["origin"].startswith("hf:timm/vit_tiny.test (snapshot 0123456789")
+    assert config["data"]["mean"] == [0.5] * 3 and config["data"]["std"] == [0.5] * 3
+    assert (config["data"]["height"], config["data"]["width"]) == (32, 32)
+    assert config["data_options"]["normalize"]["source"] == "weights: hf:timm/vit_tiny.test"
+    # an explicit --normalize wins over the weights'
+    again = zoo_cli(tmp_path / "hub", "train", "vit-tiny", "--init", "hf:timm/vit_tiny.test", "--arg", "stem=small",
+                    "--channels", "3", "--image-size", "16x16", "--normalize", "data", "--smoke",
+                    "--out", str(tmp_path / "runs2"))
+    assert again.returncode == 0, again.stderr
+    config = json.loads(next((tmp_path / "runs2").glob("*/config.json")).read_text())
+    assert config["data"]["mean"] != [0.5] * 3 and config["data_options"]["normalize"] is None
+    # nothing is downloaded: an id that is not in the cache is one line saying how to fetch it
+    missing = zoo_cli(tmp_path / "hub", "train", "vit-tiny", "--init", "hf:timm/not_there", "--arg", "stem=small",
+                      "--smoke", "--out", str(tmp_path / "runs3"))
+    errors = [line for line in missing.stderr.splitlines() if line.startswith("Error:")]
+    assert missing.returncode == 2 and len(errors) == 1 and "Traceback" not in missing.stderr, missing.stderr
+    assert "not in the local Hugging Face cache" in errors[0] and "hf download timm/not_there" in errors[0]
+    assert not (tmp_path / "runs3").exists()
+    bad = zoo_cli(tmp_path / "hub", "train", "vit-tiny", "--init", "hf:no-slash", "--arg", "stem=small", "--smoke")
+    assert bad.returncode == 2 and "hf:ORG/NAME" in bad.stderr
+
+
+def test_normalize_imagenet_given_and_refused(tmp_path: Path) -> None:
+    from zoo.data.normalize import IMAGENET_MEAN, IMAGENET_STD
+
+    run = zoo.train("cnn", normalize="imagenet", channels=3, smoke=True, epochs=1, out=tmp_path, progress=False)
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["data"]["mean"] == list(IMAGENET_MEAN) and config["data"]["std"] == list(IMAGENET_STD)
+    bundle = zoo.export(run.run_dir, out=tmp_path / "exports", providers=["cpu"]).bundle_dir
+    assert "ImageNet's (--normalize imagenet)" in (bundle / "card.md").read_text()
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(bundle / "model" / "model.onnx"), load_external_data=False)
+             .metadata_props}
+    assert json.loads(props["normalization"])["mean"] == list(IMAGENET_MEAN)  # what predict and deploy apply
+    grey = zoo.train("cnn", normalize="0.5/0.25", smoke=True, epochs=1, out=tmp_path, progress=False)
+    config = json.loads((grey.run_dir / "config.json").read_text())
+    assert config["data"]["mean"] == [0.5] and config["data"]["std"] == [0.25]
+    for bad in ("0.5", "a/b", "0.5/0", "0.1,0.2/0.3"):
+        result = subprocess.run([sys.executable, "-m", "zoo", "train", "cnn", "--smoke", "--normalize", bad,
+                                 "--out", str(tmp_path / "bad")], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and "--normalize" in result.stderr and "Traceback" not in result.stderr, bad
+    text = subprocess.run([sys.executable, "-m", "zoo", "train", "gpt-nano", "--smoke", "--normalize", "imagenet",
+                           "--out", str(tmp_path / "bad")], capture_output=True, text=True, timeout=300)
+    assert text.returncode == 2 and "--normalize" in text.stderr
+    assert not (tmp_path / "bad").exists()

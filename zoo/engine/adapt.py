@@ -22,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.run_layout import CONFIG, WEIGHTS
 from zoo.state_dicts import mismatch
 
 # === starting weights ================================================================================================
 
+#: A model folder (``save_pretrained``'s, a Hugging Face cache snapshot) holds its weights and config under the
+#: same names a run folder uses.
+FOLDER_WEIGHTS, FOLDER_CONFIG = WEIGHTS, CONFIG
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl", ".pickle", ".tar")
 #: Leading parts some checkpoints add to every key (``DataParallel``'s ``module.``, Lightning's ``model.``).
 PREFIXES = ("module.", "model.")
@@ -61,9 +65,9 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     refuse_pickle(path)
     config_json = None
     if path.is_dir():  # a Hugging Face model folder: its weights and the config.json beside them
-        config = path / "config.json"
+        config = path / FOLDER_CONFIG
         config_json = config.read_text(encoding="utf-8", errors="replace") if config.is_file() else None
-        path = path / "model.safetensors"
+        path = path / FOLDER_WEIGHTS
     if not path.is_file():
         raise ZooError(f"--init {path} does not exist; give a .safetensors file of the model's weights")
     try:
@@ -73,7 +77,7 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ZooError(f"--init {path} is not a readable safetensors file ({exc})") from exc
     if config_json is not None:
-        metadata["config.json"] = config_json
+        metadata[FOLDER_CONFIG] = config_json
     return _strip_prefixes(state), metadata
 
 
@@ -82,6 +86,18 @@ def init_path(value: str | Path) -> Path:
     from zoo.hub import is_hub_id, resolve
 
     return resolve(str(value)) if is_hub_id(str(value)) else Path(value)
+
+
+def init_config(value: str | Path) -> tuple[str | None, str]:
+    """The ``config.json`` text of an ``--init`` model folder (None for a plain file) and the origin to name."""
+    path = init_path(value)
+    config = path / FOLDER_CONFIG
+    if path.is_dir() and config.is_file():
+        try:
+            return config.read_text(encoding="utf-8", errors="replace"), str(value)
+        except OSError:
+            return None, str(value)
+    return None, str(value)
 
 
 def refuse_pickle(path: str | Path) -> None:
@@ -119,7 +135,7 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
     if callable(getattr(model, "import_state_dict", None)):  # a model that reads other layouts (docs/plugins.md)
         state = model.import_state_dict(state, metadata)
     if path.is_dir():
-        path = path / "model.safetensors"
+        path = path / FOLDER_WEIGHTS
     expected = model.state_dict()
     head = head_name(model)
     head_keys = {f"{head}.weight", f"{head}.bias"} if head else set()

@@ -73,6 +73,9 @@ class TrainOptions:
                                  flag="--data",
                           metavar="NAME[:PATH]")
     image_size: str | None = option(None, "Resize the data's images to H×W (bilinear), e.g. 28x28.", metavar="HxW")
+    normalize: str | None = option(None, "Per-channel normalisation: data (the training split's statistics; the "
+                                   "default), imagenet, or MEAN/STD (e.g. 0.5/0.5); with --init weights that state "
+                                   "their own, theirs.", metavar="data|imagenet|MEAN/STD")
     channels: int | None = option(None, "Convert images to 1 (grayscale) or 3 (RGB) channels.")
     augment: bool = option(False, "Light augmentation: shift training images by up to 1/8 of their size.")
     epochs: int | None = option(None, "Epochs (default: the model's).")

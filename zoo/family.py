@@ -18,6 +18,13 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.explain.types import AttentionMaps, TokenModel  # re-exported: `zoo explain`'s contract
+from zoo.recipe import (  # noqa: F401 - re-exported: the fine-tuning recipe is part of the public contract
+    Mix,
+    draw_mix,
+    mix_inputs,
+    no_decay,
+    param_groups,
+)
 from zoo.reports.sections import (  # noqa: F401 - re-exported: report sections are part of the public contract
     ReportContext,
     ReportImage,

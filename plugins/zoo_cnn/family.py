@@ -20,6 +20,10 @@ from zoo.family import (
     ReportTable,
     RunContext,
     classifier_info,
+    draw_mix,
+    make_optimizer,
+    mix_inputs,
+    param_groups,
 )
 from zoo.specs import ModelSpec
 
@@ -38,7 +42,11 @@ class ClassifierFamily(Family):
     """Image classification with cross-entropy; reports validation loss and accuracy."""
 
     monitor = ("val_accuracy", "max")
-    hyperparameters = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0}  # noqa: RUF012
+    #: The fine-tuning recipe (docs/vision.md): label smoothing, mixup/cutmix and their switch-off epoch, no weight
+    #: decay on norms/biases/position embeddings/tokens, layer-wise learning-rate decay (1: off).
+    hyperparameters = {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 0.0,  # noqa: RUF012
+                       "label_smoothing": 0.0, "mixup": 0.0, "cutmix": 0.0, "mix_prob": 1.0, "mix_off_epoch": 0,
+                       "no_decay_groups": 1, "layer_decay": 1.0}
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
         args: dict[str, Any] = {"in_channels": data.channels, "num_classes": data.num_classes}
@@ -46,11 +54,26 @@ class ClassifierFamily(Family):
             args["image_size"] = [data.height, data.width]
         return args
 
+    def configure_optimizers(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
+        """The optimizer over :func:`zoo.family.param_groups`: no decay on norms, biases and embeddings, and
+        layer-wise learning-rate decay when ``--hp layer_decay`` is below 1."""
+        return {"model": make_optimizer(param_groups(model, ctx.hyperparameters), ctx.hyperparameters)}
+
     def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
                       ctx: RunContext) -> dict[str, torch.Tensor]:
         images, labels = batch
-        logits = model(images)
-        loss = F.cross_entropy(logits, labels)
+        hp = ctx.hyperparameters
+        smoothing = float(hp.get("label_smoothing", 0.0))
+        mix = draw_mix(len(images), images.shape[-2], images.shape[-1], hp, seed=ctx.seed, epoch=ctx.epoch,
+                       step=ctx.step) if images.ndim == 4 else None
+        if mix is None:
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        else:  # each sample's loss is shared between its own label and its partner's, by the mixed share
+            logits = model(mix_inputs(images, mix))
+            partner = labels[mix.order.to(labels.device)]
+            loss = (mix.lam * F.cross_entropy(logits, labels, label_smoothing=smoothing)
+                    + (1.0 - mix.lam) * F.cross_entropy(logits, partner, label_smoothing=smoothing))
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         return {"loss": loss, "accuracy": accuracy}
 

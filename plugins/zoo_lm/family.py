@@ -28,7 +28,16 @@ from zoo.family import (
 from zoo.specs import ModelSpec
 from zoo_lm.model import GPT, cache_names, cached_gpt
 from zoo_lm.optim import ScheduledAdamW
-from zoo_lm.tokenizer import BYTES, byte_tokenizer_json, decode, encode, parse_tokenizer, train_bpe_json
+from zoo_lm.tokenizer import (
+    BYTES,
+    FILE,
+    byte_tokenizer_json,
+    decode,
+    encode,
+    parse_tokenizer,
+    read_tokenizer_file,
+    train_bpe_json,
+)
 
 ROLE_KEY, ROLE = "zoo_role", "lm:lm"  # the role this plugin registers (register_roles in zoo_lm)
 #: Graph metadata key holding what ``zoo generate`` needs (tokenizer file, cache layout, names), as JSON.
@@ -77,7 +86,10 @@ class LMFamily(Family):
         context = int(model_args.get("context", 128))
         kind, size = parse_tokenizer(hp.get("tokenizer", BYTES))
         train_text, val_text = split_text(data.x_train), split_text(data.x_val)
-        tokenizer_json = byte_tokenizer_json() if kind == BYTES else train_bpe_json(train_text, size)
+        if kind == FILE:
+            tokenizer_json = read_tokenizer_file(str(size))
+        else:
+            tokenizer_json = byte_tokenizer_json() if kind == BYTES else train_bpe_json(train_text, int(size))
         train_ids, val_ids = encode(tokenizer_json, train_text), encode(tokenizer_json, val_text)
         for label, ids in (("training", train_ids), ("validation", val_ids)):
             if len(ids) <= context:
@@ -86,7 +98,8 @@ class LMFamily(Family):
         from tokenizers import Tokenizer
 
         vocab = Tokenizer.from_str(tokenizer_json).get_vocab_size()
-        text = TextInfo(tokenizer=BYTES if kind == BYTES else f"bpe:{size}", vocab_size=vocab, context=context,
+        name = {BYTES: BYTES, "bpe": f"bpe:{size}", FILE: f"file:{Path(str(size)).name}"}[kind]
+        text = TextInfo(tokenizer=name, vocab_size=vocab, context=context,
                         tokenizer_json=tokenizer_json, bytes_per_token=len(val_text.encode()) / len(val_ids),
                         train_tokens=len(train_ids), val_tokens=len(val_ids))
         x_train, x_val = token_windows(train_ids, context), token_windows(val_ids, context)
@@ -97,6 +110,15 @@ class LMFamily(Family):
         if data.text is None:
             return {}
         return {"vocab_size": data.text.vocab_size, "context": data.text.context}
+
+    def build(self, spec: ModelSpec, data: DataInfo, model_args: dict[str, Any]) -> torch.nn.Module:
+        """The GPT, once its vocabulary is checked against the tokenizer's (ids it cannot decode, or a tokenizer
+        whose ids the model has no row for, are one line)."""
+        if data.text is not None and int(model_args.get("vocab_size", data.text.vocab_size)) != data.text.vocab_size:
+            raise ZooError(f"--arg vocab_size={model_args['vocab_size']} does not match the tokenizer "
+                           f"({data.text.tokenizer}: {data.text.vocab_size} ids); drop --arg vocab_size (it follows "
+                           "the tokenizer) or pass --hp tokenizer=... with that many ids")
+        return super().build(spec, data, model_args)
 
     # --- training -----------------------------------------------------------------------------------
 

@@ -55,6 +55,8 @@ from zoo.engine.assembly import (
 )
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.distributed import World, check_strategy, shard_model, wrap_model
+from zoo.engine.ema import PREFIX as EMA_PREFIX
+from zoo.engine.ema import WeightAverage
 from zoo.engine.options import SMOKE_BATCHES, TrainOptions
 from zoo.engine.persistence import (
     Checkpoint,
@@ -103,6 +105,7 @@ class Trainer:
         if world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(options.seed + world.rank)
         self.optimizers, self.order = optimizers_and_order(self.family, self.net, self.ctx, options.accumulate)
+        self.ema: WeightAverage | None = None  # --ema: made once the starting weights are in (start, restore)
         self.x_train, self.y_train = training_tensors(self.data, self.device)
         batches = batch_count(len(self.x_train), self.batch, world.size)
         self.batches_per_epoch = min(batches, SMOKE_BATCHES) if options.smoke else batches
@@ -126,6 +129,8 @@ class Trainer:
             init = self.sharded.load_init(self.options.init, self.spec.name, say=self.world.is_main)
         else:
             init = starting_weights(self.net, self.options, self.spec.name, say=self.world.is_main)  # no folder yet
+        if self.options.ema is not None:  # the average starts from the starting weights, --init's included
+            self.ema = WeightAverage(self.net, self.options.ema)
         run_dir = new_run_dir(self.options.out, self.spec.name) if self.world.is_main else None
         self._set_run_dir(Path(self.world.broadcast(str(run_dir) if run_dir else None)))
         if self.world.is_main:
@@ -146,6 +151,9 @@ class Trainer:
             scheduler.load_state_dict(saved["schedulers"][name])
         if self.precision.scaler is not None and saved.get("scaler"):
             self.precision.scaler.load_state_dict(saved["scaler"])
+        if self.options.ema is not None:
+            self.ema = WeightAverage(self.net, self.options.ema)
+            self.ema.restore(checkpoint.prefixed(EMA_PREFIX), checkpoint.path)
         self.state = TrainState.from_dict(saved)
         self.totals.restore_rank(checkpoint, self.world.rank, self.device)  # each process its own sums
         restore_rng(checkpoint, self.world.rank)
@@ -266,6 +274,8 @@ class Trainer:
                 scheduler.step()
         if stepped:
             self.precision.update()  # the grad scaler's once-per-iteration update
+            if self.ema is not None:
+                self.ema.update(self.net)
 
     def _is_good(self, name: str, losses: dict[str, Any], boundary: bool) -> bool:
         """Finite loss? A bad one stops the run (``--on-nan stop``) or is counted and skipped."""
@@ -301,8 +311,9 @@ class Trainer:
             metrics.update(self.privacy.spent().metrics())
         net = self._plain_model()
         if self.world.is_main:
-            metrics.update(self._family_metrics("evaluate", net))
-            metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
+            with self._averaged(net):  # --ema: the average is what is validated
+                metrics.update(self._family_metrics("evaluate", net))
+                metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
             check_monitored(self.family, metrics, self.spec)  # before a best checkpoint is judged by it
         metrics = self.world.broadcast(metrics)
         epoch, step = self.state.epoch, self.state.step
@@ -325,6 +336,10 @@ class Trainer:
         net.train()
         return metrics
 
+    def _averaged(self, net: Any) -> Any:
+        """Inside it, ``net`` holds the ``--ema`` averages (nothing changes without ``--ema``)."""
+        return self.ema.applied(net) if self.ema is not None else contextlib.nullcontext()
+
     def _plain_model(self) -> Any:
         """The unwrapped model at this step (on process 0): FSDP's gathered copy or the model itself. Collective."""
         return self.sharded.plain_model(self.state.step) if self.sharded else self.net
@@ -343,6 +358,8 @@ class Trainer:
         shared = self.world.gather((capture_rng(), self.totals.snapshot()))
         rng = [states for states, _ in shared]
         totals, counts = LossTotals.checkpoint_parts([sums for _, sums in shared])
+        if self.ema is not None:
+            totals = {**totals, **self.ema.tensors()}
         model, optimizers = (self.sharded.checkpoint_parts(self.optimizers, self.state.step) if self.sharded
                              else (self.net, self.optimizers))  # FSDP: the full states, gathered to process 0
         if not self.world.is_main:
@@ -368,8 +385,9 @@ class Trainer:
         summary = summary_of(self, stop_reason, seconds)
         net = self._plain_model()
         if self.world.is_main:  # the family's final metrics (a GAN's sample quality, say)
-            summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics", net)}
-            write_final(self.run_dir, net, self.spec.name, summary)
+            with self._averaged(net):  # --ema: the final weights are the average
+                summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics", net)}
+                write_final(self.run_dir, net, self.spec.name, summary)
             finish_trackers(self.run_dir, self.options.log)
         self.world.barrier()
         return summary

@@ -257,6 +257,23 @@ def get_spec(name: str) -> ModelSpec:
     return _lookup("models", name)
 
 
+def model_providers(name: str) -> list[str]:
+    """Every ``plugin:name`` registered under the plain model name ``name`` (sorted; one when it is unique)."""
+    return sorted(f"{spec.plugin}:{spec.name}" for key, spec in catalog().qualified.items()
+                  if key.startswith("models/") and spec.name == name)
+
+
+def get_unambiguous_spec(name: str) -> ModelSpec:
+    """The spec of a model to train: a plain name that two plugins register is refused, naming both
+    ``plugin:name`` forms (the first plugin's plain name must not silently train the other one's model)."""
+    if ":" not in name:
+        providers = model_providers(name)
+        if len(providers) > 1:
+            raise ZooError(f"model name {name!r} is registered by {len(providers)} plugins: {', '.join(providers)}; "
+                           "train one of them by its full name (zoo train PLUGIN:NAME)")
+    return get_spec(name)
+
+
 def get_family_spec(name: str) -> FamilySpec:
     return _lookup("families", name)
 

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
-from zoo import family_v1, quality
+from zoo import family_v1
+from zoo.toolkit import quality
 from zoo.cli import cli
 from zoo.data import DataInfo, DataSplits
 from zoo.engine.persistence import load_checkpoint

@@ -9,20 +9,25 @@ described by ``vectors.json``, readable without protobuf). No preprocessing code
 from __future__ import annotations
 
 import json
-import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zoo.deploy.folder import MARKER, check_out, staged
 from zoo.errors import ZooError
 from zoo.roles import GraphRole
 
 TARGETS = ("node", "web", "python")
 #: What each target's folder gets from the templates, and the packages it needs.
-PROGRAMS = {"python": ["run.py"], "node": ["run.js"], "web": ["index.html", "main.js"]}
-NPM_PACKAGES = {"node": {"onnxruntime-node": "^1.20.0", "pngjs": "^7.0.0"}, "web": {"onnxruntime-web": "^1.20.0"}}
+#: decode.js (node and the browser) and decoding.py (python, zoo.data.decoding itself) are the one decoding rule.
+PROGRAMS = {"python": ["run.py"], "node": ["run.js", "decode.js", "noise.js"],
+            "web": ["index.html", "main.js", "decode.js", "noise.js"]}
+#: Image decoders, the same code under node and in the browser: pngjs, and libjpeg-turbo in WebAssembly (what
+#: Pillow decodes JPEG with, so pixels are identical; pure-JavaScript JPEG decoders are not).
+DECODERS = {"pngjs": "^7.0.0", "@cwasm/jpeg-turbo": "^0.1.3"}
+NPM_PACKAGES = {"node": {"onnxruntime-node": "^1.20.0", **DECODERS}, "web": {"onnxruntime-web": "^1.20.0", **DECODERS}}
 #: Real validation samples stored as test vectors.
 VECTOR_SAMPLES = 16
 #: Deployed outputs against ONNX Runtime in Python (other builds of ORT may sum in another order).
@@ -32,21 +37,27 @@ VECTOR_ATOL = {"probabilities": 1e-5, "top_probabilities": 1e-5, "top_indices": 
 def deploy_bundle(bundle_dir: str | Path, target: str, out: str | Path | None = None, *, force: bool = False) -> Path:
     """Write the deployment folder for ``target``; returns its path."""
     from zoo.bundles.manifest import Bundle
-    from zoo.bundles.pregraph import build_pregraph, deploy_graph
+    from zoo.bundles.pregraph import deploy_graph
 
     if target not in TARGETS:
         raise ZooError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     opened = Bundle.open(bundle_dir)
     bundle, manifest = opened.path, opened.manifest
     folder = Path(out) if out else Path(f"{bundle.name}-{target}")
-    if folder.exists() and not force:
-        raise ZooError(f"{folder} already exists; pass --force to replace it, or --out another folder")
+    check_out(bundle, folder, force)
     graph = deploy_graph(manifest)  # before writing anything: a bundle with nothing to deploy leaves no folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    with staged(folder, force) as staging:
+        _write_folder(staging, bundle, manifest, graph, target)
+    return folder
+
+
+def _write_folder(folder: Path, bundle: Path, manifest: Any, graph: Any, target: str) -> None:
+    """Everything a deploy folder holds, written into ``folder`` (a staging folder)."""
+    from zoo.bundles.pregraph import build_pregraph
+
     description = build_pregraph(bundle, graph, folder / "model.onnx")
     info = _info(manifest, graph, description)
-    (folder / "deploy.json").write_text(json.dumps(info, indent=2))
+    (folder / MARKER).write_text(json.dumps(info, indent=2))
     _write_vectors(folder, bundle, graph, info)
     templates = resources.files("zoo.deploy") / "templates"
     for name in PROGRAMS[target]:
@@ -56,9 +67,9 @@ def deploy_bundle(bundle_dir: str | Path, target: str, out: str | Path | None = 
                    "dependencies": NPM_PACKAGES[target]}
         (folder / "package.json").write_text(json.dumps(package, indent=2))
     if target == "python":
+        (folder / "decoding.py").write_text((resources.files("zoo.data") / "decoding.py").read_text())
         (folder / "requirements.txt").write_text("onnxruntime>=1.20\nnumpy\npillow\n")
     (folder / "README.md").write_text(_readme(target, info))
-    return folder
 
 
 def _info(manifest: Any, graph: Any, description: dict[str, Any]) -> dict[str, Any]:
@@ -120,17 +131,29 @@ def _vector_inputs(bundle: Path, graph: Any, info: dict[str, Any]) -> dict[str, 
     return feeds
 
 
+#: How images become the graph's uint8 input: zoo's one rule (zoo/data/decoding.py), stated for deployers.
+_IMAGES = """## Images
+PNG and JPEG files are decoded by zoo's one rule, the same as in training and `zoo predict` (`--pixels IMAGE`, or
+`?pixels=IMAGE` on the page, prints what the graph receives): 16-bit samples keep their high byte (`value >> 8`);
+1/2/4-bit grey is scaled to 0-255; palettes are looked up (with their transparency); CMYK becomes RGB as
+(255 - C)(255 - K)/255; alpha is composited over black, c*a/255 rounded; one channel is ITU-R 601-2 luma,
+(19595 R + 38470 G + 7471 B + 32768) >> 16, three channels RGB. EXIF orientation and colour profiles are not
+applied. Python decodes with `decoding.py` (Pillow), node and the browser with `decode.js` (pngjs, and libjpeg-turbo
+in WebAssembly: the JPEG decoder Pillow uses).
+"""
+
+
 def _readme(target: str, info: dict[str, Any]) -> str:
     from zoo.bundles.runtimes import REQUIREMENTS
 
     kind = info["kind"]
     usage = {
         "python": ("pip install -r requirements.txt", "python run.py IMAGE.png" if kind == GraphRole.CLASSIFIER
-                   else "python run.py --samples 16", "python run.py --check"),
+                   else "python run.py --samples 16 --seed 0", "python run.py --check"),
         "node": ("ONNXRUNTIME_NODE_INSTALL=skip npm install   # the CPU build ships in the package; no CUDA download",
-                 "node run.js IMAGE.png" if kind == GraphRole.CLASSIFIER else "node run.js --samples 16",
+                 "node run.js IMAGE.png" if kind == GraphRole.CLASSIFIER else "node run.js --samples 16 --seed 0",
                  "node run.js --check"),
-        "web": ("npm install   # onnxruntime-web's files, served from node_modules (no CDN)",
+        "web": ("npm install   # onnxruntime-web and the image decoders, served from node_modules (no CDN)",
                 "python -m http.server 8000   # then open http://127.0.0.1:8000/ (fetch and wasm need http)",
                 "open http://127.0.0.1:8000/?check=1"),
     }[target]
@@ -151,6 +174,7 @@ def _readme(target: str, info: dict[str, Any]) -> str:
 ## Graph
 {io}
 {extra}
+{_IMAGES if kind == GraphRole.CLASSIFIER else ""}
 Resizing inside the graph is ONNX `Resize` (linear, antialias=1, exclude_outside=1, half-pixel): Pillow's
 antialiased bilinear resize that zoo trains with, to within one grey level (rounding ties).
 

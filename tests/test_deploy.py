@@ -24,7 +24,7 @@ from .helpers import assert_one_line_error
 
 #: Image sizes the deployed classifier is fed (the model takes 8×8): same, up- and downscales, odd shapes.
 SIZES = [(8, 8), (5, 6), (20, 13), (32, 32), (100, 77)]
-NPM_PACKAGES = ["onnxruntime-node", "onnxruntime-web", "pngjs"]
+NPM_PACKAGES = ["onnxruntime-node", "onnxruntime-web", "pngjs", "@cwasm/jpeg-turbo"]
 
 
 def _manifest(bundle: Path) -> Any:
@@ -172,11 +172,166 @@ def test_deploy_python_runs_without_zoo_and_agrees_with_zoo_predict(cnn: Path, i
 def test_deploy_refuses_what_it_cannot_do(cnn: Path, tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["deploy", str(tmp_path), "--target", "node"])
     assert_one_line_error(out, "not a zoo bundle")
-    (tmp_path / "taken").mkdir()
+    done = CliRunner().invoke(cli, ["deploy", str(cnn), "--target", "web", "--out", str(tmp_path / "taken")])
+    assert done.exit_code == 0, done.output
     out = CliRunner().invoke(cli, ["deploy", str(cnn), "--target", "web", "--out", str(tmp_path / "taken")])
     assert_one_line_error(out, "already exists", "--force")
     out = CliRunner().invoke(cli, ["deploy", str(cnn), "--target", "android"])
     assert out.exit_code == 2 and "android" in out.output
+
+
+# --- deploy folders are published like bundles, and never touch their input ------------------------------------
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("where", ["bundle", "inside", "parent", "cwd", "cwd-parent", "home", "other", "file"])
+def test_deploy_never_deletes_or_changes_its_input(cnn: Path, tmp_path: Path, where: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--out B --force` deleted the bundle B it was asked to read; `--out .` removed the current folder."""
+    root = tmp_path / "root"
+    bundle = Path(shutil.copytree(cnn, root / "exports" / "b"))
+    (root / "work" / "mine").mkdir(parents=True)
+    (root / "work" / "mine" / "notes.txt").write_text("mine")
+    (root / "work" / "a-file").write_text("mine")
+    monkeypatch.chdir(root / "work" / "mine")
+    monkeypatch.setenv("HOME", str(root / "work"))
+    out = {"bundle": bundle, "inside": bundle / "model", "parent": root / "exports", "cwd": Path("."),
+           "cwd-parent": Path(".."), "home": root / "work", "other": root / "work" / "mine",
+           "file": root / "work" / "a-file"}[where]
+    before = _snapshot(root)
+    result = CliRunner().invoke(cli, ["deploy", str(bundle), "--target", "python", "--out", str(out), "--force"])
+    assert_one_line_error(result, str(out))
+    assert _snapshot(root) == before
+
+
+def test_force_replaces_a_deploy_folder_and_nothing_else(cnn: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "py"
+    args = ["deploy", str(cnn), "--target", "python", "--out", str(folder)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    (folder / "deploy.json").write_text(json.dumps({**json.loads((folder / "deploy.json").read_text()), "old": 1}))
+    assert_one_line_error(CliRunner().invoke(cli, args), "already exists", "--force")
+    assert CliRunner().invoke(cli, [*args, "--force"]).exit_code == 0
+    assert "old" not in json.loads((folder / "deploy.json").read_text())  # replaced, by a complete folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["py"]  # no staging or old folder left
+    (folder / "deploy.json").write_text("{not json")  # no longer recognisable as zoo's: left alone
+    assert_one_line_error(CliRunner().invoke(cli, [*args, "--force"]), "did not make")
+    assert (folder / "deploy.json").read_text() == "{not json"
+
+
+def test_what_a_killed_deploy_left_is_cleaned_up_by_the_next(cnn: Path, tmp_path: Path) -> None:
+    """A killed deploy left a half-written folder that later deploys called "already exists"."""
+    folder = tmp_path / "py"
+    staging = tmp_path / ".py.staging-999999999"  # no such process: abandoned
+    staging.mkdir()
+    (staging / "model.onnx").write_bytes(b"trunc")
+    args = ["deploy", str(cnn), "--target", "python", "--out", str(folder)]
+    assert CliRunner().invoke(cli, args).exit_code == 0, "a staging folder must not block a deploy"
+    assert not staging.exists()
+    old = tmp_path / ".py.old-999999999"  # killed between the two renames of --force (systems without renameat2)
+    folder.rename(old)
+    result = CliRunner().invoke(cli, args)
+    assert_one_line_error(result, "already exists")  # the old folder was put back first
+    assert (folder / "deploy.json").is_file() and not old.exists()
+
+
+def _complete(folder: Path) -> bool:
+    """A deploy folder with every file, whose test vectors pass with its own program."""
+    names = {"README.md", "deploy.json", "model.onnx", "run.py", "decoding.py", "requirements.txt", "vectors"}
+    if not names <= {p.name for p in folder.iterdir()}:
+        return False
+    check = subprocess.run([sys.executable, "run.py", "--check"], cwd=folder, capture_output=True, text=True,
+                           timeout=120)
+    return check.returncode == 0 and json.loads(check.stdout)["passed"]
+
+
+def test_kill_9_of_deploy_leaves_the_old_folder_or_a_complete_new_one(cnn: Path, tmp_path: Path) -> None:
+    """A few kills of the campaign in benchmarks/kill_campaign.py (20 there)."""
+    import random
+    import signal
+    import time
+
+    def deploy(out: Path, *extra: str, kill_after: float | None = None) -> float:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "zoo", "deploy", str(cnn), "--target", "python", "--out",
+                                 str(out), *extra], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            proc.wait(timeout=kill_after)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=300)
+        return time.perf_counter() - started
+
+    whole = deploy(tmp_path / "first")
+    assert _complete(tmp_path / "first")
+    rng = random.Random(25)
+    for i in range(2):
+        out = tmp_path / f"new{i}"
+        deploy(out, kill_after=rng.uniform(0.5, 1.05) * whole)
+        assert not out.exists() or _complete(out)
+        deploy(out)  # and a later deploy works: no stale "already exists", no half-written folder
+        assert _complete(out)
+        deploy(tmp_path / "first", "--force", kill_after=rng.uniform(0.5, 1.05) * whole)
+        deploy(tmp_path / "other")  # any later deploy into the folder cleans up after the kill
+        assert _complete(tmp_path / "first")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_full_disk_names_the_file_and_leaves_nothing(cnn: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import zoo.deploy as deploy
+
+    def full(folder: Path, *args: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / "vectors" / "input_image.bin"))
+
+    monkeypatch.setattr(deploy, "_write_vectors", full)
+    out = tmp_path / "py"
+    result = CliRunner().invoke(cli, ["deploy", str(cnn), "--target", "python", "--out", str(out)])
+    assert_one_line_error(result, "No space left", str(out / "vectors" / "input_image.bin"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_size_limit_is_one_line_naming_the_folder(cnn: Path, tmp_path: Path) -> None:
+    """`ulimit -f` gave `internal error` and a truncated graph."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))  # model.onnx is larger
+
+    out = tmp_path / "py"
+    done = subprocess.run([sys.executable, "-m", "zoo", "deploy", str(cnn), "--target", "python", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, preexec_fn=limit, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "File too large" in lines[0] and str(out) in lines[0] and "ulimit" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- the generated programs: one-line errors ------------------------------------------------------------------
+
+
+def test_run_py_help_and_bad_input_are_one_line(cnn: Path, tmp_path: Path) -> None:
+    """`run.py --help` and a missing image printed a traceback."""
+    folder = tmp_path / "py"
+    assert CliRunner().invoke(cli, ["deploy", str(cnn), "--target", "python", "--out", str(folder)]).exit_code == 0
+    shown = subprocess.run([sys.executable, "run.py", "--help"], cwd=folder, capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0 and "--samples" in shown.stdout and not shown.stderr
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    for args, fragment in ((["missing.png"], "missing.png does not exist"), (["broken.png"], "not a readable"),
+                           (["--samples", "2"], "classifier"), (["--bogus"], "--bogus"), ([], "give image files"),
+                           ([str(tmp_path)], "is a folder")):
+        done = subprocess.run([sys.executable, "run.py", *args], cwd=folder, capture_output=True, text=True,
+                              timeout=60)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and fragment in lines[0], (args, done.stderr)
 
 
 # --- real node and real headless Chromium -------------------------------------------------------------------
@@ -184,7 +339,7 @@ def test_deploy_refuses_what_it_cannot_do(cnn: Path, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """onnxruntime-node, onnxruntime-web and pngjs from npm, installed once per test session."""
+    """onnxruntime-node, onnxruntime-web and the image decoders from npm, installed once per test session."""
     if not shutil.which("node") or not shutil.which("npm"):
         pytest.skip("node and npm are not installed here")
     folder = tmp_path_factory.mktemp("npm")

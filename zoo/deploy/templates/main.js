@@ -107,6 +107,8 @@ async function draw(session, info, count, seed) {
     element("div", {}, element("p", {}, `${n} samples, seed ${seed}`), canvas));
 }
 
+const seedOf = (text) => Math.min(0xffffffff, Math.max(0, Math.floor(Number(text)) || 0));  // as run.js --seed
+
 function fail(error) {
   const message = String(error && error.message ? error.message : error).split("\n")[0];
   $("result").textContent = "ERROR " + message;
@@ -133,7 +135,7 @@ function fail(error) {
       $("file").onchange = (event) => run(picked(event.target.files).then((items) => classifyAll(session, info, items)));
     } else {
       $("draw").onclick = () => run(draw(session, info, Math.max(1, Number($("count").value) | 0),
-        Math.max(0, Number($("seed").value) | 0)));
+        seedOf($("seed").value)));
     }
     $("status").textContent = "ready";
     $("result").textContent = "ready";
@@ -154,7 +156,8 @@ function fail(error) {
       }
       show(results, element("ul", {}, ...results.map((r) => element("li", {}, `${r.image}: ${r.shape.join("×")}`))));
     } else if (params.get("samples") && !classifier) {
-      await draw(session, info, Number(params.get("samples")), Number(params.get("seed") || 0));
+      await draw(session, info, Math.min(1024, Math.max(1, Number(params.get("samples")) | 0)),
+        seedOf(params.get("seed")));
     }
   } catch (error) {
     fail(error);

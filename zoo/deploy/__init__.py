@@ -4,6 +4,9 @@ The folder holds ``model.onnx`` (the graph with pre- and postprocessing inside, 
 :mod:`zoo.bundles.pregraph`), ``deploy.json`` (labels, channels, noise: plain JSON), a small program
 for the target's ONNX Runtime, its README, and ``vectors/`` (test vectors as raw little-endian binary
 described by ``vectors.json``, readable without protobuf). No preprocessing code for the deployer to write.
+Images are decoded by zoo's one rule (``decoding.py``, a copy of :mod:`zoo.data.decoding`, for python;
+``decode.js`` for node and the browser). The folder is staged and published like a bundle, and never
+replaces anything but a deploy folder (:mod:`zoo.deploy.folder`).
 """
 
 from __future__ import annotations

@@ -46,8 +46,8 @@ def rgba8(image: Any) -> np.ndarray:
         keep = 255 - cmyk[..., 3:4]
         rgb = ((255 - cmyk[..., :3]) * keep + 127) // 255
         return np.dstack([rgb.astype(np.uint8), np.full(rgb.shape[:2], 255, np.uint8)])
-    if mode == "1":
-        image = image.convert("L")
+    if mode == "1":  # bilevel: 0 or 255
+        image, mode = image.convert("L"), "L"
     if mode in ("L", "RGB") and "transparency" not in image.info:
         pixels = np.asarray(image, dtype=np.uint8)
         pixels = np.dstack([pixels] * 3) if pixels.ndim == 2 else pixels

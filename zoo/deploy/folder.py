@@ -19,9 +19,11 @@ from pathlib import Path
 
 from zoo.errors import ZooError
 
-#: The file every deploy folder has; a folder without it (readable, with these keys) is not zoo's to replace.
+#: The file every deploy folder has, and its key that says zoo wrote it (folders from before the key: the
+#: keys of image deployments); a folder without them is not zoo's to replace.
 MARKER = "deploy.json"
-_MARKER_KEYS = ("model", "graph", "pregraph")
+MARKER_KEY = "zoo_deploy"
+_LEGACY_KEYS = ("model", "graph", "pregraph")
 
 
 def is_deploy_folder(folder: Path) -> bool:
@@ -33,7 +35,7 @@ def is_deploy_folder(folder: Path) -> bool:
         info = json.loads(marker.read_bytes())
     except (OSError, ValueError):
         return False
-    return isinstance(info, dict) and all(key in info for key in _MARKER_KEYS)
+    return isinstance(info, dict) and (MARKER_KEY in info or all(key in info for key in _LEGACY_KEYS))
 
 
 def check_out(bundle: Path, folder: Path, force: bool) -> None:

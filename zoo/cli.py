@@ -451,7 +451,7 @@ def predict(bundle: str, inputs: tuple[str, ...], top: int, as_json: bool) -> No
 @click.argument("bundle", type=click.Path())
 @click.option("--target", required=True, type=click.Choice(["node", "web", "python"]), help="Where it will run.")
 @click.option("--out", type=click.Path(), help="Folder to write (default: <bundle>-<target> here).")
-@click.option("--force", is_flag=True, help="Replace the folder if it exists.")
+@click.option("--force", is_flag=True, help="Replace the folder if it exists (only a folder zoo deploy made).")
 def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:
     """A ready-to-run folder: the graph with preprocessing inside, a small program, its README, test vectors."""
     from zoo.deploy import deploy_bundle

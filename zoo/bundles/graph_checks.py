@@ -198,10 +198,11 @@ def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rt
 def _gate(check: GraphCheck, outputs: list[list[np.ndarray]]) -> Any:
     """The variant judged by its role's gate (:meth:`zoo.role_handlers.RoleHandlers.gate`)."""
     from zoo.role_handlers import GateCase, GateEvidence, handlers_for
+    from zoo.roles import GraphRole
 
     role, info = check.role, dict(check.role_info)
     if role is None and check.class_output is not None:  # a bundle from before roles: judged as a classifier
-        role, info = "classifier", {"output": check.class_output}
+        role, info = GraphRole.CLASSIFIER, {"output": check.class_output}
     cases = tuple(
         GateCase(case.name, dict(zip(check.input_names, case.inputs, strict=True)),
                  dict(zip(check.output_names, case.expected, strict=True)),

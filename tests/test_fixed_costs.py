@@ -202,3 +202,10 @@ def test_speed_claims_in_the_docs_cite_a_results_file() -> None:
                for paragraph in re.split(r"\n\s*\n", doc.read_text())
                if claim.search(paragraph) and not CITATION.search(paragraph)]
     assert not uncited, "\n".join(uncited)
+
+
+def test_the_fp16_card_states_its_rtol_as_a_number() -> None:
+    entries = {"model.fp16": graph_entry("model.fp16", {"file": "model.fp16/model.onnx", "variant": "fp16",
+                                                        "inputs": [], "outputs": [], "atol": 0.02, "rtol": 0.01})}
+    text = variant_text(entries, None, {"model.fp16": None})
+    assert "rtol 0.01." in text and "{" not in text

@@ -47,8 +47,10 @@ The same values are in every graph's `metadata_props`.
 {chr(10).join(graph_lines)}
 
 Each graph folder holds `test_data_set_N/input_K.pb` and `output_K.pb` (ONNX TensorProto, the ONNX model-zoo
-layout): random inputs at batch 1 and 16 and real validation samples, with the fp32 PyTorch outputs expected
-(variants are held to their own tolerance against them). `zoo verify` checks them without PyTorch.
+layout): random inputs at batch 1 and 16 and real validation samples. An fp32 graph's expected outputs are the
+PyTorch model's; a variant's are its own (ONNX Runtime, CPU), so that any harness can hold every set to the
+declared tolerance, while its quality gate (below) compares it with fp32 PyTorch. `zoo verify` checks them
+without PyTorch.
 A graph's role (`zoo_role` in its metadata) says what it is: `zoo predict` uses a classifier, `zoo sample`
 a sampler or decoder.
 

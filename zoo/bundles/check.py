@@ -6,9 +6,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from zoo.bundles.manifest import Bundle, GraphEntry
+from zoo.bundles.manifest import FP32_OUTPUTS, Bundle, GraphEntry
 from zoo.bundles.vectors import read_test_set
-from zoo.bundles.verify import Case, GraphCheck, check_graphs, sha256, torch_cases
+from zoo.bundles.verify import Case, GraphCheck, against_fp32, check_graphs, torch_cases
 from zoo.errors import ZooError
 from zoo.runs import WEIGHTS
 
@@ -34,7 +34,8 @@ def verify_bundle(
     report["pytorch_skipped"] = skipped
     if rows is not None:  # other runtimes (``--runtimes``), on the stored test vectors
         report["runtimes"] = [asdict(r) for r in rows]
-        report["providers_passed"], report["runtimes_passed"] = report["passed"], runtimes_passed(rows)
+        report["runtimes_explicit"] = list(runtimes)  # empty: "all" (unsupported is then not a failure)
+        report["providers_passed"], report["runtimes_passed"] = report["passed"], runtimes_passed(rows, runtimes)
         report["passed"] = report["passed"] and report["runtimes_passed"]
     return report
 
@@ -45,6 +46,8 @@ def vector_check(bundle: Bundle, entry: GraphEntry) -> GraphCheck:
     for test_set in entry.test_sets:
         inputs, expected = read_test_set(bundle.file(test_set.dir))
         cases.append(Case(f"{Path(test_set.dir).name} {test_set.inputs}", inputs, expected))
+    if entry.variant != "fp32" and entry.expected_outputs == FP32_OUTPUTS:  # a variant of an older bundle
+        against_fp32(cases)
     return GraphCheck(entry.name, bundle.graph_path(entry), entry.input_names, entry.output_names, entry.atol,
                       entry.rtol, entry.class_output, entry.max_accuracy_drop, cases)
 
@@ -63,7 +66,7 @@ def _add_torch_cases(checks: list[GraphCheck], bundle: Bundle, run_dir: str | Pa
     from zoo.runs import load_run
 
     run = load_run(run_path)
-    if sha256(run.run_dir / WEIGHTS) != manifest.run.get("weights_sha256"):
+    if run.weights_sha256 != manifest.run.get("weights_sha256"):  # the bytes the model was loaded from
         raise ZooError(f"the weights in {run.run_dir} are not the ones this bundle was exported from; "
                        "pass the right --run or export again")
     data = load_run_data(run.config)
@@ -73,5 +76,6 @@ def _add_torch_cases(checks: list[GraphCheck], bundle: Bundle, run_dir: str | Pa
         source = manifest.graphs[check.name].source_graph
         if source not in cases:
             raise ZooError(f"the model no longer declares graph {source!r}; export the bundle again")
-        check.cases.extend(cases[source])
+        fresh = [replace(c) for c in cases[source]]
+        check.cases.extend(against_fp32(fresh) if manifest.graphs[check.name].variant != "fp32" else fresh)
     return None

@@ -24,6 +24,11 @@ CARD = "card.md"
 #: (the ONNX model-zoo layout); variants are graphs of their own, ``<graph>.int8/``, ``<graph>.fp16/``.
 GRAPH_FILE = "model.onnx"
 BUNDLE_FORMAT = 2
+#: What a graph's stored test vectors hold (``GraphEntry.expected_outputs``): the fp32 PyTorch model's outputs
+#: (fp32 graphs, and variants of bundles written before this field) or the variant graph's own outputs under
+#: ONNX Runtime's CPU provider, so that a harness can hold every stored set to the declared tolerance.
+FP32_OUTPUTS = "pytorch-fp32"
+OWN_OUTPUTS = "own-onnxruntime-cpu"
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class GraphEntry:
     max_accuracy_drop: float | None = None
     method: str | None = None
     optimized: str | None = None
+    expected_outputs: str = FP32_OUTPUTS
 
     @property
     def input_names(self) -> list[str]:
@@ -303,5 +309,5 @@ def graph_entry(name: str, entry: Any, where: Path | str = MANIFEST) -> GraphEnt
         outputs=values["outputs"], test_sets=sets, external_data=external, metadata=metadata,
         opset=entry.get("opset"), class_output=entry.get("class_output"),
         max_accuracy_drop=None if drop is None else float(drop), method=entry.get("method"),
-        optimized=entry.get("optimized"),
+        optimized=entry.get("optimized"), expected_outputs=str(entry.get("expected_outputs", FP32_OUTPUTS)),
     )

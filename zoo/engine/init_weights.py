@@ -10,6 +10,7 @@ the backbone's batch-norm statistics frozen too.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,8 +52,7 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
 
     path = Path(path)
     refuse_pickle(path)
-    if not path.is_file():
-        raise ZooError(f"--init {path} does not exist; give a .safetensors file of the model's weights")
+    check_regular_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
@@ -60,6 +60,26 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ZooError(f"--init {path} is not a readable safetensors file ({exc})") from exc
     return _strip_prefixes(state), metadata
+
+
+def check_regular_file(path: Path) -> None:
+    """``path`` is a regular file (through symlinks), checked before opening it: a FIFO would block forever and
+    a device (``/dev/zero``) never ends. Each other kind is named in one line."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ZooError(f"--init {path} does not exist; give a .safetensors file of the model's weights") from None
+    except OSError as exc:
+        raise ZooError(f"--init {path} cannot be read ({exc.strerror}); give a .safetensors file") from None
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    for test, kind in kinds.items():
+        if test(mode):
+            via = f" (a symbolic link to {os.path.realpath(path)})" if path.is_symlink() else ""
+            raise ZooError(f"--init {path} is {kind}{via}, not a file; give a .safetensors file of the model's "
+                           "weights")
 
 
 def refuse_pickle(path: str | Path) -> None:
@@ -113,6 +133,7 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
     if problem:
         raise ZooError(f"--init {path} does not fit model {model_name!r}: {problem}; give weights of "
                        "this architecture in torchvision's or timm's layout, with the same --image-size and stem")
+    check_values(state, expected, path)
     import torch
 
     with torch.no_grad():
@@ -121,6 +142,23 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
     origin = metadata.get("origin") or metadata.get("source") or str(path.resolve())
     return InitRecord(path=str(path.resolve()), sha256=sha256_of(path), origin=origin, tensors=len(state),
                       head=fresh_head)
+
+
+def check_values(state: dict[str, Any], expected: dict[str, Any], path: Path) -> None:
+    """Refuse what a cast would hide: integer or boolean tensors for floating-point parameters (an int32 copy
+    of weights is not those weights), and weights that are NaN or infinite (training could only diverge)."""
+    import torch
+
+    for key, value in state.items():
+        target = expected[key]
+        if target.is_floating_point() and not value.is_floating_point():
+            raise ZooError(f"--init {path}: tensor {key!r} is stored as {str(value.dtype).replace('torch.', '')}, "
+                           f"but the model's parameter is {str(target.dtype).replace('torch.', '')}; give the "
+                           "weights as floating-point tensors (they were not cast)")
+        if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ZooError(f"--init {path}: tensor {key!r} holds {bad} NaN or infinite value(s) of "
+                           f"{value.numel()}; give weights that are finite")
 
 
 def freeze_backbone(model: Any) -> str:

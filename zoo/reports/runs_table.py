@@ -111,6 +111,8 @@ def _fmt(value: Any) -> str:
 def status_text(row: RunRow) -> str:
     if row.status == "stopped":
         return f"stopped@{row.steps} (resumable)"
+    if row.status == "running":
+        return f"running@{row.steps or 0}"
     if row.status == "finished" and row.detail:
         return f"finished ({row.detail.replace('ended by ', '')})"
     return row.status

@@ -515,3 +515,144 @@ def test_torchrun_output_filter_keeps_the_workers_lines() -> None:
         stream.feed(chunk)
     stream.close()
     assert sink.getvalue() == b"epoch 1/2 loss=1\nzoo: interrupted by SIGTERM at step 6\nError: one line\n"
+
+
+# --- hardening 3: report, runs, verify on forged bundles, --init, generate, resource limits ------------------
+
+
+def _resign(bundle: Path) -> None:
+    """Recompute the manifest's hashes after a change, as a buggy or malicious exporter would."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = {p.relative_to(bundle).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                         for p in sorted(bundle.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_report_out_an_existing_folder_names_it(ws: SimpleNamespace) -> None:
+    line = check_fault(ws, ["report", ws.run, "--out", ws.root / "folder.png"], "folder.png", "Is a directory")
+    assert "/." not in line and ".tmp" not in line  # never the hidden temporary file
+
+
+def test_a_path_too_long_in_a_built_in_plugin_is_the_users(ws: SimpleNamespace) -> None:
+    line = check_fault(ws, ["train", "cnn", "--data", f"imagefolder:{ws.root / LONG}"], "File name too long")
+    assert "plugin" not in line
+
+
+def test_one_forged_summary_does_not_hide_the_other_runs(ws: SimpleNamespace, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    good = Path(shutil.copytree(ws.run, root / "good"))
+    forged = Path(shutil.copytree(ws.run, root / "forged"))
+    summary = json.loads((forged / "summary.json").read_text())
+    (forged / "summary.json").write_text(json.dumps({**summary, "seconds": "soon", "epochs": "many"}))
+    result = CliRunner().invoke(cli, ["runs", "--root", str(root), "--exports", str(tmp_path / "none")])
+    assert result.exit_code == 0, result.output
+    assert good.name in result.output and forged.name in result.output
+    result = CliRunner().invoke(cli, ["runs", "--root", str(root), "--json"])
+    assert {r["run"]: r["seconds"] for r in json.loads(result.stdout)}["forged"] is None
+
+
+def test_a_training_run_shows_as_running(ws: SimpleNamespace, tmp_path: Path) -> None:
+    from zoo.locks import run_lock
+
+    root = tmp_path / "runs"
+    run = Path(shutil.copytree(ws.unfinished, root / "live"))
+    for name in ("summary.json", "model.safetensors"):  # mid-training: a checkpoint, no final files yet
+        (run / name).unlink()
+    with run_lock(run):  # another process trains it right now
+        result = CliRunner().invoke(cli, ["runs", "--root", str(root), "--json"])
+        assert json.loads(result.stdout)[0]["status"] == "running", result.output
+    result = CliRunner().invoke(cli, ["runs", "--root", str(root), "--json"])
+    assert json.loads(result.stdout)[0]["status"] == "stopped"
+
+
+def test_compare_shows_the_epochs_a_smoke_run_trained(ws: SimpleNamespace) -> None:
+    result = CliRunner().invoke(cli, ["runs", "--compare", str(ws.unfinished), str(ws.run), "--json"])
+    options = {o["name"]: o["values"] for o in json.loads(result.stdout)["options"]}
+    assert options["hyperparameters.epochs"][0] == 2  # --smoke, not the model's default
+
+
+def _vector(array: np.ndarray) -> bytes:
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(array, name="x").SerializeToString()
+
+
+FORGERIES: list[tuple[str, str, Callable[[np.ndarray], bytes], str]] = [
+    ("input-rank", "input_0.pb", lambda x: _vector(np.zeros((3, 5), np.float32)), "input_0.pb"),
+    ("input-dtype", "input_0.pb", lambda x: _vector(x.astype(np.int64)), "int64"),
+    ("output-shape", "output_0.pb", lambda x: _vector(np.zeros((3,), np.float32)), "output_0.pb"),
+    ("extra-output", "output_1.pb", lambda x: _vector(np.zeros((3,), np.float32)), "holds 2 tensor(s)"),
+    ("graph-garbage", "../model.onnx", lambda x: b"\x08\x07garbage", "not a readable ONNX graph"),
+]
+
+
+@pytest.mark.parametrize("case", FORGERIES, ids=[c[0] for c in FORGERIES])
+def test_verify_bundle_only_on_a_forged_bundle_is_one_line(ws: SimpleNamespace, tmp_path: Path,
+                                                           case: tuple[Any, ...]) -> None:
+    """A forged test vector or graph with its manifest hash updated: one line, not an internal error."""
+    from onnx import numpy_helper
+
+    _, name, forge, fragment = case
+    bundle = Path(shutil.copytree(ws.bundle, tmp_path / "b"))
+    folder = bundle / "model" / "test_data_set_2"
+    x = numpy_helper.to_array(__import__("onnx").load_tensor(str(folder / "input_0.pb")))
+    (folder / name).write_bytes(forge(x))
+    _resign(bundle)
+    check_fault(SimpleNamespace(root=tmp_path), ["verify", bundle, "--bundle-only"], fragment)
+
+
+def test_verify_on_a_graph_with_other_inputs_is_one_line(ws: SimpleNamespace, tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    bundle = Path(shutil.copytree(ws.bundle, tmp_path / "b"))
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 1, 8, 8]) for n in ("y", "z")]
+    graph = helper.make_graph([helper.make_node("Relu", ["y"], ["z"])], "g", io[:1], io[1:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(bundle / "model" / "model.onnx"))
+    _resign(bundle)
+    check_fault(SimpleNamespace(root=tmp_path), ["verify", bundle, "--bundle-only"], "the manifest declares")
+
+
+# --- --init input ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def init_files(ws: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Weights files for --init, kept outside the workspace (a FIFO cannot be hashed by a snapshot)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path_factory.mktemp("init")
+    state = load_file(str(ws.run / "model.safetensors"))
+    save_file({k: (v * 100).to(torch.int32) if v.is_floating_point() else v for k, v in state.items()},
+              str(root / "int32.safetensors"))
+    nan = dict(state)
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    nan[first] = torch.full_like(state[first], float("nan"))
+    save_file(nan, str(root / "nan.safetensors"))
+    os.mkfifo(root / "fifo.safetensors")
+    (root / "folder.safetensors").mkdir()
+    (root / "zero.safetensors").symlink_to("/dev/zero")
+    return SimpleNamespace(root=root, first=first)
+
+
+INIT_CASES = [
+    ("int32", "int32.safetensors", ("int32", "not cast")),
+    ("nan", "nan.safetensors", ("NaN",)),
+    ("fifo", "fifo.safetensors", ("FIFO",)),
+    ("folder", "folder.safetensors", ("is a folder",)),
+    ("symlink-dev-zero", "zero.safetensors", ("character device", "/dev/zero")),
+]
+
+
+@pytest.mark.parametrize("case", INIT_CASES, ids=[c[0] for c in INIT_CASES])
+def test_init_input_is_refused_in_one_line(ws: SimpleNamespace, init_files: SimpleNamespace,
+                                           case: tuple[Any, ...]) -> None:
+    _, name, fragments = case
+    line = check_fault(ws, ["train", "cnn", "--smoke", "--init", init_files.root / name, "--out", ws.root / "n"],
+                       name, *fragments)
+    if name == "nan.safetensors":
+        assert init_files.first in line  # the tensor is named
+    assert not (ws.root / "n").exists() or not any((ws.root / "n").iterdir())

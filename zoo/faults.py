@@ -76,6 +76,8 @@ def as_user_error(exc: BaseException) -> ZooError | None:
     """A one-line :class:`ZooError` for a failure the user or a plugin caused; ``None`` for zoo's own bugs."""
     if isinstance(exc, ZooError):
         return exc
+    if isinstance(exc, OSError) and exc.errno in _OS_FIXES and exc.filename is not None:
+        return ZooError(os_error_line(exc))  # a path the user gave, even when a plugin's code opened it
     plugin = _plugin_in_traceback(exc)
     if plugin is not None:
         return ZooError(f"plugin {plugin!r} failed in its own code ({type(exc).__name__}: {_first_line(exc)}); "

@@ -15,7 +15,9 @@ def card_text(run: Any, graphs: dict[str, GraphEntry], parity: ParityReport | No
     """The card of a bundle exported from ``run``, with its typed graph entries and parity report."""
     summary = _summary(run)
     info = run.data_info
-    metrics = "\n".join(f"- {k}: {v:.4g}" for k, v in summary.get("metrics", {}).items())
+    metrics = "\n".join(f"- {k}: {v:.4g}" for k, v in summary.get("metrics", {}).items()
+                         if isinstance(v, (int, float))) or ("none: the run stopped before its first validation "
+                                                             f"({_stopped(summary)})")
     parity_text = format_table(parity.to_dict()) if parity else "not verified (exported with --no-verify)"
     graph_lines = []
     for e in graphs.values():
@@ -33,7 +35,10 @@ Inference on inputs preprocessed exactly as below; each graph takes a batch of a
 
 ## Data
 Trained on `{info.name}`: {info.channels}×{info.height}×{info.width} images, {info.num_classes} classes
-({", ".join(info.class_names)}), {summary.get("epochs")} epochs.
+({", ".join(info.class_names)}), {_trained(run, summary)}.
+
+## Weights
+{_weights(run, summary)}
 
 ## Preprocessing
 Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, channels
@@ -66,6 +71,46 @@ a sampler or decoder.
 ## Limits
 Trained on a small demonstration dataset; check accuracy on your own data before deploying.
 """
+
+
+def _epochs_done(run: Any) -> int:
+    """Epochs the run completed: the last epoch its metrics log recorded (0 when none ended)."""
+    done = 0
+    try:
+        for line in (run.run_dir / "metrics.jsonl").read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+                done = max(done, row["epoch"])
+    except (OSError, ValueError):
+        pass
+    return done
+
+
+def _stopped(summary: dict[str, Any]) -> str:
+    return {"max_steps": "--max-steps", "early_stop": "--early-stop", "interrupt": "an interrupt"}.get(
+        str(summary.get("stopped")), str(summary.get("stopped")))
+
+
+def _trained(run: Any, summary: dict[str, Any]) -> str:
+    """How long it trained: "12 epochs", or "1 step (0 of 12 epochs; stopped by --max-steps)"."""
+    planned, steps = summary.get("epochs"), summary.get("steps")
+    if summary.get("stopped", "completed") == "completed":
+        return f"{planned} epochs ({steps} steps)"
+    return f"{steps} step(s) ({_epochs_done(run)} of {planned} epochs; stopped by {_stopped(summary)})"
+
+
+def _weights(run: Any, summary: dict[str, Any]) -> str:
+    """Which weights the graphs hold (the run's final ones) and where the best epoch was."""
+    digest = f", sha256 `{run.weights_sha256}`" if getattr(run, "weights_sha256", "") else ""
+    text = (f"The run's final weights (`model.safetensors`{digest}), after step {summary.get('steps')} and epoch "
+            f"{_epochs_done(run)}.")
+    best, monitor = summary.get("best"), summary.get("monitor")
+    if isinstance(best, dict) and monitor in best:
+        value = best[monitor]
+        shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+        text += (f" The best {monitor} ({shown}) was at epoch {best.get('epoch')} "
+                 "(`checkpoints/best.safetensors` in the run; not what is exported).")
+    return text
 
 
 def _summary(run: Any) -> dict[str, Any]:

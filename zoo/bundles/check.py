@@ -6,7 +6,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from zoo.bundles.manifest import FP32_OUTPUTS, Bundle, GraphEntry
+from zoo.bundles.manifest import FP32_OUTPUTS, Bundle, GraphEntry, ValueInfo
 from zoo.bundles.vectors import read_test_set
 from zoo.bundles.verify import Case, GraphCheck, against_fp32, check_graphs, torch_cases
 from zoo.errors import ZooError
@@ -45,11 +45,29 @@ def vector_check(bundle: Bundle, entry: GraphEntry) -> GraphCheck:
     cases = []
     for test_set in entry.test_sets:
         inputs, expected = read_test_set(bundle.file(test_set.dir))
+        fits_declared(inputs, entry.inputs, f"{test_set.dir}/input")
+        fits_declared(expected, entry.outputs, f"{test_set.dir}/output")
         cases.append(Case(f"{Path(test_set.dir).name} {test_set.inputs}", inputs, expected))
     if entry.variant != "fp32" and entry.expected_outputs == FP32_OUTPUTS:  # a variant of an older bundle
         against_fp32(cases)
     return GraphCheck(entry.name, bundle.graph_path(entry), entry.input_names, entry.output_names, entry.atol,
                       entry.rtol, entry.class_output, entry.max_accuracy_drop, cases)
+
+
+def fits_declared(arrays: list[Any], declared: list[ValueInfo], where: str) -> None:
+    """Stored tensors match the graph's declared inputs or outputs in count, dtype, rank and fixed sizes: a
+    forged vector is one line before any graph runs on it."""
+    if len(arrays) != len(declared):
+        raise ZooError(f"{where}_*.pb holds {len(arrays)} tensor(s), the graph declares {len(declared)}; the bundle "
+                       "is not as exported: export it again")
+    for index, (array, info) in enumerate(zip(arrays, declared, strict=True)):
+        fixed = [d if isinstance(d, int) and d > 0 else None for d in info.shape]
+        shape = list(getattr(array, "shape", ()))
+        if str(getattr(array, "dtype", "")) != info.dtype or len(shape) != len(fixed) or any(
+                want is not None and got != want for got, want in zip(shape, fixed, strict=True)):
+            raise ZooError(f"{where}_{index}.pb is {getattr(array, 'dtype', '?')} {shape}, but graph input/output "
+                           f"{info.name!r} is {info.dtype} {info.shape}; the bundle is not as exported: export it "
+                           "again")
 
 
 def _add_torch_cases(checks: list[GraphCheck], bundle: Bundle, run_dir: str | Path | None) -> str | None:

@@ -252,6 +252,26 @@ class Bundle:
                                    "export the bundle again")
             if check_graphs:
                 check_graph(path, name)
+            self._check_declared_io(entry)
+
+
+    def _check_declared_io(self, entry: GraphEntry) -> None:
+        """The graph file's own inputs and outputs are the ones the manifest declares (names, dtypes, shapes)."""
+        from zoo.bundles.onnx_graph import describe_graph
+
+        try:
+            found = describe_graph(self.path / entry.file)
+        except ZooError:
+            raise
+        except Exception as exc:  # a graph onnx cannot describe (an unknown element type)
+            raise ZooError(f"graph {entry.name!r} cannot be read ({type(exc).__name__}); export the bundle "
+                           "again") from exc
+        for side, declared in (("inputs", entry.inputs), ("outputs", entry.outputs)):
+            actual = [(v["name"], str(v["dtype"]), list(v["shape"])) for v in found[side]]
+            if actual != [(v.name, v.dtype, list(v.shape)) for v in declared]:
+                raise ZooError(f"graph {entry.name!r} has {side} {actual}, but the manifest declares "
+                               f"{[(v.name, v.dtype, v.shape) for v in declared]}; the bundle is not as exported: "
+                               "export it again")
 
 
 def parse_manifest(data: Any, where: Path | str = MANIFEST) -> Manifest:

@@ -89,6 +89,11 @@ def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata:
 _CAUSE = re.compile(r"^\s*(?:[\w.]*(?:Error|Exception)|Error|error):\s*(\S.*)$")
 
 
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else ""
+
+
 def cause_line(exc: BaseException) -> str:
     """One line naming the cause of an exporter's failure: the innermost error's first ``...Error: ...`` line,
     else its first line, at most 300 characters."""
@@ -165,7 +170,11 @@ def external_data_files(path: Path) -> list[str]:
     import onnx
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
+        raise ZooError(f"{path} is not a readable ONNX graph ({type(exc).__name__}: {_first(exc)}); "
+                       "export the bundle again") from exc
     tensors = [*model.graph.initializer, *(a.t for n in model.graph.node for a in n.attribute if a.HasField("t"))]
     return sorted({ExternalDataInfo(t).location for t in tensors if uses_external_data(t)})
 
@@ -198,7 +207,11 @@ def describe_graph(path: Path) -> dict[str, Any]:
     """Names, shapes, dtypes and opset of an ONNX file, for the manifest."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
+        raise ZooError(f"{path} is not a readable ONNX graph ({type(exc).__name__}: {_first(exc)}); "
+                       "export the bundle again") from exc
 
     def values(items: Any) -> list[dict[str, Any]]:
         out = []

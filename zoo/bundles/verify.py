@@ -188,7 +188,7 @@ def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rt
         for name, ref, got in zip(check.output_names, case.expected, actual, strict=True):
             rows.append({"inputs": case.name, "output": name, **compare(ref, got, atol=atol, rtol=rtol),
                          "judged": case.judged})
-            if name == check.class_output and case.real and case.judged:
+            if name == check.class_output and case.real and case.judged and "error" not in rows[-1]:
                 agreement = top1_agreement(ref, got)
                 if case.labels is not None:
                     accuracy = accuracy_gate(ref, got, case.labels, check.max_accuracy_drop)

@@ -12,6 +12,7 @@ from zoo.reports.sources import (
     BundleRecord,
     RunRecord,
     bundles_of,
+    planned_epochs,
     read_run,
     scan_bundles,
     scan_runs,
@@ -188,6 +189,8 @@ def run_options(run: RunRecord) -> dict[str, Any]:
             out[key] = config[key]
     for key in ("hyperparameters", "model_args", "data_options"):
         flatten(key, config.get(key, {}), out)
+    if "hyperparameters.epochs" in out and planned_epochs(config) is not None:
+        out["hyperparameters.epochs"] = planned_epochs(config)  # a --smoke run trains 2, whatever the default
     skip = {"model", "dataset", "seed", "device", "out", "hp", "args", "progress", "epochs", "batch_size", "lr",
             "optimizer"}
     for key, value in (config.get("options") or {}).items():

@@ -656,3 +656,65 @@ def test_init_input_is_refused_in_one_line(ws: SimpleNamespace, init_files: Simp
     if name == "nan.safetensors":
         assert init_files.first in line  # the tensor is named
     assert not (ws.root / "n").exists() or not any((ws.root / "n").iterdir())
+
+
+def _zoo_limited(args: list[str], cwd: Path, file_size: int) -> tuple[int, str]:
+    """``zoo ARGS`` under ``ulimit -f`` (bytes): files past that size cannot be written."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+
+    proc = subprocess.run([sys.executable, "-m", "zoo", *args], cwd=cwd, capture_output=True, text=True,
+                          preexec_fn=limit, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_a_file_size_limit_names_the_file(ws: SimpleNamespace, tmp_path: Path, command: str) -> None:
+    """`ulimit -f` during train or export: "file too large: PATH", exit 2, and nothing half-written left."""
+    out = tmp_path / "out"
+    args = ["train", "cnn", "--smoke"] if command == "train" else ["export", str(ws.run), "--no-verify"]
+    code, err = _zoo_limited([*args, "--out", str(out)], tmp_path, 50_000)
+    lines = err.strip().splitlines()
+    assert code == 2 and lines[-1].startswith("Error: file too large: "), err
+    assert str(out) in lines[-1] and ".staging" not in lines[-1] and "Traceback" not in err, err
+    assert not out.exists() or not any(out.iterdir())
+
+
+# --- zoo generate (the checks live in the LM session and sampling options, which travel with the command) ------
+
+
+@pytest.fixture(scope="module")
+def lm_bundle(export_briefly: Callable[[str], Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(export_briefly("gpt-nano").bundle_dir)
+
+
+def _lm_copy(lm_bundle: Path, root: Path, change: Callable[[Path], None] | None = None) -> Path:
+    bundle = Path(shutil.copytree(lm_bundle, root / "lm"))
+    if change is not None:
+        change(bundle)
+        _resign(bundle)
+    return bundle
+
+
+def _tokenizer(bundle: Path) -> Path:
+    return next(bundle.rglob("tokenizer.json"))
+
+
+GENERATE_CASES: list[tuple[str, Callable[[Path], None] | None, list[str], tuple[str, ...]]] = [
+    ("forged-tokenizer", lambda b: _tokenizer(b).write_text('{"version": "1.0", "model": 3}'), ["--prompt", "def"],
+     ("tokenizer.json", "cannot be read")),
+    ("missing-tokenizer", lambda b: _tokenizer(b).unlink(), ["--prompt", "def"], ("tokenizer.json", "missing")),
+    ("prompt-not-utf8", None, ["--prompt", os.fsdecode(b"def \xff")], ("--prompt", "UTF-8")),
+    ("seed-negative", None, ["--prompt", "def", "--seed", "-1"], ("--seed",)),
+]
+
+
+@pytest.mark.parametrize("case", GENERATE_CASES, ids=[c[0] for c in GENERATE_CASES])
+def test_generate_faults_are_one_line(lm_bundle: Path, tmp_path: Path, case: tuple[Any, ...]) -> None:
+    _, change, args, fragments = case
+    bundle = _lm_copy(lm_bundle, tmp_path, change)
+    check_fault(SimpleNamespace(root=tmp_path), ["generate", bundle, *args, "--max-new-tokens", "2"], *fragments)

@@ -142,6 +142,11 @@ def export_run(
         manifest = _manifest(run, entries, staging, opset, exporter, parity)
         write_json(staging / MANIFEST, manifest)
         publish(staging, final, force)
+    except OSError as exc:  # name the bundle's file, not the hidden staging folder it was written in
+        name = os.fsdecode(exc.filename) if exc.filename is not None else ""
+        if not name.startswith(str(staging)):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(final) + name[len(str(staging)):]) from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(final, manifest, parity)

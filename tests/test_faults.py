@@ -718,3 +718,46 @@ def test_generate_faults_are_one_line(lm_bundle: Path, tmp_path: Path, case: tup
     _, change, args, fragments = case
     bundle = _lm_copy(lm_bundle, tmp_path, change)
     check_fault(SimpleNamespace(root=tmp_path), ["generate", bundle, *args, "--max-new-tokens", "2"], *fragments)
+
+
+BRANCHY_PLUGIN = '''
+from zoo.hookspecs import hookimpl
+from zoo.specs import InputSpec, ModelSpec
+
+
+def build(in_channels=1, num_classes=10, image_size=(8, 8)):
+    import torch
+
+    class Branchy(torch.nn.Module):
+        """Takes one branch or the other on the value of its hidden activations."""
+
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(in_channels * image_size[0] * image_size[1], num_classes)
+
+        def forward(self, x):
+            h = self.fc(x.flatten(1))
+            if h.sum() > 0:
+                return h * 2
+            return h - 10
+
+    return Branchy()
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="branchy", family="classifier", summary="branches on a value",
+                       builder="zoo_test_branchy:build", input=InputSpec(1, 8, 8)))
+'''
+
+
+def test_data_dependent_control_flow_is_refused_in_one_line(make_plugin: Callable[..., Path], tmp_path: Path) -> None:
+    """The torchscript tracer keeps one branch of `if h.sum() > 0` (the graph was wrong by up to 10 on the other);
+    the dynamo exporter refuses it, in one line now (it printed 107) with the cause."""
+    make_plugin("branchy", BRANCHY_PLUGIN)
+    run = zoo.train("branchy", smoke=True, out=tmp_path / "runs", progress=False).run_dir
+    (tmp_path / "ex").mkdir()
+    for exporter, fragment in (("torchscript", "branches on a tensor's value"), ("dynamo", "dynamo exporter")):
+        line = check_fault(SimpleNamespace(root=tmp_path), ["export", run, "--exporter", exporter, "--out",
+                                                            tmp_path / "ex"], fragment)
+        assert len(line) < 600, line

@@ -43,7 +43,9 @@ def export_graph(graph: Any, path: Path, *, opset: int, exporter: str, metadata:
     extra_axes = getattr(graph, "dynamic_axes", {})
     # The exporters print progress and deprecation chatter; keep the user's terminal clean.
     quiet = contextlib.redirect_stdout(io.StringIO())
-    with warnings.catch_warnings(record=True) as caught, quiet, quiet_logger("torch.onnx"), torch.no_grad():
+    # A refusal is one line (its cause); torch.export prints and logs the whole traced program first.
+    chatter = contextlib.redirect_stderr(io.StringIO())
+    with warnings.catch_warnings(record=True) as caught, quiet, chatter, no_logging(), torch.no_grad():
         warnings.simplefilter("always")
         try:
             if exporter == "dynamo":
@@ -201,6 +203,16 @@ def quiet_logger(name: str | None = None) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def no_logging() -> Iterator[None]:
+    """No log records from any library while exporting (``--debug`` still has the error's whole message)."""
+    logging.disable(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def describe_graph(path: Path) -> dict[str, Any]:

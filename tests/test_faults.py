@@ -761,3 +761,26 @@ def test_data_dependent_control_flow_is_refused_in_one_line(make_plugin: Callabl
         line = check_fault(SimpleNamespace(root=tmp_path), ["export", run, "--exporter", exporter, "--out",
                                                             tmp_path / "ex"], fragment)
         assert len(line) < 600, line
+
+
+def test_a_worker_killed_without_a_word_gets_one_line() -> None:
+    """kill -9 of one FSDP/DDP worker: torchrun's report is dropped, and the launcher says who died and how."""
+    import io
+
+    from zoo.engine.launcher_output import StderrFilter
+
+    sink = io.BytesIO()
+    stream = StderrFilter(sink)
+    stream.feed(b"epoch 1/2 loss=1\nTraceback (most recent call last):\n  File \"run.py\"\n"
+                b"torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+                b"============================================================\nzoo FAILED\n"
+                b"Root Cause (first observed failure):\n[0]:\n  time      : 2026-12-06_09:00:00\n"
+                b"  host      : box\n  rank      : 1 (local_rank: 1)\n  exitcode  : -9 (pid: 4242)\n"
+                b"  error_file: <N/A>\n  traceback : Signal 9 (SIGKILL) received by PID 4242\n")
+    stream.close()
+    assert sink.getvalue() == b"epoch 1/2 loss=1\n" and not stream.worker_spoke
+    line = stream.failure_line()
+    assert "training process 1 was killed by SIGKILL" in line and "--resume" in line and "\n" not in line
+    spoken = StderrFilter(io.BytesIO())
+    spoken.feed(b"Error: --arg num_classes=2 is too few\n")
+    assert spoken.worker_spoke  # the worker said why: nothing is added

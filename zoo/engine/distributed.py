@@ -174,7 +174,7 @@ def launch(nproc: int, args: list[str], debug: bool = False) -> int:
     import signal
     import tempfile
 
-    from zoo.engine.launcher_output import pump
+    from zoo.engine.launcher_output import StderrFilter, pump
     from zoo.faults import EXIT_FILE_VAR
 
     if "WORLD_SIZE" in os.environ:
@@ -185,7 +185,8 @@ def launch(nproc: int, args: list[str], debug: bool = False) -> int:
         exit_file = os.path.join(folder, "exit-code")
         env = {**os.environ, EXIT_FILE_VAR: exit_file, **({"ZOO_DEBUG": "1"} if debug else {})}
         proc = subprocess.Popen(command, env=env, stderr=None if debug else subprocess.PIPE)
-        reader = None if debug else pump(proc.stderr, sys.stderr.buffer)  # type: ignore[arg-type]
+        stream = StderrFilter(sys.stderr.buffer)
+        reader = None if debug else pump(proc.stderr, sys.stderr.buffer, stream)  # type: ignore[arg-type]
         received: list[int] = []
 
         def forward(signum: int, frame: Any) -> None:
@@ -207,6 +208,10 @@ def launch(nproc: int, args: list[str], debug: bool = False) -> int:
         worker = _read_exit_code(exit_file)
     if worker is not None and (code or worker):
         return worker
+    if code and not received and not debug and not stream.worker_spoke:  # e.g. kill -9 of one worker
+        sys.stderr.write(stream.failure_line() + "\n")
+        sys.stderr.flush()
+        return 1
     # torchrun exits 1 whenever its workers stopped on a signal; report the signal instead.
     return 128 + received[0] if received and code else code
 

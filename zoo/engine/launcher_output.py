@@ -15,6 +15,9 @@ from typing import BinaryIO
 _TORCHRUN_LOG = re.compile(rb"^[EWIF]\d{4} \d\d:\d\d:\d\d")
 _BANNER = (b"*****", b"Setting OMP_NUM_THREADS environment variable")
 _WORKER_LINES = (b"Error: ", b"zoo: ")
+#: torchrun's failure report names the first process that failed and how (``exitcode  : -9 (pid: 123)``).
+_FAILED_RANK = re.compile(rb"^\s*rank\s*:\s*(\d+)")
+_FAILED_CODE = re.compile(rb"^\s*exitcode\s*:\s*(-?\d+)")
 
 
 class StderrFilter:
@@ -24,6 +27,11 @@ class StderrFilter:
         self.sink = sink
         self.pending = b""
         self.in_traceback = False
+        #: A worker's own "Error: ..." or "zoo: ..." line went through (then nothing needs adding).
+        self.worker_spoke = False
+        #: From torchrun's report: the first failed process's rank and exit code (negative: killed by a signal).
+        self.failed_rank: int | None = None
+        self.failed_code: int | None = None
 
     def feed(self, chunk: bytes) -> None:
         data = self.pending + chunk
@@ -43,21 +51,45 @@ class StderrFilter:
 
     def _line(self, line: bytes) -> None:
         stripped = line.lstrip()
+        for pattern, name in ((_FAILED_RANK, "failed_rank"), (_FAILED_CODE, "failed_code")):
+            if (found := pattern.match(stripped)) and getattr(self, name) is None:
+                setattr(self, name, int(found.group(1)))
         if stripped.startswith(b"Traceback (most recent call last)"):
             self.in_traceback = True  # torchrun's own; a worker's would come only with --debug
         if _TORCHRUN_LOG.match(stripped) or stripped.startswith(_BANNER):
             return
         if self.in_traceback and not stripped.startswith(_WORKER_LINES):
             return
+        if stripped.startswith(_WORKER_LINES):
+            self.worker_spoke = True
         self.sink.write(line)
         self.sink.flush()
 
+    def failure_line(self) -> str:
+        """One line for a run that torchrun ended without any worker saying why (a worker killed by a signal,
+        or one that crashed in C code)."""
+        import signal
 
-def pump(source: BinaryIO, sink: BinaryIO) -> threading.Thread:
-    """Copy ``source`` to ``sink`` through a :class:`StderrFilter`, in a background thread."""
+        who = f"training process {self.failed_rank}" if self.failed_rank is not None else "a training process"
+        if self.failed_code is not None and self.failed_code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-self.failed_code).name}"
+            except ValueError:
+                how = f"was killed by signal {-self.failed_code}"
+        elif self.failed_code is not None:
+            how = f"exited with code {self.failed_code} without a message"
+        else:
+            how = "stopped without a message"
+        return (f"Error: {who} {how}, so torchrun stopped the others; the run's last checkpoint is intact: "
+                "resume it with zoo train --resume RUN_DIR (zoo --debug shows torchrun's report)")
+
+
+def pump(source: BinaryIO, sink: BinaryIO, stream: StderrFilter | None = None) -> threading.Thread:
+    """Copy ``source`` to ``sink`` through a :class:`StderrFilter` (``stream``, or a new one), in a background
+    thread."""
     import os
 
-    stream = StderrFilter(sink)
+    stream = stream if stream is not None else StderrFilter(sink)
 
     def run() -> None:
         fd = source.fileno()

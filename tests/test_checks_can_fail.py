@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from zoo.bundles.runtimes import RuntimeCheck, format_runtimes, runtimes_passed
-from zoo.bundles.verify import Case, GraphCheck, accuracy_gate, against_fp32, judge
+from zoo.bundles.graph_checks import Case, GraphCheck, accuracy_gate, against_fp32, judge
+from zoo.bundles.runtime_checks import RuntimeCheck, format_runtimes, runtimes_passed
 from zoo.cli import cli
 
 from .helpers import outside_harness

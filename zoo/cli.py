@@ -186,7 +186,7 @@ def _parse_assignments(values: tuple[str, ...], option: str) -> dict[str, Any]:
 def _train_options(command: Any) -> Any:
     """The `zoo train` options. Every default is None: a flag given counts, the rest comes from
     --config, the run being resumed, or the model's defaults."""
-    from zoo.engine.cli_options import train_flags
+    from zoo.engine.options import train_flags
 
     options = [
         *train_flags(),
@@ -340,7 +340,7 @@ def verify(bundle: str, providers: str | None, require: str | None, run_dir: str
     else:
         click.echo(format_table({**report, "passed": report.get("providers_passed", report["passed"])}))
         if "runtimes" in report:
-            from zoo.bundles.runtimes import RuntimeCheck, format_runtimes
+            from zoo.bundles.runtime_checks import RuntimeCheck, format_runtimes
 
             rows = [RuntimeCheck(**r) for r in report["runtimes"]]
             click.echo(format_runtimes(rows, report.get("runtimes_explicit")))

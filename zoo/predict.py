@@ -45,7 +45,7 @@ def preprocess(path: Path, meta: dict[str, Any]) -> np.ndarray:
 
 def predict_images(bundle_dir: str | Path, images: list[str]) -> list[dict[str, Any]]:
     """Class and probabilities for each image file."""
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     bundle = Bundle.open(bundle_dir)
     graph = classifier_graph(bundle)

@@ -19,6 +19,7 @@ import numpy as np
 from zoo.atomic import write_bytes, write_json
 from zoo.bundles import variants
 from zoo.bundles.card import card_text
+from zoo.bundles.graph_checks import Case, GraphCheck, against_fp32, check_graphs, sha256, torch_cases
 from zoo.bundles.manifest import (
     BUNDLE_FORMAT,
     CARD,
@@ -41,10 +42,9 @@ from zoo.bundles.onnx_graph import (
 from zoo.bundles.portable import make_portable
 from zoo.bundles.publish import publish, recover
 from zoo.bundles.vectors import write_test_set
-from zoo.bundles.verify import Case, GraphCheck, against_fp32, check_graphs, sha256, torch_cases
 from zoo.errors import ParityError, ZooError
 from zoo.roles import check_role_shapes
-from zoo.runs import WEIGHTS
+from zoo.run_layout import WEIGHTS
 
 QUANTIZE_CHOICES = ("int8",)
 
@@ -213,7 +213,7 @@ def _export_variant(staging: Path, graph: Any, variant: str, data: Any, cases: l
 
 def own_cases(path: Path, graph: Any, cases: list[Case]) -> list[Case]:
     """The cases' inputs with the outputs of the graph at ``path`` itself (ONNX Runtime, CPU) as expected."""
-    from zoo.runtime import CPU, run_graph
+    from zoo.ort import CPU, run_graph
 
     feeds = [dict(zip(graph.input_names, case.inputs, strict=True)) for case in cases]
     outputs, _ = run_graph(path, CPU, feeds, output_names=list(graph.output_names))
@@ -306,7 +306,7 @@ def _versions() -> dict[str, str]:
     import onnx
     import torch
 
-    from zoo.runtime import import_onnxruntime
+    from zoo.ort import import_onnxruntime
     from zoo.version import __version__
 
     return {"zoo": __version__, "torch": torch.__version__, "onnx": onnx.__version__,

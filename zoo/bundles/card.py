@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from zoo.bundles.graph_checks import format_table
 from zoo.bundles.manifest import GraphEntry, ParityReport
 from zoo.bundles.variant_card import variant_text
-from zoo.bundles.verify import format_table
 from zoo.errors import ZooError
+from zoo.run_layout import BEST, CHECKPOINTS, METRICS, SUMMARY, WEIGHTS
 
 
 def card_text(run: Any, graphs: dict[str, GraphEntry], parity: ParityReport | None, speed: dict[str, Any]) -> str:
@@ -77,7 +78,7 @@ def _epochs_done(run: Any) -> int:
     """Epochs the run completed: the last epoch its metrics log recorded (0 when none ended)."""
     done = 0
     try:
-        for line in (run.run_dir / "metrics.jsonl").read_text().splitlines():
+        for line in (run.run_dir / METRICS).read_text().splitlines():
             row = json.loads(line) if line.strip() else {}
             if isinstance(row, dict) and isinstance(row.get("epoch"), int):
                 done = max(done, row["epoch"])
@@ -102,19 +103,19 @@ def _trained(run: Any, summary: dict[str, Any]) -> str:
 def _weights(run: Any, summary: dict[str, Any]) -> str:
     """Which weights the graphs hold (the run's final ones) and where the best epoch was."""
     digest = f", sha256 `{run.weights_sha256}`" if getattr(run, "weights_sha256", "") else ""
-    text = (f"The run's final weights (`model.safetensors`{digest}), after step {summary.get('steps')} and epoch "
+    text = (f"The run's final weights (`{WEIGHTS}`{digest}), after step {summary.get('steps')} and epoch "
             f"{_epochs_done(run)}.")
     best, monitor = summary.get("best"), summary.get("monitor")
     if isinstance(best, dict) and monitor in best:
         value = best[monitor]
         shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
         text += (f" The best {monitor} ({shown}) was at epoch {best.get('epoch')} "
-                 "(`checkpoints/best.safetensors` in the run; not what is exported).")
+                 f"(`{CHECKPOINTS}/{BEST}` in the run; not what is exported).")
     return text
 
 
 def _summary(run: Any) -> dict[str, Any]:
-    path = run.run_dir / "summary.json"
+    path = run.run_dir / SUMMARY
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -132,7 +133,7 @@ def _pixel_unit(info: Any) -> str:
 
 def _runtime_text() -> str:
     """The card's section on runtimes other than ONNX Runtime: what each needs, how to check and deploy."""
-    from zoo.bundles.runtimes import REQUIREMENTS
+    from zoo.bundles.runtime_checks import REQUIREMENTS
 
     lines = [f"- {name}: {need}" for name, need in REQUIREMENTS.items()]
     return "\n".join([*lines, "`zoo verify BUNDLE --runtimes all` checks them here; `zoo deploy BUNDLE --target "

@@ -125,7 +125,7 @@ def refuse_traced_branch(graph: Any, path: Path, warning: warnings.WarningMessag
     import torch
 
     from zoo.bundles.parity import compare
-    from zoo.runtime import CPU, run_graph
+    from zoo.ort import CPU, run_graph
 
     base = graph.random_inputs(4, np.random.default_rng(1))
     probes = [tuple((a * np.asarray(k, a.dtype)) if np.issubdtype(a.dtype, np.floating) else a for a in base)

@@ -75,7 +75,7 @@ def _info(manifest: Any, graph: Any, description: dict[str, Any]) -> dict[str, A
 def _write_vectors(folder: Path, bundle: Path, graph: Any, info: dict[str, Any]) -> None:
     """Test vectors for the deployed graph: inputs and ONNX Runtime's outputs, as raw binary + JSON."""
     from zoo.bundles.vectors import read_test_set
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     feeds = _vector_inputs(bundle, graph, info)
     sess = session(str(folder / "model.onnx"), CPU)
@@ -121,7 +121,7 @@ def _vector_inputs(bundle: Path, graph: Any, info: dict[str, Any]) -> dict[str, 
 
 
 def _readme(target: str, info: dict[str, Any]) -> str:
-    from zoo.bundles.runtimes import REQUIREMENTS
+    from zoo.bundles.runtime_checks import REQUIREMENTS
 
     kind = info["kind"]
     usage = {

@@ -191,7 +191,7 @@ def _child(path: Path, provider: str, feeds: list[dict[str, Any]], output_names:
          "inputs": [list(feed) for feed in feeds], **extra}))
     paths = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
-    done = subprocess.run([sys.executable, "-m", "zoo.runtime", str(work)], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "zoo.ort", str(work)], env=env, capture_output=True,
                           text=True, timeout=600)
     result_path = work / "result.json"
     if not result_path.exists():

@@ -6,11 +6,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from zoo.bundles.graph_checks import Case, GraphCheck, against_fp32, check_graphs, torch_cases
 from zoo.bundles.manifest import FP32_OUTPUTS, Bundle, GraphEntry, ValueInfo
 from zoo.bundles.vectors import read_test_set
-from zoo.bundles.verify import Case, GraphCheck, against_fp32, check_graphs, torch_cases
 from zoo.errors import ZooError
-from zoo.runs import WEIGHTS
+from zoo.run_layout import WEIGHTS
 
 
 def verify_bundle(
@@ -21,9 +21,9 @@ def verify_bundle(
     and (unless ``bundle_only``, when torch and the run are here) against fresh PyTorch outputs.
 
     Bundle-only verification needs only ONNX Runtime, onnx and numpy. ``runtimes`` adds independent
-    runtimes (:mod:`zoo.bundles.runtimes`) on the stored test vectors. Returns the parity report's JSON.
+    runtimes (:mod:`zoo.bundles.runtime_checks`) on the stored test vectors. Returns the parity report's JSON.
     """
-    from zoo.bundles.runtimes import check_runtimes, runtimes_passed
+    from zoo.bundles.runtime_checks import check_runtimes, runtimes_passed
 
     bundle = Bundle.open(bundle_dir, check_graphs=True)
     checks = [vector_check(bundle, entry) for entry in bundle.manifest.graphs.values()]

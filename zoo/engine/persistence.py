@@ -1,4 +1,7 @@
-"""Checkpoints: the whole training state in one safetensors file, written atomically.
+"""What the engine keeps on disk: checkpoints, the checks before a resume, repairs after a crash, and
+the run's configuration, final weights and summary. File names come from :mod:`zoo.run_layout`.
+
+Checkpoints: the whole training state in one safetensors file, written atomically.
 
 Tensors (weights, optimizer moments, RNG states, running metric sums) are safetensors entries;
 everything else (epoch, step, position in the epoch, optimizer settings, schedulers, grad scaler,
@@ -7,27 +10,51 @@ place means a crash at any moment leaves the previous checkpoint or the new one,
 
 Files in ``RUN/checkpoints/``: ``last.safetensors``, ``best.safetensors`` (best monitored metric)
 and ``step-NNNNNNNN.safetensors`` (the newest ``keep_last`` of them).
+
+Resuming a run: everything is checked before anything in the run directory changes.
+
+What a run folder needs after a crash or a ``kill -9``: metrics repaired, and no empty run left behind.
+
+What the engine writes into a run folder besides checkpoints: the configuration and the summary.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import platform
 import random
-from dataclasses import dataclass, field
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from zoo.engine.options import RESUMABLE, TrainOptions, dump_toml
 from zoo.errors import ZooError
+from zoo.run_layout import (
+    CHECKPOINT_STATE,
+    CHECKPOINTS,
+    CONFIG,
+    LAST,
+    LOSS_CURVE,
+    METRICS,
+    METRICS_CSV,
+    RUN_TOML,
+    STEP_CHECKPOINTS,
+    SUMMARY,
+    WEIGHTS,
+)
+from zoo.runs import read_json
+
+# === checkpoints =====================================================================================================
 
 #: Bumped when the layout changes; a checkpoint of another format is refused with a clear line.
 FORMAT = 1
-FOLDER = "checkpoints"
-LAST = "last.safetensors"
-BEST = "best.safetensors"
-_META_KEY = "zoo_checkpoint"
 
 
 @dataclass
@@ -113,7 +140,7 @@ def save_checkpoint(path: Path, *, model: Any, optimizers: dict[str, Any], sched
         "rng": rng_state,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_weights(path, tensors, metadata={_META_KEY: json.dumps(full_state)})
+    save_weights(path, tensors, metadata={CHECKPOINT_STATE: json.dumps(full_state)})
 
 
 def _split_optimizer(name: str, state_dict: dict[str, Any], tensors: dict[str, Any]) -> dict[str, Any]:
@@ -143,15 +170,13 @@ def rotate(folder: Path, step_file: Path, keep_last: int) -> None:
     """Point ``last`` at ``step_file`` (a hard link where the file system has them) and drop old steps."""
     last = folder / LAST
     link_or_copy(step_file, last)
-    steps = sorted(folder.glob("step-*.safetensors"))
+    steps = sorted(folder.glob(STEP_CHECKPOINTS))
     for old in steps[:-keep_last]:
         old.unlink(missing_ok=True)
 
 
 def link_or_copy(source: Path, target: Path) -> None:
     """Make ``target`` hold ``source``'s bytes, atomically (a hard link renamed into place)."""
-    import shutil
-
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
     try:
@@ -177,7 +202,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise ZooError(f"checkpoint {path} is truncated or corrupted ({exc}); use another one in {path.parent}") \
             from exc
     try:
-        state = json.loads(metadata[_META_KEY])
+        state = json.loads(metadata[CHECKPOINT_STATE])
     except (KeyError, json.JSONDecodeError) as exc:
         raise ZooError(f"{path} is not a zoo checkpoint (no training state in it)") from exc
     if state.get("format") != FORMAT:
@@ -216,3 +241,160 @@ def optimizer_state(optimizer: Any, checkpoint: Checkpoint, name: str) -> dict[s
                 raise ZooError(f"checkpoint {checkpoint.path}: optimizer {name!r} state {index}/{entry} is {shape}, "
                                f"the model needs {want}; the checkpoint is damaged or from another model")
     return {"state": state, "param_groups": saved["param_groups"]}
+
+
+# === resuming ========================================================================================================
+
+_UNSET = object()
+
+
+def prepare_resume(run_dir: str | Path, model: str | None, flags: dict[str, Any],
+                   world_size: int) -> tuple[TrainOptions, Path, Checkpoint]:
+    """The run's options (with the flags that may change), its folder and its last checkpoint."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise ZooError(f"--resume {run_dir} is not a zoo run directory (no {CONFIG}); pass the folder "
+                       "`zoo train` printed")
+    config = read_json(run_dir / CONFIG, "run config")
+    stored = config.get("options")
+    if not isinstance(stored, dict) or "model" not in stored:
+        raise ZooError(f"run {run_dir} was written by a zoo that cannot resume runs; start a new run")
+    if model is not None and model not in (stored["model"], config.get("model")):
+        raise ZooError(f"run {run_dir} trained model {config.get('model')!r}, not {model!r}; "
+                       f"resume without a model name, or start a new run for {model!r}")
+    for key, value in flags.items():
+        if value is None or key in RESUMABLE:
+            continue
+        if key in ("hp", "args"):
+            changed = {k: v for k, v in value.items() if stored[key].get(k) != v and
+                       config.get("hyperparameters" if key == "hp" else "model_args", {}).get(k) != v}
+            if changed:
+                raise ZooError(f"--{key} {', '.join(changed)} cannot change when resuming; start a new run instead")
+        elif stored.get(key) != value and config.get("hyperparameters", {}).get(key, _UNSET) != value:
+            flag = "--" + key.replace("_", "-")
+            used = stored.get(key) if stored.get(key) is not None else config.get("hyperparameters", {}).get(key)
+            raise ZooError(f"{flag} cannot change when resuming (the run used {used!r}); "
+                           "start a new run instead")
+    checkpoint = load_checkpoint(run_dir / CHECKPOINTS / LAST)
+    state = checkpoint.state
+    if state.get("model") != config.get("model"):
+        raise ZooError(f"checkpoint {checkpoint.path} belongs to model {state.get('model')!r}, but the run "
+                       f"trains {config.get('model')!r}; restore the run's own checkpoints folder")
+    if state.get("world_size") != world_size:
+        raise ZooError(f"run {run_dir} was trained by {state.get('world_size')} process(es), this is {world_size}; "
+                       f"resume with --nproc {state.get('world_size')} (or torchrun --nproc-per-node "
+                       f"{state.get('world_size')})")
+    if state.get("finished") and (run_dir / SUMMARY).is_file():  # killed before summary.json: finish it
+        raise ZooError(f"run {run_dir} already finished (step {state.get('step')}); nothing to resume")
+    given = {k: v for k, v in flags.items() if k in RESUMABLE and v is not None}
+    options = TrainOptions(**{**stored, "max_steps": None, **given})
+    return options, run_dir, checkpoint
+
+
+# === after a crash ===================================================================================================
+
+def repair_metrics(run_dir: Path, step: int) -> None:
+    """Make ``metrics.jsonl`` and ``metrics.csv`` hold exactly the epochs up to ``step`` (the checkpoint's).
+
+    A torn last line (the process died while appending), rows logged after the checkpoint and
+    repeated epochs are dropped; the CSV is rewritten from the JSON lines whenever they differ.
+    """
+    from zoo.atomic import write_bytes
+    jsonl = run_dir / METRICS
+    if not jsonl.exists():
+        (run_dir / METRICS_CSV).unlink(missing_ok=True)  # rows without their JSON lines: none can be trusted
+        return
+    lines = jsonl.read_bytes().split(b"\n")
+    kept: list[dict[str, Any]] = []
+    seen: set[Any] = set()
+    for line in lines:
+        row = _row(line)
+        if row is None or row.get("step", 0) > step or row.get("epoch") in seen:
+            continue
+        seen.add(row.get("epoch"))
+        kept.append(row)
+    text = "".join(json.dumps(row) + "\n" for row in kept)
+    if text.encode() != jsonl.read_bytes():
+        write_bytes(jsonl, text.encode())
+    buffer = io.StringIO()
+    if kept:
+        writer = csv.DictWriter(buffer, fieldnames=list(kept[0]), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(kept)
+    csv_path = run_dir / METRICS_CSV
+    if not csv_path.exists() or csv_path.read_bytes() != buffer.getvalue().encode():
+        write_bytes(csv_path, buffer.getvalue().encode())
+
+
+def _row(line: bytes) -> dict[str, Any] | None:
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def discard_if_unsaved(run_dir: Path, finished: Callable[[], bool]) -> None:
+    """A new run that stopped on an error before its first checkpoint is removed: nothing could resume it."""
+    if finished() or any((run_dir / CHECKPOINTS).glob("*.safetensors")):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# === configuration, final weights, summary ===========================================================================
+
+
+
+def reproducible_options(options: TrainOptions, hp: dict[str, Any]) -> TrainOptions:
+    """``options`` with the resolved hyperparameters filled in: ``run.toml`` trains the same run again."""
+    return replace(options, epochs=int(hp["epochs"]), batch_size=int(hp["batch_size"]), lr=float(hp["lr"]),
+                   optimizer=hp.get("optimizer"), progress=True,
+                   hp={k: v for k, v in hp.items() if k not in ("epochs", "batch_size", "lr", "optimizer")},
+                   args=dict(options.args))
+
+
+def write_config(run_dir: Path, trainer: Any, init: Any = None) -> None:
+    """``config.json`` (everything needed to rebuild the model and its data, and the ``--init`` record
+    ``init``) and ``run.toml``."""
+    import torch
+
+    from zoo.atomic import write_bytes, write_json
+    from zoo.version import __version__
+
+    write_json(run_dir / CONFIG, {
+        **trainer.config.to_dict(),
+        "plugin": trainer.spec.plugin,
+        "data": trainer.data.info.to_dict(),
+        "run_id": run_dir.name,
+        "world_size": trainer.world.size,
+        "options": trainer.options.to_dict(),
+        "init": init.to_dict() if init else None,
+        "versions": {"zoo": __version__, "torch": torch.__version__, "python": platform.python_version()},
+    })
+    options = reproducible_options(trainer.options, trainer.config.hyperparameters)
+    write_bytes(run_dir / RUN_TOML, dump_toml(options).encode())
+
+
+def write_final(run_dir: Path, net: Any, model_name: str, summary: dict[str, Any]) -> None:
+    """The final weights, the loss curve and ``summary.json``."""
+    from zoo.atomic import save_weights, write_json
+    from zoo.plots import write_loss_curve
+
+    save_weights(run_dir / WEIGHTS, net.state_dict(), metadata={"model": model_name, "run_id": run_dir.name})
+    write_loss_curve(run_dir / METRICS, run_dir / LOSS_CURVE)  # every run of every family
+    write_json(run_dir / SUMMARY, summary)
+
+
+def summary_of(trainer: Any, stop_reason: str | None, seconds: float) -> dict[str, Any]:
+    """``summary.json``: what ran, how it stopped, the last metrics and the best epoch."""
+    monitor, state = trainer.family.monitor[0], trainer.state
+    return {
+        "model": trainer.spec.name, "family": trainer.spec.family, "dataset": trainer.options.dataset,
+        "epochs": trainer.epochs, "steps": state.step, "processes": trainer.world.size,
+        "strategy": trainer.options.strategy, "seconds": round(seconds, 3),
+        "stopped": stop_reason or "completed", "skipped_steps": state.skipped,
+        "metrics": state.metrics, "monitor": monitor,
+        "best": {"epoch": state.best[1], monitor: state.best[0]} if state.best else None,
+    }

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.bundles.verify import GraphCheck, judge
+from zoo.bundles.graph_checks import GraphCheck, judge
 from zoo.errors import ZooError
 
 RUNTIMES = ("onnxruntime", "reference", "openvino", "openvino-default", "tract")
@@ -98,7 +98,7 @@ def load_runner(name: str, path: Path, input_names: list[str]) -> Runner:
 
 
 def _onnxruntime(path: Path, input_names: list[str]) -> Runner:
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     sess = session(str(path), CPU, threads=1)
     return lambda feed: sess.run(None, feed)

@@ -15,7 +15,7 @@ import numpy as np
 
 from zoo.bundles.parity import compare, top1_agreement
 from zoo.errors import ZooError
-from zoo.runtime import CPU, CUDA, ISOLATED, TENSORRT, run_graph, usable_providers
+from zoo.ort import CPU, CUDA, ISOLATED, TENSORRT, run_graph, usable_providers
 
 #: Random-input batch sizes checked for every graph: 1 and a larger one (the batch axis is dynamic).
 BATCH_SIZES = (1, 16)

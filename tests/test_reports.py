@@ -319,6 +319,33 @@ def test_broken_bundles_are_listed_as_unreadable_never_a_crash(tmp_path: Path) -
     assert_one_line_error(invoke("report", str(exports / "garbage")), "cannot be read")
 
 
+def test_leaderboard_groups_by_metric_ranks_full_runs_and_keeps_smoke_runs_apart(tmp_path: Path) -> None:
+    """Accuracy, NELBO and loss are never sorted in one column: rows group by metric, ranked best first in the
+    metric's own sense; smoke runs follow their metric's full runs, unranked."""
+    from zoo.reports.leaderboard import leaderboard
+
+    root = tmp_path / "runs"
+    for name, family, monitor, value, smoke in (("acc-lo", "classifier", "val_accuracy", 0.5, False),
+                                                ("acc-hi", "classifier", "val_accuracy", 0.9, False),
+                                                ("acc-smoke", "classifier", "val_accuracy", 0.99, True),
+                                                ("nelbo-hi", "vae", "val_nelbo", 90.0, False),
+                                                ("nelbo-lo", "vae", "val_nelbo", 40.0, False)):
+        run = root / name
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"model": name, "family": family, "dataset": "digits",
+                                                     "options": {"smoke": smoke}}))
+        (run / "summary.json").write_text(json.dumps({"epochs": 2, "steps": 6, "monitor": monitor,
+                                                      "metrics": {monitor: value}}))
+        header = b"{}"
+        (run / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    table = leaderboard(root, tmp_path / "exports")
+    head = list(table.columns)
+    rows = [(r[head.index("run")], r[head.index("kind")], r[head.index("rank")]) for r in table.rows]
+    assert rows == [("acc-hi", "full", 1), ("acc-lo", "full", 2), ("acc-smoke", "smoke", None),
+                    ("nelbo-lo", "full", 1), ("nelbo-hi", "full", 2)]
+    assert len(set(table.groups)) == 3  # accuracy (full), accuracy (smoke), NELBO
+
+
 def test_leaderboard_sorts_in_the_page_and_writes_csv(cnn_runs: dict[str, Path], browser: Any,
                                                       tmp_path: Path) -> None:
     out, table = tmp_path / "board.html", tmp_path / "board.csv"
@@ -334,10 +361,14 @@ def test_leaderboard_sorts_in_the_page_and_writes_csv(cnn_runs: dict[str, Path],
         page = browser(out, f"#sort={column}:{direction}")
         board = page.table_with("value")
         assert board["attrs"]["data-sorted"] == f"{column}:{direction}"
-        index = board["head"].index(column)
-        cells = [row[index] for row in board["rows"] if row[index] != "-"]
-        keys = [float(c) for c in cells] if column == "value" else cells
-        assert len(keys) >= 2 and keys == sorted(keys, reverse=direction == "desc")
+        index, kind = board["head"].index(column), board["head"].index("kind")
+        kinds = [row[kind] for row in board["rows"]]
+        assert kinds == sorted(kinds, key=["full", "smoke", "bundle only"].index), "full runs first, then smoke"
+        for group in ("full", "smoke"):  # sorted within each group (here one metric: full and smoke runs)
+            cells = [row[index] for row in board["rows"] if row[index] != "-" and row[kind] == group]
+            keys = [float(c) for c in cells] if column == "value" else cells
+            assert keys == sorted(keys, reverse=direction == "desc")
+        assert len([row for row in board["rows"] if row[index] != "-"]) >= 2
 
 
 # --- --log mlflow ---------------------------------------------------------------------------------

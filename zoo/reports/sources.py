@@ -127,10 +127,15 @@ def _count(value: Any) -> bool:
 SMOKE_EPOCHS = 2
 
 
+def is_smoke(config: dict[str, Any]) -> bool:
+    """Was the run a ``--smoke`` run (3 batches an epoch: its metrics say nothing about the model)?"""
+    options = config.get("options") if isinstance(config.get("options"), dict) else {}
+    return bool(options.get("smoke") or config.get("smoke"))
+
+
 def planned_epochs(config: dict[str, Any]) -> int | None:
     """Epochs a run's config asks for: ``--smoke`` runs train 2, whatever the hyperparameters' default."""
-    options = config.get("options") if isinstance(config.get("options"), dict) else {}
-    if options.get("smoke") or config.get("smoke"):
+    if is_smoke(config):
         return SMOKE_EPOCHS
     epochs = (config.get("hyperparameters") or {}).get("epochs")
     return int(epochs) if _count(epochs) else None

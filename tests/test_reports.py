@@ -300,6 +300,30 @@ def test_variants_show_accuracy_against_fp32_and_speed_from_the_saved_bench(tmp_
     assert table.rows[0][7:] == [0.2, 2.0], "p50 at batch 1 and the speed-up against fp32"
 
 
+def test_the_parity_table_says_which_sets_were_judged(tmp_path: Path) -> None:
+    """An int8 graph missing random sets by 3.75 (shown, not judged) beside atol 0.5 must not read as a pass on
+    3.75: the table's maximum counts judged sets only and says how many of them there were."""
+    from zoo.reports.report import parity_tables
+    from zoo.reports.sources import read_bundle
+
+    entry = {"file": "model.int8/model.onnx", "variant": "int8", "source_graph": "model",
+             "inputs": [{"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}],
+             "outputs": [{"name": "logits", "shape": ["batch", 10], "dtype": "float32"}]}
+    manifest = {"format": 2, "model": "cnn", "family": "classifier", "plugin": "zoo_cnn",
+                "files": {"model.int8/model.onnx": "0" * 64}, "graphs": {"model.int8": entry}}
+    checks = [{"inputs": name, "output": "logits", "passed": ok, "judged": judged, "max_abs_diff": diff,
+               "max_rel_diff": diff} for name, ok, judged, diff in (("random-batch1", False, False, 3.75),
+                                                                    ("random-batch16", False, False, 2.5),
+                                                                    ("real-batch64", True, True, 0.25))]
+    cpu = {"passed": True, "max_abs_diff": 3.75, "max_rel_diff": 3.75, "atol": 0.5, "rtol": 0.1, "checks": checks}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "parity.json").write_text(json.dumps({"passed": True, "graphs": {"model.int8": {
+        "CPUExecutionProvider": cpu}}}))
+    (table,) = parity_tables(read_bundle(tmp_path))
+    row = dict(zip(table.columns, table.rows[0], strict=True))
+    assert row["max abs diff"] == 0.25 and row["judged sets"] == "1 of 3 (the rest not judged)"
+
+
 def test_broken_bundles_are_listed_as_unreadable_never_a_crash(tmp_path: Path) -> None:
     from zoo.reports.leaderboard import leaderboard
     from zoo.reports.sources import read_bundle

@@ -399,7 +399,11 @@ class Sharded:
         from torch.distributed.fsdp import fully_shard
 
         self.net = net
-        self.plain = copy.deepcopy(net) if is_main else None  # takes gathered weights; never trained itself
+        params = list(net.parameters())
+        self.device = params[0].device if params else None
+        # Process 0's plain copy takes the gathered weights for evaluation and the final file; it waits on the
+        # CPU while training runs, so the device holds the shard alone between epoch ends (``park``).
+        self.plain = copy.deepcopy(net).to("cpu") if is_main else None
         for block in block_modules(net):
             fully_shard(block)
         fully_shard(net)
@@ -418,7 +422,14 @@ class Sharded:
         state = self.model_state(step)
         if self.plain is not None:
             self.plain.load_state_dict(state, strict=True)
+            if self.device is not None:
+                self.plain.to(self.device)
         return self.plain
+
+    def park(self) -> None:
+        """Move process 0's plain copy back to the CPU once evaluation is done (no device memory kept for it)."""
+        if self.plain is not None:
+            self.plain.to("cpu")
 
     def checkpoint_parts(self, optimizers: dict[str, Any], step: int) -> tuple[Any, dict[str, Any]]:
         """What :func:`zoo.engine.persistence.save_checkpoint` takes as ``model`` and ``optimizers``: the full

@@ -288,6 +288,8 @@ class Trainer:
         if self.world.is_main:
             metrics.update(self._family_metrics("evaluate", net))
             metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
+        if self.sharded:
+            self.sharded.park()  # FSDP: the plain copy leaves the device until the next evaluation
         metrics = self.world.broadcast(metrics)
         epoch, step = self.state.epoch, self.state.step
         improved = self.state.record_epoch(metrics, self.family.monitor)

@@ -344,3 +344,24 @@ def test_torch_outputs_leaves_the_callers_state_as_it_was() -> None:
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
     assert module.training and module.weight.device.type == "cpu"
+
+
+def test_the_recorded_weights_hash_is_that_of_the_weights_exported(train_briefly, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume rewriting model.safetensors while an export runs: the manifest's hash is of the bytes the graphs
+    were made from (it was the file's hash at the end, over the earlier weights)."""
+    import hashlib
+
+    import zoo.bundles.bundle as bundle
+
+    run = Path(shutil.copytree(train_briefly("cnn").run_dir, tmp_path / "run"))
+    exported = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
+    real = bundle.torch_cases
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes() + b" ")  # rewritten
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bundle, "torch_cases", meanwhile)
+    result = export_run(run, out=tmp_path / "ex", providers=["cpu"], verify=False)
+    assert result.manifest["run"]["weights_sha256"] == exported

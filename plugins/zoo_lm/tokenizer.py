@@ -2,11 +2,19 @@
 
 Both are written in the same ``tokenizer.json`` format, so ``zoo generate`` reads either with one call
 (``tokenizers.Tokenizer.from_str``), and both map text ↔ UTF-8 bytes losslessly (byte-level pre-tokenizer).
+
+Text is tokenised **line by line**: split after every ``"\n"`` (:func:`lines`), each piece encoded on its own, the
+ids joined. Training, evaluation, ``zoo generate`` and the deployed programs (python, node, web) all do exactly
+this, so a multi-line prompt becomes the same tokens everywhere (the byte-level pre-tokenizer's regex would
+otherwise merge a newline with the next line's indentation when given the whole text).
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +35,12 @@ def parse_tokenizer(value: object) -> tuple[str, int]:
                    "(N from 260 to 65536, the vocabulary size)")
 
 
+def lines(text: str) -> list[str]:
+    """``text`` split after every ``"\n"`` (the newline kept; no empty pieces): what is tokenised on its own."""
+    return [piece for piece in re.split(r"(?<=\n)", text) if piece]
+
+
+@functools.cache
 def _byte_alphabet() -> list[str]:
     """GPT-2's byte → printable character table, which the byte-level pre-tokenizer uses."""
     from tokenizers.pre_tokenizers import ByteLevel
@@ -80,10 +94,10 @@ MAX_PIECE = 1 << 16
 
 
 def pieces(text: str, limit: int = MAX_PIECE) -> Iterator[str]:
-    """``text`` line by line, a line longer than ``limit`` cut into pieces of at most ``limit`` characters, each
-    cut just before a space that starts a word, so the byte-level pre-tokenizer splits the pieces exactly as it
-    splits the line (a line without such a space is cut at ``limit``)."""
-    for line in text.splitlines(keepends=True):
+    """``text`` line by line (:func:`lines`), a line longer than ``limit`` cut into pieces of at most ``limit``
+    characters, each cut just before a space that starts a word, so the byte-level pre-tokenizer splits the pieces
+    exactly as it splits the line (a line without such a space is cut at ``limit``)."""
+    for line in lines(text):
         start = 0
         while len(line) - start > limit:
             cut = line.rfind(" ", start + 1, start + limit)
@@ -102,6 +116,12 @@ def encode(tokenizer_json: str, text: str) -> np.ndarray:
     tokenizer = Tokenizer.from_str(tokenizer_json)
     if tokenizer.get_vocab_size() == 256:
         return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int64)
+    return np.asarray(encode_ids(tokenizer, text), np.int64)
+
+
+def encode_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of ``text`` with a loaded ``tokenizers.Tokenizer``, line by line (:func:`lines`), a long line in
+    bounded pieces (:func:`pieces`), a thousand pieces per call."""
     ids: list[int] = []
     batch: list[str] = []
     for piece in pieces(text):
@@ -109,8 +129,21 @@ def encode(tokenizer_json: str, text: str) -> np.ndarray:
         if len(batch) == 1024:
             ids.extend(i for enc in tokenizer.encode_batch(batch, add_special_tokens=False) for i in enc.ids)
             batch = []
-    ids.extend(i for enc in tokenizer.encode_batch(batch, add_special_tokens=False) for i in enc.ids)
-    return np.asarray(ids, np.int64)
+    if batch:
+        ids.extend(i for enc in tokenizer.encode_batch(batch, add_special_tokens=False) for i in enc.ids)
+    return ids
+
+
+def token_bytes(tokenizer: Any, token: int) -> bytes:
+    """The UTF-8 bytes a byte-level token stands for (its characters mapped back through the byte alphabet), so
+    text can be streamed token by token without splitting a character."""
+    table = _char_to_byte()
+    return bytes(table[c] for c in (tokenizer.id_to_token(token) or "") if c in table)
+
+
+@functools.cache
+def _char_to_byte() -> dict[str, int]:
+    return {char: byte for byte, char in enumerate(_byte_alphabet())}
 
 
 def decode(tokenizer_json: str, ids: list[int]) -> str:

@@ -38,11 +38,16 @@ class Case:
     labels: np.ndarray | None = None  # true classes of real samples, when known
     #: False: shown in the report but not judged (a variant against fp32 on inputs outside its calibration).
     judged: bool = True
+    #: What ``expected`` holds: the fp32 model's outputs, or (a variant's stored vectors) the graph's own.
+    reference: str = "fp32"
 
     @property
     def real(self) -> bool:
         """Real validation samples (not random inputs)."""
         return "real" in self.name
+
+
+FP32_REFERENCE, OWN_REFERENCE = "fp32", "own"
 
 
 def against_fp32(cases: list[Case]) -> list[Case]:
@@ -66,9 +71,19 @@ class GraphCheck:
     atol: float
     rtol: float
     class_output: str | None = None
-    #: Variants (int8, fp16) are judged on the task: accuracy may drop at most this much (a fraction).
+    #: Bundles from before role gates: a variant's accuracy could drop at most this much (a fraction).
     max_accuracy_drop: float | None = None
     cases: list[Case] = field(default_factory=list)
+    #: ``fp32``, or the variant (``int8``, ``fp16``) its role's gate judges (:meth:`RoleHandlers.gate`).
+    variant: str = "fp32"
+    role: str | None = None
+    role_info: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gated(self) -> bool:
+        """Whether this is a variant, judged on the task by its role's gate (not element by element alone)."""
+        return self.variant != "fp32" or self.max_accuracy_drop is not None
 
 
 def provider_name(name: str) -> str:
@@ -183,21 +198,19 @@ def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rt
     """
     rows: list[dict[str, Any]] = []
     agreement: float | None = None
-    accuracy: dict[str, Any] = {}
     for case, actual in zip(check.cases, outputs, strict=True):
         for name, ref, got in zip(check.output_names, case.expected, actual, strict=True):
             rows.append({"inputs": case.name, "output": name, **compare(ref, got, atol=atol, rtol=rtol),
                          "judged": case.judged})
-            if name == check.class_output and case.real and case.judged and "error" not in rows[-1]:
+            if name == check.class_output and case.real and not check.gated and "error" not in rows[-1]:
                 agreement = top1_agreement(ref, got)
-                if case.labels is not None:
-                    accuracy = accuracy_gate(ref, got, case.labels, check.max_accuracy_drop)
     judged = [r for r in rows if r["judged"]]
     passed = bool(judged) and all(r["passed"] for r in judged)
-    if check.max_accuracy_drop is None:  # fp32: every real sample gets the same class
-        passed = passed and (agreement is None or agreement == 1.0)
-    elif accuracy:  # a variant (int8, fp16) may change a few classes, but not cost accuracy
-        passed = passed and accuracy["accuracy_passed"]
+    gate = _gate(check, outputs) if check.gated else None
+    # fp32: every real sample gets the same class; a variant (int8, fp16) may change a few outputs, but not
+    # fail its role's quality rule
+    fair = (agreement is None or agreement == 1.0) if gate is None else gate.passed
+    passed = passed and fair
     result: dict[str, Any] = {
         "passed": passed,
         "atol": atol,
@@ -211,11 +224,26 @@ def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rt
         result["not_judged"] = "no input set was judged (every set is outside this graph's judged inputs)"
     if agreement is not None:
         result["top1_agreement"] = agreement
-    if accuracy:
-        result.update(accuracy)
-    if check.max_accuracy_drop is not None:
-        result["max_accuracy_drop"] = check.max_accuracy_drop
+    if gate is not None:
+        result.update(gate.metrics)
+        result["gate"] = {"role": check.role, "rule": gate.rule, "passed": gate.passed, "metrics": dict(gate.metrics)}
     return result
+
+
+def _gate(check: GraphCheck, outputs: list[list[np.ndarray]]) -> Any:
+    """The variant judged by its role's gate (:meth:`zoo.role_handlers.RoleHandlers.gate`)."""
+    from zoo.role_handlers import GateCase, GateEvidence, handlers_for
+
+    role, info = check.role, dict(check.role_info)
+    if role is None and check.class_output is not None:  # a bundle from before roles: judged as a classifier
+        role, info = "classifier", {"output": check.class_output}
+    cases = tuple(  # the gate compares with fp32: a variant's own stored outputs are no evidence for it
+        GateCase(case.name, dict(zip(check.input_names, case.inputs, strict=True)),
+                 dict(zip(check.output_names, case.expected, strict=True)),
+                 dict(zip(check.output_names, actual, strict=True)), case.labels)
+        for case, actual in zip(check.cases, outputs, strict=True) if case.reference == FP32_REFERENCE)
+    evidence = GateEvidence(check.name, check.variant, info, dict(check.metadata), cases)
+    return handlers_for(role).gate(evidence)
 
 
 #: The accuracy gate's noise allowance: a drop beyond ``max_accuracy_drop`` fails only when the net number of
@@ -273,6 +301,10 @@ def format_table(report: dict[str, Any]) -> str:
                              f"{100 * result['accuracy']:.2f}%", f"ref {100 * result['reference_accuracy']:.2f}%",
                              "", "", "", "", "" if limit is None else f"drop ≤{100 * limit:g}pt",
                              "" if limit is None else "ok" if result.get("accuracy_passed", True) else "FAIL"))
+            if "gate" in result and "accuracy" not in result:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in result["gate"].get("metrics", {}).items())
+                rows.append((graph, short, "gate", result["gate"]["rule"], shown, "", "", "", "", "", "",
+                             "ok" if result["gate"]["passed"] else "FAIL"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

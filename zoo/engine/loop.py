@@ -43,6 +43,7 @@ from zoo.engine.adapt import prepare_batch
 from zoo.engine.assembly import (
     adapt_model,
     check_first_batch,
+    check_monitored,
     deterministic_mode,
     optimizers_and_order,
     prepare,
@@ -288,6 +289,7 @@ class Trainer:
         if self.world.is_main:
             metrics.update(self._family_metrics("evaluate", net))
             metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
+            check_monitored(self.family, metrics, self.spec)  # before a best checkpoint is judged by it
         if self.sharded:
             self.sharded.park()  # FSDP: the plain copy leaves the device until the next evaluation
         metrics = self.world.broadcast(metrics)

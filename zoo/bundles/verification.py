@@ -27,6 +27,8 @@ def verify_bundle(
 
     bundle = Bundle.open(bundle_dir, check_graphs=True)
     checks = [vector_check(bundle, entry) for entry in bundle.manifest.graphs.values()]
+    for check in checks:  # a variant storing its own outputs is also held to fp32's (its quality gate)
+        check.cases.extend(fp32_reference_cases(bundle, bundle.manifest.graphs[check.name]))
     rows = None if runtimes is None else check_runtimes([replace(c, cases=list(c.cases)) for c in checks], runtimes)
     skipped = "--bundle-only was given" if bundle_only else _add_torch_cases(checks, bundle, run_dir)
     report = check_graphs(checks, providers, require)
@@ -56,6 +58,22 @@ def vector_check(bundle: Bundle, entry: GraphEntry) -> GraphCheck:
     return GraphCheck(entry.name, bundle.graph_path(entry), entry.input_names, entry.output_names, entry.atol,
                       entry.rtol, entry.class_output, entry.max_accuracy_drop, cases, variant=entry.variant,
                       role=entry.role, role_info=entry.role_info, metadata=dict(entry.metadata))
+
+
+def fp32_reference_cases(bundle: Bundle, entry: GraphEntry) -> list[Case]:
+    """For a variant whose stored vectors are its own outputs: the same inputs with its fp32 source graph's stored
+    outputs, judged as a variant is against fp32 (real samples; random inputs where the graph has none) and given
+    to its role's gate. Empty for fp32 graphs and for variants that store fp32 outputs themselves."""
+    source = bundle.manifest.graphs.get(entry.source_graph)
+    if entry.variant == "fp32" or entry.expected_outputs == FP32_OUTPUTS or source is None:
+        return []
+    cases = []
+    for test_set in source.test_sets:
+        inputs, expected = read_test_set(bundle.file(test_set.dir))
+        fits_declared(inputs, entry.inputs, f"{test_set.dir}/input")
+        fits_declared(expected, entry.outputs, f"{test_set.dir}/output")
+        cases.append(Case(f"{Path(test_set.dir).name} {test_set.inputs} vs fp32", inputs, expected))
+    return against_fp32(cases)
 
 
 def fits_declared(arrays: list[Any], declared: list[ValueInfo], where: str) -> None:

@@ -565,8 +565,9 @@ def test_a_training_run_shows_as_running(ws: SimpleNamespace, tmp_path: Path) ->
     assert json.loads(result.stdout)[0]["status"] == "stopped"
 
 
-def test_compare_shows_the_epochs_a_smoke_run_trained(ws: SimpleNamespace) -> None:
-    result = CliRunner().invoke(cli, ["runs", "--compare", str(ws.unfinished), str(ws.run), "--json"])
+def test_compare_shows_the_epochs_a_smoke_run_trained(ws: SimpleNamespace, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["runs", "--compare", str(ws.unfinished), str(ws.run), "--json", "--plot",
+                                      str(tmp_path / "compare.png")])
     options = {o["name"]: o["values"] for o in json.loads(result.stdout)["options"]}
     assert options["hyperparameters.epochs"][0] == 2  # --smoke, not the model's default
 

@@ -785,3 +785,24 @@ def test_a_worker_killed_without_a_word_gets_one_line() -> None:
     spoken = StderrFilter(io.BytesIO())
     spoken.feed(b"Error: --arg num_classes=2 is too few\n")
     assert spoken.worker_spoke  # the worker said why: nothing is added
+
+
+MANIFEST_FORGERIES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("atol-text", lambda g: g.update(atol="tight"), "malformed"),
+    ("atol-nan", lambda g: g.update(atol=float("nan")), "not a finite number"),
+    ("drop-text", lambda g: g.update(max_accuracy_drop="one point"), "malformed"),
+    ("opset-text", lambda g: g.update(opset="eighteen"), "opset must be a int"),
+    ("role-info-not-json", lambda g: g["metadata"].update(zoo_role_info="{not json"), "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("case", MANIFEST_FORGERIES, ids=[c[0] for c in MANIFEST_FORGERIES])
+def test_a_forged_manifest_is_one_line(ws: SimpleNamespace, tmp_path: Path, case: tuple[Any, ...]) -> None:
+    """The manifest reader's json.loads and float() were unguarded (a NaN atol would even pass every element)."""
+    _, forge, fragment = case
+    bundle = Path(shutil.copytree(ws.bundle, tmp_path / "b"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    forge(manifest["graphs"]["model"])
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    for command in (["verify", bundle, "--bundle-only"], ["predict", bundle, tmp_path / "none.png"]):
+        check_fault(SimpleNamespace(root=tmp_path), command, fragment)

@@ -24,7 +24,7 @@ def resolve(text: str) -> Path:
     """The local snapshot folder of ``hf:ORG/NAME[@REVISION]`` (one line if it is not in the cache)."""
     repo, _, revision = str(text)[len(PREFIX):].partition("@")
     if repo.count("/") != 1 or not all(repo.split("/")):
-        raise ZooError(f"--init {text}: give a Hugging Face model id as hf:ORG/NAME (e.g. hf:timm/resnet50.a1_in1k)")
+        raise ZooError(f"--init {text}: give a Hugging Face model id as hf:ORG/NAME (e.g. hf:ORG/NAME@REVISION)")
     try:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import LocalEntryNotFoundError

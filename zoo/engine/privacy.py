@@ -73,6 +73,8 @@ def check_options(options: Any, family: Any, world_size: int, optimizer_names: t
         (options.precision != "32", "trains in fp32; drop --precision"),
         (options.strategy != "ddp", "trains in one process; drop --strategy"),
         (options.compile, "hooks every layer for per-sample gradients, which --compile cannot trace; drop --compile"),
+        (any(float(options.hp.get(key, 0) or 0) > 0 for key in ("mixup", "cutmix")),
+         "bounds each sample's gradient, and mixup/cutmix blend samples into each other; drop --hp mixup/cutmix"),
     ]
     for refused, why in refusals:
         if refused:

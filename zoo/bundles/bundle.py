@@ -7,6 +7,7 @@ leaves nothing half-written, and an existing bundle is only replaced with ``forc
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 from dataclasses import dataclass, replace

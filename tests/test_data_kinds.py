@@ -170,6 +170,10 @@ def test_data_args_reach_the_loader_and_unknown_ones_are_refused(tmp_path: Path)
                                  "--out", str(out)), "takes no --data-arg colour=", "features, target")
     assert_one_line_error(invoke("train", "tab-linear", "--data", f"csv:{table}", "--data-arg", "target=z",
                                  "--out", str(out)), "names no column", "a, b, y")
+    listing = invoke("datasets")
+    assert "--data-arg target=…  (csv): the target column(s)" in listing.output
+    by_name = {d["name"]: d for d in json.loads(invoke("datasets", "--json").output)}
+    assert set(by_name["csv"]["args"]) == {"target", "features"} and by_name["digits"]["args"] == {}
     result = zoo.train("tab-linear", dataset=f"csv:{table}", data_args={"target": "a"}, epochs=1, out=out,
                        progress=False)
     config = json.loads((result.run_dir / "config.json").read_text())

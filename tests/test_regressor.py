@@ -56,7 +56,7 @@ def test_export_verify_every_runtime_report_and_compare(trained, tmp_path: Path)
     second = zoo.train("tab-linear", epochs=1, out=trained.run_dir.parent, progress=False)
     runs = invoke("runs", "--root", trained.run_dir.parent)
     assert runs.exit_code == 0 and "val_rmse=" in runs.output
-    compared = invoke("runs", "--compare", trained.run_dir, second.run_dir)
+    compared = invoke("runs", "--compare", trained.run_dir, second.run_dir, "--plot", tmp_path / "compare.png")
     assert compared.exit_code == 0 and "val_r2" in compared.output
 
 

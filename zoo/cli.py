@@ -432,6 +432,9 @@ def datasets(as_json: bool) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    for s in specs:  # the loaders' own options, set with --data-arg KEY=VALUE
+        for key, text in s.args.items():
+            click.echo(f"  --data-arg {key}=…  ({s.name}): {text}")
 
 
 @cli.command()

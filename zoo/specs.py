@@ -156,7 +156,7 @@ class DatasetSpec:
         """JSON-friendly view (the ``zoo datasets --json`` contract)."""
         shape = None if self.input is None else list(self.input.shape)
         return {"name": self.name, "plugin": self.plugin, "summary": self.summary, "needs_path": self.needs_path,
-                "input": shape, "num_classes": self.num_classes, "size": self.size}
+                "input": shape, "num_classes": self.num_classes, "size": self.size, "args": dict(self.args)}
 
 
 #: Sample and target kinds zoo knows; any other must be a plugin's own, written ``"plugin:kind"``.

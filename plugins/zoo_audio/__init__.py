@@ -39,7 +39,7 @@ def register_models(register: Callable[[Any], None]) -> None:
     register(ModelSpec(
         name="kws-res", family="audio", dataset="spoken-digits", input=_INPUT, builder="zoo_audio.models:KWSResNet",
         summary="Log-mel keyword spotter: 40 mel bands in the graph, a small ResNet, SpecAugment in training",
-        defaults=dict(_TRAINING), model_args={**common, "n_mels": 40, "width": 24, "dropout": 0.1},
+        defaults=dict(_TRAINING), model_args={**common, "n_mels": 40, "width": 16, "dropout": 0.1},
     ))
     register(ModelSpec(
         name="crnn", family="audio", dataset="spoken-digits", input=_INPUT, builder="zoo_audio.models:CRNN",

@@ -42,7 +42,8 @@ class AudioFamily(Family):
                        "shift": 0.1, "gain_db": 6.0, "noise": 0.01, "freq_mask": 7, "time_mask": 20}
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
-        return {"num_classes": data.num_classes, "samples": data.width, "sample_rate": data.source_shape[0]}
+        rate = data.source_shape[0] if data.kind == "audio" and data.source_shape else spec.model_args["sample_rate"]
+        return {"num_classes": data.num_classes, "samples": data.width, "sample_rate": int(rate)}
 
     def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
                       ctx: RunContext) -> dict[str, torch.Tensor]:
@@ -95,6 +96,7 @@ class AudioFamily(Family):
                 role=GraphRole.CLASSIFIER,
                 role_info={**info, "sample_rate": facts["sample_rate"], "samples": samples},
                 metadata={"zoo_audio": json.dumps(facts)},
+                int8_float_modules=("logmel",) if hasattr(model, "logmel") else (),
                 atol=1e-4,
                 rtol=1e-4,
             )

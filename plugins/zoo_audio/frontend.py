@@ -23,8 +23,8 @@ class FrontEnd:
     """Log-mel settings (librosa's names)."""
 
     sample_rate: int = 16000
-    n_fft: int = 480  # 30 ms at 16 kHz
-    hop_length: int = 160  # 10 ms
+    n_fft: int = 480  # 30 ms at 16 kHz (a larger n_fft would let the power overflow fp16, see above)
+    hop_length: int = 320  # 20 ms
     n_mels: int = 40
     fmin: float = 20.0
     fmax: float = 7600.0

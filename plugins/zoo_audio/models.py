@@ -61,7 +61,7 @@ class KWSResNet(nn.Module):
     takes_mask = True
 
     def __init__(self, num_classes: int = 10, samples: int = 16000, sample_rate: int = 16000, n_mels: int = 40,
-                 width: int = 24, dropout: float = 0.1) -> None:
+                 width: int = 16, dropout: float = 0.1) -> None:
         super().__init__()
         self.sample_rate, self.samples = sample_rate, samples
         self.logmel, self.norm = _front(sample_rate, n_mels)

@@ -11,6 +11,7 @@ the end (:func:`fix_length`). Each unreadable, damaged or empty file raises one 
 from __future__ import annotations
 
 import math
+import struct
 import warnings
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
             rate, data = wavfile.read(path, mmap=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
-    except (ValueError, EOFError, OSError, IndexError) as exc:
+    except (ValueError, EOFError, OSError, IndexError, struct.error) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: not a readable PCM WAV file ({reason}); re-save it as 16-bit PCM WAV") from None
     return to_mono_float(data, path), int(rate)

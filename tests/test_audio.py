@@ -83,7 +83,7 @@ def test_wav_folder_in_the_speech_commands_layout_splits_by_speaker(tmp_path: Pa
     files, _, classes = wav_files(root)
     assert classes == ["no", "yes"]  # _background_noise_ is not a class
     splits = load_wav_folder(str(root), seed=3, val_fraction=0.2)
-    assert splits.info.kind == "audio" and splits.info.width == 16000 and splits.info.class_names == classes
+    assert splits.info.kind == "audio" and splits.info.audio.num_samples == 16000 and splits.info.class_names == classes
     assert splits.x_train.dtype == np.float32 and splits.x_train.shape[1:] == (16000,)
     assert len(splits.x_train) + len(splits.x_val) == len(files) == 20
     val = load_wav_folder(str(root), seed=3, val_fraction=0.2).x_val

@@ -28,7 +28,7 @@ TINY = {"epochs": 2, "batch_size": 128, "progress": False, "deterministic": True
 
 
 #: Families whose models do not train on the digits: the model their case uses (the data comes from data_for).
-NOT_DIGITS = {"lm": "gpt-nano", "audio": "kws-res"}
+NOT_DIGITS = {"lm": "gpt-nano", "regressor": "tab-linear", "audio": "kws-res"}
 
 
 def first_model_of_each_family() -> list[str]:
@@ -38,9 +38,12 @@ def first_model_of_each_family() -> list[str]:
 
 
 def data_for(model: str, tmp_path: Path) -> dict:
-    """Options that give ``model`` data of its kind: the digits by default, a short text for language models, a
-    small folder of WAV files for audio models (augmentation and SpecAugment on)."""
+    """Options that give ``model`` data of its kind: the digits by default, a short text for language models,
+    the diabetes table for regressors, a small folder of WAV files for audio models (augmentation and
+    SpecAugment on)."""
     family = build_catalog().models[model].family
+    if family == "regressor":
+        return {"dataset": "diabetes"}
     if family == "audio":
         from .helpers import make_wav_folder
 

@@ -116,7 +116,8 @@ def list_command(pattern: str, family: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
-@click.option("--flops", is_flag=True, help="Also build the model (imports torch): parameters and FLOPs per image.")
+@click.option("--flops", is_flag=True, help="Also build the model (imports torch): parameters and FLOPs per sample "
+              "(image, row, clip or token sequence).")
 @click.option("--arg", "model_args", multiple=True, metavar="KEY=VALUE", help="With --flops: a model argument.")
 def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> None:
     """Show one model: family, plugin, input, hyperparameters and architecture arguments."""
@@ -132,8 +133,7 @@ def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> 
         return
     for key in ("name", "family", "plugin", "summary", "builder"):
         click.echo(f"{key + ':':10} {data[key]}")
-    i = data["input"]
-    click.echo(f"{'input:':10} {i['channels']}×{i['height']}×{i['width']}")
+    click.echo(f"{'input:':10} {_input_text(name, data['input'])}")
     click.echo(f"{'defaults:':10} " + ", ".join(f"{k}={v}" for k, v in data["defaults"].items()))
     click.echo(f"{'args:':10} " + ", ".join(f"{k}={v}" for k, v in data["model_args"].items()))
     if flops:
@@ -141,7 +141,20 @@ def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> 
 
         stats = data["stats"]
         click.echo(f"{'params:':10} {stats['parameters']:,} ({human(stats['parameters'])})")
-        click.echo(f"{'flops:':10} {human(stats['flops'])}FLOPs per image at {'×'.join(map(str, stats['input']))}")
+        shape = "×".join(map(str, stats["input"]))
+        click.echo(f"{'flops:':10} {human(stats['flops'])}FLOPs per {stats['unit']} at {shape}")
+
+
+def _input_text(name: str, shape: dict[str, int]) -> str:
+    """A model's default input in words of its kind: ``1×8×8`` (an image), ``a row of 10 features``…"""
+    from zoo.data.kinds import accepted_kinds
+    from zoo.registry import get_spec
+
+    kind = accepted_kinds(get_spec(name))[0][0]
+    words = {"features": "a row of {} features", "text": "{} tokens", "audio": "{} samples"}
+    if kind in words:
+        return words[kind].format(shape["width"])
+    return f"{shape['channels']}×{shape['height']}×{shape['width']}"
 
 
 @cli.command()
@@ -207,8 +220,8 @@ def _train_options(command: Any) -> Any:
 @_train_options
 @click.pass_context
 def train(ctx: click.Context, name: str | None, hparams: tuple[str, ...], model_args: tuple[str, ...],
-          config_file: str | None, resume: str | None, nproc: int | None, then_export: bool, as_json: bool,
-          **options: Any) -> None:
+          data_args: tuple[str, ...], config_file: str | None, resume: str | None, nproc: int | None,
+          then_export: bool, as_json: bool, **options: Any) -> None:
     """Train model NAME through the shared engine; writes a run directory.
 
     `zoo train --resume RUN_DIR` continues a stopped run; `--nproc N` (or `torchrun --nproc-per-node N
@@ -228,6 +241,7 @@ def train(ctx: click.Context, name: str | None, hparams: tuple[str, ...], model_
         result = run_training(
             name, config=config_file, resume=resume, **options,
             hyperparameters=_parse_assignments(hparams, "--hp"), model_args=_parse_assignments(model_args, "--arg"),
+            data_args=_parse_assignments(data_args, "--data-arg") or None,
         )
     except Interrupted as exc:
         if rank0:

@@ -12,7 +12,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo.errors import UnknownNameError
+from zoo.errors import UnknownNameError, ZooError
 from zoo.plugins import PluginRecord, call_hook, fail, load_plugins, report_problem, trace
 from zoo.specs import DatasetSpec, FamilySpec, ModelSpec
 
@@ -222,6 +222,23 @@ def list_models(pattern: str = "*", family: str | None = None) -> list[ModelSpec
 def get_spec(name: str) -> ModelSpec:
     """The spec of a model; an unknown name raises with the closest matches."""
     return _lookup("models", name)
+
+
+def model_providers(name: str) -> list[str]:
+    """Every ``plugin:name`` registered under the plain model name ``name`` (sorted; one when it is unique)."""
+    return sorted(f"{spec.plugin}:{spec.name}" for key, spec in catalog().qualified.items()
+                  if key.startswith("models/") and spec.name == name)
+
+
+def get_unambiguous_spec(name: str) -> ModelSpec:
+    """The spec of a model to train: a plain name that two plugins register is refused, naming both
+    ``plugin:name`` forms (the first plugin's plain name must not silently train the other one's model)."""
+    if ":" not in name:
+        providers = model_providers(name)
+        if len(providers) > 1:
+            raise ZooError(f"model name {name!r} is registered by {len(providers)} plugins: {', '.join(providers)}; "
+                           "train one of them by its full name (zoo train PLUGIN:NAME)")
+    return get_spec(name)
 
 
 def get_family_spec(name: str) -> FamilySpec:

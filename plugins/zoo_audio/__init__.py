@@ -25,6 +25,8 @@ def register_families(register: Callable[[Any], None]) -> None:
         summary="Keyword spotters on waveforms (cross-entropy, augmented); exported as waveform → logits with "
                 "the log-mel front end inside the graph",
         factory="zoo_audio.family:AudioFamily",
+        data_kinds=("audio",),
+        target_kinds=("class",),
     ))
 
 

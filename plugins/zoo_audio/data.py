@@ -1,7 +1,8 @@
 """Audio data sets as :class:`zoo.data.DataSplits` of waveforms: float32 N×samples at :data:`RATE` Hz, int64 labels.
 
-``DataInfo.kind`` is ``"audio"`` with ``channels=1, height=1, width=samples`` (one row of samples); nothing is
-normalised (``mean`` 0, ``std`` 1: the models' front ends and batch norms take raw waveforms in [-1, 1]).
+``DataInfo.kind`` is ``"audio"`` and ``DataInfo.audio`` holds the rate and clip length; nothing is normalised
+(the models' front ends and batch norms take raw waveforms in [-1, 1]). The loaders return ``DataSplits``
+themselves (not ``RawAudio``) because the split is by speaker, not by clip:
 Validation speakers never speak in training: the split is by voice (spoken-digits) or by the speaker part of
 Speech Commands file names (``<speaker>_nohash_<n>.wav``), picked by the run's seed.
 """
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data import DataInfo, DataSplits
+from zoo.data.kinds import AudioInfo, SampleKind
 from zoo.data.readers import DataError
 from zoo.errors import ZooError
 from zoo_audio.synth import CLIP, RATE
@@ -23,9 +25,8 @@ NOT_CLASSES = ("_background_noise_",)
 
 def audio_info(name: str, class_names: list[str], samples: int = CLIP, rate: int = RATE) -> DataInfo:
     """The :class:`DataInfo` of one-channel clips of ``samples`` samples at ``rate`` Hz."""
-    return DataInfo(name=name, channels=1, height=1, width=samples, num_classes=len(class_names),
-                    class_names=list(class_names), scale=1.0, mean=[0.0], std=[1.0], source_shape=[rate, samples],
-                    kind="audio", pixel_max=1.0)
+    return DataInfo(name=name, kind=SampleKind.AUDIO, num_classes=len(class_names), class_names=list(class_names),
+                    source_shape=[samples], audio=AudioInfo(sample_rate=int(rate), num_samples=int(samples)))
 
 
 def split_by_group(groups: np.ndarray, *, seed: int, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:

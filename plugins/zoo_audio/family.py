@@ -42,8 +42,10 @@ class AudioFamily(Family):
                        "shift": 0.1, "gain_db": 6.0, "noise": 0.01, "freq_mask": 7, "time_mask": 20}
 
     def data_args(self, spec: ModelSpec, data: DataInfo) -> dict[str, Any]:
-        rate = data.source_shape[0] if data.kind == "audio" and data.source_shape else spec.model_args["sample_rate"]
-        return {"num_classes": data.num_classes, "samples": data.width, "sample_rate": int(rate)}
+        if data.audio is None:
+            return {"num_classes": data.num_classes}
+        return {"num_classes": data.num_classes, "samples": data.audio.num_samples,
+                "sample_rate": data.audio.sample_rate}
 
     def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
                       ctx: RunContext) -> dict[str, torch.Tensor]:

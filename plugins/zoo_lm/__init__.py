@@ -30,6 +30,7 @@ def register_families(register: Callable[[Any], None]) -> None:
         name="lm",
         summary="Decoder-only transformers trained on next-token prediction; exported with a key/value cache",
         factory="zoo_lm.family:LMFamily",
+        data_kinds=("text",), target_kinds=("tokens",),  # tokenised by prepare_data
     ))
 
 

@@ -214,11 +214,9 @@ def _remove_abandoned_staging(out: Path, name: str) -> None:
 
 
 def _graph_metadata(run: Any) -> dict[str, Any]:
-    from zoo.data.units import unit_metadata, white_value
     from zoo.version import __version__
 
     info = run.data_info
-    unit = unit_metadata(white_value(info.pixel_max, info.scale))
     return {
         "zoo_version": __version__,
         "model": run.spec.name,
@@ -226,6 +224,29 @@ def _graph_metadata(run: Any) -> dict[str, Any]:
         "plugin": run.spec.plugin,
         "run_id": run.run_dir.name,
         "dataset": info.name,
+        "data_kind": info.kind,
+        **_sample_metadata(info),
+        "target": {"kind": info.target.kind, "names": info.target.names, "mean": info.target.mean,
+                   "std": info.target.std},
+        "class_labels": info.class_names,
+    }
+
+
+def _sample_metadata(info: Any) -> dict[str, Any]:
+    """How raw samples become model input, by the data's kind (images: pixels; features: standardised
+    columns; audio: waveforms at a sample rate)."""
+    if info.kind == "features" and info.features is not None:
+        features = info.features
+        return {"input_shape": ["batch", features.count], "layout": "rows of features, in the order of 'names'",
+                "normalization": {"mean": features.mean, "std": features.std, "formula": "(x[i] - mean[i]) / std[i]",
+                                  "names": features.names}}
+    if info.kind == "audio" and info.audio is not None:
+        return {"input_shape": ["batch", info.audio.num_samples], "layout": "mono waveforms, float32 in [-1, 1]",
+                "audio": {"sample_rate": info.audio.sample_rate, "num_samples": info.audio.num_samples}}
+    from zoo.data.units import unit_metadata, white_value
+
+    unit = unit_metadata(white_value(info.pixel_max, info.scale))
+    return {
         "input_shape": ["batch", *info.shape],
         "layout": "NCHW (batch, channels, height, width); channels in the dataset's own order",
         "normalization": {"scale": info.scale, "mean": info.mean, "std": info.std,
@@ -235,7 +256,6 @@ def _graph_metadata(run: Any) -> dict[str, Any]:
         "preprocessing": {"channels": info.channels, "color": "grayscale" if info.channels == 1 else "RGB",
                           "channel_order": "CHW", "resize": [info.height, info.width], "resample": "bilinear",
                           "source_shape": info.source_shape},
-        "class_labels": info.class_names,
     }
 
 
@@ -259,7 +279,7 @@ def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset
         "family": run.spec.family,
         "plugin": run.spec.plugin,
         "dataset": run.config["dataset"],
-        "pixel_unit": _graph_metadata(run)["pixel_unit"],
+        "pixel_unit": _graph_metadata(run).get("pixel_unit"),
         "run": {"id": run.run_dir.name, "dir": str(run.run_dir.resolve()),
                 "weights_sha256": sha256(run.run_dir / WEIGHTS)},
         "exporter": exporter,

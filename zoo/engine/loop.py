@@ -23,6 +23,7 @@ from zoo.engine import finite
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.crash import repair_metrics
 from zoo.engine.distributed import World, wrap_model
+from zoo.engine.first_batch import check_monitored
 from zoo.engine.fsdp import check_strategy, shard_model
 from zoo.engine.metrics import MetricsLog
 from zoo.engine.options import SMOKE_BATCHES, TrainOptions
@@ -262,6 +263,7 @@ class Trainer:
         if self.world.is_main:
             metrics.update(self._family_metrics("evaluate", net))
             metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
+            check_monitored(self.family, metrics, self.spec)  # before a best checkpoint is judged by it
         metrics = self.world.broadcast(metrics)
         epoch, step = self.state.epoch, self.state.step
         improved = self.state.record_epoch(metrics, self.family.monitor)

@@ -46,9 +46,9 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
     from zoo.api import load_family
     from zoo.data import DataOptions, load_dataset, parse_dataset
     from zoo.engine.metrics import tensorboard_writer
-    from zoo.registry import get_dataset_spec, get_spec
+    from zoo.registry import get_dataset_spec, get_unambiguous_spec
 
-    spec = get_spec(options.model)
+    spec = get_unambiguous_spec(options.model)
     family = load_family(spec.family)
     hp = resolve_hyperparameters(
         family.hyperparameters, spec.defaults,
@@ -61,14 +61,13 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
     if options.tensorboard and world.is_main:
         tensorboard_writer()  # not installed: say so before a run folder exists
     init_process_group(world, device)
-    data_options = DataOptions(image_size=parse_image_size(options.image_size), channels=options.channels)
+    data_options = DataOptions(image_size=parse_image_size(options.image_size), channels=options.channels,
+                               args=dict(options.data_args))
     data = load_dataset(options.dataset, seed=options.seed, options=data_options)
+    check_data_kinds(spec, options, data.info)
     ctx = RunContext(hyperparameters=hp, data=data, device=device, rank=world.rank, world_size=world.size,
                      spec=spec, dataset=options.dataset, seed=options.seed)
     data = family.prepare_data(ctx, {**spec.model_args, **options.args})  # e.g. text → token windows
-    if data.info.kind == "text" and data.info.text is None:
-        raise ZooError(f"dataset {options.dataset!r} is text and {spec.name!r} ({spec.family} family) trains on "
-                       "images; pick an image dataset (zoo datasets) or a language model (zoo list --family lm)")
     epochs = int(hp["epochs"])
     if options.smoke:
         epochs = min(epochs, SMOKE_EPOCHS)
@@ -80,10 +79,19 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
         model=spec.name, family=spec.family, dataset=options.dataset, seed=options.seed,
         device=str(device), hyperparameters=hp, model_args=model_args,
         data_options={"image_size": list(data_options.image_size) if data_options.image_size else None,
-                      "channels": options.channels},
+                      "channels": options.channels, "args": dict(options.data_args)},
     )
     ctx = replace(ctx, data=data)
     return RunParts(spec, family, config, data, device, precision, epochs, model_args, data_args, ctx)
+
+
+def check_data_kinds(spec: Any, options: TrainOptions, info: Any) -> None:
+    """The data is of a kind the model takes, and no image-only option is set for other data."""
+    from zoo.data.kinds import accepted_kinds, check_accepts, check_image_options
+
+    data_kinds, target_kinds = accepted_kinds(spec)
+    check_accepts(spec.name, spec.plugin, data_kinds, target_kinds, info, options.dataset)
+    check_image_options(options, info, options.dataset)
 
 
 def say_adapted(spec: Any, data_args: dict[str, Any]) -> None:

@@ -258,3 +258,21 @@ def test_other_audio_models_train_and_export(name: str, tmp_path: Path) -> None:
     exported = zoo.export(run.run_dir, out=tmp_path / "exports", providers=["cpu"])
     assert exported.parity["passed"]
     shutil.rmtree(tmp_path / "wav")
+
+
+def test_report_shows_confusion_spectrograms_and_players(audio_bundle: dict[str, Path]) -> None:
+    import base64
+    import io
+    import re
+    import wave
+
+    out = audio_bundle["work"] / "report.html"
+    result = CliRunner().invoke(cli, ["report", str(audio_bundle["run"]), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "Confusion matrix" in page and "Worst-classified validation clips" in page
+    players = re.findall(r'<audio controls preload="none" src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
+    assert players, "no playable clip in the report"
+    with wave.open(io.BytesIO(base64.b64decode(players[0]))) as clip:  # a real WAV: 16 kHz, one second
+        assert (clip.getframerate(), clip.getnchannels(), clip.getnframes()) == (16000, 1, 16000)
+    assert "http://" not in page and "https://" not in page  # self-contained

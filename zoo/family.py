@@ -18,6 +18,7 @@ import numpy as np
 
 from zoo.errors import ZooError
 from zoo.reports.sections import (  # noqa: F401 - re-exported: report sections are part of the public contract
+    ReportAudio,
     ReportContext,
     ReportImage,
     ReportSection,

@@ -27,6 +27,14 @@ class UserError(click.ClickException):
 class ZooGroup(click.Group):
     """Turns ZooErrors (and surprises) into one clear line, unless --debug asks for the traceback."""
 
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A command of zoo's, else one a plugin adds (plugins are asked once, when a name is not zoo's)."""
+        command = super().get_command(ctx, cmd_name)
+        if command is None and self is cli:
+            _add_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -401,29 +409,6 @@ def sample(bundle: str, count: int, seed: int, out: str | None, force: bool) -> 
 
 
 @cli.command()
-@click.argument("bundle", type=click.Path())
-@click.option("--prompt", required=True, help="Text to continue.")
-@click.option("--max-new-tokens", default=200, show_default=True, type=int, help="Tokens to generate (at most).")
-@click.option("--temperature", default=1.0, show_default=True, type=float, help="0 = greedy.")
-@click.option("--top-k", default=0, show_default=True, type=int, help="Sample from the K likeliest tokens (0 = all).")
-@click.option("--top-p", default=1.0, show_default=True, type=float, help="Nucleus sampling mass (1 = off).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of streaming the text.")
-def generate(bundle: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int, top_p: float, seed: int,
-             as_json: bool) -> None:
-    """Continue a prompt with a language-model bundle, under ONNX Runtime alone (torch is not imported)."""
-    from zoo.generate import Sampling, generate_text
-
-    sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    if as_json:
-        _print_json(generate_text(bundle, prompt, max_new_tokens=max_new_tokens, sampling=sampling))
-        return
-    generate_text(bundle, prompt, max_new_tokens=max_new_tokens, sampling=sampling,
-                  write=lambda piece: click.echo(piece, nl=False))
-    click.echo()
-
-
-@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the datasets as JSON.")
 def datasets(as_json: bool) -> None:
     """List the datasets installed plugins provide (NAME, or NAME:PATH for local files)."""
@@ -445,21 +430,20 @@ def datasets(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("bundle", type=click.Path())
-@click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="Classes to show per image.")
-@click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
-def predict(bundle: str, images: tuple[str, ...], top: int, as_json: bool) -> None:
-    """Classify image files with a bundle, under ONNX Runtime alone (no torch)."""
-    from zoo.predict import predict_images
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="Alternatives to show per row.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON.")
+def predict(bundle: str, inputs: tuple[str, ...], top: int, as_json: bool) -> None:
+    """Run a bundle on input files (images for a classifier; whatever its graph's role reads), under ONNX Runtime
+    alone (no torch)."""
+    from zoo.predict import predict_files
 
-    results = predict_images(bundle, list(images))
+    rows = predict_files(bundle, list(inputs), top=top)
     if as_json:
-        _print_json(results)
+        _print_json([row.to_dict() for row in rows])
         return
-    for result in results:
-        best = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:top]
-        shown = ", ".join(f"{label} {p:.3f}" for label, p in best)
-        click.echo(f"{result['image']}: {result['class']}  ({shown})")
+    for row in rows:
+        click.echo(f"{row.input}: {row.summary}")
 
 
 @cli.command()
@@ -540,8 +524,15 @@ def report(target: str | None, out: str | None, board: bool, root: str, exports:
     click.echo(f"report: {write_report(target, out, exports)}")
 
 
+_plugin_commands_added = False
+
+
 def _add_plugin_commands() -> None:
-    """Let plugins add commands; a plugin that fails or clashes here is reported and skipped."""
+    """Let plugins add commands (once a process); a plugin that fails or clashes here is reported and skipped."""
+    global _plugin_commands_added
+    if _plugin_commands_added:
+        return
+    _plugin_commands_added = True
     from zoo.registry import add_commands
 
     add_commands(cli)

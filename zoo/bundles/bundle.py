@@ -110,7 +110,7 @@ def export_run(
             cases = torch_cases(graph, data)
             _check_role(graph, cases[0])
             entries[graph.name] = _graph_entry(staging, graph, graph.name, cases, graph.atol, graph.rtol, recipe)
-            checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, None))
+            checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, "fp32"))
             for variant in wanted:
                 name = f"{graph.name}.{variant}"
                 entries[name], variant_check, speed[name] = _export_variant(staging, graph, variant, data, cases,
@@ -151,7 +151,7 @@ def _export_variant(staging: Path, graph: Any, variant: str, data: Any, cases: l
     recipe = {"variant": variant, "method": _make_variant(variant, src, dst, graph, data)}
     atol, rtol = variants.variant_tolerance(variant, [out for case in cases for out in case.expected])
     entry = _graph_entry(staging, graph, name, cases, atol, rtol, recipe)
-    check = _graph_check(staging, graph, name, cases, atol, rtol, variants.MAX_ACCURACY_DROP)
+    check = _graph_check(staging, graph, name, cases, atol, rtol, variant)
     if not measure:
         return entry, check, None
     feeds = dict(zip(graph.input_names, graph.random_inputs(64, np.random.default_rng(0)), strict=True))
@@ -188,15 +188,20 @@ def _graph_entry(staging: Path, graph: Any, name: str, cases: list[Case], atol: 
     path = folder / GRAPH_FILE
     return {"file": f"{name}/{GRAPH_FILE}", "source_graph": graph.name, **recipe, "atol": atol, "rtol": rtol,
             "class_output": graph.class_output,
-            "max_accuracy_drop": None if recipe["variant"] == "fp32" else variants.MAX_ACCURACY_DROP,
+            "max_accuracy_drop": None if recipe["variant"] == "fp32" or graph.class_output is None
+            else variants.MAX_ACCURACY_DROP,
             "external_data": [f"{name}/{f}" for f in external_data_files(path)], "test_sets": sets,
             "zoo_role": getattr(graph, "role", None), **describe_graph(path)}
 
 
 def _graph_check(staging: Path, graph: Any, name: str, cases: list[Case], atol: float, rtol: float,
-                 max_drop: float | None) -> GraphCheck:
-    return GraphCheck(name, staging / name / GRAPH_FILE, list(graph.input_names), list(graph.output_names), atol, rtol,
-                      graph.class_output, max_drop, cases)
+                 variant: str) -> GraphCheck:
+    """The check of one exported graph (a variant is judged by its role's gate, ``RoleHandlers.gate``)."""
+    path = staging / name / GRAPH_FILE
+    return GraphCheck(name, path, list(graph.input_names), list(graph.output_names), atol, rtol, graph.class_output,
+                      None, cases, variant=variant, role=getattr(graph, "role", None),
+                      role_info=dict(getattr(graph, "role_info", {}) or {}),
+                      metadata=describe_graph(path)["metadata"])
 
 
 def _remove_abandoned_staging(out: Path, name: str) -> None:

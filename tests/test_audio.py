@@ -220,7 +220,7 @@ def test_exported_graph_takes_the_waveform_and_passes_parity(audio_bundle: dict[
     graphs = bundle.manifest.graphs
     assert {"model", "model.int8", "model.fp16"} <= set(graphs)
     model = graphs["model"]
-    assert model.input_names == ["waveform"] and model.role_info["input_kind"] == "audio"
+    assert model.input_names == ["waveform"] and model.role.endswith("keyword-spotter")
     assert model.role_info["sample_rate"] == 16000 and model.role_info["samples"] == 16000
     facts = json.loads(model.metadata["zoo_audio"])
     assert facts["front_end"]["log_mel"]["n_mels"] == 40
@@ -229,20 +229,110 @@ def test_exported_graph_takes_the_waveform_and_passes_parity(audio_bundle: dict[
     assert report["passed"], json.dumps(report.get("runtimes", report), default=str)[:2000]
 
 
-def test_predict_reads_wav_files_like_training(audio_bundle: dict[str, Path], tmp_path: Path) -> None:
-    from zoo_audio.predict import predict_wavs
+def _test_clips(root: Path) -> list[Path]:
+    """Clips of every format the folder holds (16/32-bit, float, 8 to 44.1 kHz, stereo) and one never seen:
+    a 24-bit-free 48 kHz stereo file of a voice (pitch) and rate absent from training."""
+    t = np.arange(int(0.9 * 48000)) / 48000
+    tone = 0.4 * np.sin(2 * np.pi * 1000 * 1.27 * t) * ((t > 0.25) & (t < 0.65))
+    extra = write_wav(root.parent / "unseen-48k.wav", np.stack([tone, tone], axis=1), 48000, "int16")
+    return [*sorted(root.glob("*/spk0[0-4]_nohash_0.wav")), extra]
+
+
+def test_predict_reads_wav_files_like_training(audio_bundle: dict[str, Path]) -> None:
     from zoo_audio.wav import read_clip
 
     from zoo.runtime import CPU, session
 
-    files = sorted(audio_bundle["root"].glob("*/spk0[0-2]_nohash_*.wav"))
-    results = predict_wavs(audio_bundle["bundle"], [str(f) for f in files])
+    files = _test_clips(audio_bundle["root"])
+    result = CliRunner().invoke(cli, ["predict", str(audio_bundle["bundle"]), *map(str, files), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
     sess = session(str(audio_bundle["bundle"] / "model" / "model.onnx"), CPU)
     batch = np.stack([read_clip(f, 16000, 16000) for f in files])
     probabilities = _softmax(sess.run(["logits"], {"waveform": batch})[0])
-    for result, p in zip(results, probabilities, strict=True):
-        assert result["class"] in ("no", "yes")
-        assert np.allclose(list(result["probabilities"].values()), p, atol=1e-6)
+    for row, p in zip(rows, probabilities, strict=True):
+        assert row["class"] in ("no", "yes")
+        assert np.allclose(list(row["probabilities"].values()), p, atol=1e-6)
+    assert rows[-1]["class"] == "yes"  # the unseen 48 kHz stereo clip is a "yes" tone
+
+
+def test_predict_refuses_a_damaged_wav_in_one_line(audio_bundle: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF1234WAVEjunk")
+    result = CliRunner().invoke(cli, ["predict", str(audio_bundle["bundle"]), str(bad)])
+    assert_one_line_error(result, str(bad))
+
+
+def test_wav_js_decodes_the_same_samples_as_python(tmp_path: Path) -> None:
+    import subprocess
+
+    from zoo_audio.wav import read_clip
+
+    if not shutil.which("node"):
+        pytest.skip("node is not installed here")
+    files = _test_clips(make_wav_folder(tmp_path / "wav", speakers=3, takes=1))
+    script = tmp_path / "dump.js"
+    script.write_text("const fs = require('fs'); const {readClip} = require(process.argv[2]); const out = {};\n"
+                      "for (const f of process.argv.slice(3)) out[f] = Array.from(readClip(fs.readFileSync(f), "
+                      "16000, 16000));\nprocess.stdout.write(JSON.stringify(out));\n")
+    wav_js = Path(__import__("zoo_audio").__file__).parent / "templates" / "wav.js"
+    done = subprocess.run(["node", str(script), str(wav_js), *map(str, files)], capture_output=True, text=True,
+                          timeout=120, check=True)
+    decoded = json.loads(done.stdout)
+    for f in files:
+        np.testing.assert_allclose(np.asarray(decoded[str(f)], np.float32), read_clip(f, 16000, 16000), atol=1e-6,
+                                   err_msg=str(f))
+
+
+def test_deployed_python_and_node_programs_agree_with_predict(audio_bundle: dict[str, Path], tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    files = [str(f) for f in _test_clips(audio_bundle["root"])]
+    want = json.loads(CliRunner().invoke(cli, ["predict", str(audio_bundle["bundle"]), *files, "--json"]).output)
+    python = tmp_path / "python"
+    assert CliRunner().invoke(cli, ["deploy", str(audio_bundle["bundle"]), "--target", "python", "--out",
+                                    str(python)]).exit_code == 0
+    written = {p.name for p in python.iterdir()}
+    assert {"model.onnx", "run.py", "deploy.json", "requirements.txt", "README.md"} <= written
+    check = subprocess.run([sys.executable, "run.py", "--check"], cwd=python, capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
+    programs = {"python": [sys.executable, str(python / "run.py")]}
+    node_modules = _node_modules()
+    if node_modules is not None:
+        node = tmp_path / "node"
+        CliRunner().invoke(cli, ["deploy", str(audio_bundle["bundle"]), "--target", "node", "--out", str(node)])
+        os.symlink(node_modules, node / "node_modules")
+        programs["node"] = ["node", str(node / "run.js")]
+    for name, command in programs.items():
+        done = subprocess.run([*command, *files], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{name}: {done.stderr}"
+        rows = [json.loads(line) for line in done.stdout.splitlines()]
+        for row, expected in zip(rows, want, strict=True):
+            assert row["class"] == expected["class"], name
+            assert np.allclose(list(row["probabilities"].values()), list(expected["probabilities"].values()),
+                               atol=1e-5), name
+
+
+def _node_modules() -> Path | None:
+    """onnxruntime-node from the npm cache the deploy tests fill (None when node or npm cannot give it)."""
+    import os
+    import subprocess
+
+    if not shutil.which("node") or not shutil.which("npm"):
+        return None
+    folder = Path(os.environ.get("ZOO_CACHE_DIR", "/tmp")) / "npm-audio"
+    if not (folder / "node_modules" / "onnxruntime-node").is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL": "skip"}
+        try:
+            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "onnxruntime-node"], cwd=folder, env=env,
+                           capture_output=True, text=True, timeout=600, check=True)
+        except (subprocess.SubprocessError, OSError):
+            return None
+    return folder / "node_modules"
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -11,7 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from zoo.hookspecs import hookimpl
+from zoo.roles import RoleSpec
 from zoo.specs import DatasetSpec, FamilySpec, InputSpec, ModelSpec
+
+#: What an exported keyword spotter is: ``zoo predict`` reads WAV files for it, ``zoo deploy`` ships WAV readers.
+KEYWORD_SPOTTER = RoleSpec(
+    name="keyword-spotter", summary="waveform (batch × samples at sample_rate, in [-1, 1]) → class logits",
+    required=("input", "output", "class_names", "sample_rate", "samples"), input_keys=("input",),
+    output_keys=("output",), handlers="zoo_audio.roles:KeywordSpotterHandlers")
 
 #: One second at 16 kHz: what every model takes by default (the data sets are brought to it).
 _INPUT = InputSpec(1, 1, 16000)
@@ -48,6 +55,11 @@ def register_models(register: Callable[[Any], None]) -> None:
         summary="Convolutional-recurrent keyword spotter: log-mel, two conv blocks, a GRU over time",
         defaults=dict(_TRAINING), model_args={**common, "n_mels": 40, "width": 16, "hidden": 64},
     ))
+
+
+@hookimpl
+def register_roles(register: Callable[[Any], None]) -> None:
+    register(KEYWORD_SPOTTER)
 
 
 @hookimpl

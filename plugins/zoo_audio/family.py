@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import DataInfo
-from zoo.family import Family, GraphRole, GraphSpec, ReportContext, ReportSection, RunContext, classifier_info
+from zoo.family import Family, GraphSpec, ReportContext, ReportSection, RunContext
 from zoo.specs import ModelSpec
 from zoo_audio.augment import AudioAugment, augment_waveforms, generator, spec_masks
 
@@ -82,7 +82,6 @@ class AudioFamily(Family):
         def random_inputs(batch: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
             return ((rng.standard_normal((batch, samples)) * 0.1).astype(np.float32),)
 
-        info = classifier_info(output="logits", class_names=data.class_names, input_kind="audio")
         facts = audio_facts(model)
         return [
             GraphSpec(
@@ -95,8 +94,10 @@ class AudioFamily(Family):
                 class_output="logits",
                 calibration_inputs=lambda splits: (splits.x_train,),
                 real_labels=lambda splits: splits.y_val,
-                role=GraphRole.CLASSIFIER,
-                role_info={**info, "sample_rate": facts["sample_rate"], "samples": samples},
+                role="keyword-spotter",
+                role_info={"input": "waveform", "output": "logits", "class_names": list(data.class_names),
+                           "num_classes": len(data.class_names), "input_kind": "audio",
+                           "sample_rate": facts["sample_rate"], "samples": samples},
                 metadata={"zoo_audio": json.dumps(facts)},
                 int8_float_modules=("logmel",) if hasattr(model, "logmel") else (),
                 atol=1e-4,

@@ -17,6 +17,7 @@ from zoo.cli import cli
 from zoo.data.readers import DataError
 
 from .helpers import assert_one_line_error, make_wav_folder, write_wav
+from .test_deploy import _page_result, chromium, node_modules, serve  # noqa: F401 - the deploy tests' fixtures
 
 # ---------------------------------------------------------------- WAV files
 
@@ -284,55 +285,44 @@ def test_wav_js_decodes_the_same_samples_as_python(tmp_path: Path) -> None:
                                    err_msg=str(f))
 
 
-def test_deployed_python_and_node_programs_agree_with_predict(audio_bundle: dict[str, Path], tmp_path: Path) -> None:
+def test_deployed_python_node_and_web_programs_agree_with_predict(
+        audio_bundle: dict[str, Path], tmp_path: Path,
+        node_modules: Path, chromium: str, serve: Any) -> None:  # noqa: F811 - the fixtures of test_deploy
     import os
     import subprocess
     import sys
 
     files = [str(f) for f in _test_clips(audio_bundle["root"])]
     want = json.loads(CliRunner().invoke(cli, ["predict", str(audio_bundle["bundle"]), *files, "--json"]).output)
-    python = tmp_path / "python"
-    assert CliRunner().invoke(cli, ["deploy", str(audio_bundle["bundle"]), "--target", "python", "--out",
-                                    str(python)]).exit_code == 0
-    written = {p.name for p in python.iterdir()}
-    assert {"model.onnx", "run.py", "deploy.json", "requirements.txt", "README.md"} <= written
-    check = subprocess.run([sys.executable, "run.py", "--check"], cwd=python, capture_output=True, text=True,
-                           timeout=300)
-    assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
-    programs = {"python": [sys.executable, str(python / "run.py")]}
-    node_modules = _node_modules()
-    if node_modules is not None:
-        node = tmp_path / "node"
-        CliRunner().invoke(cli, ["deploy", str(audio_bundle["bundle"]), "--target", "node", "--out", str(node)])
-        os.symlink(node_modules, node / "node_modules")
-        programs["node"] = ["node", str(node / "run.js")]
-    for name, command in programs.items():
-        done = subprocess.run([*command, *files], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, f"{name}: {done.stderr}"
-        rows = [json.loads(line) for line in done.stdout.splitlines()]
+    folders = {}
+    for target in ("python", "node", "web"):
+        folders[target] = tmp_path / target
+        done = CliRunner().invoke(cli, ["deploy", str(audio_bundle["bundle"]), "--target", target, "--out",
+                                        str(folders[target])])
+        assert done.exit_code == 0, done.output
+        if target != "python":
+            os.symlink(node_modules, folders[target] / "node_modules")
+    assert {"model.onnx", "run.py", "deploy.json", "requirements.txt", "README.md"} <= {
+        p.name for p in folders["python"].iterdir()}
+    results = {}
+    for target, command in (("python", [sys.executable, "run.py"]), ("node", ["node", "run.js"])):
+        check = subprocess.run([*command, "--check"], cwd=folders[target], capture_output=True, text=True,
+                               timeout=300)
+        assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
+        done = subprocess.run([*command, *files], cwd=folders[target], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{target}: {done.stderr}"
+        results[target] = [json.loads(line) for line in done.stdout.splitlines()]
+    for i, file in enumerate(files):
+        shutil.copy(file, folders["web"] / f"clip{i}.wav")
+    url = serve(folders["web"])
+    assert _page_result(chromium, url + "?check=1")["passed"]
+    results["web"] = _page_result(chromium, url + "?wav=" + ",".join(f"clip{i}.wav" for i in range(len(files))))
+    for target, rows in results.items():
+        assert len(rows) == len(want), target
         for row, expected in zip(rows, want, strict=True):
-            assert row["class"] == expected["class"], name
+            assert row["class"] == expected["class"], target
             assert np.allclose(list(row["probabilities"].values()), list(expected["probabilities"].values()),
-                               atol=1e-5), name
-
-
-def _node_modules() -> Path | None:
-    """onnxruntime-node from the npm cache the deploy tests fill (None when node or npm cannot give it)."""
-    import os
-    import subprocess
-
-    if not shutil.which("node") or not shutil.which("npm"):
-        return None
-    folder = Path(os.environ.get("ZOO_CACHE_DIR", "/tmp")) / "npm-audio"
-    if not (folder / "node_modules" / "onnxruntime-node").is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL": "skip"}
-        try:
-            subprocess.run(["npm", "install", "--no-audit", "--no-fund", "onnxruntime-node"], cwd=folder, env=env,
-                           capture_output=True, text=True, timeout=600, check=True)
-        except (subprocess.SubprocessError, OSError):
-            return None
-    return folder / "node_modules"
+                               atol=1e-5), target
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -43,21 +43,21 @@ def engine_run(steps: int, batch_size: int, seed: int, out: Path) -> tuple[list[
     from safetensors.torch import load_file
 
     import zoo
-    from zoo.engine import progress
+    from zoo.engine import reporting
 
     stamps: list[tuple[float, float]] = []
-    original = progress.Progress.step
+    original = reporting.Progress.step
 
     def timed_step(self: Any, step: int) -> None:
         stamps.append(clock())
         original(self, step)
 
-    progress.Progress.step = timed_step  # type: ignore[method-assign]
+    reporting.Progress.step = timed_step  # type: ignore[method-assign]
     try:
         run = zoo.train("cnn", batch_size=batch_size, epochs=100, max_steps=steps, seed=seed, device="cpu",
                         out=out, progress=False)
     finally:
-        progress.Progress.step = original  # type: ignore[method-assign]
+        reporting.Progress.step = original  # type: ignore[method-assign]
     return intervals(stamps), load_file(run.run_dir / "model.safetensors")
 
 

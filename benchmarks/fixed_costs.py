@@ -64,10 +64,10 @@ EXTRAS = [
     ("zoo/__init__.py", "<module>", "zoo's own modules"),
     ("zoo/cli.py", "<module>", "the command line (click)"),
     ("zoo/plugins.py", "load_plugins", "plugin discovery: the model's name is resolved through the plugins"),
-    ("zoo/engine/run_files.py", "write_config", "config.json and run.toml: what resume and export read"),
-    ("zoo/engine/first_batch.py", "check_first_batch", "first-batch check: a wrong class count or data "
+    ("zoo/engine/persistence.py", "write_config", "config.json and run.toml: what resume and export read"),
+    ("zoo/engine/assembly.py", "check_first_batch", "first-batch check: a wrong class count or data "
                                                         "fails in one line before training"),
-    ("zoo/engine/checkpoint.py", "save_checkpoint", "a checkpoint every epoch: exact resume after a kill"),
+    ("zoo/engine/persistence.py", "save_checkpoint", "a checkpoint every epoch: exact resume after a kill"),
     ("zoo/plots.py", "write_loss_curve", "loss_curve.png, for every run of every family"),
 ]
 

@@ -47,9 +47,9 @@ def one_epoch(folder: str, workers: int, batch: int) -> dict[str, float]:
 
     from zoo.data import DataOptions, load_dataset
     from zoo.data.torch_data import epoch_batches
+    from zoo.engine.adapt import prepare_batch
     from zoo.engine.batches import epoch_order
     from zoo.engine.options import TrainOptions
-    from zoo.engine.scaling import prepare_batch
 
     torch.set_num_threads(1)
     data = load_dataset(f"imagefolder:{folder}", seed=0, options=DataOptions(image_size=(224, 224), channels=3))

@@ -34,7 +34,7 @@ def main() -> None:
     from zoo.bundles import export_run
     from zoo.bundles.variants import _Calibration
     from zoo.data import load_dataset
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     lines = [f"threads={args.threads} rounds={args.rounds} onnxruntime={onnxruntime.__version__}",
              f"{'model':<14}{'graph':<26}{'batch':>6}{'median ms':>11}{'vs fp32':>9}{'val acc':>9}"]

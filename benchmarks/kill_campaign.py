@@ -52,7 +52,7 @@ def run(args: list[str], cwd: Path, kill_after: float | None = None) -> tuple[in
 
 def run_state(run_dir: Path) -> str:
     """finished / resumable / not-started, checked the way export and resume see the folder."""
-    from zoo.engine.resume import prepare_resume
+    from zoo.engine.persistence import prepare_resume
     from zoo.errors import ZooError
     from zoo.runs import load_run
 

@@ -41,11 +41,11 @@ def main() -> None:
 
     import zoo
     from zoo.atomic import save_weights, write_json
-    from zoo.bundles import export_run, format_table, verify_bundle
-    from zoo.bundles import verify as verify_module
-    from zoo.runs import CONFIG, SUMMARY, WEIGHTS, load_run
+    from zoo.bundles import export_run, format_table, graph_checks, verify_bundle
+    from zoo.run_layout import CONFIG, SUMMARY, WEIGHTS
+    from zoo.runs import load_run
 
-    verify_module.MAX_REAL_SAMPLES = args.real_samples
+    graph_checks.MAX_REAL_SAMPLES = args.real_samples
     shutil.rmtree(args.out, ignore_errors=True)
     lines: list[str] = [f"torch {torch.__version__}, width {args.width}, real samples {args.real_samples}"]
 

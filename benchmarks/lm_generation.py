@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from zoo.bundles.onnx_graph import export_graph
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     model, (graph,) = build(args.model)
     spec_meta = __import__("json").loads(graph.metadata["zoo_lm"])

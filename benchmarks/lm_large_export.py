@@ -31,7 +31,7 @@ def main() -> None:
     from zoo_lm.model import greedy
 
     from zoo.bundles.onnx_graph import check_graph, export_graph, external_data_files
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     model, (graph,) = build(args.model)
     meta = json.loads(graph.metadata["zoo_lm"])

@@ -64,7 +64,7 @@ def main() -> None:
 
     import zoo
     from zoo.bundles.onnx_graph import export_graph
-    from zoo.runtime import import_onnxruntime
+    from zoo.ort import import_onnxruntime
     from zoo.timing import machine_load
 
     load_start = machine_load()

@@ -53,8 +53,8 @@ def median_seconds(runner: Any, feed: dict[str, np.ndarray], rounds: int) -> flo
 
 
 def single_thread_runner(name: str, path: Path, input_names: list[str]) -> Any:
-    """Like ``zoo.bundles.runtimes.load_runner`` but pinned to one thread for a fair timing."""
-    from zoo.bundles.runtimes import load_runner
+    """Like ``zoo.bundles.runtime_checks.load_runner`` but pinned to one thread for a fair timing."""
+    from zoo.bundles.runtime_checks import load_runner
 
     if name == "openvino":
         import openvino as ov
@@ -68,9 +68,9 @@ def single_thread_runner(name: str, path: Path, input_names: list[str]) -> Any:
 
 
 def bundle_rows(bundle: Path, rounds: int) -> list[dict[str, Any]]:
-    from zoo.bundles.check import vector_check
     from zoo.bundles.manifest import Bundle
-    from zoo.bundles.runtimes import RUNTIMES, Unsupported, check_graph_on
+    from zoo.bundles.runtime_checks import RUNTIMES, Unsupported, check_graph_on
+    from zoo.bundles.verification import vector_check
 
     opened = Bundle.open(bundle, check_graphs=True)
     manifest = opened.manifest
@@ -98,7 +98,7 @@ def bundle_rows(bundle: Path, rounds: int) -> list[dict[str, Any]]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    from zoo.bundles.runtimes import REQUIREMENTS
+    from zoo.bundles.runtime_checks import REQUIREMENTS
 
     def speed(row: dict[str, Any], batch: int) -> str:
         value = row.get(f"speed_b{batch}")

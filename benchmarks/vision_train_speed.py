@@ -63,21 +63,21 @@ def stamps_of_engine(name: str, data: str, size: int, setting: Setting, steps: i
     from safetensors.torch import load_file
 
     import zoo
-    from zoo.engine import progress
+    from zoo.engine import reporting
 
     stamps: list[float] = []
-    original = progress.Progress.step
+    original = reporting.Progress.step
 
     def timed_step(self: Any, step: int) -> None:
         stamps.append(time.perf_counter())
         original(self, step)
 
-    progress.Progress.step = timed_step  # type: ignore[method-assign]
+    reporting.Progress.step = timed_step  # type: ignore[method-assign]
     try:
         run = zoo.train(name, dataset=data, batch_size=BATCH[size], epochs=100, max_steps=steps, device="cpu",
                         out=out, progress=False, model_args=model_args(name, size), **setting.engine_options())
     finally:
-        progress.Progress.step = original  # type: ignore[method-assign]
+        reporting.Progress.step = original  # type: ignore[method-assign]
     return stamps, load_file(run.run_dir / "model.safetensors")
 
 
@@ -86,9 +86,9 @@ def stamps_of_hand_loop(name: str, data: str, size: int, setting: Setting, steps
     """What a user writes by hand: the same model, optimizer, sample order and settings."""
     import zoo
     from zoo.data import load_dataset
+    from zoo.engine.assembly import seed_everything
     from zoo.engine.batches import epoch_order
-    from zoo.engine.config import resolve_hyperparameters
-    from zoo.engine.setup import seed_everything
+    from zoo.engine.options import resolve_hyperparameters
     from zoo.family import make_optimizer
 
     spec = zoo.get_spec(name)
@@ -150,7 +150,7 @@ def compare(name: str, size: int, setting: Setting, data: str, steps: int, round
 
 
 def main() -> None:
-    from zoo.engine.config import TrainConfig
+    from zoo.engine.options import TrainConfig
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet18,resnet50,vit-small")

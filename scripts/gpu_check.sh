@@ -46,7 +46,7 @@ echo "# zoo GPU check, $(date -u '+%Y-%m-%d %H:%M UTC'), $(git rev-parse --short
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -4
 python3 - <<'EOF'
 import platform, torch, onnx
-from zoo.runtime import import_onnxruntime, usable_providers
+from zoo.ort import import_onnxruntime, usable_providers
 ort = import_onnxruntime()
 print(f"python {platform.python_version()}, torch {torch.__version__} (CUDA {torch.version.cuda}, "
       f"available {torch.cuda.is_available()}), onnx {onnx.__version__}, onnxruntime {ort.__version__}")

@@ -242,7 +242,7 @@ def _test_clips(root: Path) -> list[Path]:
 def test_predict_reads_wav_files_like_training(audio_bundle: dict[str, Path]) -> None:
     from zoo_audio.wav import read_clip
 
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     files = _test_clips(audio_bundle["root"])
     result = CliRunner().invoke(cli, ["predict", str(audio_bundle["bundle"]), *map(str, files), "--json"])

@@ -103,7 +103,7 @@ def test_unknown_or_unavailable_provider(run_copy: Path, tmp_path: Path) -> None
 def test_onnxruntime_installed_twice_is_detected(monkeypatch: pytest.MonkeyPatch) -> None:
     from importlib import metadata
 
-    from zoo import runtime
+    from zoo import ort
     from zoo.errors import ZooError
 
     real_version = metadata.version
@@ -113,9 +113,9 @@ def test_onnxruntime_installed_twice_is_detected(monkeypatch: pytest.MonkeyPatch
             return "1.0"
         return real_version(name)
 
-    monkeypatch.setattr(runtime.metadata, "version", fake_version)
+    monkeypatch.setattr(ort.metadata, "version", fake_version)
     with pytest.raises(ZooError, match=r"onnxruntime and onnxruntime-gpu are installed together.*pip uninstall"):
-        runtime.import_onnxruntime()
+        ort.import_onnxruntime()
 
 
 def test_export_that_fails_parity_exits_1_and_writes_no_bundle(

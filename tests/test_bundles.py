@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from zoo.bundles import export_run
+from zoo.bundles.graph_checks import BATCH_SIZES, sha256, torch_outputs
 from zoo.bundles.parity import compare
 from zoo.bundles.vectors import data_set_folders, read_test_set
-from zoo.bundles.verify import BATCH_SIZES, sha256, torch_outputs
 from zoo.cli import cli
-from zoo.runtime import CUDA, usable_providers
+from zoo.ort import CUDA, usable_providers
 
 from .helpers import assert_one_line_error, briefly_trained_models
 
@@ -159,9 +159,9 @@ def test_every_model_exports_int8_and_fp16_variants_within_their_tolerances(name
     assert result.parity["passed"], failed
     # ONNX Runtime's CPU provider computes most fp16 operators in fp32; onnx's reference evaluator rounds every
     # activation to float16 as fp16 hardware does, and the fp16 tolerance must hold there too.
-    from zoo.bundles.check import vector_check
     from zoo.bundles.manifest import Bundle
-    from zoo.bundles.runtimes import check_runtimes
+    from zoo.bundles.runtime_checks import check_runtimes
+    from zoo.bundles.verification import vector_check
 
     bundle = Bundle.open(result.bundle_dir)
     checks = [vector_check(bundle, entry) for entry in bundle.manifest.graphs.values() if entry.variant == "fp16"]
@@ -314,16 +314,16 @@ def test_int8_is_dynamic_for_matmul_graphs_and_calibrates_on_random_inputs_when_
 
 def test_the_child_process_path_gives_the_same_outputs_as_in_process(bundle_of) -> None:
     """GPU checks run in a child process; exercise that path here with the CPU provider."""
-    from zoo import runtime
+    from zoo import ort
 
     bundle = bundle_of("cnn").bundle_dir
     path = bundle / "model" / "model.onnx"
     inputs, _ = read_test_set(bundle / "model" / "test_data_set_1")
     feeds = [{"input": inputs[0]}, {"input": inputs[0][:1]}]
-    here, facts = runtime.run_graph(path, runtime.CPU, feeds)
-    child, child_facts = runtime._run_in_child(path, runtime.CPU, feeds, None)
-    assert child_facts["providers_in_use"] == facts["providers_in_use"] == [runtime.CPU]
+    here, facts = ort.run_graph(path, ort.CPU, feeds)
+    child, child_facts = ort._run_in_child(path, ort.CPU, feeds, None)
+    assert child_facts["providers_in_use"] == facts["providers_in_use"] == [ort.CPU]
     for a, b in zip(here, child, strict=True):
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
-    timed = runtime._child(path, runtime.CPU, feeds[:1], None, {"warmup": 1, "runs": 3, "threads": 1})
+    timed = ort._child(path, ort.CPU, feeds[:1], None, {"warmup": 1, "runs": 3, "threads": 1})
     assert len(timed["timings"]) == 3 and all(t > 0 for t in timed["timings"])

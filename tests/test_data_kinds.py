@@ -132,9 +132,16 @@ def rows(*, seed, val_fraction):
     return DataSplits(info, x[:16], np.arange(16) % 2, x[16:], np.arange(4) % 2)
 
 
+def classless(*, seed, val_fraction):
+    info = DataInfo(name="classless", channels=1, height=8, width=8, mean=[0.0], std=[1.0])  # num_classes 0
+    x = np.zeros((20, 1, 8, 8), np.float32)
+    return DataSplits(info, x[:16], np.zeros(16, np.int64), x[16:], np.zeros(4, np.int64))
+
+
 @hookimpl
 def register_datasets(register):
     register(DatasetSpec(name="class-rows", summary="feature rows with class labels", loader=rows))
+    register(DatasetSpec(name="classless", summary="images without classes", loader=classless))
 '''
 
 
@@ -146,6 +153,8 @@ def test_a_regressor_refuses_class_labels_and_image_flags_are_refused(make_plugi
     assert_one_line_error(invoke("train", "tab-mlp", "--data", "class-rows", "--channels", "3", "--image-size",
                                  "4x4", "--out", str(out)),
                           "--channels and --image-size convert images", "'class-rows' (plugin 'rows')")
+    assert_one_line_error(invoke("train", "cnn", "--data", "classless", "--out", str(out)),
+                          "'cnn' (plugin 'cnn') learns class targets", "has no targets")
     assert_one_line_error(invoke("train", "tab-mlp", "--augment", "--out", str(out)),
                           "--augment is for images only", "rows of 10 features")
     assert_one_line_error(invoke("train", "gpt-nano", "--image-size", "4x4", "--out", str(out)),

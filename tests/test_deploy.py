@@ -74,8 +74,8 @@ def _agree(got: list[dict[str, Any]], want: list[dict[str, Any]], atol: float) -
 def test_preprocessing_in_the_graph_matches_zoo_preprocessing_on_real_images(cnn: Path, images: list[str]) -> None:
     from zoo.bundles.pregraph import RESIZE_TOLERANCE_8BIT, preprocessing_graph
     from zoo.data.readers import load_image
+    from zoo.ort import import_onnxruntime
     from zoo.predict import preprocess
-    from zoo.runtime import import_onnxruntime
 
     entry = _manifest(cnn).graphs["model"]
     norm = entry.meta("normalization")
@@ -96,7 +96,7 @@ def test_preprocessing_in_the_graph_matches_zoo_preprocessing_on_real_images(cnn
 def test_the_deployed_classifier_agrees_with_zoo_predict(cnn: Path, images: list[str], tmp_path: Path) -> None:
     from zoo.bundles.pregraph import build_pregraph, deploy_graph
     from zoo.data.readers import load_image
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     graph = deploy_graph(_manifest(cnn))
     assert graph.kind == "classifier"
@@ -113,7 +113,7 @@ def test_the_deployed_classifier_agrees_with_zoo_predict(cnn: Path, images: list
 
 def test_a_sampler_graph_returns_uint8_pixels_and_states_its_noise(export_briefly: Any, tmp_path: Path) -> None:
     from zoo.bundles.pregraph import build_pregraph, deploy_graph
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
     from zoo.toolkit.images import to_pixels
 
     bundle = export_briefly("gan").bundle_dir

@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.cli import cli
-from zoo.engine.checkpoint import load_checkpoint
+from zoo.engine.persistence import load_checkpoint
 from zoo.errors import ZooError
 from zoo.registry import build_catalog
 
@@ -160,9 +160,9 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
 @pytest.mark.parametrize("bad_step", [7, 6])  # 6: the step a checkpoint is due at
 def test_deferred_check_never_writes_after_a_bad_step(bad_step: int, nan_at_step, monkeypatch, tmp_path) -> None:
     """One CUDA process looks at each loss one step late (no per-step sync); forced on here, on the CPU."""
-    from zoo.engine import finite
+    from zoo.engine import loop
 
-    monkeypatch.setattr(finite, "defer_wanted", lambda device, on_nan, distributed: True)
+    monkeypatch.setattr(loop, "defer_wanted", lambda device, on_nan, distributed: True)
     nan_at_step(bad_step)
     with pytest.raises(ZooError, match=rf"non-finite at step {bad_step} \(epoch 1.*loss=nan, accuracy="):
         zoo.train("cnn", out=tmp_path, save_every=3, **TINY)
@@ -307,7 +307,7 @@ def test_first_signal_sets_the_flag_and_the_second_aborts() -> None:
     import os
     import signal
 
-    from zoo.engine.signals import InterruptFlag
+    from zoo.engine.loop import InterruptFlag
 
     with InterruptFlag() as flag:
         os.kill(os.getpid(), signal.SIGTERM)

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import zoo
-from zoo.engine.checkpoint import load_checkpoint
+from zoo.engine.persistence import load_checkpoint
 from zoo.errors import ZooError
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

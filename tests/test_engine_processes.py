@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 
 import zoo
 from zoo.cli import cli
-from zoo.engine.checkpoint import load_checkpoint
+from zoo.engine.persistence import load_checkpoint
 
 LONG_RUN = ["train", "cnn", "--epochs", "40", "--batch-size", "128", "--deterministic", "--device", "cpu"]
 

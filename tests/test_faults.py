@@ -336,7 +336,7 @@ def test_broken_pipe_is_quiet() -> None:
 
 def test_metrics_are_repaired_on_resume(tmp_path: Path) -> None:
     """A torn last line, a row past the checkpoint and a repeated epoch are all dropped; the CSV follows."""
-    from zoo.engine.crash import repair_metrics
+    from zoo.engine.persistence import repair_metrics
 
     rows = [{"epoch": 1, "step": 10, "loss": 1.0}, {"epoch": 2, "step": 20, "loss": 0.5}]
     text = "".join(json.dumps(r) + "\n" for r in rows)
@@ -409,7 +409,7 @@ def test_kill_9_leaves_every_artefact_usable(ws: SimpleNamespace, tmp_path: Path
 
     from zoo.bundles import verify_bundle
     from zoo.bundles.publish import recover
-    from zoo.engine.resume import prepare_resume
+    from zoo.engine.persistence import prepare_resume
     from zoo.errors import ZooError
     from zoo.runs import load_run
 
@@ -504,7 +504,7 @@ def test_nproc_errors_are_one_line_once(tmp_path: Path) -> None:
 def test_torchrun_output_filter_keeps_the_workers_lines() -> None:
     import io
 
-    from zoo.engine.launcher_output import StderrFilter
+    from zoo.engine.distributed import StderrFilter
 
     sink = io.BytesIO()
     stream = StderrFilter(sink)

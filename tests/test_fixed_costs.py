@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from zoo import cache, runtime
+from zoo import cache, ort
 from zoo.bundles.manifest import graph_entry
 from zoo.bundles.variant_card import NOT_MEASURED, PURPOSE, variant_text
 from zoo.cli import cli
@@ -69,26 +69,26 @@ def test_digits_come_from_the_cache_without_scikit_learn(cache_dir: Path, monkey
 
 
 def test_gpu_probes_are_skipped_with_the_reason_where_no_driver_exists(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime.sys, "platform", "linux")
-    monkeypatch.setattr(runtime.glob, "glob", lambda pattern: [])
-    monkeypatch.setattr(runtime.os.path, "exists", lambda path: False)
+    monkeypatch.setattr(ort.sys, "platform", "linux")
+    monkeypatch.setattr(ort.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(ort.os.path, "exists", lambda path: False)
 
     def no_library(name: str) -> None:
         raise OSError(f"{name}: cannot open shared object file")
 
-    monkeypatch.setattr(runtime.ctypes, "CDLL", no_library)
-    reason = runtime.no_gpu_reason()
+    monkeypatch.setattr(ort.ctypes, "CDLL", no_library)
+    reason = ort.no_gpu_reason()
     assert "no NVIDIA driver" in reason
-    monkeypatch.setattr(runtime, "_probe", lambda provider: pytest.fail(f"{provider} probed without a driver"))
-    runtime.usable_providers.cache_clear()
+    monkeypatch.setattr(ort, "_probe", lambda provider: pytest.fail(f"{provider} probed without a driver"))
+    ort.usable_providers.cache_clear()
     try:
-        usable, skipped = runtime.usable_providers()
+        usable, skipped = ort.usable_providers()
     finally:
-        runtime.usable_providers.cache_clear()
-    assert usable == (runtime.CPU,)
+        ort.usable_providers.cache_clear()
+    assert usable == (ort.CPU,)
     assert all(reason in why or "has no" in why for why in skipped.values()) and skipped
-    monkeypatch.setattr(runtime.glob, "glob", lambda pattern: ["/dev/nvidia0"])
-    assert runtime.no_gpu_reason() == "", "device nodes: the probe decides"
+    monkeypatch.setattr(ort.glob, "glob", lambda pattern: ["/dev/nvidia0"])
+    assert ort.no_gpu_reason() == "", "device nodes: the probe decides"
 
 
 def test_the_exporter_set_up_is_shared_and_gives_the_public_exporters_graph(train_briefly) -> None:

@@ -17,9 +17,9 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo.cli import cli
-from zoo.engine.checkpoint import load_checkpoint
-from zoo.engine.fsdp import block_modules, check_strategy
+from zoo.engine.distributed import block_modules, check_strategy
 from zoo.engine.options import TrainOptions
+from zoo.engine.persistence import load_checkpoint
 from zoo.errors import ZooError
 
 from .helpers import assert_one_line_error
@@ -172,8 +172,8 @@ def test_adamw_state_round_trips_through_a_checkpoint(group_of_one: Any, tmp_pat
     """The gathered AdamW state (moments and step counts by parameter name) goes into the checkpoint under the
     plain optimizer's indices, with its JSON, and loads back into a freshly sharded model: training on gives
     what a plain model and optimizer give."""
-    from zoo.engine.checkpoint import capture_rng, restore_optimizer, save_checkpoint
-    from zoo.engine.fsdp import Sharded
+    from zoo.engine.distributed import Sharded
+    from zoo.engine.persistence import capture_rng, restore_optimizer, save_checkpoint
 
     def fresh() -> torch.nn.Module:
         torch.manual_seed(0)

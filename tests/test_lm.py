@@ -276,7 +276,7 @@ def test_first_batch_check_reads_token_rows(tmp_path: Path) -> None:
     from zoo_lm.family import LMFamily
 
     from zoo.data import TextInfo
-    from zoo.engine.first_batch import check_data
+    from zoo.engine.assembly import check_data
     from zoo.errors import ZooError
     from zoo.family import RunContext
 

@@ -63,6 +63,10 @@ def test_deploy_python_runs_the_cache_loop_without_zoo(lm: Path, greedy: list[in
                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["tokens"] == greedy
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "zoo", "deploy", str(lm), "--target", "web",
+                           "--out", str(tmp_path / "web")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "torch" not in {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
 
 
 def test_the_deployed_check_fails_when_the_prompt_ids_differ(lm: Path, tmp_path: Path) -> None:

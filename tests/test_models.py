@@ -76,7 +76,7 @@ def _check_role(graph, inputs, outputs, info: DataInfo) -> None:
     elif graph.role in ("sampler", "decoder"):
         assert feeds[graph.role_info["latent_input"]].shape[1] == graph.role_info["latent_dim"]
         assert tuple(outputs[graph.role_info["output"]].shape[1:]) == info.shape
-    elif graph.role == "regressor":
+    elif graph.role == "tabular:regressor":
         assert feeds[graph.role_info["input"]].shape[1] == len(graph.role_info["feature_names"])
         assert outputs[graph.role_info["output"]].shape[1] == len(graph.role_info["target_names"])
     elif graph.role == "encoder":

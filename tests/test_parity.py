@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
+from zoo.bundles.graph_checks import sha256
 from zoo.bundles.parity import compare, top1_agreement
-from zoo.bundles.verify import sha256
 from zoo.cli import cli
 
 
@@ -78,9 +78,9 @@ def test_report_gives_mean_p99_and_the_smallest_passing_tolerance() -> None:
 def test_a_gpu_check_process_that_dies_is_one_clear_error(tmp_path: Path, monkeypatch) -> None:
     import pytest
 
-    from zoo import runtime
+    from zoo import ort
     from zoo.errors import ZooError
 
-    monkeypatch.setattr(runtime.sys, "executable", "/bin/false")
+    monkeypatch.setattr(ort.sys, "executable", "/bin/false")
     with pytest.raises(ZooError, match=r"the CUDAExecutionProvider check process died \(exit 1\)"):
-        runtime.run_graph(tmp_path / "model.onnx", runtime.CUDA, [{"x": np.zeros(1, np.float32)}])
+        ort.run_graph(tmp_path / "model.onnx", ort.CUDA, [{"x": np.zeros(1, np.float32)}])

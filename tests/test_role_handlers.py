@@ -151,12 +151,15 @@ def test_a_plugin_role_reaches_predict_deploy_and_the_variant_gate(scorer: tuple
                            env={**os.environ, "PYTHONPATH": ""})
     assert check.returncode == 0 and json.loads(check.stdout) == {"passed": True}, check.stderr
 
-    # zoo predict imports neither torch nor the plugin's family (only its handlers)
+    # zoo predict and zoo deploy import neither torch nor the plugin's family (only its handlers)
     env = {**os.environ, "PYTHONPATH": str(site)}
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "zoo", "predict", str(bundle), str(rows)],
-                          capture_output=True, text=True, env=env, timeout=300)
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
-    assert done.returncode == 0 and "torch" not in imported and "zoo_test_scorer_family" not in imported, done.stderr
+    for args in (["predict", str(bundle), str(rows)],
+                 ["deploy", str(bundle), "--target", "node", "--out", str(tmp_path / "node")]):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "zoo", *args], capture_output=True,
+                              text=True, env=env, timeout=300)
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "torch" not in imported and "zoo_test_scorer_family" not in imported, args
 
 
 def test_a_failing_plugin_gate_fails_the_export(scorer: tuple[Path, Path, Any], tmp_path: Path,

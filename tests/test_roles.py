@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from zoo.bundles.graph_checks import sha256
 from zoo.bundles.manifest import Bundle, GraphEntry, Manifest, ParityReport, parse_manifest
-from zoo.bundles.verify import sha256
 from zoo.cli import cli
 from zoo.errors import ZooError
 from zoo.family import (

@@ -104,8 +104,8 @@ def test_a_graph_a_runtime_cannot_load_is_unsupported_with_its_reason_not_failed
     import onnx
     from onnx import helper
 
-    from zoo.bundles.runtimes import check_graph_on, format_runtimes
-    from zoo.bundles.verify import Case, GraphCheck
+    from zoo.bundles.graph_checks import Case, GraphCheck
+    from zoo.bundles.runtime_checks import check_graph_on, format_runtimes
 
     model = helper.make_model(helper.make_graph(
         [helper.make_node("NoSuchOp", ["x"], ["y"], domain="zoo.test")], "g",

@@ -104,7 +104,7 @@ def init_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_init_loads_published_layouts_records_them_and_replaces_the_head(init_runs: dict[str, Any]) -> None:
     from safetensors.torch import load_file
 
-    from zoo.engine.init_weights import sha256_of
+    from zoo.engine.adapt import sha256_of
 
     for name, run in init_runs["runs"].items():
         config = json.loads((run.run_dir / "config.json").read_text())
@@ -195,7 +195,7 @@ def test_vit_base_runs_forward_and_backward_on_the_meta_device() -> None:
 def test_init_drops_a_common_prefix_keeps_num_batches_optional_and_rejects_corrupt_files(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 
-    from zoo.engine.init_weights import load_init
+    from zoo.engine.adapt import load_init
 
     source = zoo.create_model("resnet18", stem="small", num_classes=3)
     state = {f"module.{k}": v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}

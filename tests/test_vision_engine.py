@@ -50,15 +50,15 @@ def test_activation_checkpointing_gives_the_same_gradients() -> None:
 
 def test_compile_falls_back_to_eager_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from zoo.engine import scaling
+    from zoo.engine import adapt
 
-    monkeypatch.setattr(scaling, "compiler_problem", lambda device: "RuntimeError: no C++ compiler found")
+    monkeypatch.setattr(adapt, "compiler_problem", lambda device: "RuntimeError: no C++ compiler found")
     run = zoo.train("cnn", out=tmp_path, compile=True, max_steps=1, batch_size=32)
     assert run.summary["steps"] == 1
     assert "zoo: --compile is not available here (RuntimeError: no C++ compiler found); training eagerly" in \
         capsys.readouterr().err
     compiled = []
-    monkeypatch.setattr(scaling, "compiler_problem", lambda device: None)
+    monkeypatch.setattr(adapt, "compiler_problem", lambda device: None)
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: compiled.append(type(self).__name__))
     zoo.train("cnn", out=tmp_path, compile=True, max_steps=1, batch_size=32, progress=False)
     assert compiled == ["ArticleCNN"]
@@ -67,13 +67,13 @@ def test_compile_falls_back_to_eager_with_one_line(tmp_path: Path, monkeypatch: 
 def test_the_first_batch_probe_runs_before_compile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The class-width probe (batch of 2, eval mode) must not be the compiled model's first graph: training's
     own batch shape would then recompile as a dynamic-shape graph."""
-    from zoo.engine import first_batch, scaling
+    from zoo.engine import adapt, assembly
 
     events: list[str] = []
-    probe = first_batch.check_graph_outputs
-    monkeypatch.setattr(scaling, "compiler_problem", lambda device: None)
+    probe = assembly.check_graph_outputs
+    monkeypatch.setattr(adapt, "compiler_problem", lambda device: None)
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: events.append("compile"))
-    monkeypatch.setattr(first_batch, "check_graph_outputs", lambda *a: (events.append("probe"), probe(*a))[1])
+    monkeypatch.setattr(assembly, "check_graph_outputs", lambda *a: (events.append("probe"), probe(*a))[1])
     zoo.train("cnn", out=tmp_path, compile=True, max_steps=1, batch_size=32, progress=False)
     assert events == ["probe", "compile"]
 

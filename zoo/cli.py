@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from zoo.errors import ParityError, ZooError
+from zoo.serve.command import serve_command
 from zoo.version import __version__
 
 
@@ -207,7 +208,7 @@ def _parse_assignments(values: tuple[str, ...], option: str) -> dict[str, Any]:
 def _train_options(command: Any) -> Any:
     """The `zoo train` options. Every default is None: a flag given counts, the rest comes from
     --config, the run being resumed, or the model's defaults."""
-    from zoo.engine.cli_options import train_flags
+    from zoo.engine.options import train_flags
 
     options = [
         *train_flags(),
@@ -358,7 +359,7 @@ def verify(bundle: str, providers: str | None, require: str | None, run_dir: str
     else:
         click.echo(format_table({**report, "passed": report.get("providers_passed", report["passed"])}))
         if "runtimes" in report:
-            from zoo.bundles.runtimes import RuntimeCheck, format_runtimes
+            from zoo.bundles.runtime_checks import RuntimeCheck, format_runtimes
 
             click.echo(format_runtimes([RuntimeCheck(**r) for r in report["runtimes"]]))
     if not report["passed"]:
@@ -456,6 +457,9 @@ def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:
     from zoo.deploy import deploy_bundle
 
     click.echo(f"deployed: {deploy_bundle(bundle, target, out, force=force)}")
+
+
+cli.add_command(serve_command)  # zoo/serve/command.py: click only; the server is imported when it runs
 
 
 @cli.command()

@@ -7,8 +7,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-LOSS_CURVE = "loss_curve.png"
-
 
 def loss_series(metrics_log: Path) -> tuple[list[int], dict[str, list[float]]]:
     """Epochs and, per metric whose name contains "loss", its value each epoch (NaN where absent)."""

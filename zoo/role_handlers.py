@@ -11,7 +11,9 @@ role and hand it to that role's handlers:
   node or the web, its README, test vectors); zoo writes the files;
 - the int8/fp16 variant gate (``zoo export --quantize``/``--fp16``, ``zoo verify``) →
   :meth:`RoleHandlers.gate`: the variant's outputs against the fp32 graph's on the same inputs, judged
-  by the role's own quality rule (:class:`GateResult`).
+  by the role's own quality rule (:class:`GateResult`);
+- ``zoo serve``'s OpenAI-compatible ``/v1/completions`` → :meth:`RoleHandlers.generate`: a
+  :class:`TextGenerator` loaded once per server worker (tokenise, detokenise, the generation loop).
 
 The built-in roles (``classifier``, ``sampler``, ``decoder``; the lm plugin's ``lm``) use exactly this API.
 ``Bundle``, ``Manifest``, ``GraphEntry``, ``ParityReport``, ``ValueInfo`` and ``TestSetEntry`` are re-exported
@@ -20,7 +22,7 @@ here as part of the contract. Free of torch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from zoo.errors import ZooError
 from zoo.roles import RoleSpec
 
 #: What a role's handlers can do, by tool.
-TOOLS = ("predict", "deploy", "gate")
+TOOLS = ("predict", "deploy", "gate", "generate")
 #: The targets of ``zoo deploy``.
 TARGETS = ("python", "node", "web")
 
@@ -56,7 +58,7 @@ class PredictRequest:
 
     def session(self) -> Any:
         """An ONNX Runtime CPU session of the graph."""
-        from zoo.runtime import CPU, session
+        from zoo.ort import CPU, session
 
         return session(str(self.bundle.graph_path(self.graph)), CPU)
 
@@ -152,6 +154,39 @@ class GateResult:
     metrics: Mapping[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class GenerateRequest:
+    """What ``zoo serve`` asks a :class:`TextGenerator`: continue ``prompt_ids`` by at most ``max_new_tokens``
+    tokens (fewer at the model's context), greedy at ``temperature`` 0, else drawn from the softmax filtered by
+    ``top_k`` (0: off) and ``top_p`` (1: off) with ``seed``."""
+
+    prompt_ids: tuple[int, ...]
+    max_new_tokens: int
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+class TextGenerator:
+    """A language model loaded once (made by :meth:`RoleHandlers.generate`); ``context`` is the most tokens it
+    holds. One generation at a time per object."""
+
+    context: int = 0
+
+    def encode(self, text: str) -> list[int]:
+        """The token ids of ``text``, tokenised as training tokenised its text."""
+        raise NotImplementedError
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of ``ids``."""
+        raise NotImplementedError
+
+    def generate(self, request: GenerateRequest, on_token: Callable[[int], None]) -> list[int]:
+        """The new tokens; ``on_token`` gets each one as it is chosen and may raise to stop before the next step."""
+        raise NotImplementedError
+
+
 class RoleHandlers:
     """What the tools do with graphs of one role. Subclass it and override what your role supports; a method
     left as it is means the tool does not handle the role (``zoo predict`` and ``zoo deploy`` then refuse the
@@ -172,6 +207,10 @@ class RoleHandlers:
     def gate(self, evidence: GateEvidence) -> GateResult:
         """Judge a variant against the fp32 graph (default: the element tolerance alone decides)."""
         return GateResult(True, "element tolerance on real samples")
+
+    def generate(self, bundle: Bundle, graph: GraphEntry) -> TextGenerator:
+        """A :class:`TextGenerator` over this graph of ``bundle`` (``zoo serve``'s ``/v1/completions``)."""
+        raise NotImplementedError
 
     def supports(self, tool: str) -> bool:
         """Whether this class overrides ``tool`` (one of ``TOOLS``)."""

@@ -1,8 +1,7 @@
 """Run folders: creating them without clobbering anything, and loading a finished run back as a :class:`Run`.
 
 The engine writes a run; bundles, the quality judge and sampling read one, all through this module.
-A run folder holds ``config.json`` (:data:`CONFIG`), ``metrics.jsonl``, ``summary.json``, the final
-``model.safetensors`` and ``checkpoints/``.
+What a run folder holds, file by file, is :mod:`zoo.run_layout`.
 """
 
 from __future__ import annotations
@@ -14,11 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
-
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
-SUMMARY = "summary.json"
-WEIGHTS = "model.safetensors"
+from zoo.run_layout import CONFIG, SUMMARY, WEIGHTS
 
 
 def new_run_dir(parent: str | Path, model: str) -> Path:
@@ -78,14 +73,9 @@ def read_json(path: Path, what: str) -> Any:
         raise ZooError(f"{what} {path} is corrupted ({exc}); restore it or train again") from exc
 
 
-def read_config(run_dir: str | Path) -> dict[str, Any]:
-    """The run's ``config.json``."""
-    return read_json(Path(run_dir) / CONFIG, "run config")
-
-
 def load_run(run_dir: str | Path) -> Run:
     """Rebuild a trained model from its run directory, checking every file on the way."""
-    from zoo.api import load_family
+    from zoo.building import load_family
     from zoo.data import DataInfo
     from zoo.registry import get_spec
 

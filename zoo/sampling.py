@@ -26,7 +26,7 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
 
     Conditional models cycle through the classes, one class per column. Returns the PNG's path.
     """
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
     from zoo.toolkit.images import save_grid, to_pixels
 
     if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_SAMPLES:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.run_layout import CONFIG, MLFLOW_RECORD
 
 TRACKERS = ("mlflow", "tensorboard")
-MLFLOW_RECORD = "mlflow.json"
 DEFAULT_STORE = "mlruns"
 EXPERIMENT = "zoo"
 #: Files and folders of a run folder logged as artefacts (checkpoints and TensorBoard events are left out).
@@ -108,7 +108,7 @@ class MlflowTracker:
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME", EXPERIMENT)
         experiment = self.client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(name)
-        config = json.loads((self.run_dir / "config.json").read_text())
+        config = json.loads((self.run_dir / CONFIG).read_text())
         run = self.client.create_run(experiment_id, run_name=self.run_dir.name,
                                      tags={"zoo.run_dir": str(self.run_dir.resolve()),
                                            "zoo.model": str(config.get("model"))})

@@ -50,7 +50,7 @@ class KeywordSpotterHandlers(RoleHandlers):
     def deploy(self, request: DeployRequest) -> DeployPlan:
         """The graph with a softmax (outputs ``logits`` and ``probabilities``), programs that read WAV files."""
         from zoo.bundles.vectors import read_test_set
-        from zoo.runtime import CPU, session
+        from zoo.ort import CPU, session
 
         graph, info = request.graph, request.graph.role_info
         add_softmax(request.bundle.graph_path(graph), request.folder / "model.onnx", info["output"])

@@ -66,7 +66,7 @@ class LMSession:
     def __init__(self, bundle: str | Path, *, variant: str = "fp32", threads: int = 0) -> None:
         from tokenizers import Tokenizer
 
-        from zoo.runtime import CPU, session
+        from zoo.ort import CPU, session
 
         self.bundle = Path(bundle)
         if not self.bundle.is_dir():

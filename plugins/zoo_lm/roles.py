@@ -5,19 +5,23 @@ web. No torch."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
 from zoo.role_handlers import (
+    Bundle,
     DeployPlan,
     DeployRequest,
     DeployVectors,
     GateEvidence,
     GateResult,
+    GenerateRequest,
     GraphEntry,
     RoleHandlers,
+    TextGenerator,
 )
 
 #: What each target's folder gets from ``templates/``, and the packages its program needs.
@@ -47,8 +51,38 @@ def next_token_loss(logits: np.ndarray, ids: np.ndarray) -> float:
     return float((log_z - picked).mean())
 
 
+class LMGenerator(TextGenerator):
+    """``zoo serve``'s completions on this plugin's generation loop (:class:`zoo_lm.generate.LMSession`): the same
+    tokenisation, key/value cache and sampling as ``zoo generate``."""
+
+    def __init__(self, bundle: Bundle, graph: GraphEntry) -> None:
+        from zoo_lm.generate import LMSession
+
+        self.lm = LMSession(bundle.path, variant=graph.variant)
+        self.context = self.lm.context
+
+    def encode(self, text: str) -> list[int]:
+        return self.lm.encode(text)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.lm.tokenizer.decode(list(ids))
+
+    def generate(self, request: GenerateRequest, on_token: Callable[[int], None]) -> list[int]:
+        from zoo_lm.generate import Sampling
+
+        sampling = Sampling(temperature=request.temperature, top_k=request.top_k, top_p=request.top_p,
+                            seed=request.seed)
+        sampling.check()
+        return self.lm.generate([list(request.prompt_ids)], request.max_new_tokens, sampling,
+                                lambda _, chosen: on_token(chosen[0]))[0]
+
+
 class LMHandlers(RoleHandlers):
     """Cached decoder-only language models."""
+
+    def generate(self, bundle: Bundle, graph: GraphEntry) -> LMGenerator:
+        """The graph's generation loop, loaded once (``zoo serve``'s ``/v1/completions``)."""
+        return LMGenerator(bundle, graph)
 
     def deploy(self, request: DeployRequest) -> DeployPlan:
         """The graph as it is (its cache inputs and outputs are the program's loop), ``tokenizer.json`` beside it,

@@ -10,10 +10,24 @@ from collections.abc import Callable
 from typing import Any
 
 from zoo.hookspecs import hookimpl
+from zoo.roles import RoleSpec
 from zoo.specs import DatasetSpec, FamilySpec, InputSpec, ModelSpec
 
 #: The diabetes set's 10 features (age, sex, body-mass index, blood pressure, six blood serum measurements).
 DIABETES_FEATURES = 10
+
+
+#: The graph role of a regressor (``tabular:regressor``): standardised feature rows → values in the targets' units.
+REGRESSOR_ROLE = RoleSpec(
+    name="regressor", summary="standardised feature rows → target values in their own units",
+    required=("input", "output", "feature_names", "target_names", "feature_mean", "feature_std"),
+    input_keys=("input",), output_keys=("output",), handlers="zoo_tabular.roles:RegressorHandlers",
+)
+
+
+@hookimpl
+def register_roles(register: Callable[[Any], None]) -> None:
+    register(REGRESSOR_ROLE)
 
 
 @hookimpl

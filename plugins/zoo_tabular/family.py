@@ -17,18 +17,12 @@ from zoo.family import (
     ReportImage,
     ReportSection,
     ReportTable,
-    RoleSpec,
     RunContext,
-    register_role,
 )
 from zoo.specs import ModelSpec
 
-#: The graph role of a regressor: ``zoo predict`` feeds it CSV rows and prints values in the targets' units.
-REGRESSOR_ROLE = register_role(RoleSpec(
-    name="regressor", summary="standardised feature rows → target values in their own units",
-    required=("input", "output", "feature_names", "target_names", "feature_mean", "feature_std"),
-    input_keys=("input",), output_keys=("output",),
-))
+#: The graph role this plugin registers (``register_roles`` in ``zoo_tabular``).
+ROLE = "tabular:regressor"
 
 
 def regressor_info(*, input: str, output: str, data: DataInfo) -> dict[str, Any]:
@@ -105,7 +99,8 @@ class RegressorFamily(Family):
             name="model", module=model, input_names=["features"], output_names=["values"],
             random_inputs=random_inputs, real_inputs=lambda splits: (splits.x_val,),
             calibration_inputs=lambda splits: (splits.x_train,),
-            role=REGRESSOR_ROLE.name, role_info=regressor_info(input="features", output="values", data=data),
+            real_labels=lambda splits: splits.y_val,  # the variant gate judges error growth on these
+            role=ROLE, role_info=regressor_info(input="features", output="values", data=data),
         )]
 
     def report_sections(self, context: ReportContext) -> list[ReportSection]:

@@ -38,7 +38,7 @@ def feature_rows(path: Path, info: dict[str, Any]) -> np.ndarray:
 def predict_rows(bundle_dir: str | Path, table: str | Path) -> list[dict[str, Any]]:
     """One ``{"row": n, "values": {target: value}}`` per CSV row (1 = the first data row), in the targets' units."""
     from zoo.bundles.manifest import Bundle
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     bundle = Bundle.open(bundle_dir)
     graphs = bundle.manifest.with_role("regressor")

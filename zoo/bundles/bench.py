@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from zoo.bundles.graph_checks import resolve_providers
 from zoo.bundles.manifest import GraphEntry
-from zoo.bundles.verify import resolve_providers
 from zoo.errors import ZooError
-from zoo.runtime import CPU, session, session_facts, time_graph
+from zoo.ort import CPU, session, session_facts, time_graph
 from zoo.timing import interleaved, machine_load, ratio_spread, spread
 
 METHOD = ("interleaved call by call (ONNX Runtime CPU and eager PyTorch CPU in turn, each round), fixed threads, "
@@ -98,7 +98,7 @@ def _row(graph: str, engine: str, provider: str, batch: int, timings: list[float
 
 def _eager_modules(run_ref: dict[str, Any], run_dir: str | Path | None) -> tuple[dict[str, Any], str | None]:
     """The run's PyTorch modules by graph name, or why eager PyTorch is left out."""
-    from zoo.runs import WEIGHTS
+    from zoo.run_layout import WEIGHTS
 
     run_path = Path(run_dir) if run_dir else Path(run_ref.get("dir", ""))
     if not (run_path / WEIGHTS).exists():

@@ -19,6 +19,7 @@ import numpy as np
 from zoo.atomic import write_bytes, write_json
 from zoo.bundles import variants
 from zoo.bundles.card import card_text
+from zoo.bundles.graph_checks import Case, GraphCheck, check_graphs, sha256, torch_cases
 from zoo.bundles.manifest import BUNDLE_FORMAT, CARD, GRAPH_FILE, MANIFEST, PARITY, ParityReport, graph_entry
 from zoo.bundles.onnx_graph import (
     DEFAULT_OPSET,
@@ -31,10 +32,9 @@ from zoo.bundles.onnx_graph import (
 from zoo.bundles.portable import make_portable
 from zoo.bundles.publish import publish, recover
 from zoo.bundles.vectors import write_test_set
-from zoo.bundles.verify import Case, GraphCheck, check_graphs, sha256, torch_cases
 from zoo.errors import ParityError, ZooError
 from zoo.roles import check_role_shapes
-from zoo.runs import WEIGHTS
+from zoo.run_layout import WEIGHTS
 
 QUANTIZE_CHOICES = ("int8",)
 
@@ -268,7 +268,7 @@ def _versions() -> dict[str, str]:
     import onnx
     import torch
 
-    from zoo.runtime import import_onnxruntime
+    from zoo.ort import import_onnxruntime
     from zoo.version import __version__
 
     return {"zoo": __version__, "torch": torch.__version__, "onnx": onnx.__version__,

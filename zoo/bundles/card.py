@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from zoo.bundles.graph_checks import format_table
 from zoo.bundles.manifest import GraphEntry, ParityReport
 from zoo.bundles.variant_card import variant_text
-from zoo.bundles.verify import format_table
 from zoo.data.kinds import describe_samples, describe_targets
 from zoo.errors import ZooError
+from zoo.run_layout import SUMMARY
 
 
 def card_text(run: Any, graphs: dict[str, GraphEntry], parity: ParityReport | None, speed: dict[str, Any]) -> str:
@@ -66,7 +67,7 @@ Trained on a small demonstration dataset; check accuracy on your own data before
 
 
 def _summary(run: Any) -> dict[str, Any]:
-    path = run.run_dir / "summary.json"
+    path = run.run_dir / SUMMARY
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as exc:
@@ -99,7 +100,7 @@ def _pixel_unit(info: Any) -> str:
 
 def _runtime_text() -> str:
     """The card's section on runtimes other than ONNX Runtime: what each needs, how to check and deploy."""
-    from zoo.bundles.runtimes import REQUIREMENTS
+    from zoo.bundles.runtime_checks import REQUIREMENTS
 
     lines = [f"- {name}: {need}" for name, need in REQUIREMENTS.items()]
     return "\n".join([*lines, "`zoo verify BUNDLE --runtimes all` checks them here; `zoo deploy BUNDLE --target "

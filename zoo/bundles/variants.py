@@ -43,7 +43,7 @@ def optimize(path: Path) -> str:
     """
     import onnx
 
-    from zoo.runtime import import_onnxruntime
+    from zoo.ort import import_onnxruntime
 
     ort = import_onnxruntime()
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -197,7 +197,7 @@ def to_fp16(src: Path, dst: Path, graph_name: str) -> str:
 
 def speed_ratio(fp32: Path, variant: Path, feeds: dict[str, Any], *, threads: int = 2, rounds: int = 50) -> dict:
     """Median ONNX Runtime CPU latency of both graphs, measured side by side; ratio > 1 means the variant is faster."""
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     sessions = [session(str(fp32), CPU, threads=threads), session(str(variant), CPU, threads=threads)]
     times: list[list[float]] = [[], []]

@@ -50,7 +50,7 @@ def _info(manifest: Any, graph: Any, description: dict[str, Any]) -> dict[str, A
 def _vectors(request: DeployRequest, graph: Any, info: dict[str, Any]) -> DeployVectors:
     """Test vectors for the deployed graph: inputs and ONNX Runtime's outputs."""
     from zoo.bundles.vectors import read_test_set
-    from zoo.runtime import CPU, session
+    from zoo.ort import CPU, session
 
     bundle = request.bundle.path
     feeds = _vector_inputs(bundle, graph.entry, graph.kind, info)
@@ -89,7 +89,7 @@ def _vector_inputs(bundle: Any, entry: GraphEntry, kind: str, info: dict[str, An
 
 
 def _readme(target: str, info: dict[str, Any]) -> str:
-    from zoo.bundles.runtimes import REQUIREMENTS
+    from zoo.bundles.runtime_checks import REQUIREMENTS
 
     kind = info["kind"]
     usage = {

@@ -17,7 +17,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(entry, name)
     if name == "Interrupted":
-        from zoo.engine.signals import Interrupted
+        from zoo.engine.loop import Interrupted
 
         return Interrupted
     raise AttributeError(f"module 'zoo.engine' has no attribute {name!r}")

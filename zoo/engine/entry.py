@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.engine.crash import discard_if_unsaved
 from zoo.engine.distributed import World, shutdown, world_from_env
 from zoo.engine.loop import Trainer
 from zoo.engine.options import read_config_file, resolve_options
+from zoo.engine.persistence import discard_if_unsaved
 from zoo.errors import ZooError
 from zoo.locks import run_lock
-from zoo.runs import CONFIG
+from zoo.run_layout import CONFIG
 
 
 @dataclass
@@ -45,7 +45,7 @@ def train(model: str | None = None, *, config: str | Path | None = None, resume:
     with contextlib.ExitStack() as guard:  # the run folder's lock, held until the run stops
         try:
             if resume is not None:
-                from zoo.engine.resume import prepare_resume
+                from zoo.engine.persistence import prepare_resume
 
                 if config is not None:
                     raise ZooError("--config and --resume do not mix: a resumed run keeps its own options")

@@ -1,60 +1,88 @@
-"""The shared training loop. It knows no family: the family supplies the step and the evaluation.
+"""The step loop: the :class:`Trainer`, where a run stands, the non-finite loss guard and clean interrupts.
+
+The shared training loop. It knows no family: the family supplies the step and the evaluation.
 
 :func:`zoo.engine.train` turns options into a :class:`Trainer` (new run or resumed one);
 :meth:`Trainer.fit` runs the epochs. Per optimizer step the loop does only what it must: forward under autocast,
 backward, one finiteness check of the loss, clipping/stepping, on-device metric sums. Everything
 that syncs or writes happens at epoch ends, checkpoints and stops. Setting up lives in
-``trainer_setup.py``, the run's position in ``state.py``, the run folder's files in ``run_files.py``.
+``assembly.py``, the run folder's files in ``persistence.py``.
+
+Where a run stands (:class:`TrainState`) and the running sums of its loss parts (:class:`LossTotals`).
+
+Catching a non-finite loss without making the GPU wait for the CPU every step.
+
+Immediate (CPU, ``--on-nan skip``, several processes): ``loss.item()`` at the step, which costs
+next to nothing on the CPU. Deferred (one CUDA process, ``--on-nan stop``): the loss parts are copied
+to pinned host memory without waiting and looked at one step later, or before anything is written,
+so the last checkpoint on disk is always one from before the bad step.
+
+Clean interrupts: SIGINT/SIGTERM only set a flag; the loop saves at the next step boundary.
+
+A second signal aborts at once (``KeyboardInterrupt``): the checkpoints on disk are written
+atomically, so even that never leaves a broken one. Under torchrun a process gets each Ctrl-C twice
+(from the terminal, then relayed by torchrun's agent), so there the second one is not an abort:
+torchrun's own grace period (30 s, then SIGKILL) is the hard stop.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import signal
+import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 from zoo.data.augment import augment_batch
 from zoo.data.torch_data import epoch_batches
-from zoo.engine import checkpoint as ckpt
-from zoo.engine import finite
-from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
-from zoo.engine.crash import repair_metrics
-from zoo.engine.distributed import World, wrap_model
-from zoo.engine.first_batch import check_monitored
-from zoo.engine.fsdp import check_strategy, shard_model
-from zoo.engine.metrics import MetricsLog
-from zoo.engine.options import SMOKE_BATCHES, TrainOptions
-from zoo.engine.progress import Progress
-from zoo.engine.run_files import summary_of, write_config, write_final
-from zoo.engine.scaling import prepare_batch
-from zoo.engine.schedules import make_schedulers
-from zoo.engine.setup import deterministic_mode, seed_everything
-from zoo.engine.signals import Interrupted, InterruptFlag, interrupted
-from zoo.engine.state import LossTotals, TrainState
-from zoo.engine.trainer_setup import (
+from zoo.engine.adapt import prepare_batch
+from zoo.engine.assembly import (
     adapt_model,
+    check_first_batch,
+    check_monitored,
+    deterministic_mode,
     optimizers_and_order,
     prepare,
     say_adapted,
+    seed_everything,
     starting_weights,
     training_tensors,
     with_default_dataset,
 )
+from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
+from zoo.engine.distributed import World, check_strategy, shard_model, wrap_model
+from zoo.engine.options import SMOKE_BATCHES, TrainOptions
+from zoo.engine.persistence import (
+    Checkpoint,
+    capture_rng,
+    link_or_copy,
+    repair_metrics,
+    restore_optimizer,
+    restore_rng,
+    rotate,
+    save_checkpoint,
+    summary_of,
+    write_config,
+    write_final,
+)
+from zoo.engine.reporting import MetricsLog, Progress
+from zoo.engine.schedules import make_schedulers
 from zoo.errors import ZooError
+from zoo.run_layout import BEST, CHECKPOINTS, LAST, step_checkpoint
 from zoo.runs import new_run_dir
 from zoo.trackers import check_trackers, finish_trackers
 
-__all__ = ["Trainer"]
+# === the trainer =====================================================================================================
 
 
 class Trainer:
     """One run: the model, its optimizers and data, and where training stands (:attr:`state`)."""
 
     def __init__(self, options: TrainOptions, world: World) -> None:
-        from zoo.engine.first_batch import check_first_batch
 
         options = with_default_dataset(options)
         self.options, self.world = options, world
@@ -81,8 +109,8 @@ class Trainer:
         self.schedulers = make_schedulers(self.optimizers, options, self.epochs * self.steps_per_epoch,
                                           self.steps_per_epoch)
         self.state, self.totals = TrainState(), LossTotals()
-        self.guard = finite.LossGuard(self.device, options.on_nan, world,
-                                      lambda: self.run_dir / ckpt.FOLDER / ckpt.LAST)
+        self.guard = LossGuard(self.device, options.on_nan, world,
+                                      lambda: self.run_dir / CHECKPOINTS / LAST)
         if options.progress and world.is_main:  # only once the model really took the data
             say_adapted(self.spec, parts.data_args)
 
@@ -99,7 +127,7 @@ class Trainer:
         if self.world.is_main:
             write_config(self.run_dir, self, init)
 
-    def restore(self, run_dir: Path, checkpoint: ckpt.Checkpoint) -> None:
+    def restore(self, run_dir: Path, checkpoint: Checkpoint) -> None:
         """Put the state of ``checkpoint`` back: weights, optimizers, schedulers, scaler, RNG, position."""
         from zoo.runs import load_weights_dict
 
@@ -109,18 +137,18 @@ class Trainer:
         else:
             load_weights_dict(self.net, checkpoint.prefixed("model/"), checkpoint.path, self.spec.name)
             for name, optimizer in self.optimizers.items():
-                ckpt.restore_optimizer(optimizer, checkpoint, name)
+                restore_optimizer(optimizer, checkpoint, name)
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(saved["schedulers"][name])
         if self.precision.scaler is not None and saved.get("scaler"):
             self.precision.scaler.load_state_dict(saved["scaler"])
         self.state = TrainState.from_dict(saved)
         self.totals.restore_rank(checkpoint, self.world.rank, self.device)  # each process its own sums
-        ckpt.restore_rng(checkpoint, self.world.rank)
+        restore_rng(checkpoint, self.world.rank)
         self._set_run_dir(run_dir)
         if self.world.is_main:
             repair_metrics(run_dir, self.state.step)
-            for stale in (run_dir / ckpt.FOLDER).glob(".*.tmp"):  # half-written by a killed process
+            for stale in (run_dir / CHECKPOINTS).glob(".*.tmp"):  # half-written by a killed process
                 stale.unlink(missing_ok=True)
 
     def _set_run_dir(self, run_dir: Path) -> None:
@@ -239,7 +267,7 @@ class Trainer:
         if boundary:
             self.state.skipped += 1
             self.progress.message(f"skipped step {where[0]} (epoch {where[1]}, optimizer {name!r}): "
-                                  f"non-finite loss ({finite.loss_parts(losses)})")
+                                  f"non-finite loss ({loss_parts(losses)})")
         return False
 
     def _stop_requested(self) -> str | None:
@@ -247,8 +275,6 @@ class Trainer:
         interrupted = self.guard.shared_interrupt if self.world.distributed else self.interrupt.received is not None
         if interrupted:
             if self.interrupt.received is None:  # another process got the signal
-                import signal
-
                 self.interrupt.received = signal.SIGTERM
             return "interrupt"
         if self.options.max_steps and self.state.step >= self.options.max_steps:
@@ -273,7 +299,7 @@ class Trainer:
         finished = self.state.epoch > self.epochs or self._early_stop_due() is not None
         path = self._save(finished=finished)
         if improved and path is not None:
-            ckpt.link_or_copy(path, path.parent / ckpt.BEST)
+            link_or_copy(path, path.parent / BEST)
 
     def _family_metrics(self, hook: str, net: Any) -> dict[str, Any]:
         """A family hook on the plain model ``net`` in eval mode without gradients (main process)."""
@@ -300,28 +326,26 @@ class Trainer:
         from zoo.version import __version__
 
         self.guard.flush()
-        shared = self.world.gather((ckpt.capture_rng(), self.totals.snapshot()))
+        shared = self.world.gather((capture_rng(), self.totals.snapshot()))
         rng = [states for states, _ in shared]
         totals, counts = LossTotals.checkpoint_parts([sums for _, sums in shared])
         model, optimizers = (self.sharded.checkpoint_parts(self.optimizers, self.state.step) if self.sharded
                              else (self.net, self.optimizers))  # FSDP: the full states, gathered to process 0
         if not self.world.is_main:
             return None
-        folder = self.run_dir / ckpt.FOLDER
-        path = folder / f"step-{self.state.step:08d}.safetensors"
+        folder = self.run_dir / CHECKPOINTS
+        path = folder / step_checkpoint(self.state.step)
         state = {"zoo_version": __version__, "model": self.spec.name, "run_id": self.run_dir.name,
                  "world_size": self.world.size, "finished": finished, **self.state.to_dict(),
                  **counts}
-        ckpt.save_checkpoint(path, model=model, optimizers=optimizers, schedulers=self.schedulers,
+        save_checkpoint(path, model=model, optimizers=optimizers, schedulers=self.schedulers,
                              scaler=self.precision.scaler, rng=rng, extra_tensors=totals, state=state)
-        ckpt.rotate(folder, path, self.options.keep_last)
+        rotate(folder, path, self.options.keep_last)
         return path
 
     def _interrupted(self) -> Interrupted:
-        import signal
-
         return interrupted(self.interrupt.received or signal.SIGINT, self.interrupt.exit_code, step=self.state.step,
-                           epoch=self.state.epoch, last=self.run_dir / ckpt.FOLDER / ckpt.LAST, run_dir=self.run_dir,
+                           epoch=self.state.epoch, last=self.run_dir / CHECKPOINTS / LAST, run_dir=self.run_dir,
                            world_size=self.world.size)
 
     def _finish(self, stop_reason: str | None, seconds: float) -> dict[str, Any]:
@@ -335,3 +359,267 @@ class Trainer:
             finish_trackers(self.run_dir, self.options.log)
         self.world.barrier()
         return summary
+
+
+# === where a run stands ==============================================================================================
+
+@dataclass
+class TrainState:
+    """The run's position and history: what a checkpoint needs besides tensors to resume exactly."""
+
+    #: The next epoch to run (from 1) and how many of its batches are done.
+    epoch: int = 1
+    batch_in_epoch: int = 0
+    #: Optimizer steps done (one per batch, or per ``--accumulate`` batches).
+    step: int = 0
+    #: The best monitored value and its epoch, epochs since it improved, steps skipped for a bad loss.
+    best: tuple[float, int] | None = None
+    bad_epochs: int = 0
+    skipped: int = 0
+    #: The last epoch's metrics.
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def record_epoch(self, metrics: dict[str, float], monitor: tuple[str, str]) -> bool:
+        """Take this epoch's metrics and move to the next epoch; True when the monitored metric improved."""
+        name, mode = monitor
+        value = metrics.get(name)
+        improved = value is not None and (self.best is None or (value > self.best[0] if mode == "max"
+                                                                 else value < self.best[0]))
+        if improved:
+            self.best, self.bad_epochs = (value, self.epoch), 0
+        else:
+            self.bad_epochs += 1
+        self.metrics = metrics
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        return improved
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON part of a checkpoint."""
+        return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
+                "best": list(self.best) if self.best else None, "bad_epochs": self.bad_epochs,
+                "skipped": self.skipped, "metrics": self.metrics}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> TrainState:
+        best = tuple(state["best"]) if state.get("best") else None
+        return cls(state["epoch"], state["batch_in_epoch"], state["step"], best,  # type: ignore[arg-type]
+                   state["bad_epochs"], state["skipped"], dict(state["metrics"]))
+
+
+class LossTotals:
+    """Every loss part summed on the device (no host sync); averaged over all processes at the epoch end."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, prefix: str, losses: dict[str, Any]) -> None:
+        for key, value in losses.items():
+            label = prefix + key
+            total = self.totals.get(label)
+            if total is None:
+                self.totals[label] = value.detach().float().clone()
+            else:
+                total += value.detach()
+            self.counts[label] = self.counts.get(label, 0) + 1
+
+    def restore(self, totals: dict[str, Any], counts: dict[str, int], device: Any) -> None:
+        self.totals = {k: v.to(device) for k, v in totals.items()}
+        self.counts = dict(counts)
+
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, int]]:
+        """This process's sums (on the CPU) and counts, to be gathered for a checkpoint."""
+        return {k: v.cpu() for k, v in self.totals.items()}, dict(self.counts)
+
+    @staticmethod
+    def checkpoint_parts(snapshots: list[tuple[dict[str, Any], dict[str, int]]]) -> tuple[dict[str, Any], dict]:
+        """Every process's :meth:`snapshot` as checkpoint tensors and JSON: process 0's as ``totals/NAME`` and
+        ``counts``, process R's as ``totals@R/NAME`` and ``rank_counts[R-1]``."""
+        tensors = {f"totals/{k}": v for k, v in snapshots[0][0].items()}
+        for rank, (totals, _) in enumerate(snapshots[1:], start=1):
+            tensors.update({f"totals@{rank}/{k}": v for k, v in totals.items()})
+        return tensors, {"counts": snapshots[0][1], "rank_counts": [counts for _, counts in snapshots[1:]]}
+
+    def restore_rank(self, checkpoint: Any, rank: int, device: Any) -> None:
+        """Process ``rank``'s own sums and counts from a checkpoint (a checkpoint from before they were kept
+        per process gives every process process 0's)."""
+        per_rank = checkpoint.state.get("rank_counts")
+        if rank == 0 or not per_rank:
+            self.restore(checkpoint.prefixed("totals/"), checkpoint.state["counts"], device)
+        else:
+            self.restore(checkpoint.prefixed(f"totals@{rank}/"), per_rank[rank - 1], device)
+
+    def averages(self, world: Any) -> dict[str, float]:
+        """``train_<part>`` means over the epoch and every process; then the sums start again."""
+        labels = sorted(self.totals)
+        if not labels:
+            return {}
+        import torch
+
+        sums = torch.stack([self.totals[k] for k in labels])
+        counts = torch.tensor([float(self.counts[k]) for k in labels], device=sums.device)
+        if world.distributed:
+            import torch.distributed as dist
+
+            both = torch.cat([sums, counts])
+            dist.all_reduce(both)
+            sums, counts = both[: len(labels)], both[len(labels):]
+        self.__init__()  # type: ignore[misc]
+        return {f"train_{k}": float(v) for k, v in zip(labels, (sums / counts).tolist(), strict=True)}
+
+
+# === non-finite losses ===============================================================================================
+
+class DeferredLossCheck:
+    """Holds one step's loss parts until the next step (or a write) looks at them."""
+
+    def __init__(self) -> None:
+        self._pending: tuple[Any, Any, list[str], Any] | None = None
+
+    def push(self, losses: dict[str, Any], where: Any) -> tuple[Any, str] | None:
+        """Queue these losses; returns ``(where, parts)`` if the previously queued ones were not finite."""
+        import torch
+
+        problem = self.flush()
+        values = torch.stack([v.detach().float().reshape(()) for v in losses.values()])
+        event = None
+        if values.is_cuda:
+            host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+            host.copy_(values, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            values = host
+        self._pending = (values, event, list(losses), where)
+        return problem
+
+    def flush(self) -> tuple[Any, str] | None:
+        """Look at the queued losses now; ``(where, parts)`` if they were not finite."""
+        if self._pending is None:
+            return None
+        values, event, names, where = self._pending
+        self._pending = None
+        if event is not None:
+            event.synchronize()
+        numbers = values.tolist()
+        if math.isfinite(numbers[names.index("loss")]):
+            return None
+        return where, ", ".join(f"{name}={value:.4g}" for name, value in zip(names, numbers, strict=True))
+
+
+def defer_wanted(device: Any, on_nan: str, distributed: bool) -> bool:
+    """Defer only where it pays and is safe: one CUDA process that stops on a bad loss."""
+    return device.type == "cuda" and on_nan == "stop" and not distributed
+
+
+def non_finite_error(problem: tuple[Any, str], last_checkpoint: Any) -> Exception:
+    """The one-line error for a non-finite loss at ``((step, epoch, optimizer), parts)``."""
+    (step, epoch, name), parts = problem
+    kept = (f"the last good checkpoint is {last_checkpoint}" if last_checkpoint.exists()
+            else "no checkpoint was written yet")
+    return ZooError(f"loss became non-finite at step {step} (epoch {epoch}, optimizer {name!r}): {parts}; "
+                    f"{kept}; lower --lr, add --grad-clip, or pass --on-nan skip")
+
+
+def loss_parts(losses: dict[str, Any]) -> str:
+    """``loss=nan, kl=3.2``: the loss parts for a message (one host sync each; only on a bad step)."""
+    return ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
+
+
+class LossGuard:
+    """Per optimizer step: was the loss finite (here, in its accumulation group and on every process)?
+
+    A bad loss raises the one-line error (``--on-nan stop``) or returns False (``skip``). Under torchrun one
+    all-reduce shares the verdict and, with the last optimizer of a batch, the interrupt flag
+    (:attr:`shared_interrupt`).
+    """
+
+    def __init__(self, device: Any, on_nan: str, world: Any, last_checkpoint: Any) -> None:
+        self.deferred = DeferredLossCheck() if defer_wanted(device, on_nan, world.distributed) else None
+        self.on_nan, self.world, self.last_checkpoint = on_nan, world, last_checkpoint
+        self.bad_group = False
+        self.shared_interrupt = False
+
+    def check(self, losses: dict[str, Any], where: tuple[int, int, str], *, boundary: bool,
+              share_interrupt: bool | None = None) -> bool:
+        """``where`` is (step, epoch, optimizer); ``share_interrupt`` (last optimizer, torchrun) this
+        process's interrupt flag to share."""
+        if self.deferred is not None:  # looked at one step later: the GPU does not wait
+            self.raise_if(self.deferred.push(losses, where))
+            is_finite = True
+        else:
+            is_finite = math.isfinite(losses["loss"].item())  # one host sync (torch.isfinite costs more on CPU)
+        if not boundary:  # accumulating: remember a bad micro-batch, decide at the boundary
+            self.bad_group = self.bad_group or not is_finite
+            return is_finite
+        bad, self.bad_group = not is_finite or self.bad_group, False
+        if self.world.distributed:
+            if share_interrupt is not None:
+                bad, self.shared_interrupt = self.world.any(bad, share_interrupt)
+            else:
+                (bad,) = self.world.any(bad)
+        if bad and self.on_nan != "skip":
+            self.raise_if((where, loss_parts(losses)))
+        return not bad
+
+    def flush(self) -> None:
+        """Before anything is written: the last step's loss must have been finite."""
+        if self.deferred is not None:
+            self.raise_if(self.deferred.flush())
+
+    def raise_if(self, problem: tuple[Any, str] | None) -> None:
+        if problem is not None:
+            raise non_finite_error(problem, self.last_checkpoint())
+
+
+# === interrupts ======================================================================================================
+
+#: The shell's convention: 128 + the signal number.
+EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Interrupted(ZooError):
+    """Training stopped on a signal after saving; ``exit_code`` is 130 (SIGINT) or 143 (SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def interrupted(sig: Any, exit_code: int, *, step: int, epoch: int, last: Any, run_dir: Any,
+                world_size: int) -> Interrupted:
+    """The error a run stopped by ``sig`` ends with: where it stopped, what it saved, how to resume."""
+    launcher = f" --nproc {world_size}" if world_size > 1 else ""
+    return Interrupted(f"interrupted by {sig.name} at step {step} (epoch {epoch}); saved {last}; "
+                       f"resume with: zoo train --resume {run_dir}{launcher}", exit_code)
+
+
+class InterruptFlag:
+    """Context manager: while active, SIGINT and SIGTERM set :attr:`received` instead of killing."""
+
+    def __init__(self, abort_on_second: bool = True) -> None:
+        self.abort_on_second = abort_on_second
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, object] = {}
+
+    def __enter__(self) -> InterruptFlag:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            for sig in EXIT_CODES:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:
+            if not self.abort_on_second:
+                return
+            raise KeyboardInterrupt  # the second signal: stop now
+        self.received = signal.Signals(signum)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.received, 130) if self.received else 0

@@ -1,7 +1,16 @@
-"""Training options: their types and defaults, config files (TOML), and the resolved ``run.toml``.
+"""Configuring a run: every training option, the flags made from them, hyperparameters, and the checks
+between options and data that pass before a run folder exists (no torch here).
+
+Training options: their types and defaults, config files (TOML), and the resolved ``run.toml``.
 
 Layering: built-in defaults < ``--config FILE`` < command-line flags. The resolved options are
 written to the run as ``run.toml``; ``zoo train --config RUN/run.toml`` trains the same run again.
+
+``zoo train``'s flags, made from the fields of :class:`zoo.engine.options.TrainOptions` (no torch here).
+
+Resolving and checking a training configuration before anything runs or is written.
+
+Checks between the options and the data that must pass before a run folder exists.
 """
 
 from __future__ import annotations
@@ -13,6 +22,8 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from zoo.errors import ZooError
+
+# === training options ================================================================================================
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 SCHEDULES = ("none", "step", "cosine")
@@ -54,7 +65,7 @@ class TrainOptions:
     """Everything a user chooses for a run. ``None`` means "the model's default" for hyperparameters.
 
     This is the one list of training options: ``zoo train``'s flags are made from these fields
-    (:mod:`zoo.engine.cli_options`), config files and ``run.toml`` use their names.
+    (:func:`train_flags`), config files and ``run.toml`` use their names.
     """
 
     model: str | None = option(cli=False)
@@ -177,7 +188,7 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
 
         parse_log(value)
     if key == "init":
-        from zoo.engine.init_weights import refuse_pickle
+        from zoo.engine.adapt import refuse_pickle
 
         refuse_pickle(value)
     if key == "channels" and value not in (1, 3):
@@ -269,3 +280,132 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value)
+
+
+# === zoo train's flags ===============================================================================================
+
+def train_flags() -> list[Any]:
+    """One click option per :class:`TrainOptions` field offered on the command line, in declaration order.
+
+    Every default is None: a flag given counts, the rest comes from ``--config``, the run being resumed,
+    or the model's defaults. ``hp`` and ``args`` take ``KEY=VALUE`` and repeat.
+    """
+    import click
+
+    flags = []
+    for f in fields(TrainOptions):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        name = meta.get("flag") or "--" + f.name.replace("_", "-")
+        if meta.get("negatable"):  # --x/--no-x: a flag that defaults to on can be turned off
+            name += "/--no-" + name[2:]
+        param = meta.get("param") or f.name
+        kind = option_type(f.name)
+        extra: dict[str, Any] = {"help": meta.get("help") or None, "metavar": meta.get("metavar")}
+        if kind is bool:
+            extra.update(is_flag=True, default=None)
+        elif kind is dict:
+            extra.update(multiple=True)
+        elif meta.get("choices"):
+            extra.update(type=click.Choice(list(meta["choices"])))
+        elif meta.get("path"):
+            extra.update(type=click.Path())
+        elif kind is not str:
+            extra.update(type=kind)
+        flags.append(click.option(name, param, **{k: v for k, v in extra.items() if v is not None or k == "default"}))
+    return flags
+
+
+# === hyperparameters =================================================================================================
+
+#: Hyperparameters every family understands, with the engine's defaults.
+ENGINE_DEFAULTS: dict[str, Any] = {"epochs": 10, "batch_size": 64, "lr": 0.01, "optimizer": "sgd"}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run; saved as the run's ``config.json``."""
+
+    model: str
+    family: str
+    dataset: str = "digits"
+    seed: int = 0
+    device: str = "auto"
+    val_fraction: float = 0.2
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data_options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:
+        return int(self.hyperparameters["epochs"])
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.hyperparameters["batch_size"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ZooError(f"{name} must be a positive whole number, got {value!r}")
+    return value
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ZooError(f"{name} must be a positive number, got {value!r}") from exc
+    if not math.isfinite(number) or number <= 0:
+        raise ZooError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def resolve_hyperparameters(
+    family_defaults: dict[str, Any], model_defaults: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """Engine defaults < family defaults < model defaults < user overrides (``None`` = not given)."""
+    hp = {**ENGINE_DEFAULTS, **family_defaults, **model_defaults}
+    unknown = sorted(k for k, v in overrides.items() if v is not None and k not in hp)
+    if unknown:
+        raise ZooError(f"unknown hyperparameter {', '.join(unknown)}; this model takes: {', '.join(sorted(hp))}")
+    for key, value in overrides.items():
+        default = hp.get(key)
+        if value is not None and _is_number(default) and not _is_number(value):
+            raise ZooError(f"hyperparameter {key} must be a number like its default {default!r}, got {value!r}; "
+                           f"fix --hp {key}=... or the [hp] table of the config file")
+    hp.update({k: v for k, v in overrides.items() if v is not None})
+    check_positive_int("--epochs", hp["epochs"])
+    check_positive_int("--batch-size", hp["batch_size"])
+    hp["lr"] = check_positive_float("--lr", hp["lr"])
+    return hp
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# === options against the data ========================================================================================
+
+def check_model_args(model: str, defaults: dict[str, Any], args: dict[str, Any], user_args: dict[str, Any],
+                     data_info: Any) -> None:
+    """``--arg`` values of the right kind, and a class count the data fits into."""
+    for key, value in user_args.items():
+        default = defaults.get(key)
+        if _is_number(default) and not _is_number(value):
+            raise ZooError(f"--arg {key}={value!r}: model {model!r} needs a number here (default {default!r})")
+    classes = args.get("num_classes")
+    have = getattr(data_info, "num_classes", None)
+    if "num_classes" in user_args and _is_number(classes) and have and classes < have:
+        raise ZooError(f"--arg num_classes={classes} is fewer than the {have} classes in the data "
+                       f"({data_info.name}); drop the --arg or give at least {have}")
+    for name in getattr(data_info, "class_names", []) or []:
+        try:
+            str(name).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ZooError(f"class name {str(name).encode('utf-8', 'surrogateescape')!r} in {data_info.name} is "
+                           "not valid UTF-8; rename that class folder with UTF-8 characters only") from exc

@@ -7,14 +7,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from zoo.bundles.manifest import MANIFEST
 from zoo.errors import ZooError
 from zoo.reports import html
 from zoo.reports.curves import curve_images
 from zoo.reports.runs_table import export_text, run_options, run_row, status_text
 from zoo.reports.sections import ReportContext, ReportImage, ReportSection, ReportTable
 from zoo.reports.sources import (
-    LOSS_CURVE,
-    MANIFEST,
     BundleRecord,
     RunRecord,
     bundles_of,
@@ -23,6 +22,7 @@ from zoo.reports.sources import (
     read_run,
     scan_bundles,
 )
+from zoo.run_layout import LOSS_CURVE
 
 CARD_TITLE = "Model card"
 
@@ -123,7 +123,7 @@ def family_sections(run: RunRecord) -> list[ReportSection]:
 
 
 def _family(run: RunRecord) -> Any:
-    from zoo.api import load_family
+    from zoo.building import load_family
     from zoo.registry import get_spec
 
     config = run.config

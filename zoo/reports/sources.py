@@ -1,7 +1,7 @@
 """The one place reports read run folders and bundles (as files: no torch, no ONNX Runtime).
 
-File names come from their owners (``zoo.runs``, ``zoo.engine.checkpoint``, ``zoo.plots``,
-``zoo.bundles.manifest``), none of which imports torch at module level; a bundle's manifest and parity report
+File names come from :mod:`zoo.run_layout` (run folders) and ``zoo.bundles.manifest`` (bundles), neither of which
+imports torch; a bundle's manifest and parity report
 are read as the typed :class:`~zoo.bundles.Manifest` and :class:`~zoo.bundles.ParityReport`.
 
 Every reader here returns a record and never raises on a broken folder: a half-written or garbage
@@ -17,20 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from zoo.bundles.manifest import CARD, MANIFEST, PARITY, Manifest, ParityReport, parse_manifest
-from zoo.engine.checkpoint import FOLDER as CHECKPOINTS
-from zoo.engine.checkpoint import LAST
 from zoo.errors import ZooError
-from zoo.plots import LOSS_CURVE
-from zoo.runs import CONFIG, METRICS, SUMMARY, WEIGHTS
+from zoo.run_layout import CHECKPOINT_STATE, CHECKPOINTS, CONFIG, LAST, METRICS, SUMMARY, WEIGHTS
 
-__all__ = ["BENCH", "CARD", "CHECKPOINTS", "CONFIG", "LAST", "LOSS_CURVE", "MANIFEST", "METRICS", "PARITY",
-           "SUMMARY", "WEIGHTS", "BundleRecord", "RunRecord", "bundles_of", "load_for_report", "read_bundle",
+__all__ = ["BENCH", "BundleRecord", "RunRecord", "bundles_of", "load_for_report", "read_bundle",
            "read_metrics", "read_run", "scan_bundles", "scan_runs"]
 
 #: Latency measured by ``zoo bench BUNDLE --save`` (not part of the manifest: it is machine-specific).
 BENCH = "bench.json"
-#: Where a checkpoint's safetensors metadata keeps the training state (``zoo.engine.checkpoint``).
-CHECKPOINT_STATE = "zoo_checkpoint"
 #: State-dict entries that are statistics, not parameters.
 _NOT_PARAMETERS = ("running_mean", "running_var", "num_batches_tracked")
 

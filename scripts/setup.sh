@@ -24,3 +24,11 @@ if [ "${1:-}" = "--test" ] && ! command -v chromium >/dev/null 2>&1; then
     echo "setup.sh: install chromium (e.g. sudo apt-get install chromium) for the HTML report tests" >&2
   fi
 fi
+if [ "${1:-}" = "--test" ] && ! command -v espeak-ng >/dev/null 2>&1; then
+  # the spoken-digits data set (plugins/zoo_audio) is synthesised with Debian's espeak-ng
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get install -y -q espeak-ng >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q espeak-ng >/dev/null; }
+  else
+    echo "setup.sh: install espeak-ng (e.g. sudo apt-get install espeak-ng) for the spoken-digits tests" >&2
+  fi
+fi

@@ -24,12 +24,13 @@ LARGE_LM_PRESETS = ("gpt-micro", "gpt-mini", "gpt2-small")
 
 
 def briefly_trained_models() -> list[str]:
-    """Every registered model that tests train and export: all but the large language-model presets and the
-    real-size vision models (covered at small sizes by tests/test_vision.py)."""
+    """Every registered model that tests train and export: all but the large language-model presets, the
+    real-size vision models (covered at small sizes by tests/test_vision.py) and the audio models (their data
+    set is synthesised; tests/test_audio.py trains and exports them on a small one)."""
     from zoo.registry import build_catalog
 
     return sorted(name for name, spec in build_catalog().models.items()
-                  if name not in LARGE_LM_PRESETS and spec.plugin != "vision")
+                  if name not in LARGE_LM_PRESETS and spec.plugin not in ("vision", "audio"))
 
 
 def pip_install_copy(package: Path, work: Path) -> Path:
@@ -74,3 +75,47 @@ def outside_harness(bundle: Path) -> list[str]:
                     failures.append(f"{name}/{folder.name}/output_{index}: off by up to "
                                     f"{float(np.abs(out - want).max()):.3g} (atol {entry['atol']})")
     return failures
+
+
+def write_wav(path: Path, samples: Any, rate: int, fmt: str = "int16") -> Path:
+    """``samples`` (float in [-1, 1], N or N×channels) as a WAV file of ``fmt``: int16, int32, uint8, float32."""
+    import numpy as np
+    from scipy.io import wavfile
+
+    x = np.asarray(samples, dtype=np.float64)
+    data = {"int16": lambda: np.round(x * 32767).astype(np.int16),
+            "int32": lambda: np.round(x * 2147483647).astype(np.int32),
+            "uint8": lambda: np.round(x * 127 + 128).astype(np.uint8),
+            "float32": lambda: x.astype(np.float32)}[fmt]()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wavfile.write(path, rate, data)
+    return path
+
+
+#: (rate, format, channels) of the clips ``make_wav_folder`` writes, in turn: every decoding path is used.
+WAV_VARIANTS = ((16000, "int16", 1), (44100, "int16", 2), (8000, "float32", 1), (22050, "int32", 1),
+                (11025, "uint8", 2))
+
+
+def make_wav_folder(root: Path, classes: tuple[str, ...] = ("no", "yes"), speakers: int = 6, takes: int = 2) -> Path:
+    """A small folder in the Speech Commands layout (``root/<word>/<speaker>_nohash_<n>.wav`` and a
+    ``_background_noise_`` folder): each class a tone of its own pitch, at a random place, over noise, in the
+    rates and formats of :data:`WAV_VARIANTS`."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    count = 0
+    for label, word in enumerate(classes):
+        for speaker in range(speakers):
+            for take in range(takes):
+                rate, fmt, channels = WAV_VARIANTS[count % len(WAV_VARIANTS)]
+                count += 1
+                t = np.arange(int(rate * rng.uniform(0.7, 1.2))) / rate
+                tone = 0.5 * np.sin(2 * np.pi * (300 + 700 * label) * (1 + 0.05 * speaker) * t)
+                tone *= (t > 0.2) & (t < 0.6)
+                clip = tone + rng.normal(0, 0.01, len(t))
+                if channels == 2:
+                    clip = np.stack([clip, clip * 0.5], axis=1)
+                write_wav(root / word / f"spk{speaker:02d}_nohash_{take}.wav", np.clip(clip, -1, 1), rate, fmt)
+    write_wav(root / "_background_noise_" / "white.wav", rng.normal(0, 0.1, 16000).clip(-1, 1), 16000)
+    return root

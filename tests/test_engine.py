@@ -28,7 +28,7 @@ TINY = {"epochs": 2, "batch_size": 128, "progress": False, "deterministic": True
 
 
 #: Families whose models do not train on the digits: the model their case uses (the data comes from data_for).
-NOT_DIGITS = {"lm": "gpt-nano", "regressor": "tab-linear"}
+NOT_DIGITS = {"lm": "gpt-nano", "regressor": "tab-linear", "audio": "kws-res"}
 
 
 def first_model_of_each_family() -> list[str]:
@@ -39,10 +39,15 @@ def first_model_of_each_family() -> list[str]:
 
 def data_for(model: str, tmp_path: Path) -> dict:
     """Options that give ``model`` data of its kind: the digits by default, a short text for language models,
-    the diabetes table for regressors."""
+    the diabetes table for regressors, a small folder of WAV files for audio models (augmentation and
+    SpecAugment on)."""
     family = build_catalog().models[model].family
     if family == "regressor":
         return {"dataset": "diabetes"}
+    if family == "audio":
+        from .helpers import make_wav_folder
+
+        return {"dataset": f"wav:{make_wav_folder(tmp_path / 'wav')}", "batch_size": 8}  # 20 clips: 3 steps an epoch
     if family != "lm":
         return {}
     from pydoc_data.topics import topics

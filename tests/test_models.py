@@ -32,6 +32,12 @@ def default_data_info(spec) -> DataInfo:
                                                                            [0.0] * count, [1.0] * count),
                         target=TargetInfo("real", ["y"], [0.0], [1.0]))
     classes = int(spec.model_args.get("num_classes", 10))
+    if accepted_kinds(spec)[0][0] == "audio":  # one-second clips at the spec's rate
+        from zoo.data.kinds import AudioInfo
+
+        audio = AudioInfo(int(spec.model_args["sample_rate"]), int(spec.model_args["samples"]))
+        return DataInfo(name="test", kind="audio", audio=audio, num_classes=classes,
+                        class_names=[str(i) for i in range(classes)])
     return DataInfo(name="test", channels=spec.input.channels, height=spec.input.height, width=spec.input.width,
                     num_classes=classes, class_names=[str(i) for i in range(classes)],
                     mean=[0.0] * spec.input.channels, std=[1.0] * spec.input.channels)

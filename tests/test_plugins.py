@@ -18,10 +18,10 @@ from zoo.version import CONTRACT_VERSION
 
 from .conftest import TINY_CLASSIFIER_PLUGIN
 
-#: What the plugzoo distribution itself registers (classifier, GAN and VAE families).
-BUILTIN_MODELS = ["beta-vae", "cgan", "cnn", "gan", "gpt-micro", "gpt-mini", "gpt-nano", "gpt2-small", "resnet-small",
-                  "resnet18", "resnet34", "resnet50", "tab-linear", "tab-mlp", "vae", "vit-base", "vit-small",
-                  "vit-tiny"]
+#: What the plugzoo distribution itself registers (classifier, GAN, VAE, lm, regressor and audio families).
+BUILTIN_MODELS = ["beta-vae", "cgan", "cnn", "crnn", "gan", "gpt-micro", "gpt-mini", "gpt-nano", "gpt2-small",
+                  "kws-res", "m5", "resnet-small", "resnet18", "resnet34", "resnet50", "tab-linear", "tab-mlp", "vae",
+                  "vit-base", "vit-small", "vit-tiny"]
 
 
 def _record(name: str):

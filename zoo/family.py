@@ -26,6 +26,7 @@ from zoo.recipe import (  # noqa: F401 - re-exported: the fine-tuning recipe is 
     param_groups,
 )
 from zoo.reports.sections import (  # noqa: F401 - re-exported: report sections are part of the public contract
+    ReportAudio,
     ReportContext,
     ReportImage,
     ReportSection,
@@ -93,6 +94,9 @@ class GraphSpec:
     role: str | None = None
     #: The facts the role needs (see ``RoleSpec.required``); stamped as ``zoo_role_info``.
     role_info: dict[str, Any] = field(default_factory=dict)
+    #: Sub-modules of ``module`` (attribute names, e.g. ``("logmel",)``) whose operators ``--quantize int8``
+    #: leaves in fp32: a front end whose values int8 cannot represent (a power spectrum before its log).
+    int8_float_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_role(self.name, self.role, self.role_info, list(self.input_names), list(self.output_names))

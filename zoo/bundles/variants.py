@@ -6,6 +6,7 @@ which ships with ONNX Runtime: nothing extra to install.
 
 from __future__ import annotations
 
+import ast
 import tempfile
 import time
 from collections.abc import Iterator
@@ -65,12 +66,13 @@ def op_types(path: Path) -> set[str]:
 
 
 def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
-                  calibration: tuple[np.ndarray, ...], source: str) -> str:
+                  calibration: tuple[np.ndarray, ...], source: str, float_modules: tuple[str, ...] = ()) -> str:
     """Write an int8 copy of ``src`` to ``dst``; returns how it was quantized.
 
     Static QDQ (per-channel int8 weights, uint8 activations calibrated on ``calibration``, which came
     from ``source``) for graphs with convolutions; dynamic (int8 weights, activations quantized at run
-    time) for graphs whose quantizable work is MatMul/Gemm only.
+    time) for graphs whose quantizable work is MatMul/Gemm only. The nodes exported from the sub-modules
+    named in ``float_modules`` (``GraphSpec.int8_float_modules``) stay fp32.
     """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
@@ -85,13 +87,16 @@ def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
             if ops & QUANTIZABLE_STATIC:
                 # shape inference and folding first, as ONNX Runtime recommends for static quantization
                 quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-                kept = edge_layers(onnx.load(str(prepared)))
+                prepared_model = onnx.load(str(prepared))
+                floats = module_nodes(prepared_model, float_modules)
+                kept = edge_layers(prepared_model) + floats
                 quantize_static(str(prepared), str(dst), _Calibration(input_names, calibration),
                                 quant_format=QuantFormat.QDQ, per_channel=True, nodes_to_exclude=kept,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
                 method = (f"static QDQ, per-channel int8 weights, uint8 activations calibrated on {source}"
                           + (f"; {len(kept)} edge layer(s) kept in fp32 (the input's convolution, the output's "
-                             "Gemm/MatMul)" if kept else ""))
+                             "Gemm/MatMul)" if len(kept) > len(floats) else "")
+                          + (f"; {', '.join(float_modules)} kept in fp32 ({len(floats)} nodes)" if floats else ""))
             else:
                 # The exporter's intermediate shape annotations trip the dynamic quantizer's own shape
                 # inference once it has rewritten Gemm weights; they are re-inferable, so drop them.
@@ -107,6 +112,23 @@ def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
     return method
 
 
+
+
+def module_nodes(model: Any, modules: tuple[str, ...]) -> list[str]:
+    """Names of the nodes the dynamo exporter made from the top-level sub-modules ``modules`` (read from each
+    node's ``pkg.torch.onnx.name_scopes``; graphs without that metadata give none)."""
+    if not modules:
+        return []
+    names = []
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+        try:
+            path = ast.literal_eval(scopes) if scopes else []
+        except (ValueError, SyntaxError):
+            continue
+        if node.name and len(path) > 1 and path[1] in modules:
+            names.append(node.name)
+    return names
 
 
 #: int8 keeps the first and last layers in fp32 only in graphs with at least this many quantizable layers.

@@ -17,7 +17,7 @@ import numbers
 from html import escape
 from typing import Any
 
-from zoo.reports.sections import ReportImage, ReportSection, ReportTable
+from zoo.reports.sections import ReportAudio, ReportImage, ReportSection, ReportTable
 
 CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1em 2em;color:#222}
@@ -102,6 +102,13 @@ def image_html(image: ReportImage) -> str:
             f"<figcaption>{caption}</figcaption></figure>")
 
 
+def audio_html(sound: ReportAudio) -> str:
+    data = base64.b64encode(sound.wav).decode("ascii")
+    caption = escape(sound.caption)
+    return (f'<figure><audio controls preload="none" src="data:audio/wav;base64,{data}" title="{caption}">'
+            f"</audio><figcaption>{caption}</figcaption></figure>")
+
+
 def text_html(text: str) -> str:
     """Plain text: blank lines separate paragraphs; lines of a paragraph are kept."""
     paragraphs = [p for p in text.split("\n\n") if p.strip()]
@@ -158,6 +165,7 @@ def section_html(section: ReportSection, markdown: bool = False) -> str:
         parts.append(markdown_html(section.text) if markdown else text_html(section.text))
     parts += [table_html(t) for t in section.tables]
     parts += [image_html(i) for i in section.images]
+    parts += [audio_html(s) for s in section.sounds]
     parts.append("</section>")
     return "".join(parts)
 

@@ -63,13 +63,36 @@ class ReportImage:
 
 
 @dataclass
+class ReportAudio:
+    """A sound (WAV bytes), embedded in the page as a base64 ``<audio>`` player."""
+
+    wav: bytes
+    caption: str = ""
+
+    @classmethod
+    def from_samples(cls, samples: np.ndarray, sample_rate: int, caption: str = "") -> ReportAudio:
+        """Mono float samples in [-1, 1] as a 16-bit PCM WAV."""
+        import wave
+
+        pcm = (np.clip(np.asarray(samples, dtype=np.float64), -1.0, 32767 / 32768) * 32768).astype("<i2")
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(int(sample_rate))
+            out.writeframes(pcm.tobytes())
+        return cls(buffer.getvalue(), caption)
+
+
+@dataclass
 class ReportSection:
-    """One titled part of a report: paragraphs of text, then tables, then images."""
+    """One titled part of a report: paragraphs of text, then tables, then images, then sounds."""
 
     title: str
     text: str = ""
     tables: list[ReportTable] = field(default_factory=list)
     images: list[ReportImage] = field(default_factory=list)
+    sounds: list[ReportAudio] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,64 @@
+"""The audio family's report sections: the validation confusion matrix, and the worst-classified clips with
+their log-mel spectrograms and players (``<audio>`` elements with the clips as data URLs)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from zoo.family import ReportAudio, ReportContext, ReportImage, ReportSection, ReportTable
+
+#: Validation clips shown (and playable) in the "worst classified" section.
+WORST_SHOWN = 8
+#: Each spectrogram cell becomes a square of this many pixels.
+ZOOM = 3
+
+
+def spectrogram_pixels(clips: np.ndarray, sample_rate: int) -> np.ndarray:
+    """N×1×H×W pictures in [0, 1] of the clips' log-mel spectrograms (low frequencies at the bottom)."""
+    from zoo_audio.frontend import FrontEnd, LogMel
+
+    with torch.no_grad():
+        logmel = LogMel(FrontEnd(sample_rate=sample_rate))(torch.from_numpy(np.ascontiguousarray(clips))).numpy()
+    low = logmel.min(axis=(1, 2), keepdims=True)
+    high = logmel.max(axis=(1, 2), keepdims=True)
+    pixels = (logmel - low) / np.maximum(high - low, 1e-6)
+    pixels = pixels[:, ::-1, :].repeat(ZOOM, axis=1).repeat(ZOOM, axis=2)
+    return np.ascontiguousarray(pixels[:, None])
+
+
+def audio_sections(context: ReportContext) -> list[ReportSection]:
+    """Confusion matrix and the clips the model finds hardest (lowest probability of the true class)."""
+    from zoo_audio.family import batches
+
+    model, data = context.model_and_data()
+    with torch.no_grad():
+        probabilities = torch.cat([model(x).softmax(dim=1) for x, _ in batches(data.x_val, data.y_val, 256, "cpu")])
+    probabilities = probabilities.numpy()
+    truth, predicted = np.asarray(data.y_val), probabilities.argmax(axis=1)
+    names = list(data.info.class_names)
+    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    accuracy = float((truth == predicted).mean())
+    confusion = ReportTable(["true \\ predicted", *names],
+                            [[names[i], *map(int, matrix[i])] for i in range(len(names))],
+                            caption=f"{len(truth)} validation clips (voices not heard in training), "
+                                    f"accuracy {100 * accuracy:.2f}%")
+    worst = np.argsort(probabilities[np.arange(len(truth)), truth], kind="stable")[:WORST_SHOWN]
+    rate = data.info.audio.sample_rate
+    clips = np.asarray(data.x_val[worst], dtype=np.float32)
+    labels = [f"#{rank + 1}: {names[truth[i]]} heard as {names[predicted[i]]} (p={probabilities[i, truth[i]]:.2f})"
+              for rank, i in enumerate(worst)]
+    listing = ReportTable(["#", "true", "predicted", "p(true)", "p(predicted)"],
+                          [[rank + 1, names[truth[i]], names[predicted[i]], float(probabilities[i, truth[i]]),
+                            float(probabilities[i, predicted[i]])] for rank, i in enumerate(worst)],
+                          caption="worst classified; spectrograms left to right in this order")
+    return [
+        ReportSection("Confusion matrix", tables=[confusion]),
+        ReportSection("Worst-classified validation clips", tables=[listing],
+                      images=[ReportImage.from_pixels(spectrogram_pixels(clips, rate),
+                                                      f"log-mel spectrograms of the {len(worst)} worst clips",
+                                                      columns=4)],
+                      sounds=[ReportAudio.from_samples(c, rate, label) for c, label in zip(clips, labels,
+                                                                                          strict=True)]),
+    ]

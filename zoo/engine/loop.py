@@ -54,7 +54,7 @@ from zoo.engine.assembly import (
 )
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.distributed import World, check_strategy, shard_model, wrap_model
-from zoo.engine.options import SMOKE_BATCHES, TrainOptions
+from zoo.engine.options import TrainOptions
 from zoo.engine.persistence import (
     Checkpoint,
     capture_rng,
@@ -69,7 +69,7 @@ from zoo.engine.persistence import (
     write_final,
 )
 from zoo.engine.reporting import MetricsLog, Progress
-from zoo.engine.schedules import make_schedulers
+from zoo.engine.schedules import choose_schedule, make_schedulers, step_budget
 from zoo.errors import ZooError
 from zoo.run_layout import BEST, CHECKPOINTS, LAST, step_checkpoint
 from zoo.runs import new_run_dir
@@ -100,13 +100,15 @@ class Trainer:
         self.sharded = shard_model(self.net, options, world)  # --strategy fsdp: before the optimizers exist
         if world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(options.seed + world.rank)
+        self.budget = step_budget(batch_count(len(self.data.x_train), self.batch, world.size), epochs=self.epochs,
+                                  accumulate=options.accumulate, smoke=options.smoke, max_steps=options.max_steps)
+        self.batches_per_epoch, self.steps_per_epoch = self.budget.batches_per_epoch, self.budget.steps_per_epoch
+        self.ctx = replace(self.ctx, budget=self.budget)
         self.optimizers, self.order = optimizers_and_order(self.family, self.net, self.ctx, options.accumulate)
+        self.schedule = choose_schedule(options, self.family.lr_schedule(self.ctx), self.spec.family,
+                                        say=world.is_main)
+        self.schedulers = make_schedulers(self.optimizers, self.schedule, self.budget)
         self.x_train, self.y_train = training_tensors(self.data, self.device)
-        batches = batch_count(len(self.x_train), self.batch, world.size)
-        self.batches_per_epoch = min(batches, SMOKE_BATCHES) if options.smoke else batches
-        self.steps_per_epoch = math.ceil(self.batches_per_epoch / options.accumulate)
-        self.schedulers = make_schedulers(self.optimizers, options, self.epochs * self.steps_per_epoch,
-                                          self.steps_per_epoch)
         self.state, self.totals = TrainState(), LossTotals()
         self.guard = LossGuard(self.device, options.on_nan, world,
                                       lambda: self.run_dir / CHECKPOINTS / LAST)
@@ -138,6 +140,9 @@ class Trainer:
             for name, optimizer in self.optimizers.items():
                 restore_optimizer(optimizer, checkpoint, name)
         for name, scheduler in self.schedulers.items():
+            if name not in saved.get("schedulers", {}):
+                raise ZooError(f"checkpoint {checkpoint.path} has no learning-rate schedule for optimizer {name!r}, "
+                               "but this run has one (it was saved by an older zoo); start a new run")
             scheduler.load_state_dict(saved["schedulers"][name])
         if self.precision.scaler is not None and saved.get("scaler"):
             self.precision.scaler.load_state_dict(saved["scaler"])

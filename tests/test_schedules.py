@@ -8,16 +8,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from click.testing import CliRunner
+from safetensors.torch import load_file, save_file
 
 import zoo
+from zoo.cli import cli
 from zoo.engine.options import SCHEDULES, TrainOptions
 from zoo.engine.persistence import load_checkpoint
 from zoo.engine.schedules import choose_schedule, lr_factor, step_budget
 from zoo.errors import ZooError
 from zoo.family import SCHEDULES as FAMILY_SCHEDULES
 from zoo.family import LRSchedule
-from zoo.run_layout import CHECKPOINTS, CONFIG, LAST, WEIGHTS
+from zoo.run_layout import CHECKPOINT_STATE, CHECKPOINTS, CONFIG, LAST, WEIGHTS
+
+from .helpers import assert_one_line_error
 
 LM = {"smoke": True, "progress": False, "deterministic": True}
 #: gpt-nano's defaults: lr 3e-3, cosine down to min_lr_ratio 0.1.
@@ -117,3 +121,16 @@ def test_a_resumed_lm_run_has_the_uninterrupted_runs_rates(tmp_path: Path) -> No
     a, b = load_file(whole.run_dir / WEIGHTS), load_file(resumed.run_dir / WEIGHTS)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert config_of(resumed.run_dir)["schedule"] == config_of(whole.run_dir)["schedule"]
+
+
+def test_resume_takes_the_recorded_schedule_and_refuses_a_checkpoint_without_one(tmp_path: Path) -> None:
+    part = zoo.train("cnn", smoke=True, progress=False, max_steps=1, warmup_steps=2, out=tmp_path)
+    runner = CliRunner()  # the schedule's name came from the default: naming it again is no change
+    same = runner.invoke(cli, ["train", "--resume", str(part.run_dir), "--schedule", "none", "--max-steps", "2"])
+    assert same.exit_code == 0, same.output
+    last = part.run_dir / CHECKPOINTS / LAST
+    checkpoint = load_checkpoint(last)
+    save_file(checkpoint.tensors, str(last), metadata={CHECKPOINT_STATE: json.dumps({**checkpoint.state,
+                                                                                    "schedulers": {}})})
+    assert_one_line_error(runner.invoke(cli, ["train", "--resume", str(part.run_dir)]),
+                          "has no learning-rate schedule for optimizer 'model'", "start a new run")

@@ -74,5 +74,6 @@ def test_autoencoder_trains_exports_verifies_samples_and_is_refused_by_predict(s
     shutil.copy(tmp_path / "grid.png", image)
     refused = zoo(site, "predict", str(bundle), str(image), cwd=tmp_path)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
-    assert "holds no image classifier graph (family 'autoencoder'; graph roles: decoder, encoder)" in refused.stderr
+    assert ("holds no graph `zoo predict` can use (family 'autoencoder'; graph roles: decoder, encoder)"
+            in refused.stderr)
     assert "Traceback" not in refused.stderr

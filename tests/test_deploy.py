@@ -114,7 +114,7 @@ def test_the_deployed_classifier_agrees_with_zoo_predict(cnn: Path, images: list
 def test_a_sampler_graph_returns_uint8_pixels_and_states_its_noise(export_briefly: Any, tmp_path: Path) -> None:
     from zoo.bundles.pregraph import build_pregraph, deploy_graph
     from zoo.ort import CPU, session
-    from zoo.pictures import to_pixels
+    from zoo.toolkit.images import to_pixels
 
     bundle = export_briefly("gan").bundle_dir
     graph = deploy_graph(_manifest(bundle))

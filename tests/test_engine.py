@@ -28,7 +28,7 @@ TINY = {"epochs": 2, "batch_size": 128, "progress": False, "deterministic": True
 
 
 #: Families whose models do not train on the digits: the model their case uses (the data comes from data_for).
-NOT_DIGITS = {"lm": "gpt-nano"}
+NOT_DIGITS = {"lm": "gpt-nano", "regressor": "tab-linear"}
 
 
 def first_model_of_each_family() -> list[str]:
@@ -38,8 +38,12 @@ def first_model_of_each_family() -> list[str]:
 
 
 def data_for(model: str, tmp_path: Path) -> dict:
-    """Options that give ``model`` data of its kind: the digits by default, a short text for language models."""
-    if build_catalog().models[model].family != "lm":
+    """Options that give ``model`` data of its kind: the digits by default, a short text for language models,
+    the diabetes table for regressors."""
+    family = build_catalog().models[model].family
+    if family == "regressor":
+        return {"dataset": "diabetes"}
+    if family != "lm":
         return {}
     from pydoc_data.topics import topics
 

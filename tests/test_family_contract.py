@@ -29,7 +29,7 @@ def test_every_scheduler_steps_once_per_optimizer_step(tmp_path: Path, monkeypat
     """The GAN's generator steps twice a batch, but its schedule must still span the whole run."""
     from zoo_gan.family import GANFamily
 
-    monkeypatch.setattr(GANFamily, "epoch_end", lambda self, model, ctx: {})  # no quality judge needed here
+    monkeypatch.setattr(GANFamily, "epoch_end", lambda self, model, ctx: {"sample_confident": 0.0})  # no judge here
     monkeypatch.setattr(GANFamily, "final_metrics", lambda self, model, ctx: {})
     run = zoo.train("gan", dataset="digits", epochs=1, smoke=True, schedule="cosine", hyperparameters={
         "generator_steps": 2}, out=tmp_path / "runs", progress=False, model_args={"features": 8})

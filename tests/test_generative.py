@@ -194,7 +194,7 @@ def test_zoo_sample_refuses_classifiers_bad_counts_and_overwriting(export_briefl
                     "holds no sampler or decoder graph to draw from (family 'classifier'; graph roles: classifier)")
     bundle = str(export_briefly("gan").bundle_dir)
     _one_line_error(runner.invoke(cli, ["predict", bundle, str(tmp_path / "x.png")]),
-                    "holds no image classifier graph (family 'gan'; graph roles: none, sampler)")
+                    "holds no graph `zoo predict` can use (family 'gan'; graph roles: none, sampler)")
     _one_line_error(runner.invoke(cli, ["sample", bundle, "--n", "0"]), "--n must be")
     mine = tmp_path / "mine.png"
     mine.write_bytes(b"not yours")
@@ -211,7 +211,7 @@ def test_zoo_sample_refuses_classifiers_bad_counts_and_overwriting(export_briefl
 
 
 def test_frechet_distance() -> None:
-    from zoo.quality import frechet_distance
+    from zoo.toolkit.quality import frechet_distance
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((2000, 4))
@@ -225,7 +225,7 @@ def test_frechet_distance() -> None:
 def test_damaged_classifier_cache_is_rebuilt_and_a_wrong_named_run_refused(
     train_briefly, zoo_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from zoo.quality import load_classifier
+    from zoo.toolkit.quality import load_classifier
 
     train_briefly("gan")  # makes sure the session's cache holds a classifier
     cached = next((zoo_cache / "classifiers").iterdir())
@@ -255,7 +255,7 @@ def test_discretised_logistic_is_a_distribution_over_the_levels() -> None:
 def test_outside_random_state_is_restored() -> None:
     import torch
 
-    from zoo.quality import preserved_random_state
+    from zoo.toolkit.quality import preserved_random_state
 
     torch.manual_seed(5)
     expected = torch.rand(3)

@@ -108,6 +108,62 @@ def test_hook_register_commands(make_plugin: Callable[..., Path]) -> None:
                                      env=env).stdout
 
 
+TAGGER_PLUGIN = """
+from zoo.hookspecs import hookimpl
+from zoo.role_handlers import GateResult, RoleHandlers
+from zoo.roles import RoleSpec
+
+class Handlers(RoleHandlers):
+    def gate(self, evidence):
+        return GateResult(False, "{name} says no")
+
+@hookimpl
+def register_roles(register):
+    register(RoleSpec("tagger", "tokens -> tags", ("output",), output_keys=("output",),
+                      handlers="zoo_test_{name}:Handlers"))
+"""
+
+
+def test_hook_register_roles(make_plugin: Callable[..., Path]) -> None:
+    import pytest
+
+    from zoo.errors import ZooError
+    from zoo.role_handlers import GateEvidence, handlers_for
+    from zoo.roles import known_roles, role_spec
+
+    make_plugin("alpha", TAGGER_PLUGIN.format(name="alpha"))
+    spec = zoo.registry.get_role("tagger")
+    assert (spec.plugin, spec.qualified, spec.handlers) == ("alpha", "alpha:tagger", "zoo_test_alpha:Handlers")
+    assert "alpha" in [p.name for p in zoo.registry.list_plugins() if "tagger" in p.registered.get("roles", [])]
+    make_plugin("beta", TAGGER_PLUGIN.format(name="beta"))  # a second plugin, the same plain role name
+    assert role_spec("alpha:tagger").plugin == "alpha" and role_spec("beta:tagger").plugin == "beta"
+    assert {"alpha:tagger", "beta:tagger"} <= set(known_roles())
+    with pytest.raises(ZooError, match=r"registered by plugins 'alpha', 'beta'.*alpha:tagger, beta:tagger"):
+        role_spec("tagger")
+    evidence = GateEvidence("g", "int8", {}, {}, ())
+    assert handlers_for("beta:tagger").gate(evidence).rule == "beta says no"
+    assert handlers_for("alpha:tagger").supports("gate") and not handlers_for("alpha:tagger").supports("predict")
+    assert role_spec("lm").qualified == "lm:lm", "a built-in plugin's role keeps its plain name"
+
+
+def test_an_invalid_graph_role_is_reported_and_the_rest_of_the_plugin_used(make_plugin: Callable[..., Path],
+                                                                           capsys) -> None:
+    make_plugin("gamma", """
+        from zoo.hookspecs import hookimpl
+        from zoo.roles import RoleSpec
+
+        @hookimpl
+        def register_roles(register):
+            register(RoleSpec("Bad Role", "no"))
+            register(RoleSpec("fine", "yes", handlers="not a reference"))
+            register(RoleSpec("good", "yes"))
+    """)
+    assert zoo.registry.get_role("good").plugin == "gamma"
+    err = capsys.readouterr().err
+    assert "plugin 'gamma': registered an invalid graph role: graph role name 'Bad Role' is invalid" in err
+    assert "handlers 'not a reference' must be a 'module:attr' reference" in err
+
+
 def test_the_minimal_plugin_in_the_guide_works(tmp_path: Path, monkeypatch) -> None:
     section = GUIDE.read_text().split("## A minimal plugin", 1)[1].split("\n## ", 1)[0]
     init, model = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)

@@ -9,16 +9,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from zoo_lm.generate import LMSession, Sampling, choose
 
 import zoo
 from zoo.cli import cli
 from zoo.data import load_dataset
-from zoo.generate import LMSession, Sampling, choose
 from zoo.runs import load_run
 
 from .helpers import assert_one_line_error
@@ -63,7 +64,7 @@ def test_graph_has_dynamic_batch_sequence_and_past_axes(lm_bundle: tuple[Path, P
     assert shapes["input_ids"] == ["batch", "seq"] and shapes["logits"][:2] == ["batch", "seq"]
     assert shapes["past_key_0"][0] == "batch" and shapes["past_key_0"][2] == "past"
     assert isinstance(shapes["present_value_1"][2], str)
-    assert graph["metadata"]["zoo_role"] == "lm"
+    assert graph["metadata"]["zoo_role"] == "lm:lm", "the role is stamped with the plugin that registers it"
     assert json.loads(graph["metadata"]["zoo_lm"])["layers"] == 2
 
 
@@ -124,7 +125,8 @@ def test_generate_streams_without_torch_and_json(lm_bundle: tuple[Path, Path]) -
 def test_generate_refuses_other_bundles_and_others_refuse_lm(lm_bundle: tuple[Path, Path], tmp_path: Path) -> None:
     _, bundle = lm_bundle
     runner = CliRunner()
-    assert_one_line_error(runner.invoke(cli, ["predict", str(bundle), "x.png"]), "no image classifier", "roles: lm")
+    assert_one_line_error(runner.invoke(cli, ["predict", str(bundle), "x.png"]), "no graph `zoo predict` can use",
+                          "roles: lm")
     assert_one_line_error(runner.invoke(cli, ["sample", str(bundle)]), "no sampler or decoder graph")
     other = tmp_path / "other"
     shutil.copytree(bundle, other)
@@ -147,6 +149,52 @@ def test_int8_variant_loses_little_validation_loss(lm_bundle: tuple[Path, Path])
     windows = token_windows(np.asarray(fp32.encode(split_text(val)[:20_000])), 128)[:16]
     loss32, loss8 = fp32.mean_nll(windows), int8.mean_nll(windows)
     assert 0 < loss32 < 10 and abs(loss8 - loss32) < 0.1 * loss32
+
+
+MULTI_LINE = "def f(x):\n    return x\n\n  y = 1\n\tz\n"
+
+
+def test_a_multi_line_prompt_is_tokenised_as_training_tokenised(lm_bundle: tuple[Path, Path]) -> None:
+    """Training tokenises its text line by line; zoo generate must give a prompt the very same ids."""
+    from zoo_lm.tokenizer import encode, lines
+
+    run_dir, bundle = lm_bundle
+    tokenizer_json = (run_dir / "tokenizer.json").read_text()
+    assert lines(MULTI_LINE) == ["def f(x):\n", "    return x\n", "\n", "  y = 1\n", "\tz\n"]
+    expected = encode(tokenizer_json, MULTI_LINE).tolist()
+    assert LMSession(bundle).encode(MULTI_LINE) == expected
+    result = CliRunner().invoke(cli, ["generate", str(bundle), "--prompt", MULTI_LINE, "--temperature", "0",
+                                      "--max-new-tokens", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["prompt_tokens"] == len(expected)
+
+
+def test_variants_are_judged_by_token_agreement_and_loss(lm_bundle: tuple[Path, Path]) -> None:
+    _, bundle = lm_bundle
+    result = json.loads((bundle / "parity.json").read_text())["graphs"]["lm.int8"]["CPUExecutionProvider"]
+    gate = result["gate"]
+    assert gate["passed"] and gate["rule"].startswith("token agreement") and gate["role"] == "lm:lm"
+    assert 0.9 <= gate["metrics"]["token_agreement"] <= 1 and gate["metrics"]["loss_growth"] <= 0.1
+
+
+def test_the_lm_gate_fails_a_variant_that_changes_tokens() -> None:
+    from zoo_lm.roles import LMHandlers
+
+    from zoo.role_handlers import GateCase, GateEvidence
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, (2, 12))
+    logits = rng.standard_normal((2, 12, 50)).astype(np.float32) * 4
+    info = {"input": "input_ids", "logits": "logits"}
+
+    def judged(variant: np.ndarray) -> Any:
+        case = GateCase("real-batch2", {"input_ids": ids}, {"logits": logits}, {"logits": variant})
+        return LMHandlers().gate(GateEvidence("lm", "int8", info, {}, (case,)))
+
+    same = judged(logits + 1e-4)
+    assert same.passed and same.metrics["token_agreement"] == 1.0
+    shuffled = judged(logits[:, :, ::-1].copy())
+    assert not shuffled.passed and shuffled.metrics["token_agreement"] < 0.9
 
 
 def test_text_split_is_contiguous_blocks_by_seed(tmp_path: Path) -> None:

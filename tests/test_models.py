@@ -23,6 +23,14 @@ def default_data_info(spec) -> DataInfo:
         text = TextInfo(tokenizer="bytes", vocab_size=256, context=spec.model_args["context"],
                         tokenizer_json=byte_tokenizer_json())
         return DataInfo(name="test", channels=1, height=1, width=1, num_classes=0, kind="text", text=text)
+    from zoo.data import FeatureInfo, TargetInfo
+    from zoo.data.kinds import accepted_kinds
+
+    if accepted_kinds(spec)[0][0] == "features":  # rows of the spec's default width, one real target
+        count = int(spec.model_args.get("in_features", spec.input.width))
+        return DataInfo(name="test", kind="features", features=FeatureInfo([f"x{i}" for i in range(count)],
+                                                                           [0.0] * count, [1.0] * count),
+                        target=TargetInfo("real", ["y"], [0.0], [1.0]))
     classes = int(spec.model_args.get("num_classes", 10))
     return DataInfo(name="test", channels=spec.input.channels, height=spec.input.height, width=spec.input.width,
                     num_classes=classes, class_names=[str(i) for i in range(classes)],
@@ -62,6 +70,9 @@ def _check_role(graph, inputs, outputs, info: DataInfo) -> None:
     elif graph.role in ("sampler", "decoder"):
         assert feeds[graph.role_info["latent_input"]].shape[1] == graph.role_info["latent_dim"]
         assert tuple(outputs[graph.role_info["output"]].shape[1:]) == info.shape
+    elif graph.role == "tabular:regressor":
+        assert feeds[graph.role_info["input"]].shape[1] == len(graph.role_info["feature_names"])
+        assert outputs[graph.role_info["output"]].shape[1] == len(graph.role_info["target_names"])
     elif graph.role == "encoder":
         assert tuple(feeds[graph.role_info["image_input"]].shape[1:]) == info.shape
         assert outputs[graph.role_info["latent_output"]].shape[1] == graph.role_info["latent_dim"]

@@ -1,5 +1,6 @@
 """docs/plugins.md is the reference of the public contract: every public class, field, method and function of
-``zoo.family``, ``zoo.specs`` and ``zoo.data`` must be in it with the signature ``inspect.signature`` gives
+``zoo.family``, ``zoo.specs``, ``zoo.data`` and ``zoo.role_handlers`` must be in it with the signature
+``inspect.signature`` gives
 (parameter names, kinds and simple defaults), written as inline code: `` `GraphSpec(name, module, …)` ``.
 Like datasette's test of its hook documentation: a new member or a changed signature fails here until
 the guide says so."""
@@ -15,9 +16,10 @@ from pathlib import Path
 import pytest
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
-MODULES = ("zoo.family", "zoo.specs", "zoo.data")
+MODULES = ("zoo.family", "zoo.specs", "zoo.data", "zoo.role_handlers")
 #: Modules whose members a contract module re-exports as its own.
-REEXPORTED_FROM = {"zoo.family": ("zoo.roles", "zoo.reports.sections")}
+REEXPORTED_FROM = {"zoo.family": ("zoo.roles", "zoo.reports.sections"), "zoo.data": ("zoo.data.kinds",),
+                   "zoo.role_handlers": ("zoo.bundles.manifest",)}
 #: Documented by the Family section (hook methods), which is being rewritten for the run context: only the
 #: class itself is checked here for now.
 PROSE_ONLY: set[str] = set()

@@ -170,7 +170,8 @@ def test_runs_lists_finished_stopped_failed_and_garbage_runs(cnn_runs: dict[str,
     table = invoke("runs", "--root", str(root), "--exports", str(cnn_runs["exports"]))
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
-    assert lines[0].split()[:3] == ["RUN", "MODEL", "FAMILY"]
+    assert lines[0].split()[:4] == ["RUN", "MODEL", "PLUGIN", "FAMILY"]
+    assert rows["cnn-stopped"]["plugin"] == "cnn"
     assert f"stopped@{summary['steps']} (resumable)" in table.output and "(verified)" in table.output
     assert any(line.startswith("garbage-config: unreadable: JSONDecodeError") for line in lines)
     only = json.loads(invoke("runs", "cnn-*", "--root", str(root), "--json").output)

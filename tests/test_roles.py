@@ -75,12 +75,14 @@ def test_role_info_helpers_check_their_arguments(call: Any, message: str) -> Non
 def test_roles_are_an_open_registry() -> None:
     tagger = RoleSpec("tagger", "tokens → one tag per token", ("tokens_input", "logits_output", "vocab_size"),
                       input_keys=("tokens_input",), output_keys=("logits_output",))
-    assert register_role(tagger) is tagger and register_role(tagger) is tagger, "the same spec again is allowed"
-    assert "tagger" in known_roles()
+    registered = register_role(tagger)
+    assert registered.plugin == "tests", "a direct registration is filed under the calling package"
+    assert register_role(tagger) == registered, "the same spec again is allowed"
+    assert "tagger" in known_roles() and registered.qualified == "tests:tagger"
     spec = _spec(input_names=["tokens"], output_names=["logits"], role="tagger",
                  role_info={"tokens_input": "tokens", "logits_output": "logits", "vocab_size": 50})
     assert spec.role == "tagger"
-    with pytest.raises(ZooError, match="already registered with other requirements"):
+    with pytest.raises(ZooError, match="already registered by plugin 'tests' with other requirements"):
         register_role(RoleSpec("tagger", "something else"))
     with pytest.raises(ZooError, match="is invalid"):
         register_role(RoleSpec("Bad Role", ""))
@@ -173,7 +175,7 @@ def test_a_bundle_without_roles_is_refused_by_predict_and_sample(cnn_bundle: Pat
     _rewrite(bundle, drop_role)
     (tmp_path / "x.png").write_bytes(b"")
     predicted = CliRunner().invoke(cli, ["predict", str(bundle), str(tmp_path / "x.png")])
-    assert predicted.exit_code == 2 and "holds no image classifier graph" in predicted.output
+    assert predicted.exit_code == 2 and "holds no graph `zoo predict` can use" in predicted.output
     assert "graph roles: none" in predicted.output
     sampled = CliRunner().invoke(cli, ["sample", str(bundle), "--out", str(tmp_path / "s.png")])
     assert sampled.exit_code == 2 and "holds no sampler or decoder graph" in sampled.output

@@ -70,10 +70,10 @@ def test_the_first_batch_probe_runs_before_compile(tmp_path: Path, monkeypatch: 
     from zoo.engine import adapt, assembly
 
     events: list[str] = []
-    probe = assembly.check_class_width
+    probe = assembly.check_graph_outputs
     monkeypatch.setattr(adapt, "compiler_problem", lambda device: None)
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *a, **k: events.append("compile"))
-    monkeypatch.setattr(assembly, "check_class_width", lambda *a: (events.append("probe"), probe(*a))[1])
+    monkeypatch.setattr(assembly, "check_graph_outputs", lambda *a: (events.append("probe"), probe(*a))[1])
     zoo.train("cnn", out=tmp_path, compile=True, max_steps=1, batch_size=32, progress=False)
     assert events == ["probe", "compile"]
 

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from zoo.errors import ParityError, ZooError
+from zoo.serve.command import serve_command
 from zoo.version import __version__
 
 
@@ -26,6 +27,14 @@ class UserError(click.ClickException):
 
 class ZooGroup(click.Group):
     """Turns ZooErrors (and surprises) into one clear line, unless --debug asks for the traceback."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A command of zoo's, else one a plugin adds (plugins are asked once, when a name is not zoo's)."""
+        command = super().get_command(ctx, cmd_name)
+        if command is None and self is cli:
+            _add_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -116,7 +125,8 @@ def list_command(pattern: str, family: str | None, as_json: bool) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the spec as JSON.")
-@click.option("--flops", is_flag=True, help="Also build the model (imports torch): parameters and FLOPs per image.")
+@click.option("--flops", is_flag=True, help="Also build the model (imports torch): parameters and FLOPs per sample "
+              "(image, row, clip or token sequence).")
 @click.option("--arg", "model_args", multiple=True, metavar="KEY=VALUE", help="With --flops: a model argument.")
 def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> None:
     """Show one model: family, plugin, input, hyperparameters and architecture arguments."""
@@ -132,8 +142,7 @@ def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> 
         return
     for key in ("name", "family", "plugin", "summary", "builder"):
         click.echo(f"{key + ':':10} {data[key]}")
-    i = data["input"]
-    click.echo(f"{'input:':10} {i['channels']}×{i['height']}×{i['width']}")
+    click.echo(f"{'input:':10} {_input_text(name, data['input'])}")
     click.echo(f"{'defaults:':10} " + ", ".join(f"{k}={v}" for k, v in data["defaults"].items()))
     click.echo(f"{'args:':10} " + ", ".join(f"{k}={v}" for k, v in data["model_args"].items()))
     if flops:
@@ -141,7 +150,20 @@ def info(name: str, as_json: bool, flops: bool, model_args: tuple[str, ...]) -> 
 
         stats = data["stats"]
         click.echo(f"{'params:':10} {stats['parameters']:,} ({human(stats['parameters'])})")
-        click.echo(f"{'flops:':10} {human(stats['flops'])}FLOPs per image at {'×'.join(map(str, stats['input']))}")
+        shape = "×".join(map(str, stats["input"]))
+        click.echo(f"{'flops:':10} {human(stats['flops'])}FLOPs per {stats['unit']} at {shape}")
+
+
+def _input_text(name: str, shape: dict[str, int]) -> str:
+    """A model's default input in words of its kind: ``1×8×8`` (an image), ``a row of 10 features``…"""
+    from zoo.data.kinds import accepted_kinds
+    from zoo.registry import get_spec
+
+    kind = accepted_kinds(get_spec(name))[0][0]
+    words = {"features": "a row of {} features", "text": "{} tokens", "audio": "{} samples"}
+    if kind in words:
+        return words[kind].format(shape["width"])
+    return f"{shape['channels']}×{shape['height']}×{shape['width']}"
 
 
 @cli.command()
@@ -207,8 +229,8 @@ def _train_options(command: Any) -> Any:
 @_train_options
 @click.pass_context
 def train(ctx: click.Context, name: str | None, hparams: tuple[str, ...], model_args: tuple[str, ...],
-          config_file: str | None, resume: str | None, nproc: int | None, then_export: bool, as_json: bool,
-          **options: Any) -> None:
+          data_args: tuple[str, ...], config_file: str | None, resume: str | None, nproc: int | None,
+          then_export: bool, as_json: bool, **options: Any) -> None:
     """Train model NAME through the shared engine; writes a run directory.
 
     `zoo train --resume RUN_DIR` continues a stopped run; `--nproc N` (or `torchrun --nproc-per-node N
@@ -228,6 +250,7 @@ def train(ctx: click.Context, name: str | None, hparams: tuple[str, ...], model_
         result = run_training(
             name, config=config_file, resume=resume, **options,
             hyperparameters=_parse_assignments(hparams, "--hp"), model_args=_parse_assignments(model_args, "--arg"),
+            data_args=_parse_assignments(data_args, "--data-arg") or None,
         )
     except Interrupted as exc:
         if rank0:
@@ -387,29 +410,6 @@ def sample(bundle: str, count: int, seed: int, out: str | None, force: bool) -> 
 
 
 @cli.command()
-@click.argument("bundle", type=click.Path())
-@click.option("--prompt", required=True, help="Text to continue.")
-@click.option("--max-new-tokens", default=200, show_default=True, type=int, help="Tokens to generate (at most).")
-@click.option("--temperature", default=1.0, show_default=True, type=float, help="0 = greedy.")
-@click.option("--top-k", default=0, show_default=True, type=int, help="Sample from the K likeliest tokens (0 = all).")
-@click.option("--top-p", default=1.0, show_default=True, type=float, help="Nucleus sampling mass (1 = off).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for sampling.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of streaming the text.")
-def generate(bundle: str, prompt: str, max_new_tokens: int, temperature: float, top_k: int, top_p: float, seed: int,
-             as_json: bool) -> None:
-    """Continue a prompt with a language-model bundle, under ONNX Runtime alone (torch is not imported)."""
-    from zoo.generate import Sampling, generate_text
-
-    sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-    if as_json:
-        _print_json(generate_text(bundle, prompt, max_new_tokens=max_new_tokens, sampling=sampling))
-        return
-    generate_text(bundle, prompt, max_new_tokens=max_new_tokens, sampling=sampling,
-                  write=lambda piece: click.echo(piece, nl=False))
-    click.echo()
-
-
-@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the datasets as JSON.")
 def datasets(as_json: bool) -> None:
     """List the datasets installed plugins provide (NAME, or NAME:PATH for local files)."""
@@ -431,21 +431,20 @@ def datasets(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("bundle", type=click.Path())
-@click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="Classes to show per image.")
-@click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
-def predict(bundle: str, images: tuple[str, ...], top: int, as_json: bool) -> None:
-    """Classify image files with a bundle, under ONNX Runtime alone (no torch)."""
-    from zoo.predict import predict_images
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--top", default=3, show_default=True, type=click.IntRange(1), help="Alternatives to show per row.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result rows as JSON.")
+def predict(bundle: str, inputs: tuple[str, ...], top: int, as_json: bool) -> None:
+    """Run a bundle on input files (images for a classifier; whatever its graph's role reads), under ONNX Runtime
+    alone (no torch)."""
+    from zoo.predict import predict_files
 
-    results = predict_images(bundle, list(images))
+    rows = predict_files(bundle, list(inputs), top=top)
     if as_json:
-        _print_json(results)
+        _print_json([row.to_dict() for row in rows])
         return
-    for result in results:
-        best = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:top]
-        shown = ", ".join(f"{label} {p:.3f}" for label, p in best)
-        click.echo(f"{result['image']}: {result['class']}  ({shown})")
+    for row in rows:
+        click.echo(f"{row.input}: {row.summary}")
 
 
 @cli.command()
@@ -458,6 +457,9 @@ def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:
     from zoo.deploy import deploy_bundle
 
     click.echo(f"deployed: {deploy_bundle(bundle, target, out, force=force)}")
+
+
+cli.add_command(serve_command)  # zoo/serve/command.py: click only; the server is imported when it runs
 
 
 @cli.command()
@@ -526,8 +528,15 @@ def report(target: str | None, out: str | None, board: bool, root: str, exports:
     click.echo(f"report: {write_report(target, out, exports)}")
 
 
+_plugin_commands_added = False
+
+
 def _add_plugin_commands() -> None:
-    """Let plugins add commands; a plugin that fails or clashes here is reported and skipped."""
+    """Let plugins add commands (once a process); a plugin that fails or clashes here is reported and skipped."""
+    global _plugin_commands_added
+    if _plugin_commands_added:
+        return
+    _plugin_commands_added = True
     from zoo.registry import add_commands
 
     add_commands(cli)

@@ -45,3 +45,10 @@ def register_datasets(register: Callable[[Any], None]) -> None:
 @hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands to ``cli`` (``@cli.command()``); a name zoo already has is refused."""
+
+
+@hookspec
+def register_roles(register: Callable[[Any], None]) -> None:
+    """Call ``register(RoleSpec(...))`` for each graph role this plugin defines, with its ``handlers``
+    (a ``"module:attr"`` reference to a ``zoo.role_handlers.RoleHandlers`` subclass). Roles are namespaced
+    by plugin: yours is ``<plugin>:<role>``, and its plain name works while no other plugin registers it."""

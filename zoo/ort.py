@@ -72,8 +72,11 @@ def provider_chain(provider: str) -> list[Any]:
     return [provider]
 
 
-def session(path: str, provider: str, *, threads: int = 0) -> Any:
+def session(path: str, provider: str, *, threads: int = 0, spinning: bool = True) -> Any:
     """An inference session on ``provider``; raises ZooError when that provider does not really run.
+
+    ``spinning=False`` lets the thread pool sleep between runs instead of spinning (a server shares its cores
+    with its event loop).
 
     ONNX Runtime silently falls back to the CPU when CUDA cannot start, so the provider in use is
     read back from the session.
@@ -86,6 +89,8 @@ def session(path: str, provider: str, *, threads: int = 0) -> Any:
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         sess = ort.InferenceSession(path, sess_options=options, providers=provider_chain(provider))
     except Exception as exc:

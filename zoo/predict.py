@@ -1,66 +1,40 @@
-"""Classifying image files with a bundle, the way a deployment would: ONNX Runtime, numpy, Pillow; no torch.
+"""`zoo predict`: a bundle run on the user's input files the way a deployment would: ONNX Runtime, numpy and
+what the role reads its inputs with; no torch.
 
-The bundle's manifest carries the preprocessing the model was trained with (channels, size,
-scale, mean, std); it is applied here exactly as training applied it.
+The graph is picked by role (:func:`zoo.role_handlers.graph_for`); its role's handlers turn the files into
+feeds and the outputs into :class:`zoo.role_handlers.PredictRow` s (an image classifier: class and
+probabilities, with the preprocessing the bundle recorded, applied exactly as training applied it).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from zoo.bundles.manifest import Bundle, GraphEntry
 from zoo.errors import ZooError
-from zoo.roles import GraphRole
+from zoo.role_handlers import PredictRequest, PredictRow
 
 
-def classifier_graph(bundle: Bundle) -> GraphEntry:
-    """The bundle's fp32 image classifier graph (role ``classifier``); a one-line ZooError when it has none."""
-    for graph in bundle.manifest.with_role(GraphRole.CLASSIFIER):
-        if graph.role_info.get("input_kind", "image") == "image" and len(graph.inputs) == 1:
-            return graph
-    raise ZooError(f"{bundle.path} holds no image classifier graph (family {bundle.manifest.family!r}; graph roles: "
-                   f"{', '.join(bundle.manifest.roles())}); `zoo predict` needs a bundle with a classifier graph")
+def predict_files(bundle_dir: str | Path, inputs: list[str], *, top: int = 3) -> list[PredictRow]:
+    """Run the bundle's predictable graph on each input file; the result rows, in input order."""
+    from zoo.bundles.manifest import Bundle
+    from zoo.role_handlers import graph_for
 
-
-def preprocess(path: Path, meta: dict[str, Any]) -> np.ndarray:
-    """One image file → the model's 1×C×H×W float32 input, using the bundle's recorded preprocessing."""
-    from zoo.data.preprocess import resize
-    from zoo.data.readers import load_image
-    from zoo.data.units import from_8bit_factor
-
-    _, channels, height, width = json.loads(meta["input_shape"])
-    norm = json.loads(meta["normalization"])
-    pixels = load_image(path, mode="L" if channels == 1 else "RGB").transpose(2, 0, 1)[None]
-    # resized as 8-bit (as training resized 8-bit files), then 8-bit → the dataset's raw unit → × scale
-    raw = resize(pixels, (height, width)).astype(np.float32) * np.float32(from_8bit_factor(norm))
-    array = raw * np.float32(norm["scale"])
-    mean = np.asarray(norm["mean"], dtype=np.float32)[None, :, None, None]
-    std = np.asarray(norm["std"], dtype=np.float32)[None, :, None, None]
-    return ((array - mean) / std).astype(np.float32)
+    if not inputs:
+        raise ZooError("give at least one input file to predict")
+    bundle = Bundle.open(bundle_dir)
+    graph, handlers = graph_for(bundle, "predict")
+    return list(handlers.predict(PredictRequest(bundle, graph, tuple(Path(p) for p in inputs), top)))
 
 
 def predict_images(bundle_dir: str | Path, images: list[str]) -> list[dict[str, Any]]:
-    """Class and probabilities for each image file."""
-    from zoo.ort import CPU, session
+    """Class and probabilities for each image file (the rows of :func:`predict_files` as dictionaries)."""
+    return [dict(row.values) for row in predict_files(bundle_dir, images)]
 
-    bundle = Bundle.open(bundle_dir)
-    graph = classifier_graph(bundle)
-    info = graph.role_info
-    labels = list(info["class_names"])
-    sess = session(str(bundle.graph_path(graph)), CPU)
-    batch = np.concatenate([preprocess(Path(p), graph.metadata) for p in images])
-    logits = sess.run([info["output"]], {graph.input_names[0]: batch})[0].astype(np.float64)
-    if logits.ndim != 2 or logits.shape[1] != len(labels):
-        raise ZooError(f"{bundle.path}: classifier output {info['output']!r} has shape {list(logits.shape)}, not "
-                       f"batch × {len(labels)} classes; export the bundle again")
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-    return [
-        {"image": str(path), "class": labels[int(p.argmax())], "index": int(p.argmax()),
-         "probabilities": {label: float(v) for label, v in zip(labels, p, strict=True)}}
-        for path, p in zip(images, probabilities, strict=True)
-    ]
+
+def __getattr__(name: str) -> Any:
+    if name == "preprocess":  # moved to the classifier role's handlers; kept importable from here
+        from zoo.builtin_roles.classifier import preprocess
+
+        return preprocess
+    raise AttributeError(name)

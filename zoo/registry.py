@@ -12,8 +12,10 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo.errors import UnknownNameError
+from zoo import roles
+from zoo.errors import UnknownNameError, ZooError
 from zoo.plugins import PluginRecord, call_hook, fail, load_plugins, report_problem, trace
+from zoo.roles import RoleSpec
 from zoo.specs import DatasetSpec, FamilySpec, ModelSpec
 
 #: kind -> (hook that registers it, spec type), in the order the hooks are called.
@@ -21,8 +23,9 @@ _KINDS: dict[str, tuple[str, type]] = {
     "families": ("register_families", FamilySpec),
     "models": ("register_models", ModelSpec),
     "datasets": ("register_datasets", DatasetSpec),
+    "roles": ("register_roles", RoleSpec),
 }
-_NOUNS = {"models": "model", "families": "family", "datasets": "dataset", "commands": "command"}
+_NOUNS = {"models": "model", "families": "family", "datasets": "dataset", "commands": "command", "roles": "graph role"}
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Catalog:
     families: dict[str, FamilySpec] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     qualified: dict[str, Any] = field(default_factory=dict)  # "kind/plugin:name" -> spec, every spec
+    roles: dict[str, RoleSpec] = field(default_factory=dict)  # "plugin:name" -> graph role, from register_roles
+    role_handlers: dict[str, Any] = field(default_factory=dict)  # qualified role -> its loaded RoleHandlers
     plugins: list[PluginRecord] = field(default_factory=list)
     manager: Any = None
 
@@ -51,7 +56,10 @@ def catalog() -> Catalog:
 def reset() -> None:
     """Forget the catalogue (tests, or after installing a plugin in-process)."""
     global _catalog
+    if _catalog is not None:
+        roles.remove_roles(list(_catalog.roles))
     _catalog = None
+    roles.set_role_loader(catalog)
 
 
 def build_catalog() -> Catalog:
@@ -99,6 +107,9 @@ def _commit(cat: Catalog, kind: str, spec: Any, record: PluginRecord) -> None:
     if not isinstance(spec, spec_type):
         report_problem(record, f"registered {spec!r} as a {noun}, expected a {spec_type.__name__}")
         return
+    if kind == "roles":
+        _commit_role(cat, spec, record)
+        return
     try:
         spec.validate()
     except ValueError as exc:
@@ -122,6 +133,28 @@ def _commit(cat: Catalog, kind: str, spec: Any, record: PluginRecord) -> None:
         return
     record.registered.setdefault(kind, []).append(spec.name)
     table[spec.name] = spec
+
+
+def _commit_role(cat: Catalog, spec: RoleSpec, record: PluginRecord) -> None:
+    """File a graph role as ``plugin:name``; plain names are resolved by :func:`zoo.roles.role_spec`."""
+    from dataclasses import replace
+
+    spec = replace(spec, plugin=record.name)
+    key = f"{record.name}:{spec.name}"
+    if key in cat.roles:
+        report_problem(record, f"registers graph role {spec.name!r} twice; the second one is ignored")
+        return
+    try:
+        roles.add_role(spec, builtin=record.builtin)
+    except ZooError as exc:
+        report_problem(record, f"registered an invalid graph role: {exc}")
+        return
+    cat.roles[key] = spec
+    others = [s.plugin for s in cat.roles.values() if s.name == spec.name and s.plugin != record.name]
+    record.registered.setdefault("roles", []).append(key if others else spec.name)
+    if others:
+        trace(f"  graph role {spec.name!r} is registered by plugins {', '.join(others)} and {record.name}: "
+              f"name it {', '.join(f'{p}:{spec.name}' for p in [*others, record.name])}")
 
 
 def _drop_orphan_models(cat: Catalog, by_name: dict[str, PluginRecord]) -> None:
@@ -224,6 +257,23 @@ def get_spec(name: str) -> ModelSpec:
     return _lookup("models", name)
 
 
+def model_providers(name: str) -> list[str]:
+    """Every ``plugin:name`` registered under the plain model name ``name`` (sorted; one when it is unique)."""
+    return sorted(f"{spec.plugin}:{spec.name}" for key, spec in catalog().qualified.items()
+                  if key.startswith("models/") and spec.name == name)
+
+
+def get_unambiguous_spec(name: str) -> ModelSpec:
+    """The spec of a model to train: a plain name that two plugins register is refused, naming both
+    ``plugin:name`` forms (the first plugin's plain name must not silently train the other one's model)."""
+    if ":" not in name:
+        providers = model_providers(name)
+        if len(providers) > 1:
+            raise ZooError(f"model name {name!r} is registered by {len(providers)} plugins: {', '.join(providers)}; "
+                           "train one of them by its full name (zoo train PLUGIN:NAME)")
+    return get_spec(name)
+
+
 def get_family_spec(name: str) -> FamilySpec:
     return _lookup("families", name)
 
@@ -242,3 +292,12 @@ def list_datasets() -> list[DatasetSpec]:
 
 def list_plugins() -> list[PluginRecord]:
     return list(catalog().plugins)
+
+
+def get_role(name: str) -> RoleSpec:
+    """The graph role ``name`` means (``plugin:name``, or a plain name), with every plugin loaded."""
+    catalog()
+    return roles.role_spec(name)
+
+
+roles.set_role_loader(catalog)

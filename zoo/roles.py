@@ -11,8 +11,9 @@ Free of torch and numpy.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from zoo.errors import ZooError
@@ -25,7 +26,7 @@ SAMPLER_KEY = "zoo_sampler"
 #: Latent distributions ``zoo sample`` can draw from.
 DISTRIBUTIONS = ("standard_normal", "uniform")
 #: How a graph's image output maps back to pixels: through the data's ``(pixel - mean) / std``
-#: (``"model_input"``, what ``zoo.layers.PixelsToInput`` produces) or already in [0, 1] (``"unit"``).
+#: (``"model_input"``, what ``zoo.toolkit.layers.PixelsToInput`` produces) or already in [0, 1] (``"unit"``).
 PIXEL_SPACES = ("model_input", "unit")
 
 
@@ -40,40 +41,130 @@ class GraphRole:
 
 @dataclass(frozen=True)
 class RoleSpec:
-    """A role: its name, a one-line summary, the ``role_info`` keys it requires, and which of those
-    keys name one of the graph's inputs or outputs (checked when a ``GraphSpec`` is made)."""
+    """A role: its name, a one-line summary, the ``role_info`` keys it requires, which of those keys name one
+    of the graph's inputs or outputs (checked when a ``GraphSpec`` is made), and its ``handlers``: a lazy
+    ``"module:attr"`` reference to a :class:`zoo.role_handlers.RoleHandlers` subclass (what ``zoo predict``,
+    ``zoo deploy`` and the int8/fp16 gate do with graphs of this role; ``None``: none of that). ``plugin`` is
+    filled in by zoo with the registering plugin's name (roles are namespaced: ``plugin:name``)."""
 
     name: str
     summary: str
     required: tuple[str, ...] = ()
     input_keys: tuple[str, ...] = ()
     output_keys: tuple[str, ...] = ()
+    handlers: str | None = None
+    plugin: str = ""
+
+    @property
+    def qualified(self) -> str:
+        """``plugin:name`` (core roles, registered by zoo itself, are named plainly)."""
+        return self.name if self.plugin == CORE else f"{self.plugin}:{self.name}"
+
+    def validate(self) -> None:
+        """Raise a ZooError naming what is wrong with the spec."""
+        if (not self.name or ":" in self.name or self.name != self.name.lower()
+                or not self.name.replace("-", "").replace("_", "").isalnum()):
+            raise ZooError(f"graph role name {self.name!r} is invalid; use lower-case letters, digits, '-' or '_'")
+        if self.handlers is not None and (self.handlers.count(":") != 1 or not all(self.handlers.split(":"))):
+            raise ZooError(f"graph role {self.name!r}: handlers {self.handlers!r} must be a 'module:attr' reference")
 
 
-_ROLES: dict[str, RoleSpec] = {}
+#: The plugin name of the roles zoo itself registers (classifier, sampler, decoder, encoder).
+CORE = "zoo"
+_ROLES: dict[str, RoleSpec] = {}  # "plugin:name" -> spec
+_BUILTIN: set[str] = {CORE}  # plugins shipped with zoo: their roles keep a plain name when another plugin has it
+_loader: Callable[[], object] | None = None
 
 
-def register_role(spec: RoleSpec) -> RoleSpec:
-    """Add a role to the registry (the same spec twice is allowed; a different one under a taken name is not)."""
-    if not spec.name or not spec.name.replace("-", "").replace("_", "").isalnum() or spec.name != spec.name.lower():
-        raise ZooError(f"graph role name {spec.name!r} is invalid; use lower-case letters, digits, '-' or '_'")
-    if spec.name in _ROLES and _ROLES[spec.name] != spec:
-        raise ZooError(f"graph role {spec.name!r} is already registered with other requirements")
-    _ROLES[spec.name] = spec
+def set_role_loader(loader: Callable[[], object]) -> None:
+    """What :func:`role_spec` calls once when a name is not known yet (the plugin registry loads the plugins)."""
+    global _loader
+    _loader = loader
+
+
+def add_role(spec: RoleSpec, *, builtin: bool = False) -> RoleSpec:
+    """File a role under ``spec.plugin`` (the registry calls this for each ``register_roles`` registration)."""
+    spec.validate()
+    key = f"{spec.plugin}:{spec.name}"
+    if key in _ROLES and _ROLES[key] != spec:
+        raise ZooError(f"graph role {spec.name!r} is already registered by plugin {spec.plugin!r} with other "
+                       "requirements")
+    if builtin:
+        _BUILTIN.add(spec.plugin)
+    _ROLES[key] = spec
     return spec
 
 
+def remove_roles(keys: Sequence[str]) -> None:
+    """Forget roles by ``plugin:name`` (the registry, before it loads the plugins again)."""
+    for key in keys:
+        _ROLES.pop(key, None)
+
+
+def register_role(spec: RoleSpec) -> RoleSpec:
+    """Add a role directly (the same spec twice is allowed; a different one under a taken name is not).
+
+    Prefer the ``register_roles`` hook, which records the plugin; a direct call files the role under
+    ``spec.plugin``, else the top-level package of the calling module."""
+    if not spec.plugin:
+        caller = sys._getframe(1).f_globals.get("__name__", "") or "unknown"
+        spec = replace(spec, plugin=caller.split(".")[0] or "unknown")
+    return add_role(spec)
+
+
+def _candidates(name: str) -> list[RoleSpec]:
+    if ":" in name:
+        return [_ROLES[name]] if name in _ROLES else []
+    return [spec for spec in _ROLES.values() if spec.name == name]
+
+
 def role_spec(name: str) -> RoleSpec:
-    """The registered role of that name (a ZooError naming the known ones otherwise)."""
-    if name not in _ROLES:
-        raise ZooError(f"unknown graph role {name!r}; use one of {', '.join(sorted(_ROLES))} "
-                       "(or register it with zoo.family.register_role)")
-    return _ROLES[name]
+    """The registered role of that name: ``plugin:name``, or a plain name registered by zoo, by a plugin shipped
+    with zoo, or by one plugin only. A ZooError naming the known roles, or every plugin that registers an
+    ambiguous plain name, otherwise."""
+    global _loader
+    found = _candidates(name)
+    if not found and _loader is not None:
+        loader, _loader = _loader, None  # once: the plugins are loaded now
+        loader()
+        found = _candidates(name)
+    if not found:
+        raise ZooError(f"unknown graph role {name!r}; use one of {', '.join(known_roles())} "
+                       "(or register it with the register_roles hook)")
+    if len(found) > 1:
+        builtin = [spec for spec in found if spec.plugin in _BUILTIN]
+        if len(builtin) == 1:
+            return builtin[0]
+        plugins = sorted(spec.plugin for spec in found)
+        raise ZooError(f"graph role {name!r} is registered by plugins {', '.join(repr(p) for p in plugins)}; "
+                       f"name one of them: {', '.join(f'{p}:{name}' for p in plugins)}")
+    return found[0]
 
 
 def known_roles() -> list[str]:
-    """Names of every registered role."""
-    return sorted(_ROLES)
+    """Names of every registered role: plain where one plugin registers it (or zoo does), else ``plugin:name``."""
+    names = []
+    for spec in _ROLES.values():
+        plain = _candidates(spec.name)
+        unique = len(plain) == 1 or [s for s in plain if s.plugin in _BUILTIN] == [spec]
+        names.append(spec.name if unique else f"{spec.plugin}:{spec.name}")
+    return sorted(set(names))
+
+
+def role_key(name: str | None) -> str | None:
+    """The registered ``plugin:name`` a role name means (the name itself when no plugin here registers it)."""
+    if name is None:
+        return None
+    try:
+        spec = role_spec(name)
+    except ZooError:
+        return name
+    return f"{spec.plugin}:{spec.name}"
+
+
+def same_role(a: str | None, b: str | None) -> bool:
+    """Whether two role names (plain or ``plugin:name``) mean the same registered role."""
+    return a is not None and b is not None and (a == b or role_key(a) == role_key(b))
 
 
 def check_role(graph: str, role: str | None, info: dict[str, Any], inputs: Sequence[str],
@@ -103,8 +194,8 @@ def role_metadata(role: str | None, info: dict[str, Any]) -> dict[str, str]:
     """The ``metadata_props`` a role is stamped as (empty for a graph without one)."""
     if role is None:
         return {}
-    props = {ROLE_KEY: role, ROLE_INFO_KEY: json.dumps(info, sort_keys=True)}
-    if role in (GraphRole.SAMPLER, GraphRole.DECODER) and "latent_input" in info:
+    props = {ROLE_KEY: role_spec(role).qualified, ROLE_INFO_KEY: json.dumps(info, sort_keys=True)}
+    if props[ROLE_KEY] in (GraphRole.SAMPLER, GraphRole.DECODER) and "latent_input" in info:
         props[SAMPLER_KEY] = json.dumps({"noise_input": info["latent_input"], "latent_dim": info["latent_dim"],
                                          "label_input": info.get("label_input"),
                                          "num_classes": info.get("num_classes", 0)})
@@ -154,19 +245,24 @@ def encoder_info(*, image_input: str, latent_output: str, latent_dim: int) -> di
 
 
 _SAMPLER_KEYS = ("latent_input", "latent_dim", "distribution", "output")
-register_role(RoleSpec(GraphRole.CLASSIFIER, "image → class scores (zoo predict)", ("output", "class_names"),
-                       output_keys=("output",)))
-register_role(RoleSpec(GraphRole.SAMPLER, "latent noise [, label] → image (zoo sample)", _SAMPLER_KEYS,
-                       input_keys=("latent_input", "label_input"), output_keys=("output",)))
-register_role(RoleSpec(GraphRole.DECODER, "latent code [, label] → image (zoo sample)", _SAMPLER_KEYS,
-                       input_keys=("latent_input", "label_input"), output_keys=("output",)))
-register_role(RoleSpec(GraphRole.ENCODER, "image → latent code", ("image_input", "latent_output", "latent_dim"),
-                       input_keys=("image_input",), output_keys=("latent_output",)))
+_IMAGES = "zoo.builtin_roles"
+add_role(RoleSpec(GraphRole.CLASSIFIER, "image → class scores (zoo predict, zoo deploy)", ("output", "class_names"),
+                  output_keys=("output",), handlers=f"{_IMAGES}.classifier:ClassifierHandlers", plugin=CORE))
+add_role(RoleSpec(GraphRole.SAMPLER, "latent noise [, label] → image (zoo sample, zoo deploy)", _SAMPLER_KEYS,
+                  input_keys=("latent_input", "label_input"), output_keys=("output",),
+                  handlers=f"{_IMAGES}.sampler:SamplerHandlers", plugin=CORE))
+add_role(RoleSpec(GraphRole.DECODER, "latent code [, label] → image (zoo sample, zoo deploy)", _SAMPLER_KEYS,
+                  input_keys=("latent_input", "label_input"), output_keys=("output",),
+                  handlers=f"{_IMAGES}.sampler:SamplerHandlers", plugin=CORE))
+add_role(RoleSpec(GraphRole.ENCODER, "image → latent code", ("image_input", "latent_output", "latent_dim"),
+                  input_keys=("image_input",), output_keys=("latent_output",), plugin=CORE))
 
 
 def check_role_shapes(graph: str, role: str | None, info: dict[str, Any], feeds: dict[str, Any],
                       outputs: dict[str, Any]) -> None:
     """At export: what the role promises holds for real arrays (class-score width, latent sizes); a ZooError if not."""
+    role = role_spec(role).qualified if role else None
+
     def width(arrays: dict[str, Any], key: str) -> int | None:
         array = arrays.get(info.get(key) or "")
         return None if array is None or len(array.shape) < 2 else int(array.shape[1])

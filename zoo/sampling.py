@@ -27,7 +27,7 @@ def sample_bundle(bundle_dir: str | Path, *, n: int = 64, seed: int = 0, out: st
     Conditional models cycle through the classes, one class per column. Returns the PNG's path.
     """
     from zoo.ort import CPU, session
-    from zoo.pictures import save_grid, to_pixels
+    from zoo.toolkit.images import save_grid, to_pixels
 
     if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= MAX_SAMPLES:
         raise ZooError(f"--n must be a whole number from 1 to {MAX_SAMPLES}, got {n!r}")

@@ -57,6 +57,10 @@ class ModelSpec:
     plugin: str = ""  # filled in by the registry: who registered it
     #: The dataset ``zoo train NAME`` uses when ``--data`` is not given (a language model's is text).
     dataset: str = "digits"
+    #: Narrower than the family's: the sample kinds (``"image"``, ``"features"``…) and target kinds
+    #: (``"class"``, ``"real"``…) this model takes; ``None`` takes what its family takes.
+    data_kinds: tuple[str, ...] | None = None
+    target_kinds: tuple[str, ...] | None = None
 
     def validate(self) -> None:
         _check_name("model", self.name)
@@ -72,6 +76,9 @@ class ModelSpec:
         for label, mapping in (("defaults", self.defaults), ("model_args", self.model_args)):
             if not isinstance(mapping, dict) or not all(isinstance(k, str) for k in mapping):
                 raise ValueError(f"model {self.name!r}: {label} must be a dict with string keys")
+        for label, kinds in (("data_kinds", self.data_kinds), ("target_kinds", self.target_kinds)):
+            if kinds is not None:
+                _check_kinds(f"model {self.name!r}", label, kinds)
 
     @property
     def qualified_name(self) -> str:
@@ -100,12 +107,19 @@ class FamilySpec:
     summary: str
     factory: LazyRef
     plugin: str = ""
+    #: The sample kinds the family trains on, as the dataset gives them (before ``Family.prepare_data``):
+    #: ``"image"``, ``"text"``, ``"features"``, ``"audio"`` or a plugin's own ``"plugin:kind"``.
+    data_kinds: tuple[str, ...] = ("image",)
+    #: The target kinds it learns: ``"class"``, ``"real"``, ``"tokens"``, ``"none"``.
+    target_kinds: tuple[str, ...] = ("class",)
 
     def validate(self) -> None:
         _check_name("family", self.name)
         if not self.summary:
             raise ValueError(f"family {self.name!r} needs a one-line summary")
         _check_ref(f"family {self.name!r} factory", self.factory)
+        _check_kinds(f"family {self.name!r}", "data_kinds", self.data_kinds)
+        _check_kinds(f"family {self.name!r}", "target_kinds", self.target_kinds)
 
 
 @dataclass(frozen=True)
@@ -125,9 +139,13 @@ class DatasetSpec:
     size: int | None = None
     needs_path: bool = False
     plugin: str = ""
+    #: The loader's own keyword options a user sets with ``--data-arg KEY=VALUE``: name → one-line help.
+    args: dict[str, str] = field(default_factory=dict)
 
     def validate(self) -> None:
         _check_name("dataset", self.name)
+        if not isinstance(self.args, dict) or not all(isinstance(k, str) and k.isidentifier() for k in self.args):
+            raise ValueError(f"dataset {self.name!r}: args must map keyword names to their help")
         if not self.summary:
             raise ValueError(f"dataset {self.name!r} needs a one-line summary")
         _check_ref(f"dataset {self.name!r} loader", self.loader)
@@ -139,6 +157,21 @@ class DatasetSpec:
         shape = None if self.input is None else list(self.input.shape)
         return {"name": self.name, "plugin": self.plugin, "summary": self.summary, "needs_path": self.needs_path,
                 "input": shape, "num_classes": self.num_classes, "size": self.size}
+
+
+#: Sample and target kinds zoo knows; any other must be a plugin's own, written ``"plugin:kind"``.
+_KNOWN_KINDS = {"data_kinds": ("image", "text", "features", "audio"),
+                "target_kinds": ("class", "real", "tokens", "none")}
+
+
+def _check_kinds(owner: str, label: str, kinds: object) -> None:
+    if not isinstance(kinds, tuple) or not kinds or not all(isinstance(k, str) for k in kinds):
+        raise ValueError(f"{owner}: {label} must be a non-empty tuple of strings, got {kinds!r}")
+    known = _KNOWN_KINDS[label]
+    for kind in kinds:
+        if kind not in known and (label == "target_kinds" or ":" not in kind):
+            own = " or a plugin's own 'plugin:kind'" if label == "data_kinds" else ""
+            raise ValueError(f"{owner}: {label} has {kind!r}; use {', '.join(map(repr, known))}{own}")
 
 
 def _check_name(kind: str, name: object) -> None:

@@ -92,7 +92,7 @@ class ClassifierFamily(Family):
 
 def classifier_sections(context: ReportContext) -> list[ReportSection]:
     """Confusion matrix and worst-classified validation images of a trained image classifier."""
-    from zoo.pictures import to_pixels
+    from zoo.toolkit.images import to_pixels
 
     model, data = context.model_and_data()
     probabilities = torch.cat([model(x).softmax(dim=1) for x, _ in batches(data.x_val, data.y_val, 256, "cpu")])

@@ -23,8 +23,8 @@ from zoo.family import (
     make_optimizer,
     sampler_info,
 )
-from zoo.quality import judge_for, sample_quality
 from zoo.specs import ModelSpec
+from zoo.toolkit.quality import judge_for, sample_quality
 from zoo_gan.models import GAN, dcgan_init
 
 #: Samples scored by the quality metrics, and shown (a fixed set) in each epoch's grid.
@@ -101,7 +101,7 @@ class GANFamily(Family):
 
     def epoch_end(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
         """A grid of the same 100 noise vectors every epoch (one row per class if conditional)."""
-        from zoo.pictures import save_grid, to_pixels
+        from zoo.toolkit.images import save_grid, to_pixels
 
         noise, labels = _noise(model, GRID_SAMPLES, ctx.device, seed=1, ordered_labels=True)
         grid = model.generator(noise, labels).cpu().numpy()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from zoo.layers import PixelsToInput, check_latent, doubling_plan
+from zoo.toolkit.layers import PixelsToInput, check_latent, doubling_plan
 
 
 def dcgan_init(module: nn.Module) -> None:

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 from zoo.hookspecs import hookimpl
+from zoo.roles import RoleSpec
 from zoo.specs import DatasetSpec, FamilySpec, InputSpec, ModelSpec
+
+#: The graph role of a cached language model (``lm:lm``); its handlers live in ``zoo_lm.roles``.
+LM_ROLE = RoleSpec(
+    name="lm", summary="a decoder-only language model with its key/value cache as inputs and outputs",
+    required=("tokenizer_file", "vocab_size", "context", "layers", "heads", "head_dim", "input", "logits", "past",
+              "present"),
+    input_keys=("input",), output_keys=("logits",), handlers="zoo_lm.roles:LMHandlers")
 
 #: name: (summary, layers, heads, width, context, training defaults)
 PRESETS = {
@@ -30,6 +38,7 @@ def register_families(register: Callable[[Any], None]) -> None:
         name="lm",
         summary="Decoder-only transformers trained on next-token prediction; exported with a key/value cache",
         factory="zoo_lm.family:LMFamily",
+        data_kinds=("text",), target_kinds=("tokens",),  # tokenised by prepare_data
     ))
 
 
@@ -51,3 +60,15 @@ def register_datasets(register: Callable[[Any], None]) -> None:
                          "(pydoc_data.topics, ~466 KB, no download)", loader="zoo_lm.data:load_pydoc_topics"))
     register(DatasetSpec(name="text", summary="Your own UTF-8 text: text:FILE or text:DIR (.txt/.md/.rst files)",
                          loader="zoo_lm.data:load_text", needs_path=True))
+
+
+@hookimpl
+def register_roles(register: Callable[[Any], None]) -> None:
+    register(LM_ROLE)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from zoo_lm.commands import generate
+
+    cli.add_command(generate)

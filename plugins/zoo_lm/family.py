@@ -17,19 +17,13 @@ import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits, TextInfo
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec, LRSchedule, RoleSpec, RunContext, register_role
+from zoo.family import Family, GraphSpec, LRSchedule, RunContext
 from zoo.specs import ModelSpec
 from zoo_lm.model import GPT, cache_names, cached_gpt
 from zoo_lm.optim import ClippedAdamW
 from zoo_lm.tokenizer import BYTES, byte_tokenizer_json, decode, encode, parse_tokenizer, train_bpe_json
 
-ROLE_KEY, ROLE = "zoo_role", "lm"
-#: The graph role of a cached language model (registered here: roles are an open registry).
-LM_ROLE = register_role(RoleSpec(
-    name=ROLE, summary="a decoder-only language model with its key/value cache as inputs and outputs",
-    required=("tokenizer_file", "vocab_size", "context", "layers", "heads", "head_dim", "input", "logits", "past",
-              "present"),
-    input_keys=("input",), output_keys=("logits",)))
+ROLE_KEY, ROLE = "zoo_role", "lm:lm"  # the role this plugin registers (register_roles in zoo_lm)
 #: Graph metadata key holding what ``zoo generate`` needs (tokenizer file, cache layout, names), as JSON.
 LM_KEY = "zoo_lm"
 GRAPH = "lm"

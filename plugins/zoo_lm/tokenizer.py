@@ -2,9 +2,18 @@
 
 Both are written in the same ``tokenizer.json`` format, so ``zoo generate`` reads either with one call
 (``tokenizers.Tokenizer.from_str``), and both map text ↔ UTF-8 bytes losslessly (byte-level pre-tokenizer).
+
+Text is tokenised **line by line**: split after every ``"\n"`` (:func:`lines`), each piece encoded on its own, the
+ids joined. Training, evaluation, ``zoo generate`` and the deployed programs (python, node, web) all do exactly
+this, so a multi-line prompt becomes the same tokens everywhere (the byte-level pre-tokenizer's regex would
+otherwise merge a newline with the next line's indentation when given the whole text).
 """
 
 from __future__ import annotations
+
+import functools
+import re
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +34,12 @@ def parse_tokenizer(value: object) -> tuple[str, int]:
                    "(N from 260 to 65536, the vocabulary size)")
 
 
+def lines(text: str) -> list[str]:
+    """``text`` split after every ``"\n"`` (the newline kept; no empty pieces): what is tokenised on its own."""
+    return [piece for piece in re.split(r"(?<=\n)", text) if piece]
+
+
+@functools.cache
 def _byte_alphabet() -> list[str]:
     """GPT-2's byte → printable character table, which the byte-level pre-tokenizer uses."""
     from tokenizers.pre_tokenizers import ByteLevel
@@ -68,7 +83,7 @@ def train_bpe_json(text: str, vocab_size: int) -> str:
     tokenizer = _byte_level(BPE())
     trainer = BpeTrainer(vocab_size=vocab_size, initial_alphabet=_byte_alphabet(), show_progress=False,
                          special_tokens=[])
-    tokenizer.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
+    tokenizer.train_from_iterator(lines(text), trainer=trainer)
     return tokenizer.to_str()
 
 
@@ -79,9 +94,25 @@ def encode(tokenizer_json: str, text: str) -> np.ndarray:
     tokenizer = Tokenizer.from_str(tokenizer_json)
     if tokenizer.get_vocab_size() == 256:
         return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int64)
-    lines = text.splitlines(keepends=True)
-    ids = [i for enc in tokenizer.encode_batch(lines, add_special_tokens=False) for i in enc.ids]
-    return np.asarray(ids, np.int64)
+    return np.asarray(encode_ids(tokenizer, text), np.int64)
+
+
+def encode_ids(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of ``text`` with a loaded ``tokenizers.Tokenizer``, line by line (:func:`lines`)."""
+    pieces = lines(text)
+    return [i for enc in tokenizer.encode_batch(pieces, add_special_tokens=False) for i in enc.ids] if pieces else []
+
+
+def token_bytes(tokenizer: Any, token: int) -> bytes:
+    """The UTF-8 bytes a byte-level token stands for (its characters mapped back through the byte alphabet), so
+    text can be streamed token by token without splitting a character."""
+    table = _char_to_byte()
+    return bytes(table[c] for c in (tokenizer.id_to_token(token) or "") if c in table)
+
+
+@functools.cache
+def _char_to_byte() -> dict[str, int]:
+    return {char: byte for byte, char in enumerate(_byte_alphabet())}
 
 
 def decode(tokenizer_json: str, ids: list[int]) -> str:

@@ -22,6 +22,7 @@ def register_families(register: Callable[[Any], None]) -> None:
             name="vae",
             summary="VAEs trained on the negative ELBO in nats per image; exported as encoder and decoder graphs",
             factory="zoo_vae.family:VAEFamily",
+            target_kinds=("class", "none"),  # labels are not used
         )
     )
 

@@ -22,8 +22,8 @@ from zoo.family import (
     encoder_info,
     make_optimizer,
 )
-from zoo.quality import judge_for, sample_quality
 from zoo.specs import ModelSpec
+from zoo.toolkit.quality import judge_for, sample_quality
 from zoo_vae.models import VAE
 
 QUALITY_SAMPLES = 1000
@@ -98,7 +98,7 @@ class VAEFamily(Family):
 
     def epoch_end(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
         """Grids of decoded prior samples and of validation images (odd rows) with their reconstructions."""
-        from zoo.pictures import save_grid, to_pixels
+        from zoo.toolkit.images import save_grid, to_pixels
 
         data, run_dir, epoch, device = ctx.data, ctx.run_dir, ctx.epoch, ctx.device
         latent = torch.randn(GRID_SAMPLES, model.latent_dim, generator=torch.Generator().manual_seed(1))

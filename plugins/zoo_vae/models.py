@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.layers import PixelsToInput, check_latent, doubling_plan
+from zoo.toolkit.layers import PixelsToInput, check_latent, doubling_plan
 
 #: Floor of a pixel's log-scale: keeps the likelihood finite once the decoder is very sure.
 MIN_LOG_SCALE = -7.0

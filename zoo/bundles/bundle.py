@@ -110,7 +110,7 @@ def export_run(
             cases = torch_cases(graph, data)
             _check_role(graph, cases[0])
             entries[graph.name] = _graph_entry(staging, graph, graph.name, cases, graph.atol, graph.rtol, recipe)
-            checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, None))
+            checks.append(_graph_check(staging, graph, graph.name, cases, graph.atol, graph.rtol, "fp32"))
             for variant in wanted:
                 name = f"{graph.name}.{variant}"
                 entries[name], variant_check, speed[name] = _export_variant(staging, graph, variant, data, cases,
@@ -151,7 +151,7 @@ def _export_variant(staging: Path, graph: Any, variant: str, data: Any, cases: l
     recipe = {"variant": variant, "method": _make_variant(variant, src, dst, graph, data)}
     atol, rtol = variants.variant_tolerance(variant, [out for case in cases for out in case.expected])
     entry = _graph_entry(staging, graph, name, cases, atol, rtol, recipe)
-    check = _graph_check(staging, graph, name, cases, atol, rtol, variants.MAX_ACCURACY_DROP)
+    check = _graph_check(staging, graph, name, cases, atol, rtol, variant)
     if not measure:
         return entry, check, None
     feeds = dict(zip(graph.input_names, graph.random_inputs(64, np.random.default_rng(0)), strict=True))
@@ -187,15 +187,20 @@ def _graph_entry(staging: Path, graph: Any, name: str, cases: list[Case], atol: 
     path = folder / GRAPH_FILE
     return {"file": f"{name}/{GRAPH_FILE}", "source_graph": graph.name, **recipe, "atol": atol, "rtol": rtol,
             "class_output": graph.class_output,
-            "max_accuracy_drop": None if recipe["variant"] == "fp32" else variants.MAX_ACCURACY_DROP,
+            "max_accuracy_drop": None if recipe["variant"] == "fp32" or graph.class_output is None
+            else variants.MAX_ACCURACY_DROP,
             "external_data": [f"{name}/{f}" for f in external_data_files(path)], "test_sets": sets,
             "zoo_role": getattr(graph, "role", None), **describe_graph(path)}
 
 
 def _graph_check(staging: Path, graph: Any, name: str, cases: list[Case], atol: float, rtol: float,
-                 max_drop: float | None) -> GraphCheck:
-    return GraphCheck(name, staging / name / GRAPH_FILE, list(graph.input_names), list(graph.output_names), atol, rtol,
-                      graph.class_output, max_drop, cases)
+                 variant: str) -> GraphCheck:
+    """The check of one exported graph (a variant is judged by its role's gate, ``RoleHandlers.gate``)."""
+    path = staging / name / GRAPH_FILE
+    return GraphCheck(name, path, list(graph.input_names), list(graph.output_names), atol, rtol, graph.class_output,
+                      None, cases, variant=variant, role=getattr(graph, "role", None),
+                      role_info=dict(getattr(graph, "role_info", {}) or {}),
+                      metadata=describe_graph(path)["metadata"])
 
 
 def _remove_abandoned_staging(out: Path, name: str) -> None:
@@ -213,11 +218,9 @@ def _remove_abandoned_staging(out: Path, name: str) -> None:
 
 
 def _graph_metadata(run: Any) -> dict[str, Any]:
-    from zoo.data.units import unit_metadata, white_value
     from zoo.version import __version__
 
     info = run.data_info
-    unit = unit_metadata(white_value(info.pixel_max, info.scale))
     return {
         "zoo_version": __version__,
         "model": run.spec.name,
@@ -225,6 +228,29 @@ def _graph_metadata(run: Any) -> dict[str, Any]:
         "plugin": run.spec.plugin,
         "run_id": run.run_dir.name,
         "dataset": info.name,
+        "data_kind": info.kind,
+        **_sample_metadata(info),
+        "target": {"kind": info.target.kind, "names": info.target.names, "mean": info.target.mean,
+                   "std": info.target.std},
+        "class_labels": info.class_names,
+    }
+
+
+def _sample_metadata(info: Any) -> dict[str, Any]:
+    """How raw samples become model input, by the data's kind (images: pixels; features: standardised
+    columns; audio: waveforms at a sample rate)."""
+    if info.kind == "features" and info.features is not None:
+        features = info.features
+        return {"input_shape": ["batch", features.count], "layout": "rows of features, in the order of 'names'",
+                "normalization": {"mean": features.mean, "std": features.std, "formula": "(x[i] - mean[i]) / std[i]",
+                                  "names": features.names}}
+    if info.kind == "audio" and info.audio is not None:
+        return {"input_shape": ["batch", info.audio.num_samples], "layout": "mono waveforms, float32 in [-1, 1]",
+                "audio": {"sample_rate": info.audio.sample_rate, "num_samples": info.audio.num_samples}}
+    from zoo.data.units import unit_metadata, white_value
+
+    unit = unit_metadata(white_value(info.pixel_max, info.scale))
+    return {
         "input_shape": ["batch", *info.shape],
         "layout": "NCHW (batch, channels, height, width); channels in the dataset's own order",
         "normalization": {"scale": info.scale, "mean": info.mean, "std": info.std,
@@ -234,7 +260,6 @@ def _graph_metadata(run: Any) -> dict[str, Any]:
         "preprocessing": {"channels": info.channels, "color": "grayscale" if info.channels == 1 else "RGB",
                           "channel_order": "CHW", "resize": [info.height, info.width], "resample": "bilinear",
                           "source_shape": info.source_shape},
-        "class_labels": info.class_names,
     }
 
 
@@ -258,7 +283,7 @@ def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset
         "family": run.spec.family,
         "plugin": run.spec.plugin,
         "dataset": run.config["dataset"],
-        "pixel_unit": _graph_metadata(run)["pixel_unit"],
+        "pixel_unit": _graph_metadata(run).get("pixel_unit"),
         "run": {"id": run.run_dir.name, "dir": str(run.run_dir.resolve()),
                 "weights_sha256": sha256(run.run_dir / WEIGHTS)},
         "exporter": exporter,

@@ -8,6 +8,7 @@ from typing import Any
 from zoo.bundles.graph_checks import format_table
 from zoo.bundles.manifest import GraphEntry, ParityReport
 from zoo.bundles.variant_card import variant_text
+from zoo.data.kinds import describe_samples, describe_targets
 from zoo.errors import ZooError
 from zoo.run_layout import SUMMARY
 
@@ -33,12 +34,10 @@ def card_text(run: Any, graphs: dict[str, GraphEntry], parity: ParityReport | No
 Inference on inputs preprocessed exactly as below; each graph takes a batch of any size.
 
 ## Data
-Trained on `{info.name}`: {info.channels}×{info.height}×{info.width} images, {info.num_classes} classes
-({", ".join(info.class_names)}), {summary.get("epochs")} epochs.
+Trained on `{info.name}`: {describe_samples(info)}; targets: {describe_targets(info)}; {summary.get("epochs")} epochs.
 
 ## Preprocessing
-Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, channels
-first (N×C×H×W). Raw pixels: {_pixel_unit(info)}.
+{_preprocessing(info)}
 The same values are in every graph's `metadata_props`.
 
 ## Metrics (validation, last epoch)
@@ -75,6 +74,21 @@ def _summary(run: Any) -> dict[str, Any]:
         raise ZooError(f"run summary {path} is missing") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ZooError(f"run summary {path} is corrupted ({exc}); restore it or train again") from exc
+
+
+def _preprocessing(info: Any) -> str:
+    """How raw samples become model input, in words, by the data's kind."""
+    if info.kind == "features" and info.features is not None:
+        f = info.features
+        return (f"Model input = (x[i] − mean[i]) / std[i] per feature column, in this order: {', '.join(f.names)}; "
+                f"mean = {f.mean}, std = {f.std} (N×{f.count}).")
+    if info.kind == "audio" and info.audio is not None:
+        return (f"Model input = mono waveforms, float32 in [-1, 1], {info.audio.num_samples} samples at "
+                f"{info.audio.sample_rate} Hz (N×{info.audio.num_samples}).")
+    if info.kind != "image":
+        return f"Model input = {describe_samples(info)}, as the family prepared them."
+    return (f"Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, "
+            f"channels\nfirst (N×C×H×W). Raw pixels: {_pixel_unit(info)}.")
 
 
 def _pixel_unit(info: Any) -> str:

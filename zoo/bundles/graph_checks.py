@@ -49,9 +49,19 @@ class GraphCheck:
     atol: float
     rtol: float
     class_output: str | None = None
-    #: Variants (int8, fp16) are judged on the task: accuracy may drop at most this much (a fraction).
+    #: Bundles from before role gates: a variant's accuracy could drop at most this much (a fraction).
     max_accuracy_drop: float | None = None
     cases: list[Case] = field(default_factory=list)
+    #: ``fp32``, or the variant (``int8``, ``fp16``) its role's gate judges (:meth:`RoleHandlers.gate`).
+    variant: str = "fp32"
+    role: str | None = None
+    role_info: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gated(self) -> bool:
+        """Whether this is a variant, judged on the task by its role's gate (not element by element alone)."""
+        return self.variant != "fp32" or self.max_accuracy_drop is not None
 
 
 def provider_name(name: str) -> str:
@@ -153,24 +163,21 @@ def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rt
     """Outputs of one graph (one list per case, from any runtime) judged against the check's cases."""
     rows: list[dict[str, Any]] = []
     agreement: float | None = None
-    accuracy: dict[str, float] = {}
     for case, actual in zip(check.cases, outputs, strict=True):
         for name, ref, got in zip(check.output_names, case.expected, actual, strict=True):
             rows.append({"inputs": case.name, "output": name, **compare(ref, got, atol=atol, rtol=rtol)})
-            if name == check.class_output and "real" in case.name:
+            if name == check.class_output and "real" in case.name and not check.gated:
                 agreement = top1_agreement(ref, got)
-                if case.labels is not None:
-                    accuracy = {"reference_accuracy": float((ref.argmax(axis=1) == case.labels).mean()),
-                                "accuracy": float((got.argmax(axis=1) == case.labels).mean())}
-    if check.max_accuracy_drop is not None:
+    if check.gated:
         # int8 is calibrated on real data: random inputs fall outside its ranges, so they are shown, not judged.
         for row in rows:
             row["judged"] = "real" in row["inputs"]
     passed = all(r["passed"] for r in rows if r.get("judged", True))
-    if check.max_accuracy_drop is None:  # fp32: every real sample gets the same class
-        passed = passed and (agreement is None or agreement == 1.0)
-    elif accuracy:  # a variant (int8, fp16) may change a few classes, but not cost accuracy
-        passed = passed and accuracy["reference_accuracy"] - accuracy["accuracy"] <= check.max_accuracy_drop
+    gate = _gate(check, outputs) if check.gated else None
+    # fp32: every real sample gets the same class; a variant (int8, fp16) may change a few outputs, but not
+    # fail its role's quality rule
+    fair = (agreement is None or agreement == 1.0) if gate is None else gate.passed
+    passed = passed and fair
     result: dict[str, Any] = {
         "passed": passed,
         "atol": atol,
@@ -182,11 +189,26 @@ def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rt
     }
     if agreement is not None:
         result["top1_agreement"] = agreement
-    if accuracy:
-        result.update(accuracy, accuracy_drop=accuracy["reference_accuracy"] - accuracy["accuracy"])
-    if check.max_accuracy_drop is not None:
-        result["max_accuracy_drop"] = check.max_accuracy_drop
+    if gate is not None:
+        result.update(gate.metrics)
+        result["gate"] = {"role": check.role, "rule": gate.rule, "passed": gate.passed, "metrics": dict(gate.metrics)}
     return result
+
+
+def _gate(check: GraphCheck, outputs: list[list[np.ndarray]]) -> Any:
+    """The variant judged by its role's gate (:meth:`zoo.role_handlers.RoleHandlers.gate`)."""
+    from zoo.role_handlers import GateCase, GateEvidence, handlers_for
+
+    role, info = check.role, dict(check.role_info)
+    if role is None and check.class_output is not None:  # a bundle from before roles: judged as a classifier
+        role, info = "classifier", {"output": check.class_output}
+    cases = tuple(
+        GateCase(case.name, dict(zip(check.input_names, case.inputs, strict=True)),
+                 dict(zip(check.output_names, case.expected, strict=True)),
+                 dict(zip(check.output_names, actual, strict=True)), case.labels)
+        for case, actual in zip(check.cases, outputs, strict=True))
+    evidence = GateEvidence(check.name, check.variant, info, dict(check.metadata), cases)
+    return handlers_for(role).gate(evidence)
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -218,6 +240,10 @@ def format_table(report: dict[str, Any]) -> str:
                              f"{100 * result['accuracy']:.2f}%", f"ref {100 * result['reference_accuracy']:.2f}%",
                              "", "", "", "", "" if limit is None else f"drop ≤{100 * limit:g}pt",
                              "" if limit is None else "ok" if result["accuracy_drop"] <= limit else "FAIL"))
+            if "gate" in result and "accuracy" not in result:
+                shown = ", ".join(f"{k} {v:.4g}" for k, v in result["gate"].get("metrics", {}).items())
+                rows.append((graph, short, "gate", result["gate"]["rule"], shown, "", "", "", "", "", "",
+                             "ok" if result["gate"]["passed"] else "FAIL"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

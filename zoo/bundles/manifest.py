@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.roles import ROLE_INFO_KEY, ROLE_KEY, SAMPLER_KEY, GraphRole
+from zoo.roles import ROLE_INFO_KEY, ROLE_KEY, SAMPLER_KEY, GraphRole, same_role
 
 MANIFEST = "manifest.json"
 PARITY = "parity.json"
@@ -117,8 +117,10 @@ class Manifest:
         return dict(self.data)
 
     def with_role(self, *roles: str, variant: str | None = "fp32") -> list[GraphEntry]:
-        """Graphs whose role is one of ``roles`` (fp32 ones only, unless ``variant`` is None or another)."""
-        return [g for g in self.graphs.values() if g.role in roles and (variant is None or g.variant == variant)]
+        """Graphs whose role is one of ``roles`` (plain or ``plugin:name``; fp32 ones only, unless ``variant`` is
+        None or another)."""
+        return [g for g in self.graphs.values()
+                if any(same_role(g.role, r) for r in roles) and (variant is None or g.variant == variant)]
 
     def roles(self) -> list[str]:
         """The roles present, for messages."""

@@ -46,7 +46,8 @@ def vector_check(bundle: Bundle, entry: GraphEntry) -> GraphCheck:
         inputs, expected = read_test_set(bundle.file(test_set.dir))
         cases.append(Case(f"{Path(test_set.dir).name} {test_set.inputs}", inputs, expected))
     return GraphCheck(entry.name, bundle.graph_path(entry), entry.input_names, entry.output_names, entry.atol,
-                      entry.rtol, entry.class_output, entry.max_accuracy_drop, cases)
+                      entry.rtol, entry.class_output, entry.max_accuracy_drop, cases, variant=entry.variant,
+                      role=entry.role, role_info=entry.role_info, metadata=dict(entry.metadata))
 
 
 def _add_torch_cases(checks: list[GraphCheck], bundle: Bundle, run_dir: str | Path | None) -> str | None:

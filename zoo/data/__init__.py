@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from zoo.data.kinds import (  # noqa: F401 - the kinds' helpers are re-exported as part of zoo.data
+    AudioInfo,
+    FeatureInfo,
+    SampleKind,
+    TargetInfo,
+    TargetKind,
+    class_targets,
+    describe_samples,
+    describe_targets,
+    real_targets,
+    sample_unit,
+    target_statistics,
+)
+from zoo.data.kinds import default_target as _default_target
 from zoo.errors import ZooError
 from zoo.specs import resolve
 
@@ -32,42 +46,80 @@ class TextInfo:
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What a model needs to know about the data, and how raw pixels become model input.
+    """What a model needs to know about the data: what a sample is (``kind``), what a target is (``target``)
+    and how raw values become model input.
 
-    Model input = ``(raw * scale - mean[c]) / std[c]`` per channel ``c``, after the raw images were
-    converted to ``channels`` channels (1 = grayscale, 3 = RGB, in that order) and resized to
-    ``height``×``width`` (bilinear). ``source_shape`` is what the files held before that.
-    ``pixel_max`` is the raw value that stands for white (255 in an 8-bit image): 16 for the digits;
-    ``None`` (runs from before it was recorded) means ``1 / scale`` (see :mod:`zoo.data.units`).
+    ``kind`` (a :class:`zoo.data.kinds.SampleKind`) says what one sample is:
+
+    - ``"image"``: model input = ``(raw * scale - mean[c]) / std[c]`` per channel ``c``, after the raw images
+      were converted to ``channels`` channels (1 = grayscale, 3 = RGB, in that order) and resized to
+      ``height``×``width`` (bilinear). ``source_shape`` is what the files held before that. ``pixel_max`` is
+      the raw value that stands for white (255 in an 8-bit image): 16 for the digits; ``None`` (runs from
+      before it was recorded) means ``1 / scale`` (see :mod:`zoo.data.units`).
+    - ``"text"``: ``x_*`` hold UTF-8 bytes (uint8, one row) until a family tokenises them into token windows
+      and records how in ``text``.
+    - ``"features"``: rows of real values, standardised with the training split's statistics (``features``).
+    - ``"audio"``: mono waveforms (``audio``: sample rate and samples per clip).
+    - ``"plugin:kind"``: a plugin's own kind; zoo checks only lengths.
+
+    ``channels``, ``height`` and ``width`` describe images (0 for other kinds). ``target`` (a
+    :class:`zoo.data.kinds.TargetInfo`) defaults from the rest: tokens for text, class indices when there are
+    classes, else none, so ``config.json`` files of older runs load unchanged.
     """
 
     name: str
-    channels: int
-    height: int
-    width: int
-    num_classes: int
+    channels: int = 0
+    height: int = 0
+    width: int = 0
+    num_classes: int = 0
     class_names: list[str] = field(default_factory=list)
     scale: float = 1.0
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     source_shape: list[int] = field(default_factory=list)
-    #: ``"image"``, or ``"text"``: then ``x_*`` hold UTF-8 bytes (uint8, one row) until a family tokenises
-    #: them into token windows and records how in ``text``.
     kind: str = "image"
     text: TextInfo | None = None
     pixel_max: float | None = None
+    target: TargetInfo | None = None
+    features: FeatureInfo | None = None
+    audio: AudioInfo | None = None
+
+    def __post_init__(self) -> None:
+        if self.target is None:
+            object.__setattr__(self, "target", _default_target(self.kind, self.num_classes))
 
     @property
     def shape(self) -> tuple[int, int, int]:
+        """An image's channels × height × width."""
         return (self.channels, self.height, self.width)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample's shape as the model gets it: C×H×W, (features,), (samples,), (tokens,); ``()`` when
+        the kind does not fix it (raw text, a plugin's own kind)."""
+        if self.kind == SampleKind.IMAGE:
+            return self.shape
+        if self.kind == SampleKind.FEATURES and self.features is not None:
+            return (self.features.count,)
+        if self.kind == SampleKind.AUDIO and self.audio is not None:
+            return (self.audio.num_samples,)
+        if self.kind == SampleKind.TEXT and self.text is not None:
+            return (self.text.context,)
+        return ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataInfo:
-        text = data.get("text")
-        return cls(**{**data, "text": TextInfo(**text) if isinstance(text, dict) else text})
+        """Back from :meth:`to_dict` (or a ``config.json`` of any older run: missing keys take defaults)."""
+        nested = {"text": TextInfo, "target": TargetInfo, "features": FeatureInfo, "audio": AudioInfo}
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key, kind in nested.items():
+            if isinstance(values.get(key), dict):
+                values[key] = kind(**values[key])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -113,16 +165,47 @@ class RawText:
     source: str
 
 
+@dataclass(frozen=True)
+class RawTable:
+    """What a tabular dataset loader returns: N×F feature values and N×T (or N) real target values, with
+    the names of both (zoo splits the rows and standardises the features with training statistics)."""
+
+    features: np.ndarray
+    targets: np.ndarray
+    feature_names: list[str]
+    target_names: list[str]
+    source: str
+
+
+@dataclass(frozen=True)
+class RawAudio:
+    """What an audio dataset loader returns: N×S mono float waveforms in [-1, 1] at ``sample_rate`` Hz (all
+    clips the same length) and their class labels (an empty ``class_names`` and labels: no targets)."""
+
+    waveforms: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    sample_rate: int
+    source: str
+
+
 #: Text is cut into this many contiguous blocks; the seed picks which become validation.
 TEXT_BLOCKS = 10
 
 
 @dataclass(frozen=True)
 class DataOptions:
-    """Preprocessing a user asks for: a size to resize to and a channel count to convert to."""
+    """Preprocessing a user asks for: a size to resize to and a channel count to convert to (images only),
+    and ``args``, the dataset's own options (``--data-arg KEY=VALUE``: a CSV's target column, say)."""
 
     image_size: tuple[int, int] | None = None
     channels: int | None = None
+    args: dict[str, str] = field(default_factory=dict)
+
+    def image_flags(self) -> list[str]:
+        """The image-only flags these options set (``--channels``, ``--image-size``)."""
+        return [flag for flag, value in (("--channels", self.channels), ("--image-size", self.image_size))
+                if value is not None]
 
 
 @dataclass(frozen=True)
@@ -173,8 +256,8 @@ def prepare_text(name: str, raw: RawText, *, seed: int, val_fraction: float) -> 
     val_ids = set(np.random.default_rng(seed).permutation(TEXT_BLOCKS)[:n_val].tolist())
     train = b"".join(b for i, b in enumerate(blocks) if i not in val_ids)
     val = b"".join(b for i, b in enumerate(blocks) if i in val_ids)
-    info = DataInfo(name=name, channels=1, height=1, width=1, num_classes=0, kind="text",
-                    source_shape=[len(data)])
+    info = DataInfo(name=name, num_classes=0, kind=SampleKind.TEXT, source_shape=[len(data)],
+                    target=TargetInfo(TargetKind.TOKENS))
     empty = np.zeros(0, np.int64)
     as_row = lambda b: np.frombuffer(b, np.uint8)[None, :]  # noqa: E731
     return DataSplits(info, as_row(train), empty, as_row(val), empty)
@@ -225,13 +308,30 @@ def prepare(name: str, raw: RawData, *, seed: int, val_fraction: float, options:
 def split_and_normalise(
     name: str, images: np.ndarray, labels: np.ndarray, *, seed: int, val_fraction: float, scale: float,
     class_names: list[str], source_shape: list[int] | None = None, pixel_max: float | None = None,
+    target_names: list[str] | None = None,
 ) -> DataSplits:
-    """Deterministic split by ``seed``, then per-channel normalisation with training-split statistics."""
+    """Deterministic split by ``seed``, then per-channel normalisation with training-split statistics.
+
+    The targets keep what they are, never cast silently: integer labels, or whole-valued floats when
+    ``class_names`` are given, are class indices (int64, checked against the classes); float targets with no
+    ``class_names`` are real values (float32 N×T, ``target_names`` naming the columns, their training-split
+    statistics in ``DataInfo.target``); float class labels that are not whole numbers are refused.
+    """
+    from zoo.data.preprocess import check_labels
     from zoo.data.units import white_value
 
     if images.ndim != 4:
         raise ZooError(f"dataset {name!r}: images must be N×C×H×W, got shape {images.shape}")
+    labels = np.asarray(labels)
     train_idx, val_idx = split_indices(len(images), seed=seed, val_fraction=val_fraction)
+    if np.issubdtype(labels.dtype, np.floating) and not class_names:
+        from zoo.data.kinds import real_targets, target_statistics
+
+        labels, names = real_targets(labels, len(images), names=target_names, source=f"dataset {name!r}")
+        target = target_statistics(labels[train_idx], names)
+    else:
+        labels = check_labels(labels, len(images), len(class_names) or None, source=f"dataset {name!r}")
+        target = TargetInfo(TargetKind.CLASS)
     scaled = images.astype(np.float32) * np.float32(scale)
     mean = scaled[train_idx].mean(axis=(0, 2, 3))
     std = scaled[train_idx].std(axis=(0, 2, 3)) + 1e-8
@@ -248,8 +348,8 @@ def split_and_normalise(
         std=[float(s) for s in std],
         source_shape=source_shape or [int(d) for d in images.shape[1:]],
         pixel_max=white_value(pixel_max, scale),
+        target=target,
     )
-    labels = labels.astype(np.int64)
     return DataSplits(info, normalised[train_idx], labels[train_idx], normalised[val_idx], labels[val_idx])
 
 
@@ -271,21 +371,44 @@ def load_dataset(
         raise ZooError(f"dataset {base!r} reads local files: use --data {base}:PATH ({spec.summary})")
     if path and not spec.needs_path:
         raise ZooError(f"dataset {base!r} takes no path; use --data {base}")
+    options = options or DataOptions()
     loader = resolve(spec.loader, owner=spec.plugin)
-    kwargs: dict[str, Any] = {"seed": seed, "val_fraction": val_fraction}
+    kwargs: dict[str, Any] = {"seed": seed, "val_fraction": val_fraction, **_dataset_args(spec, options.args)}
     if path:
         kwargs["path"] = path
     loaded = loader(**kwargs)
     if isinstance(loaded, RawData):
-        return prepare(base, loaded, seed=seed, val_fraction=val_fraction, options=options or DataOptions())
+        return prepare(base, loaded, seed=seed, val_fraction=val_fraction, options=options)
+    if isinstance(loaded, RawFiles):
+        return prepare_files(base, loaded, seed=seed, val_fraction=val_fraction, options=options)
+    if options.image_flags():
+        what = {RawText: "text", RawTable: "a table", RawAudio: "audio"}.get(type(loaded), "data it prepares itself")
+        flags = " and ".join(options.image_flags())
+        raise ZooError(f"{flags} convert images zoo prepares (RawData, RawFiles), but dataset {base!r} (plugin "
+                       f"{spec.plugin!r}) gives {what}, which they cannot apply to; drop {flags}")
     if isinstance(loaded, RawText):
         return prepare_text(base, loaded, seed=seed, val_fraction=val_fraction)
-    if isinstance(loaded, RawFiles):
-        return prepare_files(base, loaded, seed=seed, val_fraction=val_fraction, options=options or DataOptions())
+    if isinstance(loaded, RawTable):
+        from zoo.data.tabular import prepare_table
+
+        return prepare_table(base, loaded, seed=seed, val_fraction=val_fraction)
+    if isinstance(loaded, RawAudio):
+        from zoo.data.audio import prepare_audio
+
+        return prepare_audio(base, loaded, seed=seed, val_fraction=val_fraction)
     if not isinstance(loaded, DataSplits):
         raise ZooError(f"dataset {base!r} from plugin {spec.plugin!r} returned {type(loaded).__name__}, "
-                       "not RawData, RawFiles, RawText or DataSplits")
+                       "not RawData, RawFiles, RawText, RawTable, RawAudio or DataSplits")
     return loaded
+
+
+def _dataset_args(spec: Any, args: dict[str, str]) -> dict[str, str]:
+    """``--data-arg`` values, each one the dataset declares (``DatasetSpec.args``)."""
+    for key in args:
+        if key not in spec.args:
+            offered = ", ".join(sorted(spec.args)) or "none"
+            raise ZooError(f"dataset {spec.name!r} takes no --data-arg {key}= (it takes: {offered})")
+    return dict(args)
 
 
 def load_run_data(config: dict[str, Any]) -> DataSplits:
@@ -294,5 +417,6 @@ def load_run_data(config: dict[str, Any]) -> DataSplits:
     size = options.get("image_size")
     return load_dataset(
         config["dataset"], seed=config["seed"],
-        options=DataOptions(image_size=tuple(size) if size else None, channels=options.get("channels")),
+        options=DataOptions(image_size=tuple(size) if size else None, channels=options.get("channels"),
+                            args=dict(options.get("args") or {})),
     )

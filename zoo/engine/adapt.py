@@ -161,8 +161,8 @@ def prepare_model(net: Any, options: Any, device: Any, say: bool) -> None:
 
     if options.checkpoint_activations:
         if not hasattr(net, "checkpoint_activations"):
-            raise ZooError(f"--checkpoint-activations: model {type(net).__name__} does not support it; the vision "
-                           "transformers (vit-tiny, vit-small, vit-base) do")
+            raise ZooError(f"--checkpoint-activations: model {type(net).__name__} does not support it (a model "
+                           "supports it with a checkpoint_activations attribute its forward reads); drop the flag")
         net.checkpoint_activations = True
     if options.channels_last:
         net.to(memory_format=torch.channels_last)

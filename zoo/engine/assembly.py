@@ -8,7 +8,8 @@ Numeric precision: fp32, bf16 autocast (CPU, CUDA), fp16 autocast with a grad sc
 Turning options into a run's parts: the spec, family, hyperparameters, device, data and context.
 
 Checks on the first batch, before any step: the data agrees with its description, and a classifier's
-scores are as wide as the class list. Each failure is one line naming the plugin at fault.
+scores are as wide as the class list; the model has no lazy layers and returns what its graphs name;
+the family returns its monitored metric. Each failure is one line naming the plugin at fault.
 """
 
 from __future__ import annotations
@@ -171,9 +172,9 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
     from zoo.building import load_family
     from zoo.data import DataOptions, load_dataset, parse_dataset
     from zoo.engine.reporting import tensorboard_writer
-    from zoo.registry import get_dataset_spec, get_spec
+    from zoo.registry import get_dataset_spec, get_unambiguous_spec
 
-    spec = get_spec(options.model)
+    spec = get_unambiguous_spec(options.model)
     family = load_family(spec.family)
     hp = resolve_hyperparameters(
         family.hyperparameters, spec.defaults,
@@ -186,14 +187,13 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
     if options.tensorboard and world.is_main:
         tensorboard_writer()  # not installed: say so before a run folder exists
     init_process_group(world, device)
-    data_options = DataOptions(image_size=parse_image_size(options.image_size), channels=options.channels)
+    data_options = DataOptions(image_size=parse_image_size(options.image_size), channels=options.channels,
+                               args=dict(options.data_args))
     data = load_dataset(options.dataset, seed=options.seed, options=data_options)
+    check_data_kinds(spec, options, data.info)
     ctx = RunContext(hyperparameters=hp, data=data, device=device, rank=world.rank, world_size=world.size,
                      spec=spec, dataset=options.dataset, seed=options.seed)
     data = family.prepare_data(ctx, {**spec.model_args, **options.args})  # e.g. text → token windows
-    if data.info.kind == "text" and data.info.text is None:
-        raise ZooError(f"dataset {options.dataset!r} is text and {spec.name!r} ({spec.family} family) trains on "
-                       "images; pick an image dataset (zoo datasets) or a language model (zoo list --family lm)")
     epochs = int(hp["epochs"])
     if options.smoke:
         epochs = min(epochs, SMOKE_EPOCHS)
@@ -205,10 +205,19 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
         model=spec.name, family=spec.family, dataset=options.dataset, seed=options.seed,
         device=str(device), hyperparameters=hp, model_args=model_args,
         data_options={"image_size": list(data_options.image_size) if data_options.image_size else None,
-                      "channels": options.channels},
+                      "channels": options.channels, "args": dict(options.data_args)},
     )
     ctx = replace(ctx, data=data)
     return RunParts(spec, family, config, data, device, precision, epochs, model_args, data_args, ctx)
+
+
+def check_data_kinds(spec: Any, options: TrainOptions, info: Any) -> None:
+    """The data is of a kind the model takes, and no image-only option is set for other data."""
+    from zoo.data.kinds import accepted_kinds, check_accepts, check_image_options
+
+    data_kinds, target_kinds = accepted_kinds(spec)
+    check_accepts(spec.name, spec.plugin, data_kinds, target_kinds, info, options.dataset)
+    check_image_options(options, info, options.dataset)
 
 
 def say_adapted(spec: Any, data_args: dict[str, Any]) -> None:
@@ -284,23 +293,52 @@ _PROBE = 2
 
 
 def check_data(data: Any, dataset: str, plugin: str) -> None:
-    """The splits' shapes, lengths and labels against their :class:`zoo.data.DataInfo`."""
+    """The splits' shapes, lengths and targets against their :class:`zoo.data.DataInfo`, by its kinds."""
+    from zoo.data.kinds import TargetKind
+
     info = data.info
     where = f"dataset {dataset!r} of plugin {plugin!r}"
     if info.kind == "text":
         check_tokens(data, where)
         return
+    expected = info.sample_shape
     for split, x, y in (("training", data.x_train, data.y_train), ("validation", data.x_val, data.y_val)):
         shape = tuple(x.shape[1:])
-        if math.prod(shape) != math.prod(info.shape):  # the layout may differ (rows as a sequence), the size not
-            raise ZooError(f"{where}: {split} samples are {shape} but its DataInfo says {tuple(info.shape)}; "
-                           "fix the loader (or let zoo prepare the data: return RawData)")
+        if expected and math.prod(shape) != math.prod(expected):  # the layout may differ (rows as a sequence)
+            raise ZooError(f"{where}: {split} samples are {shape} but its DataInfo says {expected} "
+                           f"({info.kind}); fix the loader (or let zoo prepare the data: return RawData, RawTable "
+                           "or RawAudio)")
         if len(x) != len(y):
-            raise ZooError(f"{where}: {len(x)} {split} images but {len(y)} labels; fix the loader")
-        labels = np.asarray(y[: min(len(y), 4096)])
-        if len(labels) and info.num_classes and (labels.min() < 0 or labels.max() >= info.num_classes):
-            raise ZooError(f"{where}: {split} labels reach {int(labels.max())} but its DataInfo has "
-                           f"{info.num_classes} classes; fix the loader")
+            raise ZooError(f"{where}: {len(x)} {split} samples but {len(y)} targets; fix the loader")
+        dtype = getattr(x, "dtype", None)
+        if dtype is not None and info.kind in ("image", "features", "audio") and np.dtype(dtype) != np.float32:
+            raise ZooError(f"{where}: {split} samples are {np.dtype(dtype)}, not float32; convert them in the "
+                           "loader (x.astype(np.float32))")
+        if info.target.kind == TargetKind.CLASS:
+            check_class_targets(np.asarray(y[: min(len(y), 4096)]), info, split, where)
+        elif info.target.kind == TargetKind.REAL:
+            check_real_targets(np.asarray(y), info, split, where)
+
+
+def check_class_targets(labels: np.ndarray, info: Any, split: str, where: str) -> None:
+    """Class targets: whole numbers within the classes."""
+    if len(labels) and labels.dtype != np.int64:
+        raise ZooError(f"{where}: {split} class labels are {labels.dtype}, not int64; give int64 class indices "
+                       "(labels.astype(np.int64)), or declare real targets (TargetInfo('real', ...))")
+    if len(labels) and info.num_classes and (labels.min() < 0 or labels.max() >= info.num_classes):
+        raise ZooError(f"{where}: {split} labels reach {int(labels.max())} but its DataInfo has "
+                       f"{info.num_classes} classes; fix the loader")
+
+
+def check_real_targets(values: np.ndarray, info: Any, split: str, where: str) -> None:
+    """Real targets: finite float32, one value per target column."""
+    columns = info.target.columns
+    width = 1 if values.ndim == 1 else math.prod(values.shape[1:])
+    if values.dtype != np.float32 or width != columns:
+        raise ZooError(f"{where}: {split} targets are {values.dtype} {tuple(values.shape)} but its DataInfo says "
+                       f"{columns} real target column(s); give float32 N×{columns} targets (zoo.data.real_targets)")
+    if not np.isfinite(values).all():
+        raise ZooError(f"{where}: {split} targets hold NaN or infinite values; fix the loader")
 
 
 def check_tokens(data: Any, where: str) -> None:
@@ -320,39 +358,102 @@ def check_tokens(data: Any, where: str) -> None:
                            f"{text.vocab_size} tokens; fix the family's prepare_data")
 
 
-def check_class_width(family: Any, net: Any, data: Any, spec: Any, device: Any) -> None:
-    """Every graph with class scores gives exactly one score per class of the data."""
+def check_model(net: Any, spec: Any) -> None:
+    """The built model has every parameter's shape (no lazy layers) and float32 floating-point parameters."""
+    import torch
+
+    where = f"model {spec.name!r} of plugin {spec.plugin!r}"
+    lazy = [name for name, module in net.named_modules() if isinstance(module, torch.nn.modules.lazy.LazyModuleMixin)
+            and any(torch.nn.parameter.is_lazy(p) for p in module.parameters(recurse=False))]
+    if lazy:
+        kind = type(dict(net.named_modules())[lazy[0]]).__name__
+        more = " and more" if lazy[1:] else ""
+        raise ZooError(f"{where} has lazy layers ({kind} at {lazy[0] or 'the root'!r}{more}) "
+                       "whose shapes zoo needs before training (optimizers, checkpoints, export); build them with "
+                       "their sizes (nn.Linear(in_features, out), sizes from the data through Family.data_args)")
+    for name, tensor in [*net.named_parameters(), *net.named_buffers()]:
+        if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            raise ZooError(f"{where} holds {str(tensor.dtype).removeprefix('torch.')} tensors ({name!r}); build it in "
+                           "float32 (zoo's --precision runs mixed precision itself)")
+
+
+def check_graph_outputs(family: Any, net: Any, data: Any, spec: Any, device: Any) -> None:
+    """Each exported graph's module, run on its own random inputs, returns what the graph names: one tensor
+    per output name (a tensor for one, a tuple or list for several), floating outputs in float32; a graph with
+    class scores gives one score per class of the data. A mistake names the model's plugin and the family's."""
     import torch
 
     info = data.info
-    if not info.num_classes:
-        return
     try:
         graphs = family.graphs(net, info)
     except NotImplementedError:  # a family that trains but does not export (yet)
         return
     for graph in graphs:
-        if not graph.class_output:
-            continue
         inputs = [torch.as_tensor(x, device=device) for x in graph.random_inputs(_PROBE, np.random.default_rng(0))]
         was_training = net.training
         net.eval()
         with torch.no_grad():
             outputs = graph.module(*inputs)
         net.train(was_training)
-        outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-        scores = outputs[list(graph.output_names).index(graph.class_output)]
-        width = scores.shape[-1] if scores.dim() > 1 else 1
-        if width != info.num_classes:
-            raise ZooError(f"model {spec.name!r} of plugin {spec.plugin!r} gives {width} class scores "
-                           f"({graph.class_output!r} of graph {graph.name!r}) but the data has "
-                           f"{info.num_classes} classes; pass num_classes from the data (Family.data_args)")
+        outputs = _check_outputs(outputs, graph, spec)
+        if graph.class_output and info.num_classes and info.target.kind == "class":
+            scores = outputs[list(graph.output_names).index(graph.class_output)]
+            width = scores.shape[-1] if scores.dim() > 1 else 1
+            if width != info.num_classes:
+                raise ZooError(f"model {spec.name!r} of plugin {spec.plugin!r} gives {width} class scores "
+                               f"({graph.class_output!r} of graph {graph.name!r}) but the data has "
+                               f"{info.num_classes} classes; pass num_classes from the data (Family.data_args)")
+
+
+def _check_outputs(outputs: Any, graph: Any, spec: Any) -> tuple[Any, ...]:
+    """``outputs`` as a tuple of tensors, one per output name of ``graph``; a one-line error otherwise."""
+    import torch
+
+    from zoo.registry import get_family_spec
+
+    names = list(graph.output_names)
+    family = get_family_spec(spec.family)
+    wanted = f"one tensor ({names[0]!r})" if len(names) == 1 else f"a tuple of {len(names)} tensors {names}"
+    got = None
+    if isinstance(outputs, dict):
+        got = f"a dict (keys {sorted(map(str, outputs))[:4]})"
+    elif isinstance(outputs, (tuple, list)) and (len(names) == 1 or len(outputs) != len(names)):
+        got = f"a {type(outputs).__name__} of {len(outputs)}"
+    elif not isinstance(outputs, (tuple, list, torch.Tensor)):
+        got = f"a {type(outputs).__name__}"
+    elif isinstance(outputs, (tuple, list)) and not all(isinstance(o, torch.Tensor) for o in outputs):
+        got = "a tuple holding " + ", ".join(sorted({type(o).__name__ for o in outputs}))
+    if got is not None:
+        raise ZooError(f"model {spec.name!r} of plugin {spec.plugin!r}: forward returned {got}, but graph "
+                       f"{graph.name!r} of the {spec.family!r} family (plugin {family.plugin!r}) takes {wanted}; "
+                       f"return {wanted} from the model's forward")
+    outputs = tuple(outputs) if isinstance(outputs, (tuple, list)) else (outputs,)
+    for name, tensor in zip(names, outputs, strict=True):
+        if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            raise ZooError(f"model {spec.name!r} of plugin {spec.plugin!r}: output {name!r} of graph {graph.name!r} "
+                           f"is {str(tensor.dtype).removeprefix('torch.')} for float32 inputs; return float32 "
+                           "(zoo's --precision runs mixed precision itself)")
+    return outputs
 
 
 def check_first_batch(family: Any, net: Any, data: Any, spec: Any, dataset: str, device: Any) -> None:
-    """Both checks; the dataset's plugin is looked up for the message."""
+    """The data against its description, the model's parameters, and its outputs against the family's graphs;
+    the dataset's plugin is looked up for the message."""
     from zoo.data import parse_dataset
     from zoo.registry import get_dataset_spec
 
     check_data(data, dataset, get_dataset_spec(parse_dataset(dataset)[0]).plugin)
-    check_class_width(family, net, data, spec, device)
+    check_model(net, spec)
+    check_graph_outputs(family, net, data, spec, device)
+
+
+def check_monitored(family: Any, metrics: dict[str, Any], spec: Any) -> None:
+    """At the first validation: the family's monitored metric is among the epoch's metrics."""
+    from zoo.registry import get_family_spec
+
+    metric, _ = family.monitor
+    if metric not in metrics:
+        plugin = get_family_spec(spec.family).plugin
+        raise ZooError(f"family {spec.family!r} of plugin {plugin!r} monitors {metric!r} (best checkpoint, "
+                       f"--early-stop) but its evaluate returned {sorted(k for k in metrics if k.startswith('val'))}; "
+                       f"return {metric!r} from evaluate (or epoch_end), or set Family.monitor to one it returns")

@@ -43,6 +43,7 @@ from zoo.engine.adapt import prepare_batch
 from zoo.engine.assembly import (
     adapt_model,
     check_first_batch,
+    check_monitored,
     deterministic_mode,
     optimizers_and_order,
     prepare,
@@ -82,7 +83,6 @@ class Trainer:
     """One run: the model, its optimizers and data, and where training stands (:attr:`state`)."""
 
     def __init__(self, options: TrainOptions, world: World) -> None:
-
         options = with_default_dataset(options)
         self.options, self.world = options, world
         parts = prepare(options, world)
@@ -110,8 +110,7 @@ class Trainer:
         self.schedulers = make_schedulers(self.optimizers, self.schedule, self.budget)
         self.x_train, self.y_train = training_tensors(self.data, self.device)
         self.state, self.totals = TrainState(), LossTotals()
-        self.guard = LossGuard(self.device, options.on_nan, world,
-                                      lambda: self.run_dir / CHECKPOINTS / LAST)
+        self.guard = LossGuard(self.device, options.on_nan, world, lambda: self.run_dir / CHECKPOINTS / LAST)
         if options.progress and world.is_main:  # only once the model really took the data
             say_adapted(self.spec, parts.data_args)
 
@@ -293,6 +292,7 @@ class Trainer:
         if self.world.is_main:
             metrics.update(self._family_metrics("evaluate", net))
             metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
+            check_monitored(self.family, metrics, self.spec)  # before a best checkpoint is judged by it
         metrics = self.world.broadcast(metrics)
         epoch, step = self.state.epoch, self.state.step
         improved = self.state.record_epoch(metrics, self.family.monitor)

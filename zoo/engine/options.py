@@ -127,6 +127,9 @@ class TrainOptions:
     args: dict[str, Any] = option(  # noqa: RUF009 - field() with metadata
         help="A model argument, e.g. --arg width=32.", flag="--arg", param="model_args",
         metavar="KEY=VALUE", factory=dict)
+    data_args: dict[str, Any] = option(  # noqa: RUF009 - field() with metadata
+        help="A dataset option (see zoo datasets), e.g. --data-arg target=y for a CSV's target column.",
+        flag="--data-arg", param="data_args", metavar="KEY=VALUE", factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,7 +255,7 @@ def resolve_options(config: dict[str, Any], flags: dict[str, Any]) -> TrainOptio
     for key, value in flags.items():
         if value is None:
             continue
-        if key in ("hp", "args"):
+        if key in ("hp", "args", "data_args"):
             merged[key] = {**merged.get(key, {}), **value}
         else:
             merged[key] = check_option(key, value)

@@ -287,7 +287,11 @@ def prepare_resume(run_dir: str | Path, model: str | None, flags: dict[str, Any]
     if state.get("finished") and (run_dir / SUMMARY).is_file():  # killed before summary.json: finish it
         raise ZooError(f"run {run_dir} already finished (step {state.get('step')}); nothing to resume")
     given = {k: v for k, v in flags.items() if k in RESUMABLE and v is not None}
-    options = TrainOptions(**{**stored, "max_steps": None, **given})
+    # The run's own plugin: a plugin installed since may have taken (or share) the plain model name.
+    model_name = stored["model"]
+    if config.get("plugin") and ":" not in model_name:
+        model_name = f"{config['plugin']}:{model_name}"
+    options = TrainOptions(**{**stored, "model": model_name, "max_steps": None, **given})
     return options, run_dir, checkpoint
 
 

@@ -18,7 +18,7 @@ from zoo.reports.sources import (
 )
 
 #: Metric names that are better when smaller: ``--sort`` puts the smallest first for these.
-_LOWER_IS_BETTER = ("loss", "nll", "nelbo", "_fd", "fd_", "mse", "kl", "seconds", "time", "step")
+_LOWER_IS_BETTER = ("loss", "nll", "nelbo", "_fd", "fd_", "mse", "mae", "kl", "seconds", "time", "step")
 #: Monitored metric of the built-in families, for runs that stopped before writing their summary.
 _FALLBACK_MONITORS = ("val_accuracy", "sample_confident", "val_nelbo", "val_loss")
 
@@ -42,6 +42,7 @@ class RunRow:
     seconds: float | None
     exports: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    plugin: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +69,7 @@ def run_row(run: RunRecord, bundles: list[BundleRecord]) -> RunRow:
     exports = [{"bundle": str(b.path), "verified": b.parity_passed} for b in bundles_of(run, bundles)]
     return RunRow(run.name, str(run.path), run.status, run.detail, run.model, run.family, run.dataset, epochs,
                   run.step, monitor, metrics.get(monitor) if monitor else None, run.params, run.seconds,
-                  exports, metrics)
+                  exports, metrics, run.plugin)
 
 
 def list_runs(root: str | Path = "runs", pattern: str = "*", exports: str | Path = "exports",
@@ -125,13 +126,14 @@ def export_text(row: RunRow) -> str:
 
 def format_table(rows: list[RunRow]) -> str:
     """The rows as aligned text columns, then one line per broken run saying what is wrong."""
-    header = ("RUN", "MODEL", "FAMILY", "DATA", "EPOCHS", "STEPS", "STATUS", "METRIC", "PARAMS", "TIME", "EXPORTED")
+    header = ("RUN", "MODEL", "PLUGIN", "FAMILY", "DATA", "EPOCHS", "STEPS", "STATUS", "METRIC", "PARAMS", "TIME",
+              "EXPORTED")
     lines = [header]
     for r in rows:
         metric = f"{r.monitor}={_fmt(r.value)}" if r.monitor else "-"
         params = f"{r.params:,}" if r.params is not None else "-"
         seconds = f"{r.seconds:.1f}s" if r.seconds is not None else "-"
-        lines.append((r.run, _fmt(r.model), _fmt(r.family), _fmt(r.dataset), r.epochs, _fmt(r.steps),
+        lines.append((r.run, _fmt(r.model), _fmt(r.plugin), _fmt(r.family), _fmt(r.dataset), r.epochs, _fmt(r.steps),
                       status_text(r), metric, params, seconds, export_text(r)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines]

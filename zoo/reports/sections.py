@@ -41,10 +41,10 @@ class ReportImage:
 
     @classmethod
     def from_pixels(cls, pixels: np.ndarray, caption: str = "", columns: int | None = None) -> ReportImage:
-        """A grid of N×C×H×W images with pixels in [0, 1] (see :func:`zoo.pictures.grid`)."""
+        """A grid of N×C×H×W images with pixels in [0, 1] (see :func:`zoo.toolkit.images.grid`)."""
         from PIL import Image
 
-        from zoo.pictures import grid
+        from zoo.toolkit.images import grid
 
         buffer = io.BytesIO()
         Image.fromarray(grid(pixels, columns)).save(buffer, format="PNG")

@@ -58,6 +58,11 @@ class RunRecord:
         return self.config.get("family") or (self.summary or {}).get("family")
 
     @property
+    def plugin(self) -> str | None:
+        """The plugin whose model the run trained (runs before it was recorded: unknown)."""
+        return self.config.get("plugin")
+
+    @property
     def dataset(self) -> str | None:
         return self.config.get("dataset") or (self.summary or {}).get("dataset")
 

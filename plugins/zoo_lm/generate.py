@@ -1,15 +1,15 @@
-"""``zoo generate``: text from a language-model bundle with ONNX Runtime, numpy and ``tokenizers`` alone.
+"""``zoo generate`` (this plugin's command): text from a language-model bundle with ONNX Runtime, numpy and
+``tokenizers`` alone.
 
-No torch: the bundle's graph (role ``zoo_role = "lm"``) carries its key/value cache as explicit inputs and
-outputs, and its ``zoo_lm`` metadata names the tokenizer file, the cache layout and the context length.
-Prefill is one call with an empty cache (past length 0); each new token is one call with the cache so far.
+No torch: the bundle's graph (role ``lm``) carries its key/value cache as explicit inputs and outputs, and its
+``role_info`` names the tokenizer file, the cache layout and the context length. Prompts are tokenised by
+:func:`zoo_lm.tokenizer.encode`, exactly as training tokenised its text. Prefill is one call with an empty cache
+(past length 0); each new token is one call with the cache so far.
 """
 
 from __future__ import annotations
 
 import codecs
-import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo_lm.tokenizer import encode_ids, token_bytes
 
-ROLE_KEY, ROLE, LM_KEY = "zoo_role", "lm", "zoo_lm"
+#: This plugin's graph role (``lm:lm``; bundles from before roles were namespaced say ``lm``).
+ROLE = "lm:lm"
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ class Sampling:
 
 
 def lm_graph(bundle: Path, *, variant: str = "fp32") -> tuple[Path, dict[str, Any]]:
-    """The path of the bundle's language-model graph (hashes checked by ``Bundle.open``) and its ``zoo_lm`` spec."""
-    from zoo.bundles.manifest import Bundle
+    """The path of the bundle's language-model graph (hashes checked by ``Bundle.open``) and its role_info (the
+    tokenizer file, the cache layout, the names)."""
+    from zoo.role_handlers import Bundle
 
     opened = Bundle.open(bundle)
     found = opened.manifest.with_role(ROLE, variant=None)
@@ -54,7 +57,7 @@ def lm_graph(bundle: Path, *, variant: str = "fp32") -> tuple[Path, dict[str, An
     if not chosen:
         raise ZooError(f"{bundle} has no {variant} language-model graph (it has: "
                        f"{', '.join(sorted(g.variant for g in found))})")
-    return opened.graph_path(chosen[0]), json.loads(chosen[0].metadata[LM_KEY])
+    return opened.graph_path(chosen[0]), dict(chosen[0].role_info)
 
 
 class LMSession:
@@ -74,7 +77,8 @@ class LMSession:
         self.context = int(self.spec["context"])
 
     def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        """Token ids of ``text``, tokenised as training tokenised (:func:`zoo_lm.tokenizer.encode_ids`)."""
+        return encode_ids(self.tokenizer, text)
 
     def empty_cache(self, batch: int) -> dict[str, np.ndarray]:
         shape = (batch, self.spec["heads"], 0, self.spec["head_dim"])
@@ -143,26 +147,6 @@ def choose(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> 
     return int(rng.choice(len(probs), p=probs))
 
 
-@functools.cache
-def _byte_table() -> dict[str, int]:
-    """GPT-2's byte-level alphabet backwards: the printable character that stands for each byte → the byte."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    table, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            table[chr(b)] = b
-        else:
-            table[chr(256 + extra)] = b
-            extra += 1
-    return table
-
-
-def _token_bytes(tokenizer: Any, token: int) -> bytes:
-    """The UTF-8 bytes a byte-level token stands for (its characters mapped back through GPT-2's byte table)."""
-    table = _byte_table()
-    return bytes(table[c] for c in (tokenizer.id_to_token(token) or "") if c in table)
-
-
 def generate_text(bundle: str | Path, prompt: str, *, max_new_tokens: int = 200, sampling: Sampling | None = None,
                   write: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Continue ``prompt``; ``write`` receives the prompt, then the text piece by piece as tokens arrive."""
@@ -180,7 +164,7 @@ def generate_text(bundle: str | Path, prompt: str, *, max_new_tokens: int = 200,
 
     def on_token(_: int, chosen: list[int]) -> None:
         if write:
-            write(decoder.decode(_token_bytes(lm.tokenizer, chosen[0])))
+            write(decoder.decode(token_bytes(lm.tokenizer, chosen[0])))
 
     new = lm.generate([prompt_ids], max_new_tokens, sampling, on_token)[0]
     if write:

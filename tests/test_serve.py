@@ -1,0 +1,396 @@
+"""``zoo serve``: the Open Inference Protocol (tritonclient), role endpoints (as ``zoo predict``), OpenAI completions
+(the ``openai`` client, as ``zoo generate``), dynamic batching, and behaviour under load and faults. Every server
+listens on 127.0.0.1; every load loop is bounded in count and time."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import zoo
+from zoo.cli import cli
+from zoo.serve.options import ServeOptions
+
+from .helpers import assert_one_line_error
+from .serve_harness import ProcessServer, ThreadServer
+
+PROMPTS = ["The ", "def f(x):", "Ü"]
+
+
+@pytest.fixture(scope="module")
+def cnn_bundle(export_briefly) -> Path:
+    return Path(export_briefly("cnn").bundle_dir)
+
+
+@pytest.fixture(scope="module")
+def lm_bundle(export_briefly) -> Path:
+    return Path(export_briefly("gpt-nano").bundle_dir)
+
+
+@pytest.fixture(scope="module")
+def server(cnn_bundle: Path, lm_bundle: Path):
+    options = ServeOptions(bundles={"cnn": str(cnn_bundle), "lm": str(lm_bundle)}, max_delay_ms=2)
+    with ThreadServer(options) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, size in enumerate([(8, 8), (20, 16), (8, 8)]):
+        path = folder / f"digit{i}.png"
+        Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+def digits_batch(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 1, 8, 8)).astype(np.float32)
+
+
+def ort_outputs(bundle: Path, feed: np.ndarray) -> dict[str, np.ndarray]:
+    from zoo.bundles import Bundle
+    from zoo.ort import CPU, session
+
+    opened = Bundle.open(bundle)
+    entry = opened.manifest.graphs["model"]
+    values = session(str(opened.graph_path(entry)), CPU).run(None, {entry.input_names[0]: feed})
+    return dict(zip(entry.output_names, values, strict=True))
+
+
+def infer_json(url: str, model: str, feed: np.ndarray, name: str = "input", **client: object) -> httpx.Response:
+    body = {"inputs": [{"name": name, "shape": list(feed.shape), "datatype": "FP32", "data": feed.ravel().tolist()}]}
+    return httpx.post(f"{url}/v2/models/{model}/infer", json=body, timeout=30, **client)  # type: ignore[arg-type]
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples with those labels (0 when absent)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        named = line.startswith(name + "{") or line.startswith(name + " ")
+        if named and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+# --- protocols ---------------------------------------------------------------------------------------------------
+
+
+def test_tritonclient_health_metadata_and_infer_equal_onnxruntime(server: ThreadServer, cnn_bundle: Path) -> None:
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("cnn")
+    meta = client.get_model_metadata("cnn")
+    manifest = json.loads((cnn_bundle / "manifest.json").read_text())["graphs"]["model"]
+    assert [i["name"] for i in meta["inputs"]] == [i["name"] for i in manifest["inputs"]]
+    assert meta["inputs"][0]["datatype"] == "FP32" and meta["inputs"][0]["shape"][0] == -1
+    assert meta["outputs"][0]["name"] == manifest["outputs"][0]["name"]
+    feed = digits_batch(3)
+    expected = ort_outputs(cnn_bundle, feed)
+    name, out = meta["inputs"][0]["name"], meta["outputs"][0]["name"]
+    for binary in (True, False):  # the binary tensor extension and plain JSON
+        tensor = triton.InferInput(name, list(feed.shape), "FP32")
+        tensor.set_data_from_numpy(feed, binary_data=binary)
+        result = client.infer("cnn", [tensor], outputs=[triton.InferRequestedOutput(out, binary_data=binary)])
+        np.testing.assert_array_equal(result.as_numpy(out), expected[out])
+    with pytest.raises(Exception, match="no model named"):
+        client.get_model_metadata("nope")
+
+
+def test_predict_endpoint_gives_the_rows_of_zoo_predict(server: ThreadServer, cnn_bundle: Path,
+                                                          images: list[Path]) -> None:
+    from zoo.predict import predict_files
+
+    expected = [row.to_dict() for row in predict_files(cnn_bundle, [str(p) for p in images], top=2)]
+    files = [("image", (p.name, p.read_bytes(), "image/png")) for p in images]
+    reply = httpx.post(f"{server.url}/v1/models/cnn/predict?top=2", files=files, timeout=30)
+    assert reply.status_code == 200, reply.text
+    got = reply.json()["rows"]
+    for mine, theirs, path in zip(got, expected, images, strict=True):
+        assert mine["input"] == mine["image"] == path.name  # the name the client sent, not a server path
+        assert set(mine) == set(theirs)
+        assert (mine["summary"], mine["class"], mine["index"]) == (theirs["summary"], theirs["class"], theirs["index"])
+        assert mine["probabilities"] == pytest.approx(theirs["probabilities"], rel=1e-6, abs=1e-9)
+    one = httpx.post(f"{server.url}/v1/models/cnn/predict", content=images[0].read_bytes(), timeout=30)
+    assert one.json()["rows"][0]["class"] == expected[0]["class"]
+
+
+def test_openai_completions_equal_zoo_generate(server: ThreadServer, lm_bundle: Path) -> None:
+    from openai import OpenAI
+    from zoo_lm.generate import Sampling, generate_text
+
+    client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    assert [m.id for m in client.models.list()] == ["lm"]
+    for prompt in PROMPTS:
+        expected = generate_text(lm_bundle, prompt, max_new_tokens=12, sampling=Sampling(temperature=0))
+        whole = client.completions.create(model="lm", prompt=prompt, max_tokens=12, temperature=0)
+        assert whole.choices[0].text == expected["text"]
+        assert whole.usage.completion_tokens == len(expected["tokens"])
+        assert whole.choices[0].finish_reason == "length"
+        streamed = client.completions.create(model="lm", prompt=prompt, max_tokens=12, temperature=0, stream=True)
+        assert "".join(chunk.choices[0].text for chunk in streamed) == expected["text"]
+    text = generate_text(lm_bundle, "The ", max_new_tokens=20, sampling=Sampling(temperature=0))["text"]
+    stop = text[3:5]  # a stop string that the greedy continuation contains
+    cut = client.completions.create(model="lm", prompt="The ", max_tokens=20, temperature=0, stop=[stop])
+    assert cut.choices[0].text == text[:text.find(stop)] and cut.choices[0].finish_reason == "stop"
+    sampled = [client.completions.create(model="lm", prompt="The ", max_tokens=8, temperature=0.8, top_p=0.9,
+                                         seed=3).choices[0].text for _ in range(2)]
+    assert sampled[0] == sampled[1]  # the seed fixes the draw
+
+
+def test_sample_endpoint_draws_what_zoo_sample_draws(export_briefly, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from zoo.sampling import sample_bundle
+
+    bundle = Path(export_briefly("cgan").bundle_dir)  # conditional: one class per column, labels fed too
+    expected = np.asarray(Image.open(sample_bundle(bundle, n=20, seed=4, out=tmp_path / "cli.png")))
+    with ThreadServer(ServeOptions(bundles={"gan": str(bundle)})) as running:
+        reply = httpx.post(f"{running.url}/v1/models/gan/sample", json={"n": 20, "seed": 4}, timeout=30)
+        assert reply.status_code == 200 and reply.headers["content-type"] == "image/png"
+        np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(reply.content))), expected)
+        pixels = httpx.post(f"{running.url}/v1/models/gan/sample", json={"n": 2, "format": "json"}, timeout=30)
+        assert np.asarray(pixels.json()["pixels"]).shape[0] == 2
+        for body, words in (({"n": 0}, "'n'"), ({"seed": -1}, "'seed'"), ({"format": "gif"}, "'format'")):
+            refused = httpx.post(f"{running.url}/v1/models/gan/sample", json=body, timeout=30)
+            assert refused.status_code == 422 and words in refused.json()["error"]
+
+
+# --- batching ------------------------------------------------------------------------------------------------------
+
+
+def test_concurrent_requests_run_as_batches_with_one_by_one_results(cnn_bundle: Path) -> None:
+    # a name of its own: metrics are per process, and the module's server also serves "cnn"
+    options = ServeOptions(bundles={"batched": str(cnn_bundle)}, max_delay_ms=300, max_batch=64)
+    feeds = [digits_batch(1 + i % 3, seed=i) for i in range(12)]
+    with ThreadServer(options) as running, ThreadPoolExecutor(12) as pool:
+        replies = list(pool.map(lambda f: infer_json(running.url, "batched", f), feeds))
+        rows = metric(running.url, "zoo_serve_batch_rows_sum", model="batched.model")
+        calls = metric(running.url, "zoo_serve_batch_rows_count", model="batched.model")
+    assert rows == sum(len(f) for f in feeds)
+    assert calls < len(feeds)  # some requests shared a call
+    for feed, reply in zip(feeds, replies, strict=True):
+        assert reply.status_code == 200, reply.text
+        out = reply.json()["outputs"][0]
+        alone = next(iter(ort_outputs(cnn_bundle, feed).values()))
+        got = np.asarray(out["data"], dtype=np.float32).reshape(out["shape"])
+        np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-6)  # concatenated rows; same argmax
+        assert (got.argmax(1) == alone.argmax(1)).all()
+
+
+# --- bad input -----------------------------------------------------------------------------------------------------
+
+
+BAD = [
+    ("/v2/models/cnn/infer", b"{not json", 400, "not JSON"),
+    ("/v2/models/cnn/infer", b'{"inputs": 3}', 400, "'inputs' list"),
+    ("/v2/models/cnn/infer", b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}', 400,
+     "not one of the graph's inputs"),
+    ("/v2/models/cnn/infer", b'{"inputs": [{"name": "input", "shape": [1, 1, 8, 8], "datatype": "INT64",'
+                             b' "data": [1]}]}', 400, "is FP32"),
+    ("/v2/models/cnn/infer", b'{"inputs": [{"name": "input", "shape": [1, 1, 4, 4], "datatype": "FP32",'
+                             b' "data": [0]}]}', 400, "shape"),
+    ("/v2/models/cnn/infer", b'{"inputs": [{"name": "input", "shape": [1, 1, 8, 8], "datatype": "FP32",'
+                             b' "data": [1, 2]}]}', 400, "do not fill"),
+    ("/v2/models/cnn/infer", b'{"inputs": [{"name": "input", "shape": [1, 1, 8, 8], "datatype": "FP32",'
+                             b' "data": ["a"]}]}', 400, "not FP32"),
+    ("/v2/models/nope/infer", b"{}", 404, "no model named"),
+    ("/v2/models/cnn.nograph/infer", b"{}", 404, "has no graph"),
+    ("/v1/models/cnn/predict", b"not an image", 400, "not a readable image"),
+    ("/v1/models/lm/predict", b"x", 404, "no graph `zoo predict` can use"),
+    ("/v1/models/cnn/sample", b"{}", 404, "no sampler or decoder"),
+    ("/v1/completions", b"[1]", 400, "JSON object"),
+    ("/v1/completions", b'{"model": "lm", "prompt": ""}', 422, "prompt"),
+    ("/v1/completions", b'{"model": "lm", "prompt": "a", "max_tokens": -1}', 422, "max_tokens"),
+    ("/v1/completions", b'{"model": "lm", "prompt": "a", "temperature": "hot"}', 422, "temperature"),
+    ("/v1/completions", b'{"model": "lm", "prompt": "a", "stop": [1]}', 422, "stop"),
+    ("/v1/completions", b'{"model": "cnn", "prompt": "a"}', 404, "not a language model"),
+    ("/v1/completions", b'{"model": "lm", "prompt": "' + b"x " * 400 + b'"}', 422, "context"),
+    ("/v2/nothing", b"", 404, "no route"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "words"), BAD, ids=[f"{p}:{w}" for p, _, _, w in BAD])
+def test_malformed_requests_get_4xx_with_a_message(server: ThreadServer, path: str, body: bytes, status: int,
+                                                   words: str) -> None:
+    reply = httpx.post(f"{server.url}{path}", content=body, timeout=30)
+    assert reply.status_code == status, reply.text
+    error = reply.json()["error"]
+    message = error["message"] if isinstance(error, dict) else error
+    assert words in message, message
+
+
+def test_size_and_time_limits(cnn_bundle: Path) -> None:
+    options = ServeOptions(bundles={"cnn": str(cnn_bundle)}, max_body_mb=0.01, timeout_s=1.0, max_delay_ms=3000)
+    with ThreadServer(options) as running:
+        big = httpx.post(f"{running.url}/v2/models/cnn/infer", content=b"x" * 20_000, timeout=10)
+        assert big.status_code == 413 and "max-body-mb" in big.json()["error"]
+        # a chunked body (no Content-Length) is counted as it arrives
+        chunks = (b"x" * 4096 for _ in range(5))
+        assert httpx.post(f"{running.url}/v2/models/cnn/infer", content=chunks, timeout=10).status_code == 413
+        # a body that stops arriving: 408 after --timeout-s
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10) as raw:
+            raw.sendall(b"POST /v2/models/cnn/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+            assert b" 408 " in raw.recv(4096).split(b"\r\n")[0]
+        # the answer takes longer than --timeout-s (the batch waits 3 s for company): 504, and its slot is dropped
+        slow = infer_json(running.url, "cnn", digits_batch(1))
+        assert slow.status_code == 504 and "timeout-s" in slow.json()["error"]
+
+
+def test_disconnected_stream_stops_generating(cnn_bundle: Path, lm_bundle: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo_lm.generate import LMSession
+
+    step = LMSession.step
+
+    def slow_step(self, ids, cache):  # a slow model: 50 ms a token
+        time.sleep(0.05)
+        return step(self, ids, cache)
+
+    monkeypatch.setattr(LMSession, "step", slow_step)
+    with ThreadServer(ServeOptions(bundles={"lm": str(lm_bundle)})) as running:
+        body = {"model": "lm", "prompt": "The ", "max_tokens": 100, "temperature": 0, "stream": True}
+        before = metric(running.url, "zoo_serve_generated_tokens_total", model="lm")  # counters are per process
+        with httpx.stream("POST", f"{running.url}/v1/completions", json=body, timeout=30) as reply:
+            next(reply.iter_lines())  # the first event has arrived; now the client goes away
+        deadline = time.monotonic() + 10
+        while metric(running.url, "zoo_serve_lm_active_sequences", model="lm") > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert metric(running.url, "zoo_serve_lm_active_sequences", model="lm") == 0
+        made = metric(running.url, "zoo_serve_generated_tokens_total", model="lm")
+        time.sleep(0.3)
+        assert metric(running.url, "zoo_serve_generated_tokens_total", model="lm") == made < before + 50
+        # the slot is free again: the next request is answered at once
+        after = httpx.post(f"{running.url}/v1/completions", json={**body, "stream": False, "max_tokens": 2},
+                           timeout=30)
+        assert after.status_code == 200 and after.json()["usage"]["completion_tokens"] == 2
+
+
+# --- a real process tree ---------------------------------------------------------------------------------------------
+
+
+def test_overload_gets_503_with_retry_after_and_memory_stays_flat(cnn_bundle: Path, tmp_path: Path) -> None:
+    """Far more concurrent requests than the queue holds: only 200 or 503+Retry-After, each answered once."""
+    args = [f"cnn={cnn_bundle}", "--max-queue", "4", "--max-delay-ms", "20", "--max-batch", "4"]
+    with ProcessServer(args, tmp_path) as running, ThreadPoolExecutor(32) as pool:
+        worker = running.workers()[0]
+
+        def burst() -> list[httpx.Response]:
+            return list(pool.map(lambda i: infer_json(running.url, "cnn", digits_batch(1, i)), range(96)))
+
+        statuses = [r.status_code for r in burst()]  # the first burst warms the allocator up
+        rss = [_rss(worker)]
+        for _ in range(4):
+            replies = burst()
+            statuses += [r.status_code for r in replies]
+            assert all(r.headers.get("retry-after") == "1" for r in replies if r.status_code == 503)
+            rss.append(_rss(worker))
+        assert set(statuses) <= {200, 503} and statuses.count(200) > 0 and statuses.count(503) > 0
+        assert len(statuses) == 5 * 96
+        assert max(rss) - rss[0] < 30 * 2**20, rss  # no growth with load beyond a little allocator noise
+        assert metric(running.url, "zoo_serve_rejected_total") == statuses.count(503)
+    lines = [json.loads(line) for line in running.log.read_text().splitlines() if line.startswith("{")]
+    infers = [line for line in lines if line["route"] == "infer"]
+    assert len(infers) == 5 * 96 and {"status", "ms", "model", "worker", "path"} <= set(infers[0])
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_0(cnn_bundle: Path, tmp_path: Path) -> None:
+    running = ProcessServer([f"cnn={cnn_bundle}", "--max-delay-ms", "1500", "--max-batch", "64"], tmp_path)
+    with ThreadPoolExecutor(4) as pool:
+        pending = [pool.submit(infer_json, running.url, "cnn", digits_batch(1, i)) for i in range(4)]
+        time.sleep(0.5)  # the four are waiting in the batcher
+        running.proc.send_signal(signal.SIGTERM)
+        replies = [p.result() for p in pending]
+    assert [r.status_code for r in replies] == [200] * 4
+    assert running.proc.wait(30) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{running.url}/v2/health/live", timeout=2)
+    running.stop()
+
+
+def test_killed_worker_is_replaced_and_answers_resume(cnn_bundle: Path, tmp_path: Path) -> None:
+    with ProcessServer([f"cnn={cnn_bundle}", "--workers", "2"], tmp_path) as running:
+        before = running.workers()
+        assert len(before) == 2
+        os.kill(before[0], signal.SIGKILL)
+        deadline, answered = time.monotonic() + 30, 0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                answered += infer_json(running.url, "cnn", digits_batch(1)).status_code == 200
+            now = running.workers()
+            if answered >= 5 and len(now) == 2 and before[0] not in now:
+                break
+            time.sleep(0.1)
+        assert answered >= 5 and len(running.workers()) == 2 and before[0] not in running.workers()
+        wait_all = [infer_json(running.url, "cnn", digits_batch(1)).status_code for _ in range(10)]
+        assert wait_all == [200] * 10
+
+
+def test_reload_swaps_a_reexported_bundle(cnn_bundle: Path, tmp_path: Path) -> None:
+    from zoo.bundles import export_run
+
+    live = tmp_path / "live"
+    shutil.copytree(cnn_bundle, live)
+    other = zoo.train("cnn", epochs=1, seed=7, out=tmp_path / "runs", progress=False)
+    fresh = Path(export_run(other.run_dir, out=tmp_path / "exports", providers=["cpu"]).bundle_dir)
+    feed = digits_batch(2)
+    old, new = ort_outputs(cnn_bundle, feed), ort_outputs(fresh, feed)
+    assert not np.allclose(next(iter(old.values())), next(iter(new.values())))
+    with ProcessServer([f"cnn={live}", "--reload", "--max-delay-ms", "1500"], tmp_path) as running:
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(infer_json, running.url, "cnn", feed)
+            time.sleep(0.4)
+            shutil.copytree(fresh, tmp_path / "staged")
+            os.rename(live, tmp_path / "retired")
+            os.rename(tmp_path / "staged", live)
+            first = in_flight.result()
+        assert first.status_code == 200
+        got = np.asarray(first.json()["outputs"][0]["data"], np.float32).reshape(feed.shape[0], -1)
+        np.testing.assert_allclose(got, next(iter(old.values())), rtol=1e-5, atol=1e-6)  # on the old bundle
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            reply = infer_json(running.url, "cnn", feed)
+            got = np.asarray(reply.json()["outputs"][0]["data"], np.float32).reshape(feed.shape[0], -1)
+            if np.allclose(got, next(iter(new.values())), rtol=1e-5, atol=1e-6):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the re-exported bundle was not picked up within 30 s")
+
+
+def test_bad_bundles_and_options_are_one_line(tmp_path: Path, cnn_bundle: Path) -> None:
+    runner = CliRunner()
+    assert_one_line_error(runner.invoke(cli, ["serve", str(tmp_path / "none")]), "does not exist")
+    assert_one_line_error(runner.invoke(cli, ["serve", f"a.b={cnn_bundle}"]), "letters, digits")
+    assert_one_line_error(runner.invoke(cli, ["serve", f"x={cnn_bundle}", f"x={cnn_bundle}"]), "two bundles")
+    assert_one_line_error(runner.invoke(cli, ["serve", str(cnn_bundle), "--workers", "0"]), "--workers")
+    broken = tmp_path / "broken"
+    shutil.copytree(cnn_bundle, broken)
+    (broken / "model" / "model.onnx").write_bytes(b"garbage")
+    assert_one_line_error(runner.invoke(cli, ["serve", str(broken)]), "does not match its manifest hash")
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")

@@ -1,0 +1,127 @@
+"""`zoo deploy` of image roles (classifier, sampler, decoder): the graph with pre/postprocessing inside
+(:mod:`zoo.bundles.pregraph`), ``deploy.json``, the programs in ``templates/``, test vectors."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from zoo.errors import ZooError
+from zoo.role_handlers import DeployPlan, DeployRequest, DeployVectors, GraphEntry
+from zoo.roles import GraphRole
+
+#: What each target's folder gets from the templates, and the packages it needs.
+PROGRAMS = {"python": ["run.py"], "node": ["run.js"], "web": ["index.html", "main.js"]}
+NPM_PACKAGES = {"node": {"onnxruntime-node": "^1.20.0", "pngjs": "^7.0.0"}, "web": {"onnxruntime-web": "^1.20.0"}}
+PIP_PACKAGES = ("onnxruntime>=1.20", "numpy", "pillow")
+#: Real validation samples stored as test vectors.
+VECTOR_SAMPLES = 16
+#: Deployed outputs against ONNX Runtime in Python (other builds of ORT may sum in another order).
+VECTOR_ATOL = {"probabilities": 1e-5, "top_probabilities": 1e-5, "top_indices": 0, "pixels": 1}
+
+
+def image_plan(request: DeployRequest, kind: str) -> DeployPlan:
+    """Write ``model.onnx`` (the pregraph) into the request's folder; the plan of the rest (``kind``: classifier
+    or sampler)."""
+    from zoo.bundles.pregraph import DeployGraph, build_pregraph
+
+    graph = DeployGraph(request.graph.name, request.graph, kind)
+    description = build_pregraph(request.bundle.path, graph, request.folder / "model.onnx")
+    info = _info(request.bundle.manifest, graph, description)
+    templates = resources.files("zoo.deploy") / "templates"
+    return DeployPlan(info=info, programs={name: (templates / name).read_text() for name in PROGRAMS[request.target]},
+                      readme=_readme(request.target, info), vectors=_vectors(request, graph, info),
+                      npm=NPM_PACKAGES.get(request.target, {}), pip=PIP_PACKAGES)
+
+
+def _info(manifest: Any, graph: Any, description: dict[str, Any]) -> dict[str, Any]:
+    info = {"model": manifest.model, "family": manifest.family, "graph": graph.name, "kind": graph.kind,
+            "role": graph.entry.role, "channels": int(graph.entry.meta("preprocessing")["channels"]),
+            "pregraph": description, "pixel_unit": manifest.data.get("pixel_unit")}
+    if graph.kind == GraphRole.CLASSIFIER:
+        info["class_labels"] = description["class_labels"]
+    else:
+        info["noise"] = description["noise"]
+    return info
+
+
+def _vectors(request: DeployRequest, graph: Any, info: dict[str, Any]) -> DeployVectors:
+    """Test vectors for the deployed graph: inputs and ONNX Runtime's outputs."""
+    from zoo.bundles.vectors import read_test_set
+    from zoo.ort import CPU, session
+
+    bundle = request.bundle.path
+    feeds = _vector_inputs(bundle, graph.entry, graph.kind, info)
+    sess = session(str(request.folder / "model.onnx"), CPU)
+    names = [o.name for o in sess.get_outputs()]
+    outputs = dict(zip(names, sess.run(None, feeds), strict=True))
+    if graph.kind == GraphRole.CLASSIFIER:  # the deployed graph agrees with the bundle's own expected outputs
+        real = next(s for s in graph.entry.test_sets if "real" in s.inputs)
+        _, (logits,) = read_test_set(bundle / real.dir)
+        if not np.array_equal(outputs["top_indices"][:, 0], logits[:len(outputs["top_indices"])].argmax(1)):
+            raise ZooError("the deployed graph disagrees with the bundle's test vectors; export the bundle again")
+    return DeployVectors(feeds, outputs, {name: VECTOR_ATOL.get(name, 1e-5) for name in outputs})
+
+
+def _vector_inputs(bundle: Any, entry: GraphEntry, kind: str, info: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Real validation samples as 8-bit NHWC images (classifier), or seeded noise (sampler)."""
+    from zoo.bundles.vectors import read_test_set
+    from zoo.data.units import from_8bit_factor
+    from zoo.sampling import draw_latents
+
+    if kind == GraphRole.CLASSIFIER:
+        norm = entry.meta("normalization")
+        real = next(s for s in entry.test_sets if "real" in s.inputs)
+        (x, *_), _ = read_test_set(bundle / real.dir)
+        x = x[:VECTOR_SAMPLES]
+        mean = np.asarray(norm["mean"], np.float32)[None, :, None, None]
+        std = np.asarray(norm["std"], np.float32)[None, :, None, None]
+        raw = (x * std + mean) / np.float32(norm["scale"])
+        levels = np.clip(np.round(raw / np.float32(from_8bit_factor(norm))), 0, 255).astype(np.uint8)
+        return {"image": levels.transpose(0, 2, 3, 1).copy()}
+    noise = info["noise"]
+    feeds = {noise["input"]: draw_latents(entry.role_info, VECTOR_SAMPLES, np.random.default_rng(0))}
+    if noise.get("label_input"):
+        feeds[noise["label_input"]] = (np.arange(VECTOR_SAMPLES) % noise["num_classes"]).astype(np.int64)
+    return feeds
+
+
+def _readme(target: str, info: dict[str, Any]) -> str:
+    from zoo.bundles.runtime_checks import REQUIREMENTS
+
+    kind = info["kind"]
+    usage = {
+        "python": ("pip install -r requirements.txt", "python run.py IMAGE.png" if kind == GraphRole.CLASSIFIER
+                   else "python run.py --samples 16", "python run.py --check"),
+        "node": ("ONNXRUNTIME_NODE_INSTALL=skip npm install   # the CPU build ships in the package; no CUDA download",
+                 "node run.js IMAGE.png" if kind == GraphRole.CLASSIFIER else "node run.js --samples 16",
+                 "node run.js --check"),
+        "web": ("npm install   # onnxruntime-web's files, served from node_modules (no CDN)",
+                "python -m http.server 8000   # then open http://127.0.0.1:8000/ (fetch and wasm need http)",
+                "open http://127.0.0.1:8000/?check=1"),
+    }[target]
+    io = "\n".join(f"- `{k}`: {v}" for k, v in {**info["pregraph"]["inputs"], **info["pregraph"]["outputs"]}.items())
+    extra = ""
+    if kind == "sampler":
+        extra = f"\nNoise: {info['noise']['distribution']}, shape {info['noise']['shape']} (`deploy.json`).\n"
+    return f"""# {info['model']} ({info['kind']}) for {target}
+
+`model.onnx` has the preprocessing and postprocessing inside: no code to write around it.
+
+```
+{usage[0]}
+{usage[1]}
+{usage[2]}   # test vectors in vectors/ (raw binary, vectors.json says dtype and shape)
+```
+
+## Graph
+{io}
+{extra}
+Resizing inside the graph is ONNX `Resize` (linear, antialias=1, exclude_outside=1, half-pixel): Pillow's
+antialiased bilinear resize that zoo trains with, to within one grey level (rounding ties).
+
+## Other runtimes
+{chr(10).join(f"- {name}: {need}" for name, need in REQUIREMENTS.items())}
+"""

@@ -274,6 +274,16 @@ def _versions() -> dict[str, str]:
             "onnxruntime": import_onnxruntime().__version__, "python": platform.python_version()}
 
 
+def _privacy(run: Any) -> dict[str, Any]:
+    """``{"privacy": ...}`` for a DP-trained or audited run (ε, δ, the accountant, the audit), else nothing."""
+    from zoo.bundles.privacy_card import manifest_privacy
+    from zoo.run_layout import SUMMARY
+    from zoo.runs import read_json
+
+    found = manifest_privacy(read_json(run.run_dir / SUMMARY, "run summary"), run.run_dir)
+    return {"privacy": found} if found else {}
+
+
 def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset: int, exporter: str,
               parity: dict[str, Any] | None) -> dict[str, Any]:
     files = sorted(p for p in staging.rglob("*") if p.is_file())
@@ -290,6 +300,7 @@ def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset
         "opset_requested": opset,
         "graphs": entries,
         "parity_passed": None if parity is None else parity["passed"],
+        **_privacy(run),
         "versions": _versions(),
         "files": {p.relative_to(staging).as_posix(): sha256(p) for p in files},
     }

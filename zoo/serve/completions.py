@@ -89,7 +89,8 @@ class LMSlot:
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiting: int = 0
-    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="lm"))
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="completions"))
 
 
 class _Stopped(Exception):
@@ -218,7 +219,7 @@ def _lm_bundle(served: ServerState, name: str | None) -> ServedBundle:
     if bundle.lm is None:
         raise ServeError(404, f"model {name!r} is not a language model (roles: "
                               f"{', '.join(bundle.bundle.manifest.roles())}); completions need a graph whose role "
-                              "generates text (the lm plugin's)")
+                              "generates text (its handlers implement generate)")
     return bundle
 
 

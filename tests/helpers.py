@@ -41,3 +41,36 @@ def pip_install_copy(package: Path, work: Path) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "--target", str(site), str(source)], check=True, capture_output=True, text=True)
     return site
+
+
+def outside_harness(bundle: Path) -> list[str]:
+    """What a harness of the ONNX-model-zoo layout does, without zoo: plain ONNX Runtime over every
+    ``test_data_set_*`` of every graph folder the manifest lists, each output held to the manifest's declared
+    tolerance (numpy's rule, |got - expected| <= atol + rtol * |expected|). Returns the failures."""
+    import json
+
+    import numpy as np
+    import onnx
+    import onnxruntime
+    from onnx import numpy_helper
+
+    def tensors(folder: Path, kind: str) -> list[np.ndarray]:
+        found = sorted(folder.glob(f"{kind}_*.pb"), key=lambda p: int(p.stem.split("_")[1]))
+        return [numpy_helper.to_array(onnx.load_tensor(str(p))) for p in found]
+
+    failures = []
+    graphs = json.loads((bundle / "manifest.json").read_text())["graphs"]
+    for name, entry in graphs.items():
+        path = bundle / entry["file"]
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        inputs = [i.name for i in session.get_inputs()]
+        folders = sorted(path.parent.glob("test_data_set_*"))
+        assert folders, f"{name} has no test sets"
+        for folder in folders:
+            got = session.run(None, dict(zip(inputs, tensors(folder, "input"), strict=True)))
+            for index, (out, want) in enumerate(zip(got, tensors(folder, "output"), strict=True)):
+                miss = np.abs(out.astype(np.float64) - want) - (entry["atol"] + entry["rtol"] * np.abs(want))
+                if out.shape != want.shape or miss.max(initial=0) > 0:
+                    failures.append(f"{name}/{folder.name}/output_{index}: off by up to "
+                                    f"{float(np.abs(out - want).max()):.3g} (atol {entry['atol']})")
+    return failures

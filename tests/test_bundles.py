@@ -21,7 +21,7 @@ from zoo.bundles.vectors import data_set_folders, read_test_set
 from zoo.cli import cli
 from zoo.ort import CUDA, usable_providers
 
-from .helpers import assert_one_line_error, briefly_trained_models
+from .helpers import assert_one_line_error, briefly_trained_models, outside_harness
 
 MODELS = briefly_trained_models()
 _exported: dict[str, Any] = {}
@@ -157,6 +157,8 @@ def test_every_model_exports_int8_and_fp16_variants_within_their_tolerances(name
     assert set(result.manifest["graphs"]) == {f"{g}{suffix}" for g in fp32 for suffix in ("", ".int8", ".fp16")}
     failed = [g for g, providers in result.parity["graphs"].items() if not providers["CPUExecutionProvider"]["passed"]]
     assert result.parity["passed"], failed
+    # every variant's stored vectors pass their declared tolerance under a harness that knows nothing of zoo
+    assert outside_harness(result.bundle_dir) == []
     # ONNX Runtime's CPU provider computes most fp16 operators in fp32; onnx's reference evaluator rounds every
     # activation to float16 as fp16 hardware does, and the fp16 tolerance must hold there too.
     from zoo.bundles.manifest import Bundle
@@ -327,3 +329,39 @@ def test_the_child_process_path_gives_the_same_outputs_as_in_process(bundle_of) 
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     timed = ort._child(path, ort.CPU, feeds[:1], None, {"warmup": 1, "runs": 3, "threads": 1})
     assert len(timed["timings"]) == 3 and all(t > 0 for t in timed["timings"])
+
+
+def test_torch_outputs_leaves_the_callers_state_as_it_was() -> None:
+    """TF32 flags, train mode and the module's device are restored after a reference is computed."""
+    import torch
+
+    module = torch.nn.Linear(3, 2).train()
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        torch_outputs(module, (np.ones((1, 3), np.float32),))
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+    assert module.training and module.weight.device.type == "cpu"
+
+
+def test_the_recorded_weights_hash_is_that_of_the_weights_exported(train_briefly, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume rewriting model.safetensors while an export runs: the manifest's hash is of the bytes the graphs
+    were made from (it was the file's hash at the end, over the earlier weights)."""
+    import hashlib
+
+    import zoo.bundles.bundle as bundle
+
+    run = Path(shutil.copytree(train_briefly("cnn").run_dir, tmp_path / "run"))
+    exported = hashlib.sha256((run / "model.safetensors").read_bytes()).hexdigest()
+    real = bundle.torch_cases
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        (run / "model.safetensors").write_bytes((run / "model.safetensors").read_bytes() + b" ")  # rewritten
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bundle, "torch_cases", meanwhile)
+    result = export_run(run, out=tmp_path / "ex", providers=["cpu"], verify=False)
+    assert result.manifest["run"]["weights_sha256"] == exported

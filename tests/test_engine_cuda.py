@@ -51,3 +51,36 @@ def test_deferred_loss_check_on_cuda_stops_before_writing(monkeypatch: pytest.Mo
         zoo.train("cnn", out=tmp_path, save_every=2, **TINY)
     (run_dir,) = tmp_path.iterdir()
     assert load_checkpoint(run_dir / "checkpoints" / "last.safetensors").state["step"] == 4
+
+
+def test_torch_outputs_returns_the_module_to_the_gpu() -> None:
+    """Computing the CPU fp32 reference moved the caller's module to the CPU and left TF32 off for the process."""
+    import numpy as np
+
+    from zoo.bundles.graph_checks import torch_outputs
+
+    module = torch.nn.Linear(3, 2).cuda()
+    flag = torch.backends.cuda.matmul.allow_tf32
+    torch_outputs(module, (np.ones((1, 3), np.float32),))
+    assert module.weight.device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32 == flag
+
+
+def test_fsdp_plain_copy_leaves_the_gpu_between_evaluations(tmp_path: Path) -> None:
+    """Process 0's plain copy of an FSDP model waits on the CPU while training runs (one process, NCCL)."""
+    import os
+
+    import torch.distributed as dist
+
+    from zoo.engine.distributed import Sharded
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="29531")
+    dist.init_process_group("nccl", rank=0, world_size=1)
+    try:
+        net = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2)).cuda()
+        sharded = Sharded(net, is_main=True)
+        assert sharded.plain is not None and next(sharded.plain.parameters()).device.type == "cpu"
+        assert next(sharded.plain_model(1).parameters()).device.type == "cuda"
+        sharded.park()
+        assert next(sharded.plain.parameters()).device.type == "cpu"
+    finally:
+        dist.destroy_process_group()

@@ -262,3 +262,15 @@ def test_make_optimizer_fuses_its_step_on_cuda_only() -> None:
     assert _fused_step_options([OnCuda(), cpu[0]]) == {}
     assert _fused_step_options([OnCuda(floating=False)]) == {}
     assert _fused_step_options([]) == {}
+
+
+def test_adamw_keeps_a_weight_decay_of_zero() -> None:
+    """``weight_decay=0`` means none (it used to become 0.01); an absent one is AdamW's own default."""
+    import torch
+
+    from zoo.family import make_optimizer
+
+    params = [torch.nn.Parameter(torch.ones(2))]
+    assert make_optimizer(params, {"optimizer": "adamw", "lr": 0.1, "weight_decay": 0}).defaults["weight_decay"] == 0
+    assert make_optimizer(params, {"optimizer": "adamw", "lr": 0.1}).defaults["weight_decay"] == 0.01
+    assert make_optimizer(params, {"optimizer": "adam", "lr": 0.1}).defaults["weight_decay"] == 0

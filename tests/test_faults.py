@@ -515,3 +515,294 @@ def test_torchrun_output_filter_keeps_the_workers_lines() -> None:
         stream.feed(chunk)
     stream.close()
     assert sink.getvalue() == b"epoch 1/2 loss=1\nzoo: interrupted by SIGTERM at step 6\nError: one line\n"
+
+
+# --- hardening 3: report, runs, verify on forged bundles, --init, generate, resource limits ------------------
+
+
+def _resign(bundle: Path) -> None:
+    """Recompute the manifest's hashes after a change, as a buggy or malicious exporter would."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"] = {p.relative_to(bundle).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+                         for p in sorted(bundle.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_report_out_an_existing_folder_names_it(ws: SimpleNamespace) -> None:
+    line = check_fault(ws, ["report", ws.run, "--out", ws.root / "folder.png"], "folder.png", "Is a directory")
+    assert "/." not in line and ".tmp" not in line  # never the hidden temporary file
+
+
+def test_a_path_too_long_in_a_built_in_plugin_is_the_users(ws: SimpleNamespace) -> None:
+    line = check_fault(ws, ["train", "cnn", "--data", f"imagefolder:{ws.root / LONG}"], "File name too long")
+    assert "plugin" not in line
+
+
+def test_one_forged_summary_does_not_hide_the_other_runs(ws: SimpleNamespace, tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    good = Path(shutil.copytree(ws.run, root / "good"))
+    forged = Path(shutil.copytree(ws.run, root / "forged"))
+    summary = json.loads((forged / "summary.json").read_text())
+    (forged / "summary.json").write_text(json.dumps({**summary, "seconds": "soon", "epochs": "many"}))
+    result = CliRunner().invoke(cli, ["runs", "--root", str(root), "--exports", str(tmp_path / "none")])
+    assert result.exit_code == 0, result.output
+    assert good.name in result.output and forged.name in result.output
+    result = CliRunner().invoke(cli, ["runs", "--root", str(root), "--json"])
+    assert {r["run"]: r["seconds"] for r in json.loads(result.stdout)}["forged"] is None
+
+
+def test_a_training_run_shows_as_running(ws: SimpleNamespace, tmp_path: Path) -> None:
+    from zoo.locks import run_lock
+
+    root = tmp_path / "runs"
+    run = Path(shutil.copytree(ws.unfinished, root / "live"))
+    for name in ("summary.json", "model.safetensors"):  # mid-training: a checkpoint, no final files yet
+        (run / name).unlink()
+    with run_lock(run):  # another process trains it right now
+        result = CliRunner().invoke(cli, ["runs", "--root", str(root), "--json"])
+        assert json.loads(result.stdout)[0]["status"] == "running", result.output
+    result = CliRunner().invoke(cli, ["runs", "--root", str(root), "--json"])
+    assert json.loads(result.stdout)[0]["status"] == "stopped"
+
+
+def test_compare_shows_the_epochs_a_smoke_run_trained(ws: SimpleNamespace, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["runs", "--compare", str(ws.unfinished), str(ws.run), "--json", "--plot",
+                                      str(tmp_path / "compare.png")])
+    options = {o["name"]: o["values"] for o in json.loads(result.stdout)["options"]}
+    assert options["hyperparameters.epochs"][0] == 2  # --smoke, not the model's default
+
+
+def _vector(array: np.ndarray) -> bytes:
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(array, name="x").SerializeToString()
+
+
+FORGERIES: list[tuple[str, str, Callable[[np.ndarray], bytes], str]] = [
+    ("input-rank", "input_0.pb", lambda x: _vector(np.zeros((3, 5), np.float32)), "input_0.pb"),
+    ("input-dtype", "input_0.pb", lambda x: _vector(x.astype(np.int64)), "int64"),
+    ("output-shape", "output_0.pb", lambda x: _vector(np.zeros((3,), np.float32)), "output_0.pb"),
+    ("extra-output", "output_1.pb", lambda x: _vector(np.zeros((3,), np.float32)), "holds 2 tensor(s)"),
+    ("graph-garbage", "../model.onnx", lambda x: b"\x08\x07garbage", "not a readable ONNX graph"),
+]
+
+
+@pytest.mark.parametrize("case", FORGERIES, ids=[c[0] for c in FORGERIES])
+def test_verify_bundle_only_on_a_forged_bundle_is_one_line(ws: SimpleNamespace, tmp_path: Path,
+                                                           case: tuple[Any, ...]) -> None:
+    """A forged test vector or graph with its manifest hash updated: one line, not an internal error."""
+    from onnx import numpy_helper
+
+    _, name, forge, fragment = case
+    bundle = Path(shutil.copytree(ws.bundle, tmp_path / "b"))
+    folder = bundle / "model" / "test_data_set_2"
+    x = numpy_helper.to_array(__import__("onnx").load_tensor(str(folder / "input_0.pb")))
+    (folder / name).write_bytes(forge(x))
+    _resign(bundle)
+    check_fault(SimpleNamespace(root=tmp_path), ["verify", bundle, "--bundle-only"], fragment)
+
+
+def test_verify_on_a_graph_with_other_inputs_is_one_line(ws: SimpleNamespace, tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    bundle = Path(shutil.copytree(ws.bundle, tmp_path / "b"))
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 1, 8, 8]) for n in ("y", "z")]
+    graph = helper.make_graph([helper.make_node("Relu", ["y"], ["z"])], "g", io[:1], io[1:])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(bundle / "model" / "model.onnx"))
+    _resign(bundle)
+    check_fault(SimpleNamespace(root=tmp_path), ["verify", bundle, "--bundle-only"], "the manifest declares")
+
+
+# --- --init input ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def init_files(ws: SimpleNamespace, tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """Weights files for --init, kept outside the workspace (a FIFO cannot be hashed by a snapshot)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path_factory.mktemp("init")
+    state = load_file(str(ws.run / "model.safetensors"))
+    save_file({k: (v * 100).to(torch.int32) if v.is_floating_point() else v for k, v in state.items()},
+              str(root / "int32.safetensors"))
+    nan = dict(state)
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    nan[first] = torch.full_like(state[first], float("nan"))
+    save_file(nan, str(root / "nan.safetensors"))
+    os.mkfifo(root / "fifo.safetensors")
+    (root / "folder.safetensors").mkdir()
+    (root / "zero.safetensors").symlink_to("/dev/zero")
+    return SimpleNamespace(root=root, first=first)
+
+
+INIT_CASES = [
+    ("int32", "int32.safetensors", ("int32", "not cast")),
+    ("nan", "nan.safetensors", ("NaN",)),
+    ("fifo", "fifo.safetensors", ("FIFO",)),
+    ("folder", "folder.safetensors", ("is a folder",)),
+    ("symlink-dev-zero", "zero.safetensors", ("character device", "/dev/zero")),
+]
+
+
+@pytest.mark.parametrize("case", INIT_CASES, ids=[c[0] for c in INIT_CASES])
+def test_init_input_is_refused_in_one_line(ws: SimpleNamespace, init_files: SimpleNamespace,
+                                           case: tuple[Any, ...]) -> None:
+    _, name, fragments = case
+    line = check_fault(ws, ["train", "cnn", "--smoke", "--init", init_files.root / name, "--out", ws.root / "n"],
+                       name, *fragments)
+    if name == "nan.safetensors":
+        assert init_files.first in line  # the tensor is named
+    assert not (ws.root / "n").exists() or not any((ws.root / "n").iterdir())
+
+
+def _zoo_limited(args: list[str], cwd: Path, file_size: int) -> tuple[int, str]:
+    """``zoo ARGS`` under ``ulimit -f`` (bytes): files past that size cannot be written."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+
+    proc = subprocess.run([sys.executable, "-m", "zoo", *args], cwd=cwd, capture_output=True, text=True,
+                          preexec_fn=limit, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_a_file_size_limit_names_the_file(ws: SimpleNamespace, tmp_path: Path, command: str) -> None:
+    """`ulimit -f` during train or export: "file too large: PATH", exit 2, and nothing half-written left."""
+    out = tmp_path / "out"
+    args = ["train", "cnn", "--smoke"] if command == "train" else ["export", str(ws.run), "--no-verify"]
+    code, err = _zoo_limited([*args, "--out", str(out)], tmp_path, 50_000)
+    lines = err.strip().splitlines()
+    assert code == 2 and lines[-1].startswith("Error: file too large: "), err
+    assert str(out) in lines[-1] and ".staging" not in lines[-1] and "Traceback" not in err, err
+    assert not out.exists() or not any(out.iterdir())
+
+
+# --- zoo generate (the checks live in the LM session and sampling options, which travel with the command) ------
+
+
+@pytest.fixture(scope="module")
+def lm_bundle(export_briefly: Callable[[str], Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(export_briefly("gpt-nano").bundle_dir)
+
+
+def _lm_copy(lm_bundle: Path, root: Path, change: Callable[[Path], None] | None = None) -> Path:
+    bundle = Path(shutil.copytree(lm_bundle, root / "lm"))
+    if change is not None:
+        change(bundle)
+        _resign(bundle)
+    return bundle
+
+
+def _tokenizer(bundle: Path) -> Path:
+    return next(bundle.rglob("tokenizer.json"))
+
+
+GENERATE_CASES: list[tuple[str, Callable[[Path], None] | None, list[str], tuple[str, ...]]] = [
+    ("forged-tokenizer", lambda b: _tokenizer(b).write_text('{"version": "1.0", "model": 3}'), ["--prompt", "def"],
+     ("tokenizer.json", "cannot be read")),
+    ("missing-tokenizer", lambda b: _tokenizer(b).unlink(), ["--prompt", "def"], ("tokenizer.json", "missing")),
+    ("prompt-not-utf8", None, ["--prompt", os.fsdecode(b"def \xff")], ("--prompt", "UTF-8")),
+    ("seed-negative", None, ["--prompt", "def", "--seed", "-1"], ("--seed",)),
+]
+
+
+@pytest.mark.parametrize("case", GENERATE_CASES, ids=[c[0] for c in GENERATE_CASES])
+def test_generate_faults_are_one_line(lm_bundle: Path, tmp_path: Path, case: tuple[Any, ...]) -> None:
+    _, change, args, fragments = case
+    bundle = _lm_copy(lm_bundle, tmp_path, change)
+    check_fault(SimpleNamespace(root=tmp_path), ["generate", bundle, *args, "--max-new-tokens", "2"], *fragments)
+
+
+BRANCHY_PLUGIN = '''
+from zoo.hookspecs import hookimpl
+from zoo.specs import InputSpec, ModelSpec
+
+
+def build(in_channels=1, num_classes=10, image_size=(8, 8)):
+    import torch
+
+    class Branchy(torch.nn.Module):
+        """Takes one branch or the other on the value of its hidden activations."""
+
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(in_channels * image_size[0] * image_size[1], num_classes)
+
+        def forward(self, x):
+            h = self.fc(x.flatten(1))
+            if h.sum() > 0:
+                return h * 2
+            return h - 10
+
+    return Branchy()
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec(name="branchy", family="classifier", summary="branches on a value",
+                       builder="zoo_test_branchy:build", input=InputSpec(1, 8, 8)))
+'''
+
+
+def test_data_dependent_control_flow_is_refused_in_one_line(make_plugin: Callable[..., Path], tmp_path: Path) -> None:
+    """The torchscript tracer keeps one branch of `if h.sum() > 0` (the graph was wrong by up to 10 on the other);
+    the dynamo exporter refuses it, in one line now (it printed 107) with the cause."""
+    make_plugin("branchy", BRANCHY_PLUGIN)
+    run = zoo.train("branchy", smoke=True, out=tmp_path / "runs", progress=False).run_dir
+    (tmp_path / "ex").mkdir()
+    for exporter, fragment in (("torchscript", "branches on a tensor's value"), ("dynamo", "dynamo exporter")):
+        line = check_fault(SimpleNamespace(root=tmp_path), ["export", run, "--exporter", exporter, "--out",
+                                                            tmp_path / "ex"], fragment)
+        assert len(line) < 600, line
+
+
+def test_a_worker_killed_without_a_word_gets_one_line() -> None:
+    """kill -9 of one FSDP/DDP worker: torchrun's report is dropped, and the launcher says who died and how."""
+    import io
+
+    from zoo.engine.distributed import StderrFilter
+
+    sink = io.BytesIO()
+    stream = StderrFilter(sink)
+    stream.feed(b"epoch 1/2 loss=1\nTraceback (most recent call last):\n  File \"run.py\"\n"
+                b"torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+                b"============================================================\nzoo FAILED\n"
+                b"Root Cause (first observed failure):\n[0]:\n  time      : 2026-12-06_09:00:00\n"
+                b"  host      : box\n  rank      : 1 (local_rank: 1)\n  exitcode  : -9 (pid: 4242)\n"
+                b"  error_file: <N/A>\n  traceback : Signal 9 (SIGKILL) received by PID 4242\n")
+    stream.close()
+    assert sink.getvalue() == b"epoch 1/2 loss=1\n" and not stream.worker_spoke
+    line = stream.failure_line()
+    assert "training process 1 was killed by SIGKILL" in line and "--resume" in line and "\n" not in line
+    spoken = StderrFilter(io.BytesIO())
+    spoken.feed(b"Error: --arg num_classes=2 is too few\n")
+    assert spoken.worker_spoke  # the worker said why: nothing is added
+
+
+MANIFEST_FORGERIES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("atol-text", lambda g: g.update(atol="tight"), "malformed"),
+    ("atol-nan", lambda g: g.update(atol=float("nan")), "not a finite number"),
+    ("drop-text", lambda g: g.update(max_accuracy_drop="one point"), "malformed"),
+    ("opset-text", lambda g: g.update(opset="eighteen"), "opset must be a int"),
+    ("role-info-not-json", lambda g: g["metadata"].update(zoo_role_info="{not json"), "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("case", MANIFEST_FORGERIES, ids=[c[0] for c in MANIFEST_FORGERIES])
+def test_a_forged_manifest_is_one_line(ws: SimpleNamespace, tmp_path: Path, case: tuple[Any, ...]) -> None:
+    """The manifest reader's json.loads and float() were unguarded (a NaN atol would even pass every element)."""
+    _, forge, fragment = case
+    bundle = Path(shutil.copytree(ws.bundle, tmp_path / "b"))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    forge(manifest["graphs"]["model"])
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    for command in (["verify", bundle, "--bundle-only"], ["predict", bundle, tmp_path / "none.png"]):
+        check_fault(SimpleNamespace(root=tmp_path), command, fragment)

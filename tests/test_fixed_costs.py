@@ -160,8 +160,29 @@ def test_the_loss_curve_is_drawn_without_matplotlib(tmp_path: Path) -> None:
                    '{"epoch": 3, "train_loss": NaN, "val_loss": 0.5}\n')
     write_loss_curve(log, tmp_path / "loss_curve.png")
     with Image.open(tmp_path / "loss_curve.png") as image:
-        assert image.size == (600, 400) and len(set(image.getdata())) > 3
+        assert image.size == (600, 414) and len(set(image.getdata())) > 3  # one legend row under the plot
     assert "matplotlib" not in sys.modules
+
+
+def test_chart_ticks_are_round_and_the_legend_stays_out_of_the_data() -> None:
+    """Ticks were the range split in four (2.18, 1.42, 0.656); legends sat on the lines and were cut off."""
+    from PIL import Image, ImageDraw
+
+    from zoo.plots import LEGEND_ROW, MARGIN, legend_rows, line_chart, nice_ticks, tick_label
+
+    ticks = nice_ticks(0.656, 2.31)
+    assert ticks == [0.5, 1.0, 1.5, 2.0, 2.5] and [tick_label(t, ticks) for t in ticks] == ["0.5", "1.0", "1.5",
+                                                                                            "2.0", "2.5"]
+    assert nice_ticks(0.091, 0.13) == [0.09, 0.1, 0.11, 0.12, 0.13]
+    assert nice_ticks(0.0, 1.0)[-1] == 1.0 and nice_ticks(3, 97)[0] == 0
+    names = {"train_loss": [(1, 2.0), (2, 1.0)], "x" * 200: [(1, 1.5), (2, 1.2)]}
+    rows = legend_rows(ImageDraw.Draw(Image.new("RGB", (1, 1))), list(names), 400)
+    assert len(rows) == 2 and rows[1][0][2].endswith("...")  # a name too long for a row is shortened, not cut
+    image = line_chart("t", names, size=(420, 280))
+    assert image.size == (420, 280 + 2 * LEGEND_ROW)
+    plot = image.crop((MARGIN[0] + 1, MARGIN[1] + 1, 420 - MARGIN[2] - 1, 280 - MARGIN[3] - 1))
+    black = sum(1 for p in plot.getdata() if p == (0, 0, 0))
+    assert black == 0, "no legend text inside the plot area"
 
 
 #: A figure: a number followed by ×/x (a ratio) or by a unit of time or a percent sign.
@@ -202,3 +223,10 @@ def test_speed_claims_in_the_docs_cite_a_results_file() -> None:
                for paragraph in re.split(r"\n\s*\n", doc.read_text())
                if claim.search(paragraph) and not CITATION.search(paragraph)]
     assert not uncited, "\n".join(uncited)
+
+
+def test_the_fp16_card_states_its_rtol_as_a_number() -> None:
+    entries = {"model.fp16": graph_entry("model.fp16", {"file": "model.fp16/model.onnx", "variant": "fp16",
+                                                        "inputs": [], "outputs": [], "atol": 0.02, "rtol": 0.01})}
+    text = variant_text(entries, None, {"model.fp16": None})
+    assert "rtol 0.01." in text and "{" not in text

@@ -285,3 +285,26 @@ def test_first_batch_check_reads_token_rows(tmp_path: Path) -> None:
         check_data(small, "text:t.txt", "zoo_lm")
     with pytest.raises(ZooError, match="not rows of token ids"):
         check_data(replace(data, x_train=data.x_train.astype(np.float32)), "text:t.txt", "zoo_lm")
+
+
+def test_a_huge_single_line_is_handed_to_the_tokenizer_in_bounded_pieces() -> None:
+    """One 50 MB line aborted the BPE trainer (a Rust allocation failure, exit 134) under a memory limit: text
+    reaches the library in pieces of at most MAX_PIECE characters, cut where the tokens come out the same."""
+    from zoo_lm.tokenizer import encode, pieces, train_bpe_json
+
+    rng = np.random.default_rng(0)
+    words = ["def", "return", "x", "  if", "value", "(1,", "2)", "é", "\t"]
+    line = " ".join(rng.choice(words, 6000)) + "\n"
+    cut = list(pieces(line, limit=500))
+    assert "".join(cut) == line and max(map(len, cut)) <= 500 and len(cut) > 10
+    tokenizer = train_bpe_json(line * 3, 300)
+    whole = json.loads(tokenizer)
+    assert len(whole["model"]["vocab"]) > 256  # it learned merges
+    from tokenizers import Tokenizer
+
+    reference = Tokenizer.from_str(tokenizer).encode(line, add_special_tokens=False).ids  # the line in one piece
+    assert [int(i) for i in encode(tokenizer, line)] == reference  # 60 kB lines stay one piece; below, cut
+    import zoo_lm.tokenizer as module
+
+    assert [int(i) for i in np.concatenate([encode(tokenizer, p) for p in pieces(line, 500)])] == reference
+    assert module.MAX_PIECE >= 1 << 12

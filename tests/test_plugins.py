@@ -20,7 +20,8 @@ from .conftest import TINY_CLASSIFIER_PLUGIN
 
 #: What the plugzoo distribution itself registers (classifier, GAN and VAE families).
 BUILTIN_MODELS = ["beta-vae", "cgan", "cnn", "gan", "gpt-micro", "gpt-mini", "gpt-nano", "gpt2-small", "resnet-small",
-                  "resnet18", "resnet34", "resnet50", "vae", "vit-base", "vit-small", "vit-tiny"]
+                  "resnet18", "resnet34", "resnet50", "tab-linear", "tab-mlp", "vae", "vit-base", "vit-small",
+                  "vit-tiny"]
 
 
 def _record(name: str):

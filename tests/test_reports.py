@@ -304,6 +304,30 @@ def test_variants_show_accuracy_against_fp32_and_speed_from_the_saved_bench(tmp_
     assert table.rows[0][7:] == [0.2, 2.0], "p50 at batch 1 and the speed-up against fp32"
 
 
+def test_the_parity_table_says_which_sets_were_judged(tmp_path: Path) -> None:
+    """An int8 graph missing random sets by 3.75 (shown, not judged) beside atol 0.5 must not read as a pass on
+    3.75: the table's maximum counts judged sets only and says how many of them there were."""
+    from zoo.reports.report import parity_tables
+    from zoo.reports.sources import read_bundle
+
+    entry = {"file": "model.int8/model.onnx", "variant": "int8", "source_graph": "model",
+             "inputs": [{"name": "input", "shape": ["batch", 1, 8, 8], "dtype": "float32"}],
+             "outputs": [{"name": "logits", "shape": ["batch", 10], "dtype": "float32"}]}
+    manifest = {"format": 2, "model": "cnn", "family": "classifier", "plugin": "zoo_cnn",
+                "files": {"model.int8/model.onnx": "0" * 64}, "graphs": {"model.int8": entry}}
+    checks = [{"inputs": name, "output": "logits", "passed": ok, "judged": judged, "max_abs_diff": diff,
+               "max_rel_diff": diff} for name, ok, judged, diff in (("random-batch1", False, False, 3.75),
+                                                                    ("random-batch16", False, False, 2.5),
+                                                                    ("real-batch64", True, True, 0.25))]
+    cpu = {"passed": True, "max_abs_diff": 3.75, "max_rel_diff": 3.75, "atol": 0.5, "rtol": 0.1, "checks": checks}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "parity.json").write_text(json.dumps({"passed": True, "graphs": {"model.int8": {
+        "CPUExecutionProvider": cpu}}}))
+    (table,) = parity_tables(read_bundle(tmp_path))
+    row = dict(zip(table.columns, table.rows[0], strict=True))
+    assert row["max abs diff"] == 0.25 and row["judged sets"] == "1 of 3 (the rest not judged)"
+
+
 def test_broken_bundles_are_listed_as_unreadable_never_a_crash(tmp_path: Path) -> None:
     from zoo.reports.leaderboard import leaderboard
     from zoo.reports.sources import read_bundle
@@ -323,6 +347,33 @@ def test_broken_bundles_are_listed_as_unreadable_never_a_crash(tmp_path: Path) -
     assert_one_line_error(invoke("report", str(exports / "garbage")), "cannot be read")
 
 
+def test_leaderboard_groups_by_metric_ranks_full_runs_and_keeps_smoke_runs_apart(tmp_path: Path) -> None:
+    """Accuracy, NELBO and loss are never sorted in one column: rows group by metric, ranked best first in the
+    metric's own sense; smoke runs follow their metric's full runs, unranked."""
+    from zoo.reports.leaderboard import leaderboard
+
+    root = tmp_path / "runs"
+    for name, family, monitor, value, smoke in (("acc-lo", "classifier", "val_accuracy", 0.5, False),
+                                                ("acc-hi", "classifier", "val_accuracy", 0.9, False),
+                                                ("acc-smoke", "classifier", "val_accuracy", 0.99, True),
+                                                ("nelbo-hi", "vae", "val_nelbo", 90.0, False),
+                                                ("nelbo-lo", "vae", "val_nelbo", 40.0, False)):
+        run = root / name
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"model": name, "family": family, "dataset": "digits",
+                                                     "options": {"smoke": smoke}}))
+        (run / "summary.json").write_text(json.dumps({"epochs": 2, "steps": 6, "monitor": monitor,
+                                                      "metrics": {monitor: value}}))
+        header = b"{}"
+        (run / "model.safetensors").write_bytes(len(header).to_bytes(8, "little") + header)
+    table = leaderboard(root, tmp_path / "exports")
+    head = list(table.columns)
+    rows = [(r[head.index("run")], r[head.index("kind")], r[head.index("rank")]) for r in table.rows]
+    assert rows == [("acc-hi", "full", 1), ("acc-lo", "full", 2), ("acc-smoke", "smoke", None),
+                    ("nelbo-lo", "full", 1), ("nelbo-hi", "full", 2)]
+    assert len(set(table.groups)) == 3  # accuracy (full), accuracy (smoke), NELBO
+
+
 def test_leaderboard_sorts_in_the_page_and_writes_csv(cnn_runs: dict[str, Path], browser: Any,
                                                       tmp_path: Path) -> None:
     out, table = tmp_path / "board.html", tmp_path / "board.csv"
@@ -338,10 +389,14 @@ def test_leaderboard_sorts_in_the_page_and_writes_csv(cnn_runs: dict[str, Path],
         page = browser(out, f"#sort={column}:{direction}")
         board = page.table_with("value")
         assert board["attrs"]["data-sorted"] == f"{column}:{direction}"
-        index = board["head"].index(column)
-        cells = [row[index] for row in board["rows"] if row[index] != "-"]
-        keys = [float(c) for c in cells] if column == "value" else cells
-        assert len(keys) >= 2 and keys == sorted(keys, reverse=direction == "desc")
+        index, kind = board["head"].index(column), board["head"].index("kind")
+        kinds = [row[kind] for row in board["rows"]]
+        assert kinds == sorted(kinds, key=["full", "smoke", "bundle only"].index), "full runs first, then smoke"
+        for group in ("full", "smoke"):  # sorted within each group (here one metric: full and smoke runs)
+            cells = [row[index] for row in board["rows"] if row[index] != "-" and row[kind] == group]
+            keys = [float(c) for c in cells] if column == "value" else cells
+            assert keys == sorted(keys, reverse=direction == "desc")
+        assert len([row for row in board["rows"] if row[index] != "-"]) >= 2
 
 
 # --- --log mlflow ---------------------------------------------------------------------------------

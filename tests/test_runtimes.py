@@ -136,3 +136,17 @@ def test_an_unknown_or_missing_runtime_is_a_one_line_error(cnn_bundle: Path, mon
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
     out = CliRunner().invoke(cli, ["verify", str(cnn_bundle), "--bundle-only", "--runtimes", "openvino"])
     assert_one_line_error(out, "openvino is not installed", "plugzoo[openvino]")
+
+
+def test_openvino_at_its_default_precision_is_shown_and_never_decides(cnn_bundle: Path) -> None:
+    """OpenVINO's own default (bf16 on CPUs that have it) is what a user who does not pin f32 gets: its own rows,
+    for information; the verdict stays with the runtimes that are judged."""
+    out = CliRunner().invoke(cli, ["verify", str(cnn_bundle), "--bundle-only", "--providers", "cpu", "--runtimes",
+                                   "openvino,openvino-default", "--json"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(out.output)["runtimes"]
+    assert {r["runtime"] for r in rows} == {"openvino", "openvino-default"}
+    assert all(r["status"] in ("passed", "failed") for r in rows if r["runtime"] == "openvino-default")
+    text = CliRunner().invoke(cli, ["verify", str(cnn_bundle), "--bundle-only", "--providers", "cpu", "--runtimes",
+                                    "openvino-default"]).output
+    assert "openvino-default: for information only" in text

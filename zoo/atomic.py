@@ -25,8 +25,13 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; artefacts get the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        from zoo.faults import os_error_in
+
+        os_error = os_error_in(exc) if isinstance(exc, Exception) else None
+        if os_error is not None:  # name the file the user asked for, never the hidden temporary one
+            raise OSError(os_error.errno, os_error.strerror, str(path)) from exc
         raise
 
 

@@ -303,6 +303,9 @@ def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, veri
         if result.parity:
             click.echo(format_table(result.parity))
         click.echo(f"bundle: {result.bundle_dir}")
+    for name, dropped in ((result.parity or {}).get("dropped_variants") or {}).items():
+        click.echo(f"zoo: warning: variant {name} failed its gate and was left out of the bundle ({dropped['reason']})",
+                   err=True)
     return result
 
 
@@ -344,7 +347,8 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--run", "run_dir", type=click.Path(), help="The run directory, if it moved since export.")
 @click.option("--bundle-only", is_flag=True, help="Check the stored test vectors only (no torch, no run directory).")
 @click.option("--runtimes", help="Also run the test vectors on these runtimes: onnxruntime, reference, openvino, "
-                                "tract (comma list; 'all' for every one).")
+                                "openvino-default, tract (comma list; 'all' for every one; one you name must run "
+                                "at least one graph).")
 @click.option("--json", "as_json", is_flag=True, help="Print the parity report as JSON.")
 def verify(bundle: str, providers: str | None, require: str | None, run_dir: str | None, bundle_only: bool,
            runtimes: str | None, as_json: bool) -> None:
@@ -361,7 +365,8 @@ def verify(bundle: str, providers: str | None, require: str | None, run_dir: str
         if "runtimes" in report:
             from zoo.bundles.runtime_checks import RuntimeCheck, format_runtimes
 
-            click.echo(format_runtimes([RuntimeCheck(**r) for r in report["runtimes"]]))
+            rows = [RuntimeCheck(**r) for r in report["runtimes"]]
+            click.echo(format_runtimes(rows, report.get("runtimes_explicit")))
     if not report["passed"]:
         sys.exit(ParityError.exit_code)
 
@@ -451,7 +456,7 @@ def predict(bundle: str, inputs: tuple[str, ...], top: int, as_json: bool) -> No
 @click.argument("bundle", type=click.Path())
 @click.option("--target", required=True, type=click.Choice(["node", "web", "python"]), help="Where it will run.")
 @click.option("--out", type=click.Path(), help="Folder to write (default: <bundle>-<target> here).")
-@click.option("--force", is_flag=True, help="Replace the folder if it exists.")
+@click.option("--force", is_flag=True, help="Replace the folder if it exists (only a folder zoo deploy made).")
 def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:
     """A ready-to-run folder: the graph with preprocessing inside, a small program, its README, test vectors."""
     from zoo.deploy import deploy_bundle

@@ -315,7 +315,8 @@ def make_optimizer(params: Any, hp: Mapping[str, Any]) -> Any:
 
     name = str(hp.get("optimizer", "sgd")).lower()
     lr = float(hp["lr"])
-    weight_decay = float(hp.get("weight_decay", 0.0))
+    # An absent weight_decay is each optimizer's own default (AdamW: 0.01); a given one, 0 included, is kept.
+    weight_decay = float(hp.get("weight_decay", 0.01 if name == "adamw" else 0.0))
     params = [dict(p, params=list(p["params"])) if isinstance(p, dict) else p for p in params]
     fast = _fused_step_options(params)
     if name == "sgd":
@@ -325,7 +326,7 @@ def make_optimizer(params: Any, hp: Mapping[str, Any]) -> Any:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, **fast)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay or 0.01, **fast)
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay, **fast)
     raise ZooError(f"unknown optimizer {name!r}; use sgd, adam or adamw")
 
 

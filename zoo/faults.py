@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import signal
 import sys
 import traceback
@@ -35,6 +36,8 @@ _OS_FIXES = {
     errno.ELOOP: "the path has a symbolic-link loop",
     errno.EMFILE: "too many open files; raise `ulimit -n`",
     errno.EIO: "the disk reported an I/O error; check the device",
+    errno.EFBIG: "the file is larger than allowed (`ulimit -f` or the file system); raise the limit or choose "
+                 "another --out",
 }
 
 #: Top-level packages that are libraries, never a plugin (a frame there is not "the plugin's code").
@@ -74,12 +77,17 @@ def as_user_error(exc: BaseException) -> ZooError | None:
     """A one-line :class:`ZooError` for a failure the user or a plugin caused; ``None`` for zoo's own bugs."""
     if isinstance(exc, ZooError):
         return exc
+    if isinstance(exc, OSError) and exc.errno in _OS_FIXES and exc.filename is not None:
+        return ZooError(os_error_line(exc))  # a path the user gave, even when a plugin's code opened it
     plugin = _plugin_in_traceback(exc)
     if plugin is not None:
         return ZooError(f"plugin {plugin!r} failed in its own code ({type(exc).__name__}: {_first_line(exc)}); "
                         f"fix or update the plugin, or report it to its authors (zoo --debug shows the traceback)")
     if isinstance(exc, OSError) and exc.errno in _OS_FIXES:
         return ZooError(os_error_line(exc))
+    wrapped = os_error_in(exc)  # a library's own error around an OS error (safetensors, the ONNX exporter)
+    if wrapped is not None and wrapped.errno in _OS_FIXES:
+        return ZooError(os_error_line(wrapped))
     if isinstance(exc, MemoryError):
         return ZooError("out of memory: the data or model is too large for this machine; use a smaller "
                         "--image-size or --batch-size")
@@ -87,12 +95,38 @@ def as_user_error(exc: BaseException) -> ZooError | None:
 
 
 def os_error_line(exc: OSError, what: str | None = None) -> str:
-    """``cannot write /x: No space left on device; free some disk space ...`` for an OS error."""
+    """``cannot write /x: No space left on device; free some disk space ...`` for an OS error
+    (``file too large: /x; raise the file-size limit ...`` when a file-size limit stopped a write)."""
     name = exc.filename if exc.filename is not None else what
     target = f" {os.fsdecode(name)!s}" if name is not None else ""
     fix = _OS_FIXES.get(exc.errno or 0, "check the path")
+    if exc.errno == errno.EFBIG:
+        return f"file too large:{target or ' (a file zoo was writing)'}; {fix}"
     reason = exc.strerror or type(exc).__name__
     return f"cannot use{target}: {reason}; {fix}"
+
+
+#: How Rust libraries (safetensors, tokenizers) and some C++ ones print an OS error inside their own.
+_OS_ERROR_TEXT = re.compile(r"\(os error (\d+)\)|\[Errno (\d+)\]")
+
+
+def os_error_in(exc: BaseException, path: str | os.PathLike[str] | None = None) -> OSError | None:
+    """The OS error behind ``exc``: itself, one in its chain of causes, or one a library printed into its own
+    message (``... (os error 27)``); named after ``path`` when it names no file. None when there is none."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = None
+        if isinstance(current, OSError) and current.errno:
+            code, name = current.errno, current.filename
+        elif (match := _OS_ERROR_TEXT.search(str(current))) is not None:
+            code, name = int(match.group(1) or match.group(2)), None
+        if code is not None:
+            name = name if name is not None else path
+            return OSError(code, os.strerror(code), None if name is None else os.fspath(name))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def silence_stdout() -> None:

@@ -43,6 +43,8 @@ class Run:
     family: Any
     data_info: Any
     model: Any
+    #: sha256 of the very bytes the model's weights were loaded from (a file rewritten meanwhile cannot skew it).
+    weights_sha256: str = ""
 
     @classmethod
     def open(cls, run_dir: str | Path) -> Run:
@@ -105,21 +107,29 @@ def load_run(run_dir: str | Path) -> Run:
     if not (run_dir / SUMMARY).exists():  # weights are written first: without the summary the run did not end
         raise ZooError(f"{run_dir} has no {SUMMARY}: the run did not finish; zoo train --resume {run_dir} finishes it")
     model = family.build(spec, data_info, model_args)
-    load_weights(model, weights, spec.name)
+    digest = load_weights(model, weights, spec.name)
     model.eval()
-    return Run(run_dir, config, spec, family, data_info, model)
+    return Run(run_dir, config, spec, family, data_info, model, digest)
 
 
-def load_weights(model: Any, path: Path, model_name: str) -> None:
-    """Load safetensors weights into ``model``; corrupt files and mismatches get one clear line."""
+def load_weights(model: Any, path: Path, model_name: str) -> str:
+    """Load safetensors weights into ``model``; corrupt files and mismatches get one clear line.
+
+    The file is read once: the weights are loaded from those bytes and their sha256 is returned, so what is
+    recorded (a bundle's ``weights_sha256``) is what was loaded even if a resumed run rewrites the file meanwhile.
+    """
+    import hashlib
+
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load
 
     try:
-        state = load_file(str(path))
+        data = path.read_bytes()
+        state = load(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ZooError(f"weights file {path} is truncated or corrupted ({exc}); restore it or train again") from exc
     load_weights_dict(model, state, path, model_name)
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_weights_dict(model: Any, state: dict[str, Any], path: Path, model_name: str) -> None:

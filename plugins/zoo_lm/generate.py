@@ -40,6 +40,8 @@ class Sampling:
             raise ZooError(f"--top-k must be 0 (off) or more, got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ZooError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.seed < 2**63:
+            raise ZooError(f"--seed must be from 0 to 2**63-1, got {self.seed}")
 
 
 def lm_graph(bundle: Path, *, variant: str = "fp32") -> tuple[Path, dict[str, Any]]:
@@ -72,7 +74,7 @@ class LMSession:
         if not self.bundle.is_dir():
             raise ZooError(f"bundle {self.bundle} does not exist; pass the folder that `zoo export` printed")
         path, self.spec = lm_graph(self.bundle, variant=variant)
-        self.tokenizer = Tokenizer.from_file(str(self.bundle / self.spec["tokenizer_file"]))
+        self.tokenizer = _read_tokenizer(Tokenizer, self.bundle / str(self.spec.get("tokenizer_file")))
         self.session = session(str(path), CPU, threads=threads)
         self.context = int(self.spec["context"])
 
@@ -127,6 +129,17 @@ class LMSession:
         return out
 
 
+def _read_tokenizer(kind: Any, path: Path) -> Any:
+    """The bundle's tokenizer; a missing or malformed file is one line naming it."""
+    if not path.is_file():
+        raise ZooError(f"tokenizer {path} is missing; copy the whole bundle folder or export it again")
+    try:
+        return kind.from_file(str(path))
+    except Exception as exc:  # tokenizers raises plain Exceptions with serde's message
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ZooError(f"tokenizer {path} cannot be read ({first[:200]}); export the bundle again") from exc
+
+
 def choose(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> int:
     """The next token: argmax at temperature 0, else a draw from the filtered softmax."""
     if sampling.temperature == 0:
@@ -152,6 +165,10 @@ def generate_text(bundle: str | Path, prompt: str, *, max_new_tokens: int = 200,
     """Continue ``prompt``; ``write`` receives the prompt, then the text piece by piece as tokens arrive."""
     sampling = sampling or Sampling()
     sampling.check()
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:  # bytes that are not UTF-8 arrive as lone surrogates
+        raise ZooError(f"--prompt is not valid UTF-8 (at character {exc.start}); pass UTF-8 text") from exc
     if max_new_tokens <= 0:
         raise ZooError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     lm = LMSession(bundle)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,29 @@ def train_bpe_json(text: str, vocab_size: int) -> str:
     tokenizer = _byte_level(BPE())
     trainer = BpeTrainer(vocab_size=vocab_size, initial_alphabet=_byte_alphabet(), show_progress=False,
                          special_tokens=[])
-    tokenizer.train_from_iterator(lines(text), trainer=trainer)
+    tokenizer.train_from_iterator(pieces(text), trainer=trainer)
     return tokenizer.to_str()
+
+
+#: The longest piece of text handed to the tokenizers library at once. One 50 MB line made its BPE trainer
+#: abort the process (a Rust allocation failure, exit 134) under a memory limit; pieces keep it bounded.
+MAX_PIECE = 1 << 16
+
+
+def pieces(text: str, limit: int = MAX_PIECE) -> Iterator[str]:
+    """``text`` line by line (:func:`lines`), a line longer than ``limit`` cut into pieces of at most ``limit``
+    characters, each cut just before a space that starts a word, so the byte-level pre-tokenizer splits the pieces
+    exactly as it splits the line (a line without such a space is cut at ``limit``)."""
+    for line in lines(text):
+        start = 0
+        while len(line) - start > limit:
+            cut = line.rfind(" ", start + 1, start + limit)
+            while cut > start and line[cut - 1].isspace():  # keep a run of spaces with the word it precedes
+                cut -= 1
+            cut = cut if cut > start else start + limit
+            yield line[start:cut]
+            start = cut
+        yield line[start:]
 
 
 def encode(tokenizer_json: str, text: str) -> np.ndarray:
@@ -122,9 +144,18 @@ def encode(tokenizer_json: str, text: str) -> np.ndarray:
 
 
 def encode_ids(tokenizer: Any, text: str) -> list[int]:
-    """Token ids of ``text`` with a loaded ``tokenizers.Tokenizer``, line by line (:func:`lines`)."""
-    pieces = lines(text)
-    return [i for enc in tokenizer.encode_batch(pieces, add_special_tokens=False) for i in enc.ids] if pieces else []
+    """Token ids of ``text`` with a loaded ``tokenizers.Tokenizer``, line by line (:func:`lines`), a long line in
+    bounded pieces (:func:`pieces`), a thousand pieces per call."""
+    ids: list[int] = []
+    batch: list[str] = []
+    for piece in pieces(text):
+        batch.append(piece)
+        if len(batch) == 1024:
+            ids.extend(i for enc in tokenizer.encode_batch(batch, add_special_tokens=False) for i in enc.ids)
+            batch = []
+    if batch:
+        ids.extend(i for enc in tokenizer.encode_batch(batch, add_special_tokens=False) for i in enc.ids)
+    return ids
 
 
 def token_bytes(tokenizer: Any, token: int) -> bytes:

@@ -11,14 +11,16 @@ from zoo.bundles.privacy_card import privacy_text
 from zoo.bundles.variant_card import variant_text
 from zoo.data.kinds import describe_samples, describe_targets
 from zoo.errors import ZooError
-from zoo.run_layout import SUMMARY
+from zoo.run_layout import BEST, CHECKPOINTS, METRICS, SUMMARY, WEIGHTS
 
 
 def card_text(run: Any, graphs: dict[str, GraphEntry], parity: ParityReport | None, speed: dict[str, Any]) -> str:
     """The card of a bundle exported from ``run``, with its typed graph entries and parity report."""
     summary = _summary(run)
     info = run.data_info
-    metrics = "\n".join(f"- {k}: {v:.4g}" for k, v in summary.get("metrics", {}).items())
+    metrics = "\n".join(f"- {k}: {v:.4g}" for k, v in summary.get("metrics", {}).items()
+                         if isinstance(v, (int, float))) or ("none: the run stopped before its first validation "
+                                                             f"({_stopped(summary)})")
     parity_text = format_table(parity.to_dict()) if parity else "not verified (exported with --no-verify)"
     graph_lines = []
     for e in graphs.values():
@@ -35,7 +37,10 @@ def card_text(run: Any, graphs: dict[str, GraphEntry], parity: ParityReport | No
 Inference on inputs preprocessed exactly as below; each graph takes a batch of any size.
 
 ## Data
-Trained on `{info.name}`: {describe_samples(info)}; targets: {describe_targets(info)}; {summary.get("epochs")} epochs.
+Trained on `{info.name}`: {describe_samples(info)}; targets: {describe_targets(info)}; {_trained(run, summary)}.
+
+## Weights
+{_weights(run, summary)}
 
 ## Preprocessing
 {_preprocessing(info)}{_normalization_source(run.config)}
@@ -48,8 +53,10 @@ The same values are in every graph's `metadata_props`.
 {chr(10).join(graph_lines)}
 
 Each graph folder holds `test_data_set_N/input_K.pb` and `output_K.pb` (ONNX TensorProto, the ONNX model-zoo
-layout): random inputs at batch 1 and 16 and real validation samples, with the fp32 PyTorch outputs expected
-(variants are held to their own tolerance against them). `zoo verify` checks them without PyTorch.
+layout): random inputs at batch 1 and 16 and real validation samples. An fp32 graph's expected outputs are the
+PyTorch model's; a variant's are its own (ONNX Runtime, CPU), so that any harness can hold every set to the
+declared tolerance, while its quality gate (below) compares it with fp32 PyTorch. `zoo verify` checks them
+without PyTorch.
 A graph's role (`zoo_role` in its metadata) says what it is: `zoo predict` uses a classifier, `zoo sample`
 a sampler or decoder.
 
@@ -65,6 +72,46 @@ a sampler or decoder.
 ## Limits
 Trained on a small demonstration dataset; check accuracy on your own data before deploying.
 """
+
+
+def _epochs_done(run: Any) -> int:
+    """Epochs the run completed: the last epoch its metrics log recorded (0 when none ended)."""
+    done = 0
+    try:
+        for line in (run.run_dir / METRICS).read_text().splitlines():
+            row = json.loads(line) if line.strip() else {}
+            if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+                done = max(done, row["epoch"])
+    except (OSError, ValueError):
+        pass
+    return done
+
+
+def _stopped(summary: dict[str, Any]) -> str:
+    return {"max_steps": "--max-steps", "early_stop": "--early-stop", "interrupt": "an interrupt"}.get(
+        str(summary.get("stopped")), str(summary.get("stopped")))
+
+
+def _trained(run: Any, summary: dict[str, Any]) -> str:
+    """How long it trained: "12 epochs", or "1 step (0 of 12 epochs; stopped by --max-steps)"."""
+    planned, steps = summary.get("epochs"), summary.get("steps")
+    if summary.get("stopped", "completed") == "completed":
+        return f"{planned} epochs ({steps} steps)"
+    return f"{steps} step(s) ({_epochs_done(run)} of {planned} epochs; stopped by {_stopped(summary)})"
+
+
+def _weights(run: Any, summary: dict[str, Any]) -> str:
+    """Which weights the graphs hold (the run's final ones) and where the best epoch was."""
+    digest = f", sha256 `{run.weights_sha256}`" if getattr(run, "weights_sha256", "") else ""
+    text = (f"The run's final weights (`{WEIGHTS}`{digest}), after step {summary.get('steps')} and epoch "
+            f"{_epochs_done(run)}.")
+    best, monitor = summary.get("best"), summary.get("monitor")
+    if isinstance(best, dict) and monitor in best:
+        value = best[monitor]
+        shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+        text += (f" The best {monitor} ({shown}) was at epoch {best.get('epoch')} "
+                 f"(`{CHECKPOINTS}/{BEST}` in the run; not what is exported).")
+    return text
 
 
 def _summary(run: Any) -> dict[str, Any]:

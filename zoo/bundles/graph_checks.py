@@ -36,6 +36,28 @@ class Case:
     inputs: list[np.ndarray]
     expected: list[np.ndarray]
     labels: np.ndarray | None = None  # true classes of real samples, when known
+    #: False: shown in the report but not judged (a variant against fp32 on inputs outside its calibration).
+    judged: bool = True
+    #: What ``expected`` holds: the fp32 model's outputs, or (a variant's stored vectors) the graph's own.
+    reference: str = "fp32"
+
+    @property
+    def real(self) -> bool:
+        """Real validation samples (not random inputs)."""
+        return "real" in self.name
+
+
+FP32_REFERENCE, OWN_REFERENCE = "fp32", "own"
+
+
+def against_fp32(cases: list[Case]) -> list[Case]:
+    """Mark which fp32-output cases judge a variant (int8, fp16): the real samples, where the graph has them;
+    otherwise (a generator, calibrated on its own random inputs) the random inputs, which are then its
+    distribution. A variant is thus never judged on nothing. Returns the cases (marked in place)."""
+    has_real = any(case.real for case in cases)
+    for case in cases:
+        case.judged = case.real or not has_real
+    return cases
 
 
 @dataclass
@@ -116,15 +138,25 @@ def input_sets(graph: Any, data: Any) -> list[tuple[str, tuple[np.ndarray, ...],
 
 
 def torch_outputs(module: Any, inputs: tuple[np.ndarray, ...]) -> list[np.ndarray]:
-    """The module's outputs on the CPU in true fp32 (TF32 off), as numpy arrays."""
+    """The module's outputs on the CPU in true fp32 (TF32 off), as numpy arrays.
+
+    The caller's module goes back to its device and train/eval mode afterwards, and the process's TF32
+    flags to what they were: computing a reference must not change the state of whoever asked for it."""
     import torch
 
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    with torch.no_grad():
-        out = module.eval().cpu()(*(torch.from_numpy(np.ascontiguousarray(a)) for a in inputs))
-    out = out if isinstance(out, (tuple, list)) else (out,)
-    return [t.detach().cpu().numpy() for t in out]
+    tensors = [*module.parameters(), *module.buffers()]
+    device = tensors[0].device if tensors else torch.device("cpu")
+    training = module.training
+    flags = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            out = module.eval().cpu()(*(torch.from_numpy(np.ascontiguousarray(a)) for a in inputs))
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        return [t.detach().cpu().numpy() for t in out]
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+        module.to(device).train(training)
 
 
 def torch_cases(graph: Any, data: Any) -> list[Case]:
@@ -160,19 +192,20 @@ def check_on(check: GraphCheck, provider: str) -> dict[str, Any]:
 
 def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rtol: float,
           facts: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Outputs of one graph (one list per case, from any runtime) judged against the check's cases."""
+    """Outputs of one graph (one list per case, from any runtime) judged against the check's cases.
+
+    A check passes only when it judged something: a graph whose every case is "not judged" fails, saying so.
+    """
     rows: list[dict[str, Any]] = []
     agreement: float | None = None
     for case, actual in zip(check.cases, outputs, strict=True):
         for name, ref, got in zip(check.output_names, case.expected, actual, strict=True):
-            rows.append({"inputs": case.name, "output": name, **compare(ref, got, atol=atol, rtol=rtol)})
-            if name == check.class_output and "real" in case.name and not check.gated:
+            rows.append({"inputs": case.name, "output": name, **compare(ref, got, atol=atol, rtol=rtol),
+                         "judged": case.judged})
+            if name == check.class_output and case.real and not check.gated and "error" not in rows[-1]:
                 agreement = top1_agreement(ref, got)
-    if check.gated:
-        # int8 is calibrated on real data: random inputs fall outside its ranges, so they are shown, not judged.
-        for row in rows:
-            row["judged"] = "real" in row["inputs"]
-    passed = all(r["passed"] for r in rows if r.get("judged", True))
+    judged = [r for r in rows if r["judged"]]
+    passed = bool(judged) and all(r["passed"] for r in judged)
     gate = _gate(check, outputs) if check.gated else None
     # fp32: every real sample gets the same class; a variant (int8, fp16) may change a few outputs, but not
     # fail its role's quality rule
@@ -182,11 +215,13 @@ def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rt
         "passed": passed,
         "atol": atol,
         "rtol": rtol,
-        "max_abs_diff": max((r.get("max_abs_diff", float("inf")) for r in rows), default=0.0),
-        "max_rel_diff": max((r.get("max_rel_diff", float("inf")) for r in rows), default=0.0),
+        "max_abs_diff": max((r.get("max_abs_diff", float("inf")) for r in judged), default=0.0),
+        "max_rel_diff": max((r.get("max_rel_diff", float("inf")) for r in judged), default=0.0),
         "session": facts or {},
         "checks": rows,
     }
+    if not judged:
+        result["not_judged"] = "no input set was judged (every set is outside this graph's judged inputs)"
     if agreement is not None:
         result["top1_agreement"] = agreement
     if gate is not None:
@@ -198,17 +233,42 @@ def judge(check: GraphCheck, outputs: list[list[np.ndarray]], *, atol: float, rt
 def _gate(check: GraphCheck, outputs: list[list[np.ndarray]]) -> Any:
     """The variant judged by its role's gate (:meth:`zoo.role_handlers.RoleHandlers.gate`)."""
     from zoo.role_handlers import GateCase, GateEvidence, handlers_for
+    from zoo.roles import GraphRole
 
     role, info = check.role, dict(check.role_info)
     if role is None and check.class_output is not None:  # a bundle from before roles: judged as a classifier
-        role, info = "classifier", {"output": check.class_output}
-    cases = tuple(
+        role, info = GraphRole.CLASSIFIER, {"output": check.class_output}
+    cases = tuple(  # the gate compares with fp32: a variant's own stored outputs are no evidence for it
         GateCase(case.name, dict(zip(check.input_names, case.inputs, strict=True)),
                  dict(zip(check.output_names, case.expected, strict=True)),
                  dict(zip(check.output_names, actual, strict=True)), case.labels)
-        for case, actual in zip(check.cases, outputs, strict=True))
+        for case, actual in zip(check.cases, outputs, strict=True) if case.reference == FP32_REFERENCE)
     evidence = GateEvidence(check.name, check.variant, info, dict(check.metadata), cases)
     return handlers_for(role).gate(evidence)
+
+
+#: The accuracy gate's noise allowance: a drop beyond ``max_accuracy_drop`` fails only when the net number of
+#: samples lost exceeds this many standard deviations of the flips (McNemar's test, about 95 % one-sided at 2).
+FLIP_SIGMAS = 2.0
+
+
+def accuracy_gate(reference: np.ndarray, actual: np.ndarray, labels: np.ndarray,
+                  max_drop: float | None) -> dict[str, Any]:
+    """Accuracy of ``actual`` against ``reference`` on labelled samples, and whether the drop is allowed.
+
+    A drop counts only when it is both larger than ``max_drop`` and larger than chance explains: the samples the
+    variant gets newly wrong (``lost``) minus those it gets newly right (``gained``) must exceed ``FLIP_SIGMAS``
+    × √(lost + gained). On 8 samples one flip (12.5 points) is noise; on 1,000 samples 20 net flips are not.
+    """
+    ref_right = reference.argmax(axis=1) == labels
+    got_right = actual.argmax(axis=1) == labels
+    lost, gained = int((ref_right & ~got_right).sum()), int((~ref_right & got_right).sum())
+    drop = float(ref_right.mean() - got_right.mean()) if len(labels) else 0.0
+    beyond_noise = lost - gained > FLIP_SIGMAS * float(np.sqrt(lost + gained))
+    return {"reference_accuracy": float(ref_right.mean()) if len(labels) else 0.0,
+            "accuracy": float(got_right.mean()) if len(labels) else 0.0, "accuracy_drop": drop,
+            "accuracy_samples": len(labels), "accuracy_lost": lost, "accuracy_gained": gained,
+            "accuracy_passed": max_drop is None or drop <= max_drop or not beyond_noise}
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -231,6 +291,8 @@ def format_table(report: dict[str, Any]) -> str:
                     f"{result['atol']:.0e}/{result['rtol']:.0e}",
                     "ok" if check["passed"] else "FAIL" if check.get("judged", True) else "(not judged)",
                 ))
+            if "not_judged" in result:
+                rows.append((graph, short, "(all)", "", result["not_judged"], "", "", "", "", "", "", "FAIL"))
             if "top1_agreement" in result:
                 rows.append((graph, short, "real samples", "top-1 agreement", f"{100 * result['top1_agreement']:.2f}%",
                              "", "", "", "", "", "", ""))
@@ -239,7 +301,7 @@ def format_table(report: dict[str, Any]) -> str:
                 rows.append((graph, short, "real samples", "accuracy",
                              f"{100 * result['accuracy']:.2f}%", f"ref {100 * result['reference_accuracy']:.2f}%",
                              "", "", "", "", "" if limit is None else f"drop ≤{100 * limit:g}pt",
-                             "" if limit is None else "ok" if result["accuracy_drop"] <= limit else "FAIL"))
+                             "" if limit is None else "ok" if result.get("accuracy_passed", True) else "FAIL"))
             if "gate" in result and "accuracy" not in result:
                 shown = ", ".join(f"{k} {v:.4g}" for k, v in result["gate"].get("metrics", {}).items())
                 rows.append((graph, short, "gate", result["gate"]["rule"], shown, "", "", "", "", "", "",
@@ -252,6 +314,8 @@ def format_table(report: dict[str, Any]) -> str:
             if provider != CPU and result.get("session"):
                 facts = ", ".join(f"{k}={v}" for k, v in result["session"].items())
                 lines.append(f"{graph} on {provider}: {facts}")
+    for name, dropped in (report.get("dropped_variants") or {}).items():
+        lines.append(f"dropped {name} (failed its gate, not in the bundle): {dropped['reason']}")
     for provider, reason in report.get("skipped_providers", {}).items():
         lines.append(f"skipped {provider}: {reason}")
     if report.get("pytorch_skipped"):

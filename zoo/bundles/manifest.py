@@ -24,6 +24,11 @@ CARD = "card.md"
 #: (the ONNX model-zoo layout); variants are graphs of their own, ``<graph>.int8/``, ``<graph>.fp16/``.
 GRAPH_FILE = "model.onnx"
 BUNDLE_FORMAT = 2
+#: What a graph's stored test vectors hold (``GraphEntry.expected_outputs``): the fp32 PyTorch model's outputs
+#: (fp32 graphs, and variants of bundles written before this field) or the variant graph's own outputs under
+#: ONNX Runtime's CPU provider, so that a harness can hold every stored set to the declared tolerance.
+FP32_OUTPUTS = "pytorch-fp32"
+OWN_OUTPUTS = "own-onnxruntime-cpu"
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class GraphEntry:
     max_accuracy_drop: float | None = None
     method: str | None = None
     optimized: str | None = None
+    expected_outputs: str = FP32_OUTPUTS
 
     @property
     def input_names(self) -> list[str]:
@@ -84,9 +90,12 @@ class GraphEntry:
     def role_info(self) -> dict[str, Any]:
         """What the role needs (``zoo_role_info``); bundles from before roles get their sampler facts."""
         if ROLE_INFO_KEY in self.metadata:
-            return json.loads(self.metadata[ROLE_INFO_KEY])
+            info = self.meta(ROLE_INFO_KEY)
+            if not isinstance(info, dict):
+                raise ZooError(f"graph {self.name!r}: metadata {ROLE_INFO_KEY!r} is not a JSON object; export again")
+            return info
         if SAMPLER_KEY in self.metadata:
-            old = json.loads(self.metadata[SAMPLER_KEY])
+            old = self.meta(SAMPLER_KEY)
             return {"latent_input": old["noise_input"], "latent_dim": old["latent_dim"], "output": self.output_names[0],
                     "distribution": "standard_normal", "label_input": old.get("label_input"),
                     "num_classes": old.get("num_classes", 0), "pixel_space": "model_input"}
@@ -96,7 +105,10 @@ class GraphEntry:
         """A JSON-encoded metadata value, decoded (a ZooError if the bundle lacks it)."""
         if key not in self.metadata:
             raise ZooError(f"graph {self.name!r} lacks metadata {key!r}; export the bundle again with this zoo")
-        return json.loads(self.metadata[key])
+        try:
+            return json.loads(self.metadata[key])
+        except json.JSONDecodeError as exc:
+            raise ZooError(f"graph {self.name!r}: metadata {key!r} is not valid JSON ({exc}); export again") from exc
 
 
 @dataclass(frozen=True)
@@ -248,6 +260,26 @@ class Bundle:
                                    "export the bundle again")
             if check_graphs:
                 check_graph(path, name)
+            self._check_declared_io(entry)
+
+
+    def _check_declared_io(self, entry: GraphEntry) -> None:
+        """The graph file's own inputs and outputs are the ones the manifest declares (names, dtypes, shapes)."""
+        from zoo.bundles.onnx_graph import describe_graph
+
+        try:
+            found = describe_graph(self.path / entry.file)
+        except ZooError:
+            raise
+        except Exception as exc:  # a graph onnx cannot describe (an unknown element type)
+            raise ZooError(f"graph {entry.name!r} cannot be read ({type(exc).__name__}); export the bundle "
+                           "again") from exc
+        for side, declared in (("inputs", entry.inputs), ("outputs", entry.outputs)):
+            actual = [(v["name"], str(v["dtype"]), list(v["shape"])) for v in found[side]]
+            if actual != [(v.name, v.dtype, list(v.shape)) for v in declared]:
+                raise ZooError(f"graph {entry.name!r} has {side} {actual}, but the manifest declares "
+                               f"{[(v.name, v.dtype, v.shape) for v in declared]}; the bundle is not as exported: "
+                               "export it again")
 
 
 def parse_manifest(data: Any, where: Path | str = MANIFEST) -> Manifest:
@@ -296,14 +328,22 @@ def graph_entry(name: str, entry: Any, where: Path | str = MANIFEST) -> GraphEnt
         external = [str(f) for f in entry.get("external_data", [])]
         metadata = {str(k): str(v) for k, v in entry.get("metadata", {}).items()}
         atol, rtol = float(entry.get("atol", 1e-5)), float(entry.get("rtol", 1e-5))
+        drop = entry.get("max_accuracy_drop")
+        drop = None if drop is None else float(drop)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ZooError(f"{what} is malformed ({type(exc).__name__}: {exc}); export again") from exc
-    drop = entry.get("max_accuracy_drop")
+    for key, value in (("atol", atol), ("rtol", rtol), ("max_accuracy_drop", drop)):
+        if value is not None and not 0 <= value < float("inf"):  # a NaN tolerance would let every element pass
+            raise ZooError(f"{what}: {key} is {value}, not a finite number ≥ 0; export again")
+    for key, kind in (("opset", int), ("class_output", str), ("method", str), ("optimized", str)):
+        if entry.get(key) is not None and not isinstance(entry.get(key), kind):
+            raise ZooError(f"{what}: {key} must be a {kind.__name__}, got {type(entry.get(key)).__name__}; "
+                           "export again")
     return GraphEntry(
         name=name, file=entry["file"], source_graph=entry.get("source_graph", name),
         variant=entry.get("variant", "fp32"), atol=atol, rtol=rtol, inputs=values["inputs"],
         outputs=values["outputs"], test_sets=sets, external_data=external, metadata=metadata,
         opset=entry.get("opset"), class_output=entry.get("class_output"),
-        max_accuracy_drop=None if drop is None else float(drop), method=entry.get("method"),
-        optimized=entry.get("optimized"),
+        max_accuracy_drop=drop, method=entry.get("method"),
+        optimized=entry.get("optimized"), expected_outputs=str(entry.get("expected_outputs", FP32_OUTPUTS)),
     )

@@ -19,6 +19,12 @@ PURPOSE = {
             "small graphs the quantize/dequantize steps and per-call overhead weigh as much as the int8 "
             "arithmetic saves.",
 }
+GATE = ("A variant passes its gate when, on the real validation samples (on its random inputs where the graph has "
+        "none), its outputs meet its tolerance against the fp32 PyTorch outputs and it loses at most "
+        f"{100 * variants.MAX_ACCURACY_DROP:g} point of accuracy, a larger drop counting only when the samples it "
+        "newly gets wrong outnumber those it newly gets right by more than twice the square root of both "
+        "(McNemar's test, about 95 %: one flip in 8 samples is noise). A variant that fails is left out of the "
+        "bundle; the fp32 graphs are published.")
 NOT_MEASURED = ("speed against fp32 not measured at export (export with --measure-variants, or time the bundle "
                 "with `zoo bench`)")
 
@@ -38,16 +44,23 @@ def variant_text(graphs: dict[str, GraphEntry], parity: ParityReport | None,
         if entry.variant == "fp16":
             lines.append(f"  Tolerance: atol {entry.atol:g} (at least {variants.VARIANT_TOLERANCES['fp16'][0]:g}, or "
                          f"{variants.FP16_SCALE_SHARE:g} × the largest fp32 output on the test inputs: runtimes that "
-                         "compute in float16 round every activation), rtol {entry.rtol:g}.")
-    return "## Variants\n" + "\n".join(lines) + "\n" if lines else ""
+                         f"compute in float16 round every activation), rtol {entry.rtol:g}.")
+    dropped = (parity.data.get("dropped_variants") if parity else None) or {}
+    for name, info in dropped.items():
+        lines.append(f"- `{name}` failed its gate and is not in this bundle: {info.get('reason', 'failed')}.")
+    if not lines:
+        return ""
+    return "## Variants\n" + GATE + "\n\n" + "\n".join(lines) + "\n"
 
 
 def _accuracy(name: str, parity: ParityReport | None) -> str:
     cpu = parity.result(name, "CPUExecutionProvider") if parity else {}
     if "accuracy" not in cpu:
         return "accuracy not measured (no labelled samples or not verified)"
+    counts = (f", {cpu['accuracy_lost']} lost and {cpu['accuracy_gained']} gained of {cpu['accuracy_samples']} "
+              "samples" if "accuracy_samples" in cpu else "")
     return (f"validation accuracy {100 * cpu['accuracy']:.2f}% against fp32 {100 * cpu['reference_accuracy']:.2f}%"
-            f" (drop {100 * cpu['accuracy_drop']:.2f} points, allowed {100 * variants.MAX_ACCURACY_DROP:g})")
+            f" (drop {100 * cpu['accuracy_drop']:.2f} points{counts}, allowed {100 * variants.MAX_ACCURACY_DROP:g})")
 
 
 def _timing(s: dict[str, Any] | None) -> str:

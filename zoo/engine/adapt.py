@@ -16,6 +16,7 @@ ImageNet-style augmentation. Each is applied in one place, so the loop only call
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,8 +69,10 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
         config = path / FOLDER_CONFIG
         config_json = config.read_text(encoding="utf-8", errors="replace") if config.is_file() else None
         path = path / FOLDER_WEIGHTS
-    if not path.is_file():
-        raise ZooError(f"--init {path} does not exist; give a .safetensors file of the model's weights")
+        if not path.exists():
+            raise ZooError(f"--init {path.parent} is a folder without {FOLDER_WEIGHTS}; give a .safetensors file "
+                           "or a Hugging Face model folder")
+    check_regular_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
@@ -79,6 +82,26 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     if config_json is not None:
         metadata[FOLDER_CONFIG] = config_json
     return _strip_prefixes(state), metadata
+
+
+def check_regular_file(path: Path) -> None:
+    """``path`` is a regular file (through symlinks), checked before opening it: a FIFO would block forever and
+    a device (``/dev/zero``) never ends. Each other kind is named in one line."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ZooError(f"--init {path} does not exist; give a .safetensors file of the model's weights") from None
+    except OSError as exc:
+        raise ZooError(f"--init {path} cannot be read ({exc.strerror}); give a .safetensors file") from None
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    for test, kind in kinds.items():
+        if test(mode):
+            via = f" (a symbolic link to {os.path.realpath(path)})" if path.is_symlink() else ""
+            raise ZooError(f"--init {path} is {kind}{via}, not a file; give a .safetensors file of the model's "
+                           "weights")
 
 
 def init_path(value: str | Path) -> Path:
@@ -155,6 +178,7 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
     if problem:
         raise ZooError(f"--init {path} does not fit model {model_name!r}: {problem}; give weights of "
                        f"this architecture in {_layouts(model)}")
+    check_values(state, expected, path)
     import torch
 
     with torch.no_grad():
@@ -165,6 +189,23 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
         origin = f"{given} (snapshot {path.parent.name})"
     return InitRecord(path=str(path.resolve()), sha256=sha256_of(path), origin=origin, tensors=len(state),
                       head=fresh_head)
+
+
+def check_values(state: dict[str, Any], expected: dict[str, Any], path: Path) -> None:
+    """Refuse what a cast would hide: integer or boolean tensors for floating-point parameters (an int32 copy
+    of weights is not those weights), and weights that are NaN or infinite (training could only diverge)."""
+    import torch
+
+    for key, value in state.items():
+        target = expected[key]
+        if target.is_floating_point() and not value.is_floating_point():
+            raise ZooError(f"--init {path}: tensor {key!r} is stored as {str(value.dtype).replace('torch.', '')}, "
+                           f"but the model's parameter is {str(target.dtype).replace('torch.', '')}; give the "
+                           "weights as floating-point tensors (they were not cast)")
+        if value.is_floating_point() and value.numel() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise ZooError(f"--init {path}: tensor {key!r} holds {bad} NaN or infinite value(s) of "
+                           f"{value.numel()}; give weights that are finite")
 
 
 def _layouts(model: Any) -> str:

@@ -202,7 +202,8 @@ def launch(nproc: int, args: list[str], debug: bool = False) -> int:
         exit_file = os.path.join(folder, "exit-code")
         env = {**os.environ, EXIT_FILE_VAR: exit_file, **({"ZOO_DEBUG": "1"} if debug else {})}
         proc = subprocess.Popen(command, env=env, stderr=None if debug else subprocess.PIPE)
-        reader = None if debug else pump(proc.stderr, sys.stderr.buffer)  # type: ignore[arg-type]
+        stream = StderrFilter(sys.stderr.buffer)
+        reader = None if debug else pump(proc.stderr, sys.stderr.buffer, stream)  # type: ignore[arg-type]
         received: list[int] = []
 
         def forward(signum: int, frame: Any) -> None:
@@ -224,6 +225,10 @@ def launch(nproc: int, args: list[str], debug: bool = False) -> int:
         worker = _read_exit_code(exit_file)
     if worker is not None and (code or worker):
         return worker
+    if code and not received and not debug and not stream.worker_spoke:  # e.g. kill -9 of one worker
+        sys.stderr.write(stream.failure_line() + "\n")
+        sys.stderr.flush()
+        return 1
     # torchrun exits 1 whenever its workers stopped on a signal; report the signal instead.
     return 128 + received[0] if received and code else code
 
@@ -241,6 +246,9 @@ def _read_exit_code(path: str) -> int | None:
 _TORCHRUN_LOG = re.compile(rb"^[EWIF]\d{4} \d\d:\d\d:\d\d")
 _BANNER = (b"*****", b"Setting OMP_NUM_THREADS environment variable")
 _WORKER_LINES = (b"Error: ", b"zoo: ")
+#: torchrun's failure report names the first process that failed and how (``exitcode  : -9 (pid: 123)``).
+_FAILED_RANK = re.compile(rb"^\s*rank\s*:\s*(\d+)")
+_FAILED_CODE = re.compile(rb"^\s*exitcode\s*:\s*(-?\d+)")
 
 
 class StderrFilter:
@@ -250,6 +258,11 @@ class StderrFilter:
         self.sink = sink
         self.pending = b""
         self.in_traceback = False
+        #: A worker's own "Error: ..." or "zoo: ..." line went through (then nothing needs adding).
+        self.worker_spoke = False
+        #: From torchrun's report: the first failed process's rank and exit code (negative: killed by a signal).
+        self.failed_rank: int | None = None
+        self.failed_code: int | None = None
 
     def feed(self, chunk: bytes) -> None:
         data = self.pending + chunk
@@ -269,19 +282,43 @@ class StderrFilter:
 
     def _line(self, line: bytes) -> None:
         stripped = line.lstrip()
+        for pattern, name in ((_FAILED_RANK, "failed_rank"), (_FAILED_CODE, "failed_code")):
+            if (found := pattern.match(stripped)) and getattr(self, name) is None:
+                setattr(self, name, int(found.group(1)))
         if stripped.startswith(b"Traceback (most recent call last)"):
             self.in_traceback = True  # torchrun's own; a worker's would come only with --debug
         if _TORCHRUN_LOG.match(stripped) or stripped.startswith(_BANNER):
             return
         if self.in_traceback and not stripped.startswith(_WORKER_LINES):
             return
+        if stripped.startswith(_WORKER_LINES):
+            self.worker_spoke = True
         self.sink.write(line)
         self.sink.flush()
 
+    def failure_line(self) -> str:
+        """One line for a run that torchrun ended without any worker saying why (a worker killed by a signal,
+        or one that crashed in C code)."""
+        import signal
 
-def pump(source: BinaryIO, sink: BinaryIO) -> threading.Thread:
-    """Copy ``source`` to ``sink`` through a :class:`StderrFilter`, in a background thread."""
-    stream = StderrFilter(sink)
+        who = f"training process {self.failed_rank}" if self.failed_rank is not None else "a training process"
+        if self.failed_code is not None and self.failed_code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-self.failed_code).name}"
+            except ValueError:
+                how = f"was killed by signal {-self.failed_code}"
+        elif self.failed_code is not None:
+            how = f"exited with code {self.failed_code} without a message"
+        else:
+            how = "stopped without a message"
+        return (f"Error: {who} {how}, so torchrun stopped the others; the run's last checkpoint is intact: "
+                "resume it with zoo train --resume RUN_DIR (zoo --debug shows torchrun's report)")
+
+
+def pump(source: BinaryIO, sink: BinaryIO, stream: StderrFilter | None = None) -> threading.Thread:
+    """Copy ``source`` to ``sink`` through a :class:`StderrFilter` (``stream``, or a new one), in a background
+    thread."""
+    stream = stream if stream is not None else StderrFilter(sink)
 
     def run() -> None:
         fd = source.fileno()
@@ -365,7 +402,11 @@ class Sharded:
         from torch.distributed.fsdp import fully_shard
 
         self.net = net
-        self.plain = copy.deepcopy(net) if is_main else None  # takes gathered weights; never trained itself
+        params = list(net.parameters())
+        self.device = params[0].device if params else None
+        # Process 0's plain copy takes the gathered weights for evaluation and the final file; it waits on the
+        # CPU while training runs, so the device holds the shard alone between epoch ends (``park``).
+        self.plain = copy.deepcopy(net).to("cpu") if is_main else None
         for block in block_modules(net):
             fully_shard(block)
         fully_shard(net)
@@ -384,7 +425,14 @@ class Sharded:
         state = self.model_state(step)
         if self.plain is not None:
             self.plain.load_state_dict(state, strict=True)
+            if self.device is not None:
+                self.plain.to(self.device)
         return self.plain
+
+    def park(self) -> None:
+        """Move process 0's plain copy back to the CPU once evaluation is done (no device memory kept for it)."""
+        if self.plain is not None:
+            self.plain.to("cpu")
 
     def checkpoint_parts(self, optimizers: dict[str, Any], step: int) -> tuple[Any, dict[str, Any]]:
         """What :func:`zoo.engine.persistence.save_checkpoint` takes as ``model`` and ``optimizers``: the full

@@ -318,6 +318,8 @@ class Trainer:
                 metrics.update(self._family_metrics("evaluate", net))
                 metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
             check_monitored(self.family, metrics, self.spec)  # before a best checkpoint is judged by it
+        if self.sharded:
+            self.sharded.park()  # FSDP: the plain copy leaves the device until the next evaluation
         metrics = self.world.broadcast(metrics)
         epoch, step = self.state.epoch, self.state.step
         improved = self.state.record_epoch(metrics, self.family.monitor)

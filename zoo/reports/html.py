@@ -2,7 +2,9 @@
 
 Nothing in the page refers to the network or to other files, so it opens from disk anywhere.
 Tables are sortable by clicking a header; ``#sort=COLUMN:asc|desc`` in the address clicks that header of
-the first sortable table on load (once for ascending, twice for descending), so a link can carry a sort.
+the first sortable table on load (once for ascending, twice for descending), so a link can carry a sort, and
+a click on that table writes the address back (it never keeps a stale sort). Rows with a group (the
+leaderboard's metric) sort within it.
 Once the page has run its script, ``<body>`` carries ``data-ready``, ``data-images`` (how many pictures
 decoded) and ``data-tables``.
 """
@@ -36,7 +38,8 @@ SCRIPT = """
     var n=parseFloat(v);return (v!==''&&!isNaN(n)&&isFinite(v))?[0,n]:[v===''||v==='-'?2:1,v.toLowerCase()];}
   function cmp(a,b){if(a[0]!==b[0])return a[0]-b[0];return a[1]<b[1]?-1:a[1]>b[1]?1:0;}
   function sortTable(table,col,dir){var body=table.tBodies[0];var rows=Array.prototype.slice.call(body.rows);
-    rows.sort(function(r1,r2){var a=key(r1.cells[col]),b=key(r2.cells[col]);
+    rows.sort(function(r1,r2){var g1=r1.getAttribute('data-group')||'',g2=r2.getAttribute('data-group')||'';
+      if(g1!==g2)return g1<g2?-1:1;var a=key(r1.cells[col]),b=key(r2.cells[col]);
       if(a[0]===2||b[0]===2)return a[0]-b[0];var c=cmp(a,b);return dir==='desc'?-c:c;});
     rows.forEach(function(r){body.appendChild(r);});
     Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,i){th.className=i===col?dir:'';});
@@ -45,7 +48,9 @@ SCRIPT = """
   var tables=document.querySelectorAll('table.sortable');
   Array.prototype.forEach.call(tables,function(table){
     Array.prototype.forEach.call(table.tHead.rows[0].cells,function(th,i){
-      th.addEventListener('click',function(){sortTable(table,i,th.className==='asc'?'desc':'asc');});});});
+      th.addEventListener('click',function(){var dir=th.className==='asc'?'desc':'asc';sortTable(table,i,dir);
+        if(table===tables[0]&&window.history&&history.replaceState)
+          history.replaceState(null,'','#sort='+encodeURIComponent(th.textContent.trim())+':'+dir);});});});
   var m=/#sort=([^:]+):(asc|desc)/.exec(decodeURIComponent(location.hash));
   if(m&&tables.length){var t=tables[0];var heads=t.tHead.rows[0].cells;
     for(var i=0;i<heads.length;i++){if(heads[i].textContent.trim()===m[1]){
@@ -80,8 +85,11 @@ def cell(value: Any) -> str:
 def table_html(table: ReportTable, sortable: bool = True) -> str:
     head = "".join(f"<th>{escape(str(c))}</th>" for c in table.columns)
     highlight = set(table.highlight)
-    rows = "".join(('<tr class="hl">' if i in highlight else "<tr>") + "".join(cell(v) for v in row) + "</tr>"
-                   for i, row in enumerate(table.rows))
+    groups = list(table.groups) if len(table.groups) == len(table.rows) else [None] * len(table.rows)
+    rows = "".join("<tr" + (' class="hl"' if i in highlight else "")
+                   + (f' data-group="{escape(str(g))}"' if g is not None else "") + ">"
+                   + "".join(cell(v) for v in row) + "</tr>" for i, (row, g) in enumerate(zip(table.rows, groups,
+                                                                                             strict=True)))
     caption = f"<caption>{escape(table.caption)}</caption>" if table.caption else ""
     kind = ' class="sortable"' if sortable else ""
     return f"<table{kind}>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"

@@ -81,7 +81,7 @@ def run_sections(run: RunRecord, bundles: list[BundleRecord]) -> list[ReportSect
         f"Model {run.model}, family {run.family}, data {run.dataset}.\n"
         f"Status: {status_text(row)}{': ' + run.detail if run.detail and run.status != 'finished' else ''}.\n"
         f"Epochs {row.epochs}, steps {row.steps}, parameters {row.params if row.params is not None else '-'}, "
-        f"time {row.seconds if row.seconds is not None else '-'} s.\nExported: {export_text(row)}."),
+        f"time {row.seconds if row.seconds is not None else '-'} s.\n{best_text(run)}\nExported: {export_text(row)}."),
         tables=[ReportTable(["metric", "value"], sorted(metrics.items()), caption="final metrics"
                             + (f" (monitored: {row.monitor})" if row.monitor else ""),
                             highlight=[i for i, k in enumerate(sorted(metrics)) if k == row.monitor])])
@@ -93,6 +93,17 @@ def run_sections(run: RunRecord, bundles: list[BundleRecord]) -> list[ReportSect
     curve_section = ReportSection("Metric curves", text="" if curves else "No epoch has been logged yet.",
                                   images=curves)
     return [overview, options, curve_section, *family_sections(run)]
+
+
+def best_text(run: RunRecord) -> str:
+    """Where the best epoch was and which weights an export takes (the final ones, not the best checkpoint)."""
+    summary = run.summary or {}
+    best, monitor = summary.get("best"), summary.get("monitor")
+    if isinstance(best, dict) and monitor in best and isinstance(best[monitor], (int, float)):
+        where = f"Best {monitor} {best[monitor]:.4g} at epoch {best.get('epoch')} (checkpoints/best.safetensors)"
+    else:
+        where = "No best epoch recorded (no epoch was validated)"
+    return f"{where}; a bundle holds the final weights (model.safetensors), not the best checkpoint."
 
 
 def _plain(value: Any) -> Any:
@@ -149,7 +160,9 @@ def bundle_sections(bundle: BundleRecord) -> list[ReportSection]:
     sections = [
         ReportSection(f"Bundle: {name}", text=(
             f"{m.model} ({m.family}) trained on {bundle.dataset}, run {bundle.run_id}; exported with "
-            f"{m.data.get('exporter')} at opset {m.data.get('opset_requested')}.\nFolder: {bundle.path}"),
+            f"{m.data.get('exporter')} at opset {m.data.get('opset_requested')}.\nWeights: the run's final "
+            f"model.safetensors (sha256 {str(m.run.get('weights_sha256', '?'))[:16]}…), not its best checkpoint."
+            f"\nFolder: {bundle.path}"),
             tables=[ReportTable(["graph", "variant", "inputs", "outputs", "atol", "rtol", "test sets"], graphs)]),
         ReportSection(f"Parity: {name}", text=_parity_text(bundle), tables=parity_tables(bundle)),
     ]
@@ -169,7 +182,11 @@ def _parity_text(bundle: BundleRecord) -> str:
         return "Not verified at export (no parity report in the bundle)."
     verdict = "passed" if bundle.parity.passed else "FAILED"
     extra = "".join(f"\n{p} skipped: {why}" for p, why in bundle.parity.skipped_providers.items())
-    return f"Parity against PyTorch {verdict}.{extra}"
+    dropped = bundle.parity.data.get("dropped_variants") or {}
+    extra += "".join(f"\n{g} failed its gate and was left out of the bundle: {d.get('reason', '')}"
+                     for g, d in dropped.items() if isinstance(d, dict))
+    return (f"Parity against PyTorch {verdict}. Max abs diff counts the judged input sets only; a variant's "
+            f"random-input sets against fp32 are shown in parity.json but not judged (column 'judged sets').{extra}")
 
 
 def parity_tables(bundle: BundleRecord) -> list[ReportTable]:
@@ -181,12 +198,31 @@ def parity_tables(bundle: BundleRecord) -> list[ReportTable]:
         for provider, result in (providers.items() if isinstance(providers, dict) else ()):
             if not isinstance(result, dict):
                 continue
-            rows.append([graph, provider.replace("ExecutionProvider", ""), result.get("passed"),
-                         result.get("max_abs_diff"), result.get("max_rel_diff"), result.get("atol"), result.get("rtol"),
+            judged, total, max_abs, max_rel = _judged(result)
+            rows.append([graph, provider.replace("ExecutionProvider", ""), result.get("passed"), max_abs, max_rel,
+                         result.get("atol"), result.get("rtol"),
+                         f"{judged} of {total}" + ("" if judged == total else " (the rest not judged)"),
                          result.get("top1_agreement"), result.get("accuracy")])
-    columns = ["graph", "provider", "passed", "max abs diff", "max rel diff", "atol", "rtol", "top-1 agreement",
-               "accuracy"]
+    columns = ["graph", "provider", "passed", "max abs diff", "max rel diff", "atol", "rtol", "judged sets",
+               "top-1 agreement", "accuracy"]
     return [ReportTable(columns, rows, caption="ONNX Runtime against PyTorch, per graph and provider")]
+
+
+def _judged(result: dict[str, Any]) -> tuple[int, int, Any, Any]:
+    """Judged and all input sets of one result, and the largest differences over the judged ones only (a report
+    from before the judged maximum counted unjudged random sets too)."""
+    checks = [c for c in result.get("checks") or [] if isinstance(c, dict)]
+    if not checks:
+        return 0, 0, result.get("max_abs_diff"), result.get("max_rel_diff")
+    judged = [c for c in checks if c.get("judged", True)]
+    sets = {c.get("inputs") for c in checks}
+    judged_sets = {c.get("inputs") for c in judged}
+
+    def worst(key: str) -> Any:
+        values = [c[key] for c in judged if isinstance(c.get(key), (int, float))]
+        return max(values) if values else None
+
+    return len(judged_sets), len(sets), worst("max_abs_diff"), worst("max_rel_diff")
 
 
 def variant_table(bundle: BundleRecord) -> ReportTable | None:

@@ -12,6 +12,7 @@ from zoo.reports.sources import (
     BundleRecord,
     RunRecord,
     bundles_of,
+    planned_epochs,
     read_run,
     scan_bundles,
     scan_runs,
@@ -112,6 +113,8 @@ def _fmt(value: Any) -> str:
 def status_text(row: RunRow) -> str:
     if row.status == "stopped":
         return f"stopped@{row.steps} (resumable)"
+    if row.status == "running":
+        return f"running@{row.steps or 0}"
     if row.status == "finished" and row.detail:
         return f"finished ({row.detail.replace('ended by ', '')})"
     return row.status
@@ -188,6 +191,8 @@ def run_options(run: RunRecord) -> dict[str, Any]:
             out[key] = config[key]
     for key in ("hyperparameters", "model_args", "data_options"):
         flatten(key, config.get(key, {}), out)
+    if "hyperparameters.epochs" in out and planned_epochs(config) is not None:
+        out["hyperparameters.epochs"] = planned_epochs(config)  # a --smoke run trains 2, whatever the default
     skip = {"model", "dataset", "seed", "device", "out", "hp", "args", "progress", "epochs", "batch_size", "lr",
             "optimizer"}
     for key, value in (config.get("options") or {}).items():

@@ -25,6 +25,9 @@ class ReportTable:
     caption: str = ""
     #: Rows whose index is here are highlighted (for example the options that differ between runs).
     highlight: Sequence[int] = ()
+    #: One key per row: clicking a column sorts the rows within their key, keys kept in order (the leaderboard
+    #: sorts accuracy among accuracies, never against a loss). Empty: the whole table sorts as one.
+    groups: Sequence[str] = ()
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 
 from zoo.bundles.manifest import CARD, MANIFEST, PARITY, Manifest, ParityReport, parse_manifest
 from zoo.errors import ZooError
+from zoo.locks import is_locked
 from zoo.run_layout import CHECKPOINT_STATE, CHECKPOINTS, CONFIG, LAST, METRICS, SUMMARY, WEIGHTS
 
 __all__ = ["BENCH", "BundleRecord", "RunRecord", "bundles_of", "load_for_report", "read_bundle",
@@ -29,11 +30,13 @@ BENCH = "bench.json"
 _NOT_PARAMETERS = ("running_mean", "running_var", "num_batches_tracked")
 
 FINISHED, STOPPED, FAILED, UNREADABLE = "finished", "stopped", "failed", "unreadable"
+#: A run whose lock a live process holds right now (``zoo.locks.is_locked``): it is training.
+RUNNING = "running"
 
 
 @dataclass
 class RunRecord:
-    """What a run folder says about itself; ``status`` is finished, stopped, failed or unreadable."""
+    """What a run folder says about itself; ``status`` is running, finished, stopped, failed or unreadable."""
 
     path: Path
     status: str
@@ -68,12 +71,16 @@ class RunRecord:
 
     @property
     def planned_epochs(self) -> int | None:
-        epochs = (self.config.get("hyperparameters") or {}).get("epochs")
-        return (self.summary or {}).get("epochs", epochs)
+        """Epochs the run trains for: the summary's, else what the config resolved (``--smoke`` included)."""
+        for value in ((self.summary or {}).get("epochs"), planned_epochs(self.config)):
+            if _count(value):
+                return int(value)
+        return None
 
     @property
     def seconds(self) -> float | None:
-        return (self.summary or {}).get("seconds")
+        value = (self.summary or {}).get("seconds")
+        return float(value) if _number(value) else None  # a forged summary ("soon") shows as unknown
 
     def final_metrics(self) -> dict[str, float]:
         """The summary's metrics (finished runs), else the last logged epoch's."""
@@ -115,6 +122,28 @@ class BundleRecord:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+#: Epochs of a ``--smoke`` run (``zoo.engine``'s smoke mode), whatever the model's default says.
+SMOKE_EPOCHS = 2
+
+
+def is_smoke(config: dict[str, Any]) -> bool:
+    """Was the run a ``--smoke`` run (3 batches an epoch: its metrics say nothing about the model)?"""
+    options = config.get("options") if isinstance(config.get("options"), dict) else {}
+    return bool(options.get("smoke") or config.get("smoke"))
+
+
+def planned_epochs(config: dict[str, Any]) -> int | None:
+    """Epochs a run's config asks for: ``--smoke`` runs train 2, whatever the hyperparameters' default."""
+    if is_smoke(config):
+        return SMOKE_EPOCHS
+    epochs = (config.get("hyperparameters") or {}).get("epochs")
+    return int(epochs) if _count(epochs) else None
 
 
 def _json(path: Path) -> Any:
@@ -195,6 +224,8 @@ def _read_run(path: Path) -> RunRecord:
         stopped = record.summary.get("stopped", "completed")
         record.detail = "" if stopped == "completed" else f"ended by {stopped}"
         record.params = count_parameters(safetensors_header(path / WEIGHTS))
+        if not isinstance(record.summary, dict):
+            raise ValueError(f"{SUMMARY} is not a JSON object")
     elif last.exists():
         header = safetensors_header(last)
         state = json.loads((header.get("__metadata__") or {}).get(CHECKPOINT_STATE, "{}"))
@@ -202,8 +233,10 @@ def _read_run(path: Path) -> RunRecord:
         record.detail = f"stopped at step {record.step}, resumable: zoo train --resume {path}"
         record.params = count_parameters(header, "model/")
     else:
-        record.detail = ("no checkpoint and no weights: it failed or was killed before its first checkpoint "
-                         "(or is still in its first epoch)")
+        record.detail = "no checkpoint and no weights: it failed or was killed before its first checkpoint"
+    if record.status != FINISHED and is_locked(path):  # a live process holds the run's lock: it is training
+        record.status = RUNNING
+        record.detail = f"training right now (a live zoo process holds its lock), at step {record.step or 0}"
     return record
 
 

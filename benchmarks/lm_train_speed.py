@@ -1,6 +1,7 @@
 """Training tokens per second of an `lm` preset: the zoo engine against a hand-written PyTorch loop.
 
-Same model, data windows, batch, optimizer (the family's ScheduledAdamW), threads and seed; the engine run stops
+Same model, data windows, batch, optimizer (the family's ClippedAdamW) with a LambdaLR stepped after it (the
+engine's warm-up + cosine is one too), threads and seed; the engine run stops
 after --steps optimizer steps (mid-epoch: no evaluation), and its time is the engine's own `seconds` minus nothing
 (it includes the one checkpoint written at the stop). Rounds alternate the order.
 
@@ -37,6 +38,7 @@ def hand_loop(model_name: str, steps: int, seed: int) -> float:
     torch.manual_seed(seed)
     model = zoo.create_model(model_name, **family.data_args(spec, data.info))
     optimizer = family.configure_optimizers(model, replace(raw, data=data))["model"]
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)  # as many scheduler steps as the engine
     x = torch.from_numpy(data.x_train)
     order = epoch_order(len(x), seed, 1, 0, 1)
     batch = int(hp["batch_size"])
@@ -50,6 +52,7 @@ def hand_loop(model_name: str, steps: int, seed: int) -> float:
         loss.backward()
         loss.item()
         optimizer.step()
+        schedule.step()
     return time.perf_counter() - start
 
 

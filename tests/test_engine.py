@@ -279,6 +279,7 @@ def _rewrite_state(path: Path, **changes: object) -> None:
 @pytest.mark.parametrize(("damage", "args", "message"), [
     (None, ["resnet-small"], "trained model 'cnn', not 'resnet-small'"),
     (None, ["--lr", "0.5"], "--lr cannot change when resuming"),
+    (None, ["--schedule", "cosine"], "--schedule cannot change when resuming (the run used 'none')"),
     ({"format": 99, "zoo_version": "9.0"}, [], "has format 99 (zoo 9.0), this zoo reads format 1"),
     ({"world_size": 2}, [], "trained by 2 process(es), this is 1; resume with --nproc 2"),
     ({"model": "resnet-small"}, [], "belongs to model 'resnet-small', but the run trains 'cnn'"),

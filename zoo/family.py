@@ -102,6 +102,53 @@ class GraphSpec:
         check_role(self.name, self.role, self.role_info, list(self.input_names), list(self.output_names))
 
 
+#: The learning-rate schedules the engine runs (``--schedule``).
+SCHEDULES = ("none", "step", "cosine")
+
+
+@dataclass(frozen=True)
+class StepBudget:
+    """How many optimizer steps a run takes: what a learning-rate schedule spans (:attr:`RunContext.budget`).
+
+    An epoch is ``batches_per_epoch`` batches (at most 3 under ``--smoke``); ``accumulate`` of them
+    (``--accumulate``) make one optimizer step, so ``steps_per_epoch`` is their quotient rounded up and
+    ``total_steps`` is ``epochs × steps_per_epoch`` (``--smoke`` trains at most 2 epochs). A resumed run has the
+    budget it started with. ``max_steps`` (``--max-steps``) is where the run stops early: a stop, not a shorter
+    schedule, so a run stopped there and resumed follows the uninterrupted run's learning rates exactly.
+    """
+
+    total_steps: int = 1
+    steps_per_epoch: int = 1
+    batches_per_epoch: int = 1
+    accumulate: int = 1
+    epochs: int = 1
+    max_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class LRSchedule:
+    """A learning-rate schedule over the run's :class:`StepBudget`, as a family declares its default
+    (:meth:`Family.lr_schedule`); ``--schedule`` and ``--warmup-steps`` override its fields, with a note.
+
+    ``name`` is ``none``, ``step`` (times ``--gamma`` every ``--step-epochs`` epochs) or ``cosine`` (from the base
+    rate down to ``floor`` times it at the last step); ``warmup_steps`` optimizer steps of linear warm-up come
+    first. The engine steps it after every optimizer step.
+    """
+
+    name: str = "none"
+    warmup_steps: int = 0
+    floor: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.name not in SCHEDULES:
+            raise ZooError(f"LRSchedule name {self.name!r} is not one of {', '.join(SCHEDULES)}")
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ZooError(f"LRSchedule warmup_steps must be a whole number >= 0, got {self.warmup_steps!r}")
+        if not 0.0 <= self.floor < 1.0:
+            raise ZooError(f"LRSchedule floor must be at least 0 and below 1 (a fraction of the base rate), "
+                           f"got {self.floor!r}")
+
+
 @dataclass(frozen=True)
 class RunContext:
     """What the engine hands to every training hook of a family; frozen (make changed copies with ``replace``).
@@ -130,6 +177,9 @@ class RunContext:
     #: The dataset as named for the run (``digits``, ``imagefolder:PATH``) and the run's seed.
     dataset: str = ""
     seed: int = 0
+    #: The run's optimizer steps: in all, per epoch, and batches per step (:class:`StepBudget`); known from
+    #: ``configure_optimizers`` on (``prepare_data`` sees the default, a budget of one step).
+    budget: StepBudget = StepBudget()
 
     def __post_init__(self) -> None:
         if not isinstance(self.hyperparameters, MappingProxyType):
@@ -191,6 +241,12 @@ class Family:
     def configure_optimizers(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
         """One optimizer per name in :meth:`optimizer_steps` (default: ``make_optimizer`` over every parameter)."""
         return {"model": make_optimizer(model.parameters(), ctx.hyperparameters)}
+
+    def lr_schedule(self, ctx: RunContext) -> LRSchedule | None:
+        """The family's default learning-rate schedule for this run (``ctx.budget`` says how long it is); ``None``
+        (the default): none unless ``--schedule``/``--warmup-steps`` ask for one. The flags override its fields,
+        and the run says so; ``config.json`` records the schedule used and where each part came from."""
+        return None
 
     def optimizer_steps(self, ctx: RunContext) -> tuple[str, ...]:
         """The optimizers to step for every batch, in order (default :attr:`optimizer_order`).

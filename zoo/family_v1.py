@@ -101,6 +101,9 @@ class V1Family(Family):
             return self.inner.configure_optimizers(model, dict(ctx.hyperparameters))
         return self.inner.configure_optimizers(model, ctx)
 
+    def lr_schedule(self, ctx: RunContext) -> Any:
+        return self.inner.lr_schedule(ctx)
+
     def optimizer_steps(self, ctx: RunContext) -> tuple[str, ...]:
         if type(self.inner).optimizer_steps is not Family.optimizer_steps:
             return self.inner.optimizer_steps(ctx)

@@ -20,6 +20,7 @@ from zoo.errors import ZooError
 from zoo.family import (
     Family,
     GraphSpec,
+    LRSchedule,
     ReportContext,
     ReportSection,
     RunContext,
@@ -27,7 +28,7 @@ from zoo.family import (
 )
 from zoo.specs import ModelSpec
 from zoo_lm.model import GPT, cache_names, cached_gpt
-from zoo_lm.optim import ScheduledAdamW
+from zoo_lm.optim import ClippedAdamW
 from zoo_lm.tokenizer import (
     BYTES,
     FILE,
@@ -131,11 +132,15 @@ class LMFamily(Family):
         ids = {id(p) for p in decay}
         rest = [p for p in model.parameters() if id(p) not in ids]
         groups = [{"params": decay, "weight_decay": float(hp["weight_decay"])}, {"params": rest, "weight_decay": 0.0}]
-        steps = int(hp["epochs"]) * max(1, math.ceil(len(ctx.data.x_train) / int(hp["batch_size"])))
-        return {"model": ScheduledAdamW(groups, lr=float(hp["lr"]), betas=(float(hp.get("beta1", 0.9)),
-                                        float(hp["beta2"])), warmup_steps=int(hp["warmup"]),
-                                        total_steps=steps, min_lr_ratio=float(hp["min_lr_ratio"]),
-                                        grad_clip=float(hp["clip"]))}
+        return {"model": ClippedAdamW(groups, lr=float(hp["lr"]), betas=(float(hp.get("beta1", 0.9)),
+                                      float(hp["beta2"])), grad_clip=float(hp["clip"]))}
+
+    def lr_schedule(self, ctx: RunContext) -> LRSchedule:
+        """Linear warm-up over ``--hp warmup=N`` steps (at most half the run, so a short one still decays), then
+        cosine down to ``min_lr_ratio`` × lr at the run's last step."""
+        hp = ctx.hyperparameters
+        warmup = min(int(hp["warmup"]), ctx.budget.total_steps // 2)
+        return LRSchedule("cosine", warmup_steps=warmup, floor=float(hp["min_lr_ratio"]))
 
     def training_step(self, model: torch.nn.Module, batch: Any, optimizer: str,
                       ctx: RunContext) -> dict[str, torch.Tensor]:

@@ -57,7 +57,7 @@ from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.distributed import World, check_strategy, shard_model, wrap_model
 from zoo.engine.ema import PREFIX as EMA_PREFIX
 from zoo.engine.ema import WeightAverage
-from zoo.engine.options import SMOKE_BATCHES, TrainOptions
+from zoo.engine.options import TrainOptions
 from zoo.engine.persistence import (
     Checkpoint,
     capture_rng,
@@ -73,7 +73,7 @@ from zoo.engine.persistence import (
 )
 from zoo.engine.privacy import private_training
 from zoo.engine.reporting import MetricsLog, Progress
-from zoo.engine.schedules import make_schedulers
+from zoo.engine.schedules import choose_schedule, make_schedulers, step_budget
 from zoo.errors import ZooError
 from zoo.run_layout import BEST, CHECKPOINTS, LAST, step_checkpoint
 from zoo.runs import new_run_dir
@@ -86,7 +86,6 @@ class Trainer:
     """One run: the model, its optimizers and data, and where training stands (:attr:`state`)."""
 
     def __init__(self, options: TrainOptions, world: World) -> None:
-
         options = with_default_dataset(options)
         self.options, self.world = options, world
         parts = prepare(options, world)
@@ -104,20 +103,21 @@ class Trainer:
         self.sharded = shard_model(self.net, options, world)  # --strategy fsdp: before the optimizers exist
         if world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(options.seed + world.rank)
+        self.budget = step_budget(batch_count(len(self.data.x_train), self.batch, world.size), epochs=self.epochs,
+                                  accumulate=options.accumulate, smoke=options.smoke, max_steps=options.max_steps)
+        self.batches_per_epoch, self.steps_per_epoch = self.budget.batches_per_epoch, self.budget.steps_per_epoch
+        self.ctx = replace(self.ctx, budget=self.budget)
         self.optimizers, self.order = optimizers_and_order(self.family, self.net, self.ctx, options.accumulate)
+        self.schedule = choose_schedule(options, self.family.lr_schedule(self.ctx), self.spec.family,
+                                        say=world.is_main)
         self.ema: WeightAverage | None = None  # --ema: made once the starting weights are in (start, restore)
         self.x_train, self.y_train = training_tensors(self.data, self.device)
-        batches = batch_count(len(self.x_train), self.batch, world.size)
-        self.batches_per_epoch = min(batches, SMOKE_BATCHES) if options.smoke else batches
-        self.steps_per_epoch = math.ceil(self.batches_per_epoch / options.accumulate)
         self.privacy = private_training(options, self.family, self.net, self.optimizers, self.order, world.size,
                                         len(self.x_train), self.batch, self.batches_per_epoch, self.epochs,
                                         self.spec.name)  # --dp-epsilon: DP-SGD (zoo/engine/privacy.py)
-        self.schedulers = make_schedulers(self.optimizers, options, self.epochs * self.steps_per_epoch,
-                                          self.steps_per_epoch)
+        self.schedulers = make_schedulers(self.optimizers, self.schedule, self.budget)
         self.state, self.totals = TrainState(), LossTotals()
-        self.guard = LossGuard(self.device, options.on_nan, world,
-                                      lambda: self.run_dir / CHECKPOINTS / LAST)
+        self.guard = LossGuard(self.device, options.on_nan, world, lambda: self.run_dir / CHECKPOINTS / LAST)
         if options.progress and world.is_main:  # only once the model really took the data
             say_adapted(self.spec, parts.data_args)
 
@@ -148,6 +148,9 @@ class Trainer:
             for name, optimizer in self.optimizers.items():
                 restore_optimizer(optimizer, checkpoint, name)
         for name, scheduler in self.schedulers.items():
+            if name not in saved.get("schedulers", {}):
+                raise ZooError(f"checkpoint {checkpoint.path} has no learning-rate schedule for optimizer {name!r}, "
+                               "but this run has one (it was saved by an older zoo); start a new run")
             scheduler.load_state_dict(saved["schedulers"][name])
         if self.precision.scaler is not None and saved.get("scaler"):
             self.precision.scaler.load_state_dict(saved["scaler"])

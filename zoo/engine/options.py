@@ -26,6 +26,7 @@ from zoo.errors import ZooError
 # === training options ================================================================================================
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+#: As ``zoo.family.SCHEDULES`` (not imported: this module stays light for the CLI).
 SCHEDULES = ("none", "step", "cosine")
 ON_NAN = ("stop", "skip")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -88,8 +89,10 @@ class TrainOptions:
     precision: str = option("32", "32 (default), bf16-mixed (CPU, CUDA) or 16-mixed (CUDA, with a grad scaler).",
                             choices=PRECISIONS)
     deterministic: bool = option(False, "Deterministic algorithms only (bitwise-reproducible resume on the CPU).")
-    schedule: str = option("none", "Learning-rate schedule.", choices=SCHEDULES)
-    warmup_steps: int = option(0, "Linear learning-rate warm-up over this many steps.")
+    schedule: str | None = option(None, "Learning-rate schedule (default: the family's, else none).",
+                                  choices=SCHEDULES)
+    warmup_steps: int | None = option(None, "Linear learning-rate warm-up over this many optimizer steps "
+                                      "(default: the family's, else 0).")
     step_epochs: int = option(1, "--schedule step: multiply the rate by --gamma every N epochs.")
     gamma: float = option(0.1, "--schedule step: the factor (default 0.1).")
     grad_clip: float | None = option(None, "Clip the gradient norm to this value.")

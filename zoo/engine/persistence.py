@@ -28,7 +28,7 @@ import platform
 import random
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -270,9 +270,9 @@ def prepare_resume(run_dir: str | Path, model: str | None, flags: dict[str, Any]
                        config.get("hyperparameters" if key == "hp" else "model_args", {}).get(k) != v}
             if changed:
                 raise ZooError(f"--{key} {', '.join(changed)} cannot change when resuming; start a new run instead")
-        elif stored.get(key) != value and config.get("hyperparameters", {}).get(key, _UNSET) != value:
+        elif stored.get(key) != value and _resolved(config, key) != value:
             flag = "--" + key.replace("_", "-")
-            used = stored.get(key) if stored.get(key) is not None else config.get("hyperparameters", {}).get(key)
+            used = stored.get(key) if stored.get(key) is not None else _resolved(config, key, None)
             raise ZooError(f"{flag} cannot change when resuming (the run used {used!r}); "
                            "start a new run instead")
     checkpoint = load_checkpoint(run_dir / CHECKPOINTS / LAST)
@@ -293,6 +293,14 @@ def prepare_resume(run_dir: str | Path, model: str | None, flags: dict[str, Any]
         model_name = f"{config['plugin']}:{model_name}"
     options = TrainOptions(**{**stored, "model": model_name, "max_steps": None, **given})
     return options, run_dir, checkpoint
+
+
+def _resolved(config: dict[str, Any], key: str, missing: Any = _UNSET) -> Any:
+    """What the run used for option ``key`` where the option itself was left to a default: a hyperparameter, or
+    a part of the learning-rate schedule (``config.json``'s ``schedule``)."""
+    if key in ("schedule", "warmup_steps"):
+        return (config.get("schedule") or {}).get("name" if key == "schedule" else key, missing)
+    return config.get("hyperparameters", {}).get(key, missing)
 
 
 # === after a crash ===================================================================================================
@@ -375,6 +383,8 @@ def write_config(run_dir: Path, trainer: Any, init: Any = None) -> None:
         "world_size": trainer.world.size,
         "options": trainer.options.to_dict(),
         "init": init.to_dict() if init else None,
+        "budget": asdict(trainer.budget),
+        "schedule": trainer.schedule.to_dict(),
         "versions": {"zoo": __version__, "torch": torch.__version__, "python": platform.python_version()},
     })
     options = reproducible_options(trainer.options, trainer.config.hyperparameters)

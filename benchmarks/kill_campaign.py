@@ -1,4 +1,5 @@
-"""kill -9 at random moments of train, resume, export and export --force; every artefact must stay usable.
+"""kill -9 at random moments of train, resume, export, export --force, deploy and deploy --force; every artefact
+must stay usable.
 
 For each command, ``--kills`` runs are killed with SIGKILL at a moment drawn uniformly between 40 % and
 105 % of the time an unkilled run of it takes (the first part is Python and torch starting). After each
@@ -9,11 +10,15 @@ kill the artefacts are checked in this process, the way the next zoo command see
   not started (no checkpoint yet: resume says so); its metrics parse, one row per epoch, CSV in step;
 - an export leaves either nothing or a complete bundle that verifies against its test vectors;
 - after a killed ``export --force`` (and the recovery the next export does) a complete bundle, old or
-  new, is in place and verifies.
+  new, is in place and verifies;
+- a killed ``zoo deploy`` leaves no folder or a complete one (every file; ``run.py --check`` passes), and
+  the same deploy run again afterwards succeeds (no stale "already exists"); after a killed
+  ``deploy --force`` (and the next deploy's clean-up) a complete folder, old or new, is in place.
 
 Finally one killed run is resumed to the end and exported, and the result verified.
 
     python benchmarks/kill_campaign.py --kills 20 --out benchmarks/results/kill_campaign.txt
+    python benchmarks/kill_campaign.py --kills 20 --only deploy --out benchmarks/results/kill_campaign_deploy.txt
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from typing import Any
 ZOO = [sys.executable, "-m", "zoo"]
 EXPORT = ["--no-verify", "--exporter", "torchscript"]  # the quicker exporter: publishing is what is tested
 TRAIN = ["train", "cnn", "--epochs", "2", "--batch-size", "128"]
+PARTS = ("train", "resume", "export", "deploy")
+#: What a complete python deploy folder holds (zoo.deploy.PROGRAMS and the files beside them).
+DEPLOY_FILES = {"README.md", "deploy.json", "model.onnx", "run.py", "decoding.py", "requirements.txt", "vectors"}
 
 
 def run(args: list[str], cwd: Path, kill_after: float | None = None) -> tuple[int, str, float]:
@@ -104,7 +112,15 @@ def bundle_ok(bundle: Path) -> bool:
     return bool(verify_bundle(bundle, providers=["cpu"], bundle_only=True)["passed"])
 
 
-def campaign(kills: int, seed: int, work: Path) -> list[str]:
+def deploy_ok(folder: Path) -> bool:
+    """Every file is there and the folder's own program passes its test vectors."""
+    if not {p.name for p in folder.iterdir()} >= DEPLOY_FILES:
+        return False
+    check = subprocess.run([sys.executable, "run.py", "--check"], cwd=folder, capture_output=True, text=True)
+    return check.returncode == 0 and json.loads(check.stdout)["passed"]
+
+
+def campaign(kills: int, seed: int, work: Path, parts: tuple[str, ...] = PARTS) -> list[str]:
     from zoo.bundles.publish import recover
 
     rng = random.Random(seed)
@@ -126,7 +142,7 @@ def campaign(kills: int, seed: int, work: Path) -> list[str]:
 
     # train
     outcomes, resumable = [], []
-    for i in range(kills):
+    for i in range(kills if "train" in parts else 0):
         out = work / "train" / str(i)
         run([*TRAIN, "--out", str(out)], work, kill_after=moment(t_train))
         folders = list(out.iterdir()) if out.exists() else []
@@ -138,11 +154,12 @@ def campaign(kills: int, seed: int, work: Path) -> list[str]:
         outcomes.append(state)
         if state == "resumable":
             resumable.append(folders[0])
-    tally("train", outcomes)
+    if "train" in parts:
+        tally("train", outcomes)
 
     # resume (of the killed runs, again and again)
     outcomes = []
-    for i in range(kills):
+    for i in range(kills if "resume" in parts else 0):
         if not resumable:
             break
         run_dir = resumable[i % len(resumable)]
@@ -155,11 +172,12 @@ def campaign(kills: int, seed: int, work: Path) -> list[str]:
         outcomes.append(state if code == -9 else f"{state} (exit {code} before the kill)")
         if state != "resumable":
             resumable.remove(run_dir)
-    tally("resume", outcomes)
+    if "resume" in parts:
+        tally("resume", outcomes)
 
     # export
     outcomes = []
-    for i in range(kills):
+    for i in range(kills if "export" in parts else 0):
         out = work / "exports" / str(i)
         run(["export", str(base), "--out", str(out), *EXPORT], work, kill_after=moment(t_export))
         final = out / base.name
@@ -171,12 +189,13 @@ def campaign(kills: int, seed: int, work: Path) -> list[str]:
             failures.append(f"export kill {i}: {final} is published but does not verify")
             outcomes.append("BROKEN")
         shutil.rmtree(out, ignore_errors=True)
-    tally("export", outcomes)
+    if "export" in parts:
+        tally("export", outcomes)
 
     # export --force over the published bundle
     outcomes = []
     final = work / "published" / base.name
-    for i in range(kills):
+    for i in range(kills if "export" in parts else 0):
         run(["export", str(base), "--out", "published", *EXPORT, "--force"], work, kill_after=moment(t_export))
         recover(final)  # what the next export into the folder does first
         before = (final / "manifest.json").stat().st_mtime_ns if final.exists() else None
@@ -188,10 +207,14 @@ def campaign(kills: int, seed: int, work: Path) -> list[str]:
     left = [p.name for p in final.parent.iterdir() if ".old-" in p.name]
     if left:
         failures.append(f"export --force: leftovers {left}")
-    tally("export --force", outcomes)
+    if "export" in parts:
+        tally("export --force", outcomes)
+    if "deploy" in parts:
+        deploy_kills(kills, work, final, moment, tally, failures, lines)
 
     # one killed run, resumed to the end and exported
     victims = [p for p in (work / "train").glob("*/*") if _state_or_none(p) in ("resumable", "finished")]
+    victims = victims if "train" in parts else []
     if victims:
         victim = victims[0]
         if run_state(victim) == "resumable":
@@ -208,15 +231,58 @@ def campaign(kills: int, seed: int, work: Path) -> list[str]:
     return lines
 
 
+def deploy_kills(kills: int, work: Path, bundle: Path, moment: Any, tally: Any, failures: list[str],
+                 lines: list[str]) -> None:
+    """``zoo deploy`` (python target) killed into a new folder, then ``--force`` over a complete one."""
+    from zoo.bundles.publish import recover
+
+    deploy = ["deploy", str(bundle), "--target", "python", "--out"]
+    code, err, t_deploy = run([*deploy, "deployed"], work)
+    assert code == 0 and deploy_ok(work / "deployed"), err
+    lines.append(f"unkilled: deploy {t_deploy:.1f}s")
+    outcomes = []
+    for i in range(kills):
+        out = work / "deploys" / str(i)
+        run([*deploy, str(out)], work, kill_after=moment(t_deploy))
+        if not out.exists():
+            outcomes.append("nothing published")
+        elif deploy_ok(out):
+            outcomes.append("complete folder")
+        else:
+            failures.append(f"deploy kill {i}: {out} is published but half-written")
+            outcomes.append("HALF-WRITTEN")
+        code, err, _ = run([*deploy, str(out), *(["--force"] if out.exists() else [])], work)
+        if code != 0 or not deploy_ok(out):
+            failures.append(f"deploy after kill {i}: exit {code}: {err}")
+    tally("deploy", outcomes)
+    outcomes = []
+    final = work / "deployed"
+    for i in range(kills):
+        run([*deploy, str(final), "--force"], work, kill_after=moment(t_deploy))
+        recover(final)  # what the next deploy into the folder does first
+        if final.exists() and deploy_ok(final):
+            outcomes.append("complete folder")
+        else:
+            failures.append(f"deploy --force kill {i}: no complete folder in place")
+            outcomes.append("HALF-WRITTEN")
+    code, err, _ = run([*deploy, str(work / "deploys" / "last")], work)  # cleans up what the kills left
+    left = [p.name for p in work.iterdir() if p.name.startswith(".deployed.")]
+    left += [p.name for p in (work / "deploys").iterdir() if p.name.startswith(".")]
+    if code != 0 or left:
+        failures.append(f"deploy --force: exit {code} {err}; leftovers {left}")
+    tally("deploy --force", outcomes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--kills", type=int, default=20, help="kills per command")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the results to this file")
+    parser.add_argument("--only", action="append", choices=PARTS, help="only these commands (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="zoo-kill-") as folder:
         started = time.perf_counter()
-        lines = campaign(args.kills, args.seed, Path(folder))
+        lines = campaign(args.kills, args.seed, Path(folder), tuple(args.only or PARTS))
         lines.append(f"kills per command: {args.kills}, seed {args.seed}, {time.perf_counter() - started:.0f}s")
     text = "\n".join(lines) + "\n"
     print(text, end="")

@@ -89,7 +89,7 @@ def stamps_of_hand_loop(name: str, data: str, size: int, setting: Setting, steps
     from zoo.engine.assembly import seed_everything
     from zoo.engine.batches import epoch_order
     from zoo.engine.options import resolve_hyperparameters
-    from zoo.family import make_optimizer
+    from zoo.family import make_optimizer, param_groups
 
     spec = zoo.get_spec(name)
     family = zoo.load_family(spec.family)
@@ -99,7 +99,7 @@ def stamps_of_hand_loop(name: str, data: str, size: int, setting: Setting, steps
     seed_everything(0)
     model = zoo.create_model(name, **{**spec.model_args, "in_channels": 3, "num_classes": 10,
                                       **model_args(name, size)})
-    optimizer = make_optimizer(model.parameters(), hp)
+    optimizer = make_optimizer(param_groups(model, hp), hp)  # the classifier family's groups (no decay on norms)
     layout = torch.channels_last if setting.channels_last else torch.contiguous_format
     model = model.to(memory_format=layout)
     if setting.compile:

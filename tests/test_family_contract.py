@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 import zoo
-from zoo import family_v1, quality
+from zoo import family_v1
 from zoo.cli import cli
 from zoo.data import DataInfo, DataSplits
 from zoo.engine.persistence import load_checkpoint
@@ -21,6 +21,7 @@ from zoo.family import RunContext
 from zoo.registry import build_catalog
 from zoo.roles import known_roles
 from zoo.run_layout import CHECKPOINTS, LAST
+from zoo.toolkit import quality
 
 from .conftest import TINY_CLASSIFIER_PLUGIN
 

@@ -238,7 +238,10 @@ def test_report_of_a_run_renders_every_section_in_chromium(cnn_runs: dict[str, P
     assert {f"Parity: {bundle.name}", f"Speed: {bundle.name}", "Model card"} <= set(page.headings)
     logged = {k for row in map(json.loads, (cnn_runs["run"] / "metrics.jsonl").read_text().splitlines()) for k in row}
     curves = 1 + len(logged - {"epoch", "step", "train_loss", "val_loss", "skipped_steps"})  # losses share a chart
-    assert len(page.images) == curves + 1 and int(page.body["data-images"]) == len(page.images), "every image decodes"
+    assert "Attributions (Integrated Gradients)" in page.headings
+    overlays = 8  # IG of the 4 worst-classified and 4 confident validation images (zoo/explain/report.py)
+    assert len(page.images) == curves + 1 + overlays and int(page.body["data-images"]) == len(page.images), \
+        "every image decodes"
     assert all(src.startswith("data:image/png;base64,") for src in page.images) and not page.links, "self-contained"
     confusion = page.table_with("true \\ predicted")
     assert len(confusion["rows"]) == 10 and sum(int(c) for row in confusion["rows"] for c in row[1:]) > 0

@@ -145,7 +145,8 @@ def test_a_plugin_role_reaches_predict_deploy_and_the_variant_gate(scorer: tuple
     folder = tmp_path / "deployed"
     out = CliRunner().invoke(cli, ["deploy", str(bundle), "--target", "python", "--out", str(folder)])
     assert out.exit_code == 0, out.output
-    assert json.loads((folder / "deploy.json").read_text()) == {"role": "scorer:scores", "target": "python"}
+    assert json.loads((folder / "deploy.json").read_text()) == {"role": "scorer:scores", "target": "python",
+                                                                "zoo_deploy": 1}
     assert (folder / "requirements.txt").read_text() == "onnxruntime\nnumpy\n"
     check = subprocess.run([sys.executable, "run.py"], cwd=folder, capture_output=True, text=True, timeout=120,
                            env={**os.environ, "PYTHONPATH": ""})

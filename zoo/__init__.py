@@ -30,6 +30,14 @@ def export(run_dir: Any, **kwargs: Any) -> Any:
     return export_run(run_dir, **kwargs)
 
 
+def load_run(run_dir: Any) -> Any:
+    """A finished run rebuilt from its folder: ``config``, ``spec``, ``family``, ``data_info`` and the trained
+    ``model`` (CPU); see :class:`zoo.runs.Run`."""
+    from zoo.runs import load_run as _load_run
+
+    return _load_run(run_dir)
+
+
 def verify(bundle_dir: Any, **kwargs: Any) -> Any:
     """Check a bundle's graphs against PyTorch under ONNX Runtime; see :func:`zoo.bundles.verify_bundle`."""
     from zoo.bundles import verify_bundle
@@ -48,6 +56,7 @@ __all__ = [
     "list_models",
     "list_plugins",
     "load_family",
+    "load_run",
     "train",
     "verify",
 ]

@@ -451,7 +451,7 @@ def predict(bundle: str, inputs: tuple[str, ...], top: int, as_json: bool) -> No
 @click.argument("bundle", type=click.Path())
 @click.option("--target", required=True, type=click.Choice(["node", "web", "python"]), help="Where it will run.")
 @click.option("--out", type=click.Path(), help="Folder to write (default: <bundle>-<target> here).")
-@click.option("--force", is_flag=True, help="Replace the folder if it exists.")
+@click.option("--force", is_flag=True, help="Replace the folder if it exists (only a folder zoo deploy made).")
 def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:
     """A ready-to-run folder: the graph with preprocessing inside, a small program, its README, test vectors."""
     from zoo.deploy import deploy_bundle
@@ -526,6 +526,30 @@ def report(target: str | None, out: str | None, board: bool, root: str, exports:
     from zoo.reports.report import write_report
 
     click.echo(f"report: {write_report(target, out, exports)}")
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--samples", default=1000, show_default=True, type=int, help="Training and held-out samples (each).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed for choosing the samples.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def audit(run_dir: str, samples: int, seed: int, as_json: bool) -> None:
+    """Membership-inference audit of a classifier run (loss threshold): AUC, TPR at 1 % / 10 % FPR; the results go
+    to audit.json in the run, and from there onto the card of later exports (docs/privacy.md)."""
+    from zoo.audit import audit_run, format_result
+
+    result = audit_run(run_dir, samples=samples, seed=seed)
+    _print_json(result.to_dict()) if as_json else click.echo(format_result(result))
+
+
+def _add_core_commands() -> None:
+    """Commands that live in modules of their own (their imports stay inside the commands)."""
+    from zoo.explain.command import explain_command
+
+    cli.add_command(explain_command)
+
+
+_add_core_commands()
 
 
 _plugin_commands_added = False

@@ -17,6 +17,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.errors import ZooError
+from zoo.explain.types import AttentionMaps, TokenModel  # re-exported: `zoo explain`'s contract
+from zoo.recipe import (  # noqa: F401 - re-exported: the fine-tuning recipe is part of the public contract
+    Mix,
+    draw_mix,
+    mix_inputs,
+    no_decay,
+    param_groups,
+)
 from zoo.reports.sections import (  # noqa: F401 - re-exported: report sections are part of the public contract
     ReportContext,
     ReportImage,
@@ -221,6 +229,28 @@ class Family:
         """Sections of this family's own for ``zoo report`` (pictures, tables): called when a report is
         written, not while training. ``context.model_and_data()`` loads the trained model if needed. Default: none."""
         return []
+
+    # --- `zoo explain` (optional; docs/explain.md) ------------------------------------------------------------
+
+    def gradcam_layer(self, model: torch.nn.Module) -> torch.nn.Module | None:
+        """The convolutional layer Grad-CAM attributes to for this model (its last feature maps), or ``None`` when
+        the model has none that fits (``zoo explain --method gradcam`` is then refused). Default: ``None``."""
+        return None
+
+    def attention_maps(self, model: torch.nn.Module, inputs: torch.Tensor) -> AttentionMaps | None:
+        """The attention probabilities of a transformer for ``inputs``, for ``zoo explain --method attention``
+        (attention rollout), or ``None`` when the model has no attention. Default: ``None``."""
+        return None
+
+    def private_hyperparameters(self, spec: ModelSpec) -> dict[str, Any]:
+        """Hyperparameters DP-SGD trains this model better with (``zoo train --dp-epsilon``; docs/privacy.md):
+        they replace the model's defaults, and the user's flags still win. Default: none."""
+        return {}
+
+    def token_model(self, model: torch.nn.Module, data: DataInfo) -> TokenModel | None:
+        """How to turn text into this model's tokens and read its next-token logits, for token attributions
+        (``zoo explain RUN "a prompt"``), or ``None`` for models that do not read text. Default: ``None``."""
+        return None
 
 
 def make_optimizer(params: Any, hp: Mapping[str, Any]) -> Any:

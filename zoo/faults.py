@@ -35,6 +35,8 @@ _OS_FIXES = {
     errno.ELOOP: "the path has a symbolic-link loop",
     errno.EMFILE: "too many open files; raise `ulimit -n`",
     errno.EIO: "the disk reported an I/O error; check the device",
+    errno.EFBIG: "the file is larger than allowed (`ulimit -f` or the file system); raise the limit or choose "
+                 "another --out",
 }
 
 #: Top-level packages that are libraries, never a plugin (a frame there is not "the plugin's code").

@@ -10,6 +10,7 @@ A run folder holds::
     model.safetensors      the final weights                                              WEIGHTS
     loss_curve.png         every ``*loss*`` metric over the epochs                        LOSS_CURVE
     mlflow.json            the MLflow run a resume continues (``--log mlflow``)           MLFLOW_RECORD
+    audit.json             ``zoo audit``: the membership-inference attack's results       AUDIT
     tensorboard/           event files (``--tensorboard``)                                TENSORBOARD
     checkpoints/           CHECKPOINTS: last.safetensors (LAST), best.safetensors (BEST),
                            step-NNNNNNNN.safetensors (:func:`step_checkpoint`, the newest ``--keep-last``)
@@ -27,6 +28,7 @@ SUMMARY = "summary.json"
 WEIGHTS = "model.safetensors"
 LOSS_CURVE = "loss_curve.png"
 MLFLOW_RECORD = "mlflow.json"
+AUDIT = "audit.json"
 TENSORBOARD = "tensorboard"
 
 CHECKPOINTS = "checkpoints"

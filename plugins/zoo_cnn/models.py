@@ -30,6 +30,10 @@ class ArticleCNN(nn.Module):
         self.fc1 = nn.Linear(64 * (height // 4) * (width // 4), 128)
         self.fc2 = nn.Linear(128, num_classes)
 
+    def gradcam_layer(self) -> nn.Module:
+        """Where ``zoo explain --method gradcam`` reads feature maps: the second convolution."""
+        return self.conv2
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(F.relu(self.conv1(x)))
         x = self.pool(F.relu(self.conv2(x)))
@@ -78,6 +82,10 @@ class SmallResNet(nn.Module):
                 cin = cout
         self.stages = nn.Sequential(*layers)
         self.head = nn.Linear(cin, num_classes)
+
+    def gradcam_layer(self) -> nn.Module:
+        """Where ``zoo explain --method gradcam`` reads feature maps: the last residual block."""
+        return self.stages[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))

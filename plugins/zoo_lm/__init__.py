@@ -50,7 +50,7 @@ def register_models(register: Callable[[Any], None]) -> None:
             input=InputSpec(1, 1, context),  # one row of `context` token ids
             defaults=dict(defaults), dataset="pydoc-topics",
             model_args={"vocab_size": 256, "context": context, "layers": layers, "heads": heads, "width": width,
-                        "dropout": 0.0},
+                        "dropout": 0.0, "activation": "gelu"},
         ))
 
 
@@ -70,5 +70,7 @@ def register_roles(register: Callable[[Any], None]) -> None:
 @hookimpl
 def register_commands(cli: Any) -> None:
     from zoo_lm.commands import generate
+    from zoo_lm.hf_export import hf_export_command  # click only: torch loads when the command runs
 
     cli.add_command(generate)
+    cli.add_command(hf_export_command)

@@ -17,11 +17,27 @@ import torch.nn.functional as F
 
 from zoo.data import DataInfo, DataSplits, TextInfo
 from zoo.errors import ZooError
-from zoo.family import Family, GraphSpec, RunContext
+from zoo.family import (
+    Family,
+    GraphSpec,
+    ReportContext,
+    ReportSection,
+    RunContext,
+    TokenModel,
+)
 from zoo.specs import ModelSpec
 from zoo_lm.model import GPT, cache_names, cached_gpt
 from zoo_lm.optim import ScheduledAdamW
-from zoo_lm.tokenizer import BYTES, byte_tokenizer_json, decode, encode, parse_tokenizer, train_bpe_json
+from zoo_lm.tokenizer import (
+    BYTES,
+    FILE,
+    byte_tokenizer_json,
+    decode,
+    encode,
+    parse_tokenizer,
+    read_tokenizer_file,
+    train_bpe_json,
+)
 
 ROLE_KEY, ROLE = "zoo_role", "lm:lm"  # the role this plugin registers (register_roles in zoo_lm)
 #: Graph metadata key holding what ``zoo generate`` needs (tokenizer file, cache layout, names), as JSON.
@@ -34,6 +50,8 @@ TOKENIZER_FILE = "tokenizer.json"
 PROMPTS = ("The ", "def ", "In Python, ")
 SAMPLE_TOKENS = 120
 EVAL_BATCH = 32
+#: Characters of validation text whose next token the report explains.
+REPORT_PROMPT_CHARS = 64
 #: Models above this many parameters export with their weights in an external data file.
 EXTERNAL_DATA_PARAMS = 50_000_000
 
@@ -68,7 +86,10 @@ class LMFamily(Family):
         context = int(model_args.get("context", 128))
         kind, size = parse_tokenizer(hp.get("tokenizer", BYTES))
         train_text, val_text = split_text(data.x_train), split_text(data.x_val)
-        tokenizer_json = byte_tokenizer_json() if kind == BYTES else train_bpe_json(train_text, size)
+        if kind == FILE:
+            tokenizer_json = read_tokenizer_file(str(size))
+        else:
+            tokenizer_json = byte_tokenizer_json() if kind == BYTES else train_bpe_json(train_text, int(size))
         train_ids, val_ids = encode(tokenizer_json, train_text), encode(tokenizer_json, val_text)
         for label, ids in (("training", train_ids), ("validation", val_ids)):
             if len(ids) <= context:
@@ -77,7 +98,8 @@ class LMFamily(Family):
         from tokenizers import Tokenizer
 
         vocab = Tokenizer.from_str(tokenizer_json).get_vocab_size()
-        text = TextInfo(tokenizer=BYTES if kind == BYTES else f"bpe:{size}", vocab_size=vocab, context=context,
+        name = {BYTES: BYTES, "bpe": f"bpe:{size}", FILE: f"file:{Path(str(size)).name}"}[kind]
+        text = TextInfo(tokenizer=name, vocab_size=vocab, context=context,
                         tokenizer_json=tokenizer_json, bytes_per_token=len(val_text.encode()) / len(val_ids),
                         train_tokens=len(train_ids), val_tokens=len(val_ids))
         x_train, x_val = token_windows(train_ids, context), token_windows(val_ids, context)
@@ -88,6 +110,15 @@ class LMFamily(Family):
         if data.text is None:
             return {}
         return {"vocab_size": data.text.vocab_size, "context": data.text.context}
+
+    def build(self, spec: ModelSpec, data: DataInfo, model_args: dict[str, Any]) -> torch.nn.Module:
+        """The GPT, once its vocabulary is checked against the tokenizer's (ids it cannot decode, or a tokenizer
+        whose ids the model has no row for, are one line)."""
+        if data.text is not None and int(model_args.get("vocab_size", data.text.vocab_size)) != data.text.vocab_size:
+            raise ZooError(f"--arg vocab_size={model_args['vocab_size']} does not match the tokenizer "
+                           f"({data.text.tokenizer}: {data.text.vocab_size} ids); drop --arg vocab_size (it follows "
+                           "the tokenizer) or pass --hp tokenizer=... with that many ids")
+        return super().build(spec, data, model_args)
 
     # --- training -----------------------------------------------------------------------------------
 
@@ -145,6 +176,31 @@ class LMFamily(Family):
         folder.mkdir(exist_ok=True)
         _write_text(folder / f"epoch-{epoch:03d}.txt", "\n".join(parts))
         return {}
+
+    # --- explanations (`zoo explain`, the report) -------------------------------------------------------
+
+    def token_model(self, model: torch.nn.Module, data: DataInfo) -> TokenModel | None:
+        """Prompts through the run's tokenizer; Integrated Gradients along the token embedding (the position
+        embedding is left out: it is the same for the prompt and its baseline); baseline token: a space."""
+        if data.text is None:
+            return None
+        tokenizer_json = data.text.tokenizer_json
+        space = encode(tokenizer_json, " ").tolist()
+        gpt: GPT = model
+        return TokenModel(encode=lambda text: encode(tokenizer_json, text).tolist(),
+                          token_text=lambda token: decode(tokenizer_json, [token]),
+                          embedding=gpt.embed, next_token_logits=lambda ids: gpt(ids)[:, -1, :],
+                          baseline_token=space[0] if len(space) == 1 else 0, context=gpt.context)
+
+    def report_sections(self, context: ReportContext) -> list[ReportSection]:
+        """Token attributions of the next token after the start of the validation text."""
+        from zoo.explain.report import token_attribution_section
+
+        model, data = context.model_and_data()
+        info = DataInfo.from_dict(dict(context.config["data"]))
+        text = split_text(data.x_val)
+        start = text.find("\n", 0, 2000) + 1
+        return [token_attribution_section(model, self, info, text[start:start + REPORT_PROMPT_CHARS])]
 
     # --- export -------------------------------------------------------------------------------------
 

@@ -12,13 +12,13 @@ from torch import nn
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
 
-    def __init__(self, width: int, heads: int, dropout: float) -> None:
+    def __init__(self, width: int, heads: int, dropout: float, activation: str = "gelu") -> None:
         super().__init__()
         self.heads, self.head_dim = heads, width // heads
         self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), _gelu(activation), nn.Linear(4 * width, width))
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -42,20 +42,38 @@ class GPT(nn.Module):
     """Token ids [batch, seq] → next-token logits [batch, seq, vocab]."""
 
     def __init__(self, vocab_size: int = 256, context: int = 128, layers: int = 2, heads: int = 2,
-                 width: int = 64, dropout: float = 0.0) -> None:
+                 width: int = 64, dropout: float = 0.0, activation: str = "gelu") -> None:
         super().__init__()
         if width % heads:
             raise ValueError(f"width {width} must be a multiple of heads {heads}")
         self.vocab_size, self.context, self.layers, self.heads = vocab_size, context, layers, heads
+        self.width, self.activation = width, activation
         self.head_dim = width // heads
         self.embed = nn.Embedding(vocab_size, width)
         self.position = nn.Embedding(context, width)
-        self.blocks = nn.ModuleList(Block(width, heads, dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(width, heads, dropout, activation) for _ in range(layers))
         self.ln_f = nn.LayerNorm(width)
         self.apply(_init)
         for block in self.blocks:  # GPT-2: residual projections scaled by 1/sqrt(2 * layers)
             for layer in (block.proj, block.mlp[2]):
                 nn.init.normal_(layer.weight, std=0.02 / (2 * layers) ** 0.5)
+
+    def import_state_dict(self, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> dict[str, torch.Tensor]:
+        """``--init``: a ``transformers`` GPT-2 state dict (names mapped, Conv1D weights transposed) becomes this
+        model's; a zoo state dict is returned as it is. A ``config.json`` beside the weights must describe this
+        model (activation, vocabulary, shape), else one line says which ``--arg`` to pass."""
+        from zoo_lm import hf_gpt2
+
+        if not hf_gpt2.is_hf_gpt2(state):
+            return state
+        problem = hf_gpt2.check_config(metadata.get("config.json"), activation=self.activation,
+                                       vocab_size=self.vocab_size, context=self.context, layers=self.layers,
+                                       heads=self.heads, width=self.width)
+        if problem:
+            from zoo.errors import ZooError
+
+            raise ZooError(f"--init: these GPT-2 weights do not fit this model: {problem}")
+        return hf_gpt2.from_hf(state, self.layers)
 
     def fsdp_blocks(self) -> list[nn.Module]:
         """What ``--strategy fsdp`` shards one by one: the blocks (the tied embedding is used by the root too)."""
@@ -125,6 +143,14 @@ def cached_gpt(gpt: GPT) -> CachedGPT:
     return cls(gpt).eval()
 
 
+#: The MLP activations: exact GELU, or GPT-2's tanh approximation (``gelu_new`` in ``transformers``).
+ACTIVATIONS = ("gelu", "gelu_tanh")
+
+
+def _gelu(activation: str) -> nn.Module:
+    return nn.GELU(approximate="tanh") if activation == "gelu_tanh" else nn.GELU()
+
+
 def _init(module: nn.Module) -> None:
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, std=0.02)
@@ -133,9 +159,13 @@ def _init(module: nn.Module) -> None:
 
 
 def gpt(vocab_size: int = 256, context: int = 128, layers: int = 2, heads: int = 2, width: int = 64,
-        dropout: float = 0.0) -> GPT:
-    """Builder referenced by the model specs."""
-    return GPT(vocab_size, context, layers, heads, width, dropout)
+        dropout: float = 0.0, activation: str = "gelu") -> GPT:
+    """Builder referenced by the model specs (``activation``: ``gelu``, or ``gelu_tanh`` as GPT-2 computes it)."""
+    if activation not in ACTIVATIONS:
+        from zoo.errors import ZooError
+
+        raise ZooError(f"--arg activation={activation!r} is not known; use one of {', '.join(ACTIVATIONS)}")
+    return GPT(vocab_size, context, layers, heads, width, dropout, activation)
 
 
 @torch.no_grad()

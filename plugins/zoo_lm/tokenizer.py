@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,16 +23,39 @@ from zoo.errors import ZooError
 BYTES = "bytes"
 
 
-def parse_tokenizer(value: object) -> tuple[str, int]:
-    """``"bytes"`` → ("bytes", 256); ``"bpe:N"`` → ("bpe", N) with 260 ≤ N ≤ 65536."""
-    text = str(value).strip().lower()
+FILE = "file"
+
+
+def parse_tokenizer(value: object) -> tuple[str, int | str]:
+    """``"bytes"`` → ("bytes", 256); ``"bpe:N"`` → ("bpe", N) with 260 ≤ N ≤ 65536; a path to a ``tokenizer.json``
+    (a Hugging Face tokenizer, GPT-2's for example) → ("file", path)."""
+    raw = str(value).strip()
+    text = raw.lower()
     if text == BYTES:
         return BYTES, 256
     kind, _, size = text.partition(":")
     if kind == "bpe" and size.isdigit() and 260 <= int(size) <= 65536:
         return "bpe", int(size)
-    raise ZooError(f"--hp tokenizer={value!r} is not a tokenizer; use tokenizer=bytes or tokenizer=bpe:N "
-                   "(N from 260 to 65536, the vocabulary size)")
+    if text.endswith(".json"):
+        return FILE, raw
+    raise ZooError(f"--hp tokenizer={value!r} is not a tokenizer; use tokenizer=bytes, tokenizer=bpe:N "
+                   "(N from 260 to 65536, the vocabulary size) or tokenizer=PATH/tokenizer.json")
+
+
+def read_tokenizer_file(path: str) -> str:
+    """The JSON of a ``tokenizers`` tokenizer file, checked by loading it (one line naming the file otherwise)."""
+    from tokenizers import Tokenizer
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ZooError(f"--hp tokenizer={path}: no such file; give the tokenizer.json of a Hugging Face tokenizer")
+    try:
+        text = file.read_text(encoding="utf-8")
+        Tokenizer.from_str(text)
+    except Exception as exc:  # OSError, UnicodeDecodeError, and the library's own plain Exception
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ZooError(f"--hp tokenizer={path} is not a tokenizers tokenizer.json ({first})") from exc
+    return text
 
 
 def lines(text: str) -> list[str]:

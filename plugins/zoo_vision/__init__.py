@@ -45,5 +45,5 @@ def register_models(register: Callable[[Any], None]) -> None:
             summary=f"{title}, timm layout; {count / 1e6:.1f} M parameters at 1000 classes, 224×224",
             defaults={"epochs": 30, "batch_size": 64, "lr": 1e-3, "optimizer": "adamw", "weight_decay": 0.05},
             model_args={"in_channels": 3, "num_classes": 1000, "image_size": [224, 224], "patch_size": 16,
-                        "stem": "standard", "checkpoint_activations": False},
+                        "stem": "standard", "checkpoint_activations": False, "drop_path": 0.0},
         ))

@@ -72,6 +72,9 @@ _BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottle
 class ResNet(nn.Module):
     """torchvision's ResNet: stem, four stages (64, 128, 256, 512 planes), global average pooling, ``fc``."""
 
+    #: What ``--init`` reads, for its error line.
+    init_layouts = "torchvision's layout (torchvision.models.resnet*'s state_dict), with the same stem"
+
     def __init__(self, layers: list[int], block: str = "basic", in_channels: int = 3, num_classes: int = 1000,
                  stem: str = "standard") -> None:
         super().__init__()
@@ -116,6 +119,14 @@ class ResNet(nn.Module):
         self.inplanes = planes * expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
+
+    def gradcam_layer(self) -> nn.Module:
+        """Where ``zoo explain --method gradcam`` reads feature maps: the last stage (``layer4``)."""
+        return self.layer4
+
+    def lr_layer_groups(self) -> list[tuple[str, ...]]:
+        """Layers from input to output for ``--hp layer_decay``: the stem, the four stages, the head."""
+        return [("conv1", "bn1"), ("layer1",), ("layer2",), ("layer3",), ("layer4",), ("fc",)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

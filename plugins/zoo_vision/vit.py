@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.family import AttentionMaps
+
 STEMS = ("standard", "small")
 SMALL_PATCH = 4
 
@@ -38,6 +40,12 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention probabilities (batch × heads × tokens × tokens) the forward pass uses, for explanations."""
+        batch, tokens, dim = x.shape
+        q, k, _ = self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        return (q @ k.transpose(-2, -1) * (dim // self.heads) ** -0.5).softmax(dim=-1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, dim = x.shape
         qkv = self.qkv(x).reshape(batch, tokens, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
@@ -61,16 +69,26 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """A pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float, drop_path: float = 0.0) -> None:
         super().__init__()
+        self.drop_path = drop_path
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        x = x + self._dropped(self.attn(self.norm1(x)))
+        return x + self._dropped(self.mlp(self.norm2(x)))
+
+    def _dropped(self, branch: torch.Tensor) -> torch.Tensor:
+        """Stochastic depth (timm's drop-path): in training, drop the branch for whole samples with probability
+        ``drop_path`` and scale the kept ones by 1 / (1 − p); the identity in evaluation and export."""
+        if not self.training or self.drop_path == 0.0:
+            return branch
+        keep = 1.0 - self.drop_path
+        mask = branch.new_empty((branch.shape[0],) + (1,) * (branch.ndim - 1)).bernoulli_(keep)
+        return branch * mask / keep
 
 
 class VisionTransformer(nn.Module):
@@ -80,9 +98,12 @@ class VisionTransformer(nn.Module):
     about a third more compute); it changes nothing in the weights or the outputs.
     """
 
+    #: What ``--init`` reads, for its error line.
+    init_layouts = "timm's layout (timm's vit_*_patch16 state_dict), with the same --image-size"
+
     def __init__(self, dim: int, depth: int, heads: int, in_channels: int = 3, num_classes: int = 1000,
                  image_size: Sequence[int] = (224, 224), patch_size: int = 16, stem: str = "standard",
-                 mlp_ratio: float = 4.0, checkpoint_activations: bool = False) -> None:
+                 mlp_ratio: float = 4.0, checkpoint_activations: bool = False, drop_path: float = 0.0) -> None:
         super().__init__()
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {', '.join(STEMS)}, got {stem!r}")
@@ -97,10 +118,15 @@ class VisionTransformer(nn.Module):
                              "use --image-size with multiples of it (or --arg stem=small for 4×4 patches)")
         self.checkpoint_activations = checkpoint_activations
         self.patch_embed = PatchEmbed(in_channels, dim, patch)
-        tokens = (height // patch) * (width // patch) + 1
+        self.grid = (height // patch, width // patch)
+        tokens = self.grid[0] * self.grid[1] + 1
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, dim))
-        self.blocks = nn.Sequential(*(Block(dim, heads, mlp_ratio) for _ in range(depth)))
+        if not 0.0 <= drop_path < 1.0:
+            raise ValueError(f"drop_path must be in [0, 1), got {drop_path}")
+        # stochastic depth grows linearly with depth, to drop_path at the last block (timm's rule)
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.Sequential(*(Block(dim, heads, mlp_ratio, rate) for rate in rates))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.head = nn.Linear(dim, num_classes)
         self._init_weights()
@@ -108,6 +134,27 @@ class VisionTransformer(nn.Module):
     def fsdp_blocks(self) -> list[nn.Module]:
         """What ``--strategy fsdp`` shards one by one (the rest goes with the root): the transformer blocks."""
         return list(self.blocks)
+
+    def import_state_dict(self, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> dict[str, torch.Tensor]:
+        """``--init`` at another image size: the position embedding's patch grid is resampled (bicubic, antialiased,
+        as timm does) to this model's grid; the class token's row is kept as it is."""
+        saved, here = state.get("pos_embed"), self.pos_embed
+        if saved is None or saved.shape == here.shape or saved.ndim != 3 or saved.shape[-1] != here.shape[-1]:
+            return state
+        old_grid, new_grid = _grid(saved.shape[1] - 1), self.grid
+        if old_grid is None:
+            return state  # not a square grid plus a class token: left for the mismatch check to name
+        import torch.nn.functional as F
+
+        patches = saved[:, 1:].reshape(1, *old_grid, -1).permute(0, 3, 1, 2).float()
+        patches = F.interpolate(patches, size=new_grid, mode="bicubic", antialias=True, align_corners=False)
+        patches = patches.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], -1).to(saved.dtype)
+        return {**state, "pos_embed": torch.cat([saved[:, :1], patches], dim=1)}
+
+    def lr_layer_groups(self) -> list[tuple[str, ...]]:
+        """Layers from input to output for ``--hp layer_decay``: the embeddings, each block, then norm and head."""
+        return [("patch_embed", "cls_token", "pos_embed"), *((f"blocks.{i}",) for i in range(len(self.blocks))),
+                ("norm", "head")]
 
     def _init_weights(self) -> None:
         """timm's default ("jax"-free) init: truncated normal 0.02 for linears and the position embedding."""
@@ -117,6 +164,17 @@ class VisionTransformer(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.trunc_normal_(module.weight, std=0.02)
                 nn.init.zeros_(module.bias)
+
+    def attention_maps(self, x: torch.Tensor) -> AttentionMaps:
+        """Every block's attention probabilities for ``x`` (``zoo explain --method attention``: rollout)."""
+        grid = (x.shape[2] // self.patch_embed.proj.stride[0], x.shape[3] // self.patch_embed.proj.stride[1])
+        x = self.patch_embed(x)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        maps = []
+        for block in self.blocks:
+            maps.append(block.attn.probabilities(block.norm1(x)))
+            x = block(x)
+        return AttentionMaps(maps, grid, prefix_tokens=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
@@ -131,12 +189,18 @@ class VisionTransformer(nn.Module):
         return self.head(self.norm(x)[:, 0])
 
 
+def _grid(patches: int) -> tuple[int, int] | None:
+    """The square patch grid of a saved position embedding (timm's own are square), or None."""
+    side = round(patches ** 0.5)
+    return (side, side) if side * side == patches else None
+
+
 def _vit(dim: int, depth: int, heads: int):
     def build(in_channels: int = 3, num_classes: int = 1000, image_size: Sequence[int] = (224, 224),
-              patch_size: int = 16, stem: str = "standard", checkpoint_activations: bool = False
-              ) -> VisionTransformer:
+              patch_size: int = 16, stem: str = "standard", checkpoint_activations: bool = False,
+              drop_path: float = 0.0) -> VisionTransformer:
         return VisionTransformer(dim, depth, heads, in_channels, num_classes, image_size, patch_size, stem,
-                                 checkpoint_activations=checkpoint_activations)
+                                 checkpoint_activations=checkpoint_activations, drop_path=drop_path)
 
     build.__doc__ = f"ViT with width {dim}, depth {depth}, {heads} heads (timm layout)."
     return build

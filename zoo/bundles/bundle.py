@@ -7,7 +7,6 @@ leaves nothing half-written, and an existing bundle is only replaced with ``forc
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from zoo.bundles.onnx_graph import (
     stamp_metadata,
 )
 from zoo.bundles.portable import make_portable
-from zoo.bundles.publish import publish, recover
+from zoo.bundles.publish import make_staging, publish, recover
 from zoo.bundles.vectors import write_test_set
 from zoo.errors import ParityError, ZooError
 from zoo.roles import check_role_shapes
@@ -86,11 +85,7 @@ def export_run(
     recover(final)  # a --force killed between its renames: put the old bundle back first
     if final.exists() and not force:
         raise ZooError(f"bundle {final} already exists; pass --force to replace it, or --out another folder")
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_staging(out, final.name)
-    staging = out / f".{final.name}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging = make_staging(final)
     wanted = [v for v, on in (("int8", quantize == "int8"), ("fp16", fp16)) if on]
     try:
         data = load_run_data(run.config)
@@ -203,20 +198,6 @@ def _graph_check(staging: Path, graph: Any, name: str, cases: list[Case], atol: 
                       metadata=describe_graph(path)["metadata"])
 
 
-def _remove_abandoned_staging(out: Path, name: str) -> None:
-    """Remove staging folders of exports that were killed (their process is gone)."""
-    for folder in out.glob(f".{name}.staging-*"):
-        pid = folder.name.rsplit("-", 1)[-1]
-        if not pid.isdigit():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except OSError:
-            pass  # alive (or not ours to judge): leave it
-
-
 def _graph_metadata(run: Any) -> dict[str, Any]:
     from zoo.version import __version__
 
@@ -274,6 +255,16 @@ def _versions() -> dict[str, str]:
             "onnxruntime": import_onnxruntime().__version__, "python": platform.python_version()}
 
 
+def _privacy(run: Any) -> dict[str, Any]:
+    """``{"privacy": ...}`` for a DP-trained or audited run (ε, δ, the accountant, the audit), else nothing."""
+    from zoo.bundles.privacy_card import manifest_privacy
+    from zoo.run_layout import SUMMARY
+    from zoo.runs import read_json
+
+    found = manifest_privacy(read_json(run.run_dir / SUMMARY, "run summary"), run.run_dir)
+    return {"privacy": found} if found else {}
+
+
 def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset: int, exporter: str,
               parity: dict[str, Any] | None) -> dict[str, Any]:
     files = sorted(p for p in staging.rglob("*") if p.is_file())
@@ -290,6 +281,7 @@ def _manifest(run: Any, entries: dict[str, dict[str, Any]], staging: Path, opset
         "opset_requested": opset,
         "graphs": entries,
         "parity_passed": None if parity is None else parity["passed"],
+        **_privacy(run),
         "versions": _versions(),
         "files": {p.relative_to(staging).as_posix(): sha256(p) for p in files},
     }

@@ -7,6 +7,7 @@ from typing import Any
 
 from zoo.bundles.graph_checks import format_table
 from zoo.bundles.manifest import GraphEntry, ParityReport
+from zoo.bundles.privacy_card import privacy_text
 from zoo.bundles.variant_card import variant_text
 from zoo.data.kinds import describe_samples, describe_targets
 from zoo.errors import ZooError
@@ -37,7 +38,7 @@ Inference on inputs preprocessed exactly as below; each graph takes a batch of a
 Trained on `{info.name}`: {describe_samples(info)}; targets: {describe_targets(info)}; {summary.get("epochs")} epochs.
 
 ## Preprocessing
-{_preprocessing(info)}
+{_preprocessing(info)}{_normalization_source(run.config)}
 The same values are in every graph's `metadata_props`.
 
 ## Metrics (validation, last epoch)
@@ -53,7 +54,7 @@ A graph's role (`zoo_role` in its metadata) says what it is: `zoo predict` uses 
 a sampler or decoder.
 
 {variant_text(graphs, parity, speed)}
-{_starting_weights(run.config)}## Parity against PyTorch
+{_starting_weights(run.config)}{privacy_text(summary, run.run_dir)}## Parity against PyTorch
 ```
 {parity_text}
 ```
@@ -89,6 +90,18 @@ def _preprocessing(info: Any) -> str:
         return f"Model input = {describe_samples(info)}, as the family prepared them."
     return (f"Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, "
             f"channels\nfirst (N×C×H×W). Raw pixels: {_pixel_unit(info)}.")
+
+
+def _normalization_source(config: dict[str, Any]) -> str:
+    """Where a fixed mean/std came from (``--normalize``, or the starting weights' own); "" for the data's."""
+    fixed = (config.get("data_options") or {}).get("normalize")
+    if not isinstance(fixed, dict):
+        return ""
+    source = str(fixed.get("source", "given"))
+    words = {"imagenet": "ImageNet's (--normalize imagenet)", "given": "given with --normalize"}
+    where = words.get(source, source.replace("weights: ", "the starting weights' own, from ") if
+                      source.startswith("weights: ") else source)
+    return f"\nMean and std are {where}, not the training data's statistics."
 
 
 def _pixel_unit(info: Any) -> str:

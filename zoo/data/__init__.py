@@ -22,6 +22,7 @@ from zoo.data.kinds import (  # noqa: F401 - the kinds' helpers are re-exported 
     target_statistics,
 )
 from zoo.data.kinds import default_target as _default_target
+from zoo.data.normalize import Normalization
 from zoo.errors import ZooError
 from zoo.specs import resolve
 
@@ -201,11 +202,13 @@ class DataOptions:
     image_size: tuple[int, int] | None = None
     channels: int | None = None
     args: dict[str, str] = field(default_factory=dict)
+    #: A fixed mean/std instead of the training split's (``--normalize``, or the starting weights' own).
+    normalize: Normalization | None = None
 
     def image_flags(self) -> list[str]:
-        """The image-only flags these options set (``--channels``, ``--image-size``)."""
-        return [flag for flag, value in (("--channels", self.channels), ("--image-size", self.image_size))
-                if value is not None]
+        """The image-only flags these options set (``--channels``, ``--image-size``, ``--normalize``)."""
+        return [flag for flag, value in (("--channels", self.channels), ("--image-size", self.image_size),
+                                         ("--normalize", self.normalize)) if value is not None]
 
 
 @dataclass(frozen=True)
@@ -276,9 +279,12 @@ def prepare_files(name: str, raw: RawFiles, *, seed: int, val_fraction: float, o
     size = tuple(options.image_size or raw.size)
     train_idx, val_idx = split_indices(len(raw.files), seed=seed, val_fraction=val_fraction)
     channels = 1 if mode == "L" else 3
-    unscaled = LazyImages(raw.files, mode=mode, size=size, scale=raw.scale, mean=[0.0] * channels,
-                          std=[1.0] * channels)
-    mean, std = channel_statistics(unscaled, train_idx)
+    if options.normalize is not None:
+        mean, std = options.normalize.for_channels(channels)
+    else:
+        unscaled = LazyImages(raw.files, mode=mode, size=size, scale=raw.scale, mean=[0.0] * channels,
+                              std=[1.0] * channels)
+        mean, std = channel_statistics(unscaled, train_idx)
     images = LazyImages(raw.files, mode=mode, size=size, scale=raw.scale, mean=mean, std=std)
     info = DataInfo(name=name, channels=channels, height=size[0], width=size[1], num_classes=len(raw.class_names),
                     class_names=raw.class_names, scale=float(raw.scale), mean=mean, std=std,
@@ -302,15 +308,17 @@ def prepare(name: str, raw: RawData, *, seed: int, val_fraction: float, options:
     if options.image_size is not None:
         images = resize(images, options.image_size)
     return split_and_normalise(name, images, labels, seed=seed, val_fraction=val_fraction, scale=raw.scale,
-                               class_names=raw.class_names, source_shape=source_shape, pixel_max=raw.pixel_max)
+                               class_names=raw.class_names, source_shape=source_shape, pixel_max=raw.pixel_max,
+                               normalize=options.normalize)
 
 
 def split_and_normalise(
     name: str, images: np.ndarray, labels: np.ndarray, *, seed: int, val_fraction: float, scale: float,
     class_names: list[str], source_shape: list[int] | None = None, pixel_max: float | None = None,
-    target_names: list[str] | None = None,
+    target_names: list[str] | None = None, normalize: Normalization | None = None,
 ) -> DataSplits:
-    """Deterministic split by ``seed``, then per-channel normalisation with training-split statistics.
+    """Deterministic split by ``seed``, then per-channel normalisation with training-split statistics (or the fixed
+    ones ``normalize`` gives).
 
     The targets keep what they are, never cast silently: integer labels, or whole-valued floats when
     ``class_names`` are given, are class indices (int64, checked against the classes); float targets with no
@@ -333,8 +341,12 @@ def split_and_normalise(
         labels = check_labels(labels, len(images), len(class_names) or None, source=f"dataset {name!r}")
         target = TargetInfo(TargetKind.CLASS)
     scaled = images.astype(np.float32) * np.float32(scale)
-    mean = scaled[train_idx].mean(axis=(0, 2, 3))
-    std = scaled[train_idx].std(axis=(0, 2, 3)) + 1e-8
+    if normalize is not None:
+        fixed = normalize.for_channels(images.shape[1])
+        mean, std = np.asarray(fixed[0]), np.asarray(fixed[1])  # float64: recorded exactly as given
+    else:
+        mean = scaled[train_idx].mean(axis=(0, 2, 3))
+        std = scaled[train_idx].std(axis=(0, 2, 3)) + 1e-8
     normalised = ((scaled - mean[None, :, None, None]) / std[None, :, None, None]).astype(np.float32)
     info = DataInfo(
         name=name,
@@ -418,5 +430,6 @@ def load_run_data(config: dict[str, Any]) -> DataSplits:
     return load_dataset(
         config["dataset"], seed=config["seed"],
         options=DataOptions(image_size=tuple(size) if size else None, channels=options.get("channels"),
-                            args=dict(options.get("args") or {})),
+                            args=dict(options.get("args") or {}),
+                            normalize=Normalization.from_dict(options.get("normalize"))),
     )

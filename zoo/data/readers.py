@@ -142,18 +142,20 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str] | None
 
 
 def load_image(path: Path, *, mode: str) -> np.ndarray:
-    """One PNG/JPEG as an H×W×C uint8 array in ``mode`` ("L" grayscale or "RGB")."""
+    """One PNG/JPEG as an H×W×C uint8 array in ``mode`` ("L" grayscale or "RGB"), by zoo's one decoding rule
+    (:mod:`zoo.data.decoding`: 16-bit to its high byte, alpha over black, palette/CMYK to RGB, 601-2 luma)."""
     from PIL import Image, UnidentifiedImageError
+
+    from zoo.data.decoding import decode
 
     try:
         with Image.open(path) as image:
             image.load()
-            converted = image.convert(mode)
+            pixels = decode(image, 1 if mode == "L" else 3)
     except FileNotFoundError as exc:
         raise DataError(f"{path} does not exist") from exc
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path} is not a readable image ({exc}); remove or replace it") from exc
-    array = np.asarray(converted, dtype=np.uint8)
-    if array.size == 0:
-        raise DataError(f"{path} is an empty ({converted.width}×{converted.height}) image; remove or replace it")
-    return array[:, :, None] if array.ndim == 2 else array
+    if pixels.size == 0:
+        raise DataError(f"{path} is an empty ({pixels.shape[1]}×{pixels.shape[0]}) image; remove or replace it")
+    return pixels

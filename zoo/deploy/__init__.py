@@ -5,17 +5,19 @@ The graph to deploy is picked by role (:func:`zoo.role_handlers.graph_for`) and 
 inside) and say what else the folder holds (:class:`zoo.role_handlers.DeployPlan`); this module writes
 ``deploy.json``, the program for the target, its README, the package lists and ``vectors/`` (test vectors as raw
 little-endian binary described by ``vectors.json``, readable without protobuf). No preprocessing code for the
-deployer to write.
+deployer to write. The folder is staged and published like a bundle, and ``--force`` never replaces anything but
+a deploy folder, nor the input (:mod:`zoo.deploy.folder`). Image roles decode files by zoo's one rule
+(:mod:`zoo.deploy.images`: ``decoding.py`` for python, ``decode.js`` for node and the browser).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
+from zoo.deploy.folder import MARKER, MARKER_KEY, check_out, staged
 from zoo.errors import ZooError
 from zoo.role_handlers import TARGETS, DeployPlan, DeployRequest, DeployVectors
 
@@ -29,19 +31,17 @@ def deploy_bundle(bundle_dir: str | Path, target: str, out: str | Path | None = 
         raise ZooError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     opened = Bundle.open(bundle_dir)
     folder = Path(out) if out else Path(f"{opened.path.name}-{target}")
-    if folder.exists() and not force:
-        raise ZooError(f"{folder} already exists; pass --force to replace it, or --out another folder")
+    check_out(opened.path, folder, force)
     graph, handlers = graph_for(opened, "deploy")  # before writing anything: nothing to deploy leaves no folder
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    plan = handlers.deploy(DeployRequest(opened, graph, target, folder))
-    write_plan(folder, plan, f"zoo-{opened.manifest.model}-{target}", target)
+    with staged(folder, force) as staging:
+        plan = handlers.deploy(DeployRequest(opened, graph, target, staging))
+        write_plan(staging, plan, f"zoo-{opened.manifest.model}-{target}", target)
     return folder
 
 
 def write_plan(folder: Path, plan: DeployPlan, package_name: str, target: str) -> None:
     """Write what a role's deploy plan lists: ``deploy.json``, programs, vectors, package lists, README."""
-    (folder / "deploy.json").write_text(json.dumps(dict(plan.info), indent=2))
+    (folder / MARKER).write_text(json.dumps({**plan.info, MARKER_KEY: 1}, indent=2))  # 1: this layout
     if plan.vectors is not None:
         _write_vectors(folder, plan.vectors)
     for name, text in plan.programs.items():

@@ -1,5 +1,9 @@
 """`zoo deploy` of image roles (classifier, sampler, decoder): the graph with pre/postprocessing inside
-(:mod:`zoo.bundles.pregraph`), ``deploy.json``, the programs in ``templates/``, test vectors."""
+(:mod:`zoo.bundles.pregraph`), ``deploy.json``, the programs in ``templates/``, test vectors.
+
+Image files are decoded by zoo's one rule: python's ``run.py`` with ``decoding.py`` (a copy of
+:mod:`zoo.data.decoding`, what training and ``zoo predict`` use), node's ``run.js`` and the page's ``main.js``
+with one ``decode.js`` (pngjs; libjpeg-turbo in WebAssembly, the JPEG decoder Pillow uses)."""
 
 from __future__ import annotations
 
@@ -13,8 +17,12 @@ from zoo.role_handlers import DeployPlan, DeployRequest, DeployVectors, GraphEnt
 from zoo.roles import GraphRole
 
 #: What each target's folder gets from the templates, and the packages it needs.
-PROGRAMS = {"python": ["run.py"], "node": ["run.js"], "web": ["index.html", "main.js"]}
-NPM_PACKAGES = {"node": {"onnxruntime-node": "^1.20.0", "pngjs": "^7.0.0"}, "web": {"onnxruntime-web": "^1.20.0"}}
+PROGRAMS = {"python": ["run.py"], "node": ["run.js", "decode.js", "noise.js"],
+            "web": ["index.html", "main.js", "decode.js", "noise.js"]}
+#: Image decoders, the same code under node and in the browser: pngjs, and libjpeg-turbo in WebAssembly (what
+#: Pillow decodes JPEG with, so pixels are identical; pure-JavaScript JPEG decoders are not).
+DECODERS = {"pngjs": "^7.0.0", "@cwasm/jpeg-turbo": "^0.1.3"}
+NPM_PACKAGES = {"node": {"onnxruntime-node": "^1.20.0", **DECODERS}, "web": {"onnxruntime-web": "^1.20.0", **DECODERS}}
 PIP_PACKAGES = ("onnxruntime>=1.20", "numpy", "pillow")
 #: Real validation samples stored as test vectors.
 VECTOR_SAMPLES = 16
@@ -31,9 +39,12 @@ def image_plan(request: DeployRequest, kind: str) -> DeployPlan:
     description = build_pregraph(request.bundle.path, graph, request.folder / "model.onnx")
     info = _info(request.bundle.manifest, graph, description)
     templates = resources.files("zoo.deploy") / "templates"
-    return DeployPlan(info=info, programs={name: (templates / name).read_text() for name in PROGRAMS[request.target]},
-                      readme=_readme(request.target, info), vectors=_vectors(request, graph, info),
-                      npm=NPM_PACKAGES.get(request.target, {}), pip=PIP_PACKAGES)
+    programs = {name: (templates / name).read_text() for name in PROGRAMS[request.target]}
+    if request.target == "python":  # the decoding rule itself, beside run.py
+        programs["decoding.py"] = (resources.files("zoo.data") / "decoding.py").read_text()
+    return DeployPlan(info=info, programs=programs, readme=_readme(request.target, info),
+                      vectors=_vectors(request, graph, info), npm=NPM_PACKAGES.get(request.target, {}),
+                      pip=PIP_PACKAGES)
 
 
 def _info(manifest: Any, graph: Any, description: dict[str, Any]) -> dict[str, Any]:
@@ -88,17 +99,29 @@ def _vector_inputs(bundle: Any, entry: GraphEntry, kind: str, info: dict[str, An
     return feeds
 
 
+#: How images become the graph's uint8 input: zoo's one rule (zoo/data/decoding.py), stated for deployers.
+_IMAGES = """## Images
+PNG and JPEG files are decoded by zoo's one rule, the same as in training and `zoo predict` (`--pixels IMAGE`, or
+`?pixels=IMAGE` on the page, prints what the graph receives): 16-bit samples keep their high byte (`value >> 8`);
+1/2/4-bit grey is scaled to 0-255; palettes are looked up (with their transparency); CMYK becomes RGB as
+(255 - C)(255 - K)/255; alpha is composited over black, c*a/255 rounded; one channel is ITU-R 601-2 luma,
+(19595 R + 38470 G + 7471 B + 32768) >> 16, three channels RGB. EXIF orientation and colour profiles are not
+applied. Python decodes with `decoding.py` (Pillow), node and the browser with `decode.js` (pngjs, and libjpeg-turbo
+in WebAssembly: the JPEG decoder Pillow uses).
+"""
+
+
 def _readme(target: str, info: dict[str, Any]) -> str:
     from zoo.bundles.runtime_checks import REQUIREMENTS
 
     kind = info["kind"]
     usage = {
         "python": ("pip install -r requirements.txt", "python run.py IMAGE.png" if kind == GraphRole.CLASSIFIER
-                   else "python run.py --samples 16", "python run.py --check"),
+                   else "python run.py --samples 16 --seed 0", "python run.py --check"),
         "node": ("ONNXRUNTIME_NODE_INSTALL=skip npm install   # the CPU build ships in the package; no CUDA download",
-                 "node run.js IMAGE.png" if kind == GraphRole.CLASSIFIER else "node run.js --samples 16",
+                 "node run.js IMAGE.png" if kind == GraphRole.CLASSIFIER else "node run.js --samples 16 --seed 0",
                  "node run.js --check"),
-        "web": ("npm install   # onnxruntime-web's files, served from node_modules (no CDN)",
+        "web": ("npm install   # onnxruntime-web and the image decoders, served from node_modules (no CDN)",
                 "python -m http.server 8000   # then open http://127.0.0.1:8000/ (fetch and wasm need http)",
                 "open http://127.0.0.1:8000/?check=1"),
     }[target]
@@ -119,6 +142,7 @@ def _readme(target: str, info: dict[str, Any]) -> str:
 ## Graph
 {io}
 {extra}
+{_IMAGES if kind == GraphRole.CLASSIFIER else ""}
 Resizing inside the graph is ONNX `Resize` (linear, antialias=1, exclude_outside=1, half-pixel): Pillow's
 antialiased bilinear resize that zoo trains with, to within one grey level (rounding ties).
 

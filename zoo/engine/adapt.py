@@ -22,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.run_layout import CONFIG, WEIGHTS
 from zoo.state_dicts import mismatch
 
 # === starting weights ================================================================================================
 
+#: A model folder (``save_pretrained``'s, a Hugging Face cache snapshot) holds its weights and config under the
+#: same names a run folder uses.
+FOLDER_WEIGHTS, FOLDER_CONFIG = WEIGHTS, CONFIG
 PICKLE_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".pkl", ".pickle", ".tar")
 #: Leading parts some checkpoints add to every key (``DataParallel``'s ``module.``, Lightning's ``model.``).
 PREFIXES = ("module.", "model.")
@@ -57,8 +61,13 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
     """The tensors and metadata of a safetensors file; a pickle file is refused with the conversion to run."""
     from safetensors import SafetensorError, safe_open
 
-    path = Path(path)
+    path = init_path(path)
     refuse_pickle(path)
+    config_json = None
+    if path.is_dir():  # a Hugging Face model folder: its weights and the config.json beside them
+        config = path / FOLDER_CONFIG
+        config_json = config.read_text(encoding="utf-8", errors="replace") if config.is_file() else None
+        path = path / FOLDER_WEIGHTS
     if not path.is_file():
         raise ZooError(f"--init {path} does not exist; give a .safetensors file of the model's weights")
     try:
@@ -67,7 +76,28 @@ def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
             state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - not a dict
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ZooError(f"--init {path} is not a readable safetensors file ({exc})") from exc
+    if config_json is not None:
+        metadata[FOLDER_CONFIG] = config_json
     return _strip_prefixes(state), metadata
+
+
+def init_path(value: str | Path) -> Path:
+    """The file or folder an ``--init`` value names: a path, or ``hf:ORG/NAME`` in the local Hugging Face cache."""
+    from zoo.hub import is_hub_id, resolve
+
+    return resolve(str(value)) if is_hub_id(str(value)) else Path(value)
+
+
+def init_config(value: str | Path) -> tuple[str | None, str]:
+    """The ``config.json`` text of an ``--init`` model folder (None for a plain file) and the origin to name."""
+    path = init_path(value)
+    config = path / FOLDER_CONFIG
+    if path.is_dir() and config.is_file():
+        try:
+            return config.read_text(encoding="utf-8", errors="replace"), str(value)
+        except OSError:
+            return None, str(value)
+    return None, str(value)
 
 
 def refuse_pickle(path: str | Path) -> None:
@@ -100,8 +130,12 @@ def head_name(model: Any) -> str | None:
 
 def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -> InitRecord:
     """Load ``path`` into ``model``; a differing class count gets a fresh head (said in one line)."""
-    path = Path(path)
+    given, path = str(path), init_path(path)
     state, metadata = read_state(path)
+    if callable(getattr(model, "import_state_dict", None)):  # a model that reads other layouts (docs/plugins.md)
+        state = model.import_state_dict(state, metadata)
+    if path.is_dir():
+        path = path / FOLDER_WEIGHTS
     expected = model.state_dict()
     head = head_name(model)
     head_keys = {f"{head}.weight", f"{head}.bias"} if head else set()
@@ -120,15 +154,23 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
     problem = mismatch(expected, state, optional=optional | (head_keys if fresh_head else set()))
     if problem:
         raise ZooError(f"--init {path} does not fit model {model_name!r}: {problem}; give weights of "
-                       "this architecture in torchvision's or timm's layout, with the same --image-size and stem")
+                       f"this architecture in {_layouts(model)}")
     import torch
 
     with torch.no_grad():
         for key, value in state.items():
             expected[key].copy_(value.to(expected[key].dtype))
     origin = metadata.get("origin") or metadata.get("source") or str(path.resolve())
+    if given.startswith("hf:"):  # the id the user gave, and the cached snapshot it resolved to
+        origin = f"{given} (snapshot {path.parent.name})"
     return InitRecord(path=str(path.resolve()), sha256=sha256_of(path), origin=origin, tensors=len(state),
                       head=fresh_head)
+
+
+def _layouts(model: Any) -> str:
+    """The layouts ``--init`` reads for this model, for the error line: the model's own word when it has one."""
+    described = getattr(model, "init_layouts", None)
+    return described if isinstance(described, str) else "the model's own layout (its state_dict's names and shapes)"
 
 
 def freeze_backbone(model: Any) -> str:

@@ -176,8 +176,9 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
 
     spec = get_unambiguous_spec(options.model)
     family = load_family(spec.family)
+    private = family.private_hyperparameters(spec) if options.dp_epsilon is not None else {}
     hp = resolve_hyperparameters(
-        family.hyperparameters, spec.defaults,
+        family.hyperparameters, {**spec.defaults, **private},
         {"epochs": options.epochs, "batch_size": options.batch_size, "lr": options.lr,
          "optimizer": options.optimizer, **options.hp},
     )
@@ -187,8 +188,9 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
     if options.tensorboard and world.is_main:
         tensorboard_writer()  # not installed: say so before a run folder exists
     init_process_group(world, device)
-    data_options = DataOptions(image_size=parse_image_size(options.image_size), channels=options.channels,
-                               args=dict(options.data_args))
+    normalize, image_size = weights_inputs(options, say=world.is_main and options.progress)
+    data_options = DataOptions(image_size=image_size, channels=options.channels, args=dict(options.data_args),
+                               normalize=normalize)
     data = load_dataset(options.dataset, seed=options.seed, options=data_options)
     check_data_kinds(spec, options, data.info)
     ctx = RunContext(hyperparameters=hp, data=data, device=device, rank=world.rank, world_size=world.size,
@@ -205,10 +207,37 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
         model=spec.name, family=spec.family, dataset=options.dataset, seed=options.seed,
         device=str(device), hyperparameters=hp, model_args=model_args,
         data_options={"image_size": list(data_options.image_size) if data_options.image_size else None,
-                      "channels": options.channels, "args": dict(options.data_args)},
+                      "channels": options.channels, "args": dict(options.data_args),
+                      "normalize": normalize.to_dict() if normalize else None},
     )
     ctx = replace(ctx, data=data)
     return RunParts(spec, family, config, data, device, precision, epochs, model_args, data_args, ctx)
+
+
+def weights_inputs(options: TrainOptions, say: bool) -> tuple[Any, tuple[int, int] | None]:
+    """The run's normalisation and image size: ``--normalize`` and ``--image-size`` when given, else what the
+    ``--init`` weights' own ``config.json`` states (timm's ``pretrained_cfg``, an image processor's mean/std), else
+    the data's statistics and size. Reads the weights' JSON only, before any data is loaded."""
+    from zoo.data.normalize import parse_normalize, weights_preprocessing
+    from zoo.engine.adapt import init_config
+
+    normalize, image_size = parse_normalize(options.normalize), parse_image_size(options.image_size)
+    if not options.init:
+        return normalize, image_size
+    stated = weights_preprocessing(*init_config(options.init))
+    if stated is None:
+        return normalize, image_size
+    taken = []
+    if options.normalize is None and stated.normalization is not None:
+        normalize = stated.normalization
+        taken.append(f"mean {list(normalize.mean)} std {list(normalize.std)}")
+    if image_size is None and stated.input_size is not None:
+        image_size = stated.input_size
+        taken.append(f"image size {image_size[0]}x{image_size[1]}")
+    if taken and say:
+        print(f"zoo: --init {options.init} states its inputs: {', '.join(taken)} (set --normalize / --image-size "
+              "to override)", file=sys.stderr)
+    return normalize, image_size
 
 
 def check_data_kinds(spec: Any, options: TrainOptions, info: Any) -> None:

@@ -320,6 +320,9 @@ def check_strategy(options: Any, family: Any, ctx: Any) -> None:
     if options.channels_last:
         raise ZooError("--strategy fsdp does not combine with --channels-last (FSDP2 shards contiguous parameters "
                        "only); drop --channels-last or use --strategy ddp")
+    if options.ema is not None:
+        raise ZooError("--strategy fsdp does not combine with --ema yet (the average would need sharding too); "
+                       "drop --ema or use --strategy ddp")
     if options.compile:
         raise ZooError("--strategy fsdp does not combine with --compile yet (the model would train uncompiled: "
                        "FSDP2 needs per-block compilation); drop --compile or use --strategy ddp")

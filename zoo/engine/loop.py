@@ -55,6 +55,8 @@ from zoo.engine.assembly import (
 )
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
 from zoo.engine.distributed import World, check_strategy, shard_model, wrap_model
+from zoo.engine.ema import PREFIX as EMA_PREFIX
+from zoo.engine.ema import WeightAverage
 from zoo.engine.options import SMOKE_BATCHES, TrainOptions
 from zoo.engine.persistence import (
     Checkpoint,
@@ -69,6 +71,7 @@ from zoo.engine.persistence import (
     write_config,
     write_final,
 )
+from zoo.engine.privacy import private_training
 from zoo.engine.reporting import MetricsLog, Progress
 from zoo.engine.schedules import make_schedulers
 from zoo.errors import ZooError
@@ -102,10 +105,14 @@ class Trainer:
         if world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(options.seed + world.rank)
         self.optimizers, self.order = optimizers_and_order(self.family, self.net, self.ctx, options.accumulate)
+        self.ema: WeightAverage | None = None  # --ema: made once the starting weights are in (start, restore)
         self.x_train, self.y_train = training_tensors(self.data, self.device)
         batches = batch_count(len(self.x_train), self.batch, world.size)
         self.batches_per_epoch = min(batches, SMOKE_BATCHES) if options.smoke else batches
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / options.accumulate)
+        self.privacy = private_training(options, self.family, self.net, self.optimizers, self.order, world.size,
+                                        len(self.x_train), self.batch, self.batches_per_epoch, self.epochs,
+                                        self.spec.name)  # --dp-epsilon: DP-SGD (zoo/engine/privacy.py)
         self.schedulers = make_schedulers(self.optimizers, options, self.epochs * self.steps_per_epoch,
                                           self.steps_per_epoch)
         self.state, self.totals = TrainState(), LossTotals()
@@ -122,6 +129,8 @@ class Trainer:
             init = self.sharded.load_init(self.options.init, self.spec.name, say=self.world.is_main)
         else:
             init = starting_weights(self.net, self.options, self.spec.name, say=self.world.is_main)  # no folder yet
+        if self.options.ema is not None:  # the average starts from the starting weights, --init's included
+            self.ema = WeightAverage(self.net, self.options.ema)
         run_dir = new_run_dir(self.options.out, self.spec.name) if self.world.is_main else None
         self._set_run_dir(Path(self.world.broadcast(str(run_dir) if run_dir else None)))
         if self.world.is_main:
@@ -142,9 +151,14 @@ class Trainer:
             scheduler.load_state_dict(saved["schedulers"][name])
         if self.precision.scaler is not None and saved.get("scaler"):
             self.precision.scaler.load_state_dict(saved["scaler"])
+        if self.options.ema is not None:
+            self.ema = WeightAverage(self.net, self.options.ema)
+            self.ema.restore(checkpoint.prefixed(EMA_PREFIX), checkpoint.path)
         self.state = TrainState.from_dict(saved)
         self.totals.restore_rank(checkpoint, self.world.rank, self.device)  # each process its own sums
         restore_rng(checkpoint, self.world.rank)
+        if self.privacy:
+            self.privacy.restore(saved.get("privacy"), checkpoint.path)
         self._set_run_dir(run_dir)
         if self.world.is_main:
             repair_metrics(run_dir, self.state.step)
@@ -198,7 +212,9 @@ class Trainer:
         self.net.train()
         self.progress.start_epoch(state.epoch, state.batch_in_epoch // accumulate)
         stop = None
-        indices = [order[b * self.batch : (b + 1) * self.batch] for b in range(state.batch_in_epoch, last + 1)]
+        indices = ([i.to(order.device) for i in self.privacy.batch_indices(state.epoch, state.batch_in_epoch)]
+                   if self.privacy else
+                   [order[b * self.batch : (b + 1) * self.batch] for b in range(state.batch_in_epoch, last + 1)])
         batches = epoch_batches(self.x_train, self.y_train, indices, self.device, workers=self.options.workers,
                                 pin_memory=self.options.pin_memory)
         while state.batch_in_epoch <= last:
@@ -214,6 +230,8 @@ class Trainer:
             if not boundary:
                 continue
             state.step += 1
+            if self.privacy:
+                self.privacy.account_step()
             self.progress.step(state.step)
             stop = self._stop_requested()
             if b == last:
@@ -256,6 +274,8 @@ class Trainer:
                 scheduler.step()
         if stepped:
             self.precision.update()  # the grad scaler's once-per-iteration update
+            if self.ema is not None:
+                self.ema.update(self.net)
 
     def _is_good(self, name: str, losses: dict[str, Any], boundary: bool) -> bool:
         """Finite loss? A bad one stops the run (``--on-nan stop``) or is counted and skipped."""
@@ -279,16 +299,21 @@ class Trainer:
             return "interrupt"
         if self.options.max_steps and self.state.step >= self.options.max_steps:
             return "max_steps"
+        if self.privacy and self.privacy.exhausted():
+            return "privacy_budget"
         return None
 
     def _end_epoch(self) -> None:
         """Epoch metrics (train averages + the family's validation), logs, best, checkpoint."""
         self.guard.flush()
         metrics = self.totals.averages(self.world)
+        if self.privacy:
+            metrics.update(self.privacy.spent().metrics())
         net = self._plain_model()
         if self.world.is_main:
-            metrics.update(self._family_metrics("evaluate", net))
-            metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
+            with self._averaged(net):  # --ema: the average is what is validated
+                metrics.update(self._family_metrics("evaluate", net))
+                metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
             check_monitored(self.family, metrics, self.spec)  # before a best checkpoint is judged by it
         metrics = self.world.broadcast(metrics)
         epoch, step = self.state.epoch, self.state.step
@@ -311,6 +336,10 @@ class Trainer:
         net.train()
         return metrics
 
+    def _averaged(self, net: Any) -> Any:
+        """Inside it, ``net`` holds the ``--ema`` averages (nothing changes without ``--ema``)."""
+        return self.ema.applied(net) if self.ema is not None else contextlib.nullcontext()
+
     def _plain_model(self) -> Any:
         """The unwrapped model at this step (on process 0): FSDP's gathered copy or the model itself. Collective."""
         return self.sharded.plain_model(self.state.step) if self.sharded else self.net
@@ -329,6 +358,8 @@ class Trainer:
         shared = self.world.gather((capture_rng(), self.totals.snapshot()))
         rng = [states for states, _ in shared]
         totals, counts = LossTotals.checkpoint_parts([sums for _, sums in shared])
+        if self.ema is not None:
+            totals = {**totals, **self.ema.tensors()}
         model, optimizers = (self.sharded.checkpoint_parts(self.optimizers, self.state.step) if self.sharded
                              else (self.net, self.optimizers))  # FSDP: the full states, gathered to process 0
         if not self.world.is_main:
@@ -337,7 +368,7 @@ class Trainer:
         path = folder / step_checkpoint(self.state.step)
         state = {"zoo_version": __version__, "model": self.spec.name, "run_id": self.run_dir.name,
                  "world_size": self.world.size, "finished": finished, **self.state.to_dict(),
-                 **counts}
+                 **counts, **({"privacy": self.privacy.state()} if self.privacy else {})}
         save_checkpoint(path, model=model, optimizers=optimizers, schedulers=self.schedulers,
                              scaler=self.precision.scaler, rng=rng, extra_tensors=totals, state=state)
         rotate(folder, path, self.options.keep_last)
@@ -354,8 +385,9 @@ class Trainer:
         summary = summary_of(self, stop_reason, seconds)
         net = self._plain_model()
         if self.world.is_main:  # the family's final metrics (a GAN's sample quality, say)
-            summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics", net)}
-            write_final(self.run_dir, net, self.spec.name, summary)
+            with self._averaged(net):  # --ema: the final weights are the average
+                summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics", net)}
+                write_final(self.run_dir, net, self.spec.name, summary)
             finish_trackers(self.run_dir, self.options.log)
         self.world.barrier()
         return summary

@@ -73,6 +73,9 @@ class TrainOptions:
                                  flag="--data",
                           metavar="NAME[:PATH]")
     image_size: str | None = option(None, "Resize the data's images to H×W (bilinear), e.g. 28x28.", metavar="HxW")
+    normalize: str | None = option(None, "Per-channel normalisation: data (the training split's statistics; the "
+                                   "default), imagenet, or MEAN/STD (e.g. 0.5/0.5); with --init weights that state "
+                                   "their own, theirs.", metavar="data|imagenet|MEAN/STD")
     channels: int | None = option(None, "Convert images to 1 (grayscale) or 3 (RGB) channels.")
     augment: bool = option(False, "Light augmentation: shift training images by up to 1/8 of their size.")
     epochs: int | None = option(None, "Epochs (default: the model's).")
@@ -103,12 +106,16 @@ class TrainOptions:
     log: str | None = option(None, "Also log to experiment trackers: mlflow (plugzoo[mlflow]; ./mlruns or "
                              "MLFLOW_TRACKING_URI), tensorboard.", metavar="TRACKER[,TRACKER]")
     progress: bool = option(True, cli=False)
-    init: str | None = option(None, "Start from these weights (torchvision/timm layout); a new class count gets a "
-                              "fresh head.", metavar="FILE.safetensors")
+    init: str | None = option(None, "Start from these weights: a .safetensors file, or a model folder holding "
+                              "model.safetensors (and config.json), in the model's layout or one it imports; a new "
+                              "class count gets a fresh head.", metavar="PATH")
     freeze_backbone: bool = option(False, "Train the classifier head alone (linear probing; batch-norm statistics "
                                    "frozen too).")
     crop_flip: bool = option(False, "ImageNet-style augmentation: random-resized crop and horizontal flip (resumes "
                              "exactly).")
+    ema: float | None = option(None, "Keep an exponential moving average of the weights with this decay (e.g. "
+                               "0.999): it is what is validated, picks the best checkpoint and becomes the final "
+                               "weights (and so the export); resumed exactly.", metavar="DECAY")
     compile: bool = option(False, "torch.compile the model (trains eagerly, saying why, where the compiler cannot "
                            "run).")
     channels_last: bool = option(False, "NHWC memory layout for model and images.")
@@ -119,6 +126,11 @@ class TrainOptions:
     workers: int | None = option(None, "DataLoader worker processes for image folders (default: up to 4).")
     pin_memory: bool = option(True, "Pinned host memory for image-folder batches on CUDA (default: on).",
                               negatable=True)
+    dp_epsilon: float | None = option(None, "Differentially private training (DP-SGD, Opacus; plugzoo[privacy]): "
+                                      "spend at most this ε.", metavar="E")
+    dp_delta: float | None = option(None, "--dp-epsilon: the δ (default 1e-5).", metavar="D")
+    dp_max_grad_norm: float | None = option(None, "--dp-epsilon: clip each sample's gradient to this norm "
+                                            "(default 1.0).", metavar="C")
     hp: dict[str, Any] = option(help="Another hyperparameter, e.g. --hp momentum=0.8.", param="hparams",  # noqa: RUF009
                                 metavar="KEY=VALUE", factory=dict)
     args: dict[str, Any] = option(  # noqa: RUF009 - field() with metadata

@@ -401,4 +401,5 @@ def summary_of(trainer: Any, stop_reason: str | None, seconds: float) -> dict[st
         "stopped": stop_reason or "completed", "skipped_steps": state.skipped,
         "metrics": state.metrics, "monitor": monitor,
         "best": {"epoch": state.best[1], monitor: state.best[0]} if state.best else None,
+        **({"privacy": trainer.privacy.spent().to_dict()} if getattr(trainer, "privacy", None) else {}),
     }

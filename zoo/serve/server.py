@@ -81,7 +81,7 @@ def serve(options: ServeOptions) -> None:
         os.environ.setdefault(MULTIPROC_ENV, metrics_dir)
         config = uvicorn.Config("zoo.serve.app:create_app", factory=True, host=options.host, port=options.port,
                                 workers=options.workers, access_log=False, log_level="warning",
-                                timeout_worker_healthcheck=30)
+                                timeout_worker_healthcheck=5)
         try:
             sock = config.bind_socket()
         except SystemExit:

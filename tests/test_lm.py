@@ -224,7 +224,7 @@ def test_bad_text_is_one_line(content: bytes, message: str, tmp_path: Path) -> N
 def test_lm_refuses_image_data_and_bad_tokenizer(tmp_path: Path) -> None:
     runner = CliRunner()
     assert_one_line_error(runner.invoke(cli, ["train", "gpt-nano", "--data", "digits", "--out", str(tmp_path)]),
-                          "trains on text data", "holds 8×8 grayscale images")
+                          "trains on text data", "kind 'image'")
     assert_one_line_error(runner.invoke(cli, ["train", "gpt-nano", "--data", "pydoc-topics", "--hp", "tokenizer=wp",
                                               "--out", str(tmp_path)]), "tokenizer=bpe:N")
 
@@ -262,7 +262,7 @@ def test_the_optimizer_clips_and_leaves_the_rate_to_the_engine() -> None:
 
 def test_image_family_refuses_text(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "cnn", "--data", "pydoc-topics", "--out", str(tmp_path)])
-    assert_one_line_error(result, "trains on image data", "holds text")
+    assert_one_line_error(result, "trains on image data", "holds text (kind 'text')")
 
 
 def test_first_batch_check_reads_token_rows(tmp_path: Path) -> None:

@@ -29,7 +29,10 @@ def builtin_names() -> tuple[set[str], set[str]]:
     words = {spec.name for key, spec in cat.qualified.items()
              if key.split("/")[0] in ("models", "families") and spec.plugin in builtin}
     words |= {spec.name for spec in cat.roles.values() if spec.plugin in builtin}
-    return packages, (words | packages) - core_roles  # "classifier" is zoo's own role as well as a family name
+    from zoo.data.kinds import SampleKind
+
+    # "classifier" is zoo's own role as well as a family name, "audio" zoo's own data kind as well as a family's
+    return packages, (words | packages) - core_roles - set(SampleKind.BUILT_IN)
 
 
 def _docstrings(tree: ast.AST) -> set[int]:

@@ -308,3 +308,46 @@ def test_a_huge_single_line_is_handed_to_the_tokenizer_in_bounded_pieces() -> No
 
     assert [int(i) for i in np.concatenate([encode(tokenizer, p) for p in pieces(line, 500)])] == reference
     assert module.MAX_PIECE >= 1 << 12
+
+
+def test_generation_slides_past_the_context_and_honours_max_new_tokens(lm_bundle: tuple[Path, Path]) -> None:
+    """gpt-nano's context is 128 tokens: 300 new ones are all produced, the window sliding as it fills."""
+    from zoo_lm.generate import generate_text
+
+    _, bundle = lm_bundle
+    result = generate_text(bundle, "The ", max_new_tokens=300, sampling=Sampling(temperature=0))
+    assert result["new_tokens"] == len(result["tokens"]) == 300 and result["stopped"] == "max_new_tokens"
+    assert result["slides"] >= 2 and result["context"] == 128
+    lm = LMSession(bundle)
+    within = lm.generate([lm.encode("The ")], 100, Sampling(temperature=0))[0]  # before the first slide
+    assert lm.slides == 0 and result["tokens"][:100] == within
+    cli_result = subprocess.run([sys.executable, "-m", "zoo", "generate", str(bundle), "--prompt", "The ",
+                                 "--max-new-tokens", "300", "--temperature", "0", "--threads", "1"],
+                                capture_output=True, text=True)
+    assert cli_result.returncode == 0, cli_result.stderr
+    assert f"the window slid {result['slides']} time(s)" in cli_result.stderr
+    assert cli_result.stdout.rstrip("\n") == "The " + result["text"]  # --threads 1: the same greedy tokens
+
+
+def test_generation_stops_at_a_stop_string_and_at_end_of_text(lm_bundle: tuple[Path, Path],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo_lm.generate import generate_text
+
+    _, bundle = lm_bundle
+    full = generate_text(bundle, "The ", max_new_tokens=60, sampling=Sampling(temperature=0))
+    stop = full["text"][12:15]
+    cut = full["text"][:full["text"].find(stop)]
+    streamed: list[str] = []
+    stopped = generate_text(bundle, "The ", max_new_tokens=60, sampling=Sampling(temperature=0), stop=("@@", stop),
+                            write=streamed.append)
+    assert stopped["stopped"] == "stop" and stopped["text"] == cut and stopped["new_tokens"] < 60
+    assert "".join(streamed) == "The " + cut  # nothing of the stop string was ever streamed
+    # the tokenizer's end-of-text token ends generation and is not part of the text
+    eot = full["tokens"][7]
+    monkeypatch.setattr(LMSession, "end_of_text", lambda self: eot)
+    ended = generate_text(bundle, "The ", max_new_tokens=60, sampling=Sampling(temperature=0))
+    first = full["tokens"].index(eot)
+    assert ended["stopped"] == "end_of_text" and ended["tokens"] == full["tokens"][:first]
+    assert_one_line_error(CliRunner().invoke(cli, ["generate", str(bundle), "--prompt", "x", "--threads", "-1"]),
+                          "--threads")
+    assert_one_line_error(CliRunner().invoke(cli, ["generate", str(bundle), "--prompt", "x", "--stop", ""]), "--stop")

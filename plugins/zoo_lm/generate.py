@@ -77,6 +77,7 @@ class LMSession:
         self.tokenizer = _read_tokenizer(Tokenizer, self.bundle / str(self.spec.get("tokenizer_file")))
         self.session = session(str(path), CPU, threads=threads)
         self.context = int(self.spec["context"])
+        self.slides = 0  # how often the last generate() slid its window
 
     def encode(self, text: str) -> list[int]:
         """Token ids of ``text``, tokenised as training tokenised (:func:`zoo_lm.tokenizer.encode_ids`)."""
@@ -107,26 +108,51 @@ class LMSession:
         return total / count
 
     def generate(self, prompts: list[list[int]], max_new_tokens: int, sampling: Sampling,
-                 on_token: Callable[[int, list[int]], None] | None = None) -> list[list[int]]:
-        """New tokens for a batch of equal-length prompts (no padding mask); stops at the model's context."""
+                 on_token: Callable[[int, list[int]], None] | None = None,
+                 should_stop: Callable[[list[list[int]]], bool] | None = None) -> list[list[int]]:
+        """New tokens for a batch of equal-length prompts (no padding mask): exactly ``max_new_tokens`` unless
+        ``should_stop(tokens so far)`` says stop. When the context fills, the window slides: the last half of the
+        context (prompt and tokens so far) is prefilled again into an empty cache and generation goes on; how many
+        times is :attr:`slides` after the call (learned positions cannot shift, so the cache cannot be trimmed)."""
         if len({len(p) for p in prompts}) != 1:
             raise ZooError("prompts of one batch must have the same number of tokens")
-        room = self.context - len(prompts[0])
-        if room <= 0:
-            raise ZooError(f"the prompt is {len(prompts[0])} tokens; this model's context is {self.context}: "
-                           "shorten the prompt")
         rng = np.random.default_rng(sampling.seed)
+        rows = [list(p) for p in prompts]  # each row's whole sequence, for re-prefilling after a slide
+        keep = max(1, self.context // 2)
+        self.slides = 0
         ids, cache = np.asarray(prompts, np.int64), self.empty_cache(len(prompts))
         out: list[list[int]] = [[] for _ in prompts]
-        for index in range(min(max_new_tokens, room)):
+        for index in range(max_new_tokens):
+            if self._past(cache) + ids.shape[1] > self.context:
+                ids, cache = np.asarray([row[-keep:] for row in rows], np.int64), self.empty_cache(len(rows))
+                self.slides += 1
             logits, cache = self.step(ids, cache)
             chosen = [choose(row, sampling, rng) for row in logits]
-            for seq, token in zip(out, chosen, strict=True):
+            for seq, row, token in zip(out, rows, chosen, strict=True):
                 seq.append(token)
+                row.append(token)
             if on_token:
                 on_token(index, chosen)
+            if should_stop and should_stop(out):
+                break
             ids = np.asarray(chosen, np.int64)[:, None]
         return out
+
+    def _past(self, cache: dict[str, np.ndarray]) -> int:
+        """How many positions the cache holds."""
+        return int(next(iter(cache.values())).shape[2])
+
+    def end_of_text(self) -> int | None:
+        """The tokenizer's end-of-text token (``<|endoftext|>``, ``</s>``, ``<eos>``), if it has one."""
+        for name in END_OF_TEXT:
+            token = self.tokenizer.token_to_id(name)
+            if token is not None:
+                return int(token)
+        return None
+
+
+#: Special tokens that end a text, in the spellings of GPT-2, Llama/T5 and Gemma tokenizers.
+END_OF_TEXT = ("<|endoftext|>", "</s>", "<eos>")
 
 
 def _read_tokenizer(kind: Any, path: Path) -> Any:
@@ -161,8 +187,14 @@ def choose(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> 
 
 
 def generate_text(bundle: str | Path, prompt: str, *, max_new_tokens: int = 200, sampling: Sampling | None = None,
-                  write: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Continue ``prompt``; ``write`` receives the prompt, then the text piece by piece as tokens arrive."""
+                  write: Callable[[str], None] | None = None, stop: tuple[str, ...] = (), threads: int = 0
+                  ) -> dict[str, Any]:
+    """Continue ``prompt``; ``write`` receives the prompt, then the text piece by piece as tokens arrive.
+
+    Generation ends after ``max_new_tokens`` tokens, at the tokenizer's end-of-text token (not part of the text), or
+    at the first of the ``stop`` strings (the text ends before it; streamed text is held back by the length of the
+    longest stop string so none of it is ever written). Past the context the window slides (``slides``).
+    ``threads`` fixes ONNX Runtime's intra-op threads (0: its default)."""
     sampling = sampling or Sampling()
     sampling.check()
     try:
@@ -171,23 +203,48 @@ def generate_text(bundle: str | Path, prompt: str, *, max_new_tokens: int = 200,
         raise ZooError(f"--prompt is not valid UTF-8 (at character {exc.start}); pass UTF-8 text") from exc
     if max_new_tokens <= 0:
         raise ZooError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
-    lm = LMSession(bundle)
+    if threads < 0:
+        raise ZooError(f"--threads must be 0 (ONNX Runtime's default) or more, got {threads}")
+    stops = tuple(s for s in stop if s)
+    if len(stops) != len(stop):
+        raise ZooError("--stop must not be empty; give the text that ends generation")
+    lm = LMSession(bundle, threads=threads)
     prompt_ids = lm.encode(prompt)
     if not prompt_ids:
         raise ZooError("--prompt is empty; give some text to continue")
+    eot = lm.end_of_text()
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    hold = max((len(s) for s in stops), default=1) - 1
+    state = {"text": "", "written": 0, "stopped": "max_new_tokens"}
     if write:
         write(prompt)
 
-    def on_token(_: int, chosen: list[int]) -> None:
-        if write:
-            write(decoder.decode(token_bytes(lm.tokenizer, chosen[0])))
+    def flush(upto: int) -> None:
+        if write and upto > state["written"]:
+            write(state["text"][state["written"]:upto])
+            state["written"] = upto
 
-    new = lm.generate([prompt_ids], max_new_tokens, sampling, on_token)[0]
-    if write:
-        write(decoder.decode(b"", final=True))
-    text = lm.tokenizer.decode(new)
-    return {"prompt": prompt, "text": text, "tokens": new, "prompt_tokens": len(prompt_ids),
-            "new_tokens": len(new), "stopped": "context" if len(new) < max_new_tokens else "max_new_tokens",
+    def on_token(_: int, chosen: list[int]) -> None:
+        if chosen[0] == eot:
+            state["stopped"] = "end_of_text"
+            return
+        state["text"] += decoder.decode(token_bytes(lm.tokenizer, chosen[0]))
+        found = [i for i in (state["text"].find(s) for s in stops) if i >= 0]
+        if found:  # cut before the earliest stop string, before anything of it is written
+            state["text"], state["stopped"] = state["text"][:min(found)], "stop"
+            return
+        flush(len(state["text"]) - hold)  # a stop string may still be completing in the last `hold` characters
+
+    def should_stop(_: list[list[int]]) -> bool:
+        return state["stopped"] != "max_new_tokens"
+
+    new = lm.generate([prompt_ids], max_new_tokens, sampling, on_token, should_stop)[0]
+    if state["stopped"] != "stop":
+        state["text"] += decoder.decode(b"", final=True)
+    flush(len(state["text"]))
+    if state["stopped"] == "end_of_text":
+        new = new[:-1]
+    return {"prompt": prompt, "text": state["text"], "tokens": new, "prompt_tokens": len(prompt_ids),
+            "new_tokens": len(new), "stopped": state["stopped"], "slides": lm.slides, "context": lm.context,
             "temperature": sampling.temperature, "top_k": sampling.top_k, "top_p": sampling.top_p,
-            "seed": sampling.seed}
+            "seed": sampling.seed, "threads": threads}

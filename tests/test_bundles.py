@@ -15,10 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from zoo.bundles import export_run
-from zoo.bundles.graph_checks import BATCH_SIZES, sha256, torch_outputs
+from zoo.bundles.graph_checks import BATCH_SIZES, torch_outputs
 from zoo.bundles.parity import compare
 from zoo.bundles.vectors import data_set_folders, read_test_set
 from zoo.cli import cli
+from zoo.digest import file_sha256 as sha256
 from zoo.ort import CUDA, usable_providers
 
 from .helpers import assert_one_line_error, briefly_trained_models, outside_harness

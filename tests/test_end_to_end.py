@@ -47,7 +47,7 @@ def test_onnx_metadata_and_manifest_describe_the_model(train_briefly, tmp_path: 
     import onnx
 
     from zoo.bundles import export_run
-    from zoo.bundles.graph_checks import sha256
+    from zoo.digest import file_sha256 as sha256
 
     run = train_briefly("cnn")
     result = export_run(run.run_dir, out=tmp_path)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from click.testing import CliRunner
 
-from zoo.bundles.graph_checks import sha256
 from zoo.bundles.parity import compare, top1_agreement
 from zoo.cli import cli
+from zoo.digest import file_sha256 as sha256
 
 
 def test_element_fails_only_when_it_misses_both_tolerances() -> None:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from zoo.bundles.graph_checks import sha256
 from zoo.bundles.manifest import Bundle, GraphEntry, Manifest, ParityReport, parse_manifest
 from zoo.cli import cli
+from zoo.digest import file_sha256 as sha256
 from zoo.errors import ZooError
 from zoo.family import (
     GraphRole,

@@ -104,7 +104,7 @@ def init_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_init_loads_published_layouts_records_them_and_replaces_the_head(init_runs: dict[str, Any]) -> None:
     from safetensors.torch import load_file
 
-    from zoo.engine.adapt import sha256_of
+    from zoo.digest import file_sha256 as sha256_of
 
     for name, run in init_runs["runs"].items():
         config = json.loads((run.run_dir / "config.json").read_text())

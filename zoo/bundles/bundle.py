@@ -19,7 +19,7 @@ import numpy as np
 from zoo.atomic import write_bytes, write_json
 from zoo.bundles import variants
 from zoo.bundles.card import card_text
-from zoo.bundles.graph_checks import Case, GraphCheck, against_fp32, check_graphs, sha256, torch_cases
+from zoo.bundles.graph_checks import Case, GraphCheck, against_fp32, check_graphs, torch_cases
 from zoo.bundles.manifest import (
     BUNDLE_FORMAT,
     CARD,
@@ -42,6 +42,7 @@ from zoo.bundles.onnx_graph import (
 from zoo.bundles.portable import make_portable
 from zoo.bundles.publish import make_staging, publish, recover
 from zoo.bundles.vectors import write_test_set
+from zoo.digest import file_sha256 as sha256
 from zoo.errors import ParityError, ZooError
 from zoo.roles import check_role_shapes
 from zoo.run_layout import WEIGHTS

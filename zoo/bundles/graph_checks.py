@@ -6,7 +6,6 @@ only ONNX Runtime, onnx and numpy) and fresh PyTorch outputs from the run (needs
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,14 +111,6 @@ def resolve_providers(requested: list[str] | None, required: list[str] | None = 
             raise ZooError(f"provider {name} cannot run here: {skipped.get(provider, 'not available')}")
         chosen.append(provider)
     return chosen, {}
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def input_sets(graph: Any, data: Any) -> list[tuple[str, tuple[np.ndarray, ...], np.ndarray | None]]:

@@ -233,7 +233,7 @@ class Bundle:
                                    "manifest; export the bundle again")
 
     def _check_hashes(self) -> None:
-        from zoo.bundles.graph_checks import sha256
+        from zoo.digest import file_sha256 as sha256
 
         for name, expected in self.manifest.files.items():
             path = self.path / name

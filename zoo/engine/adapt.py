@@ -15,13 +15,13 @@ ImageNet-style augmentation. Each is applied in one place, so the loop only call
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from zoo.digest import file_sha256
 from zoo.errors import ZooError
 from zoo.run_layout import CONFIG, WEIGHTS
 from zoo.state_dicts import mismatch
@@ -48,14 +48,6 @@ class InitRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_state(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
@@ -187,7 +179,7 @@ def load_init(model: Any, path: str | Path, model_name: str, say: bool = True) -
     origin = metadata.get("origin") or metadata.get("source") or str(path.resolve())
     if given.startswith("hf:"):  # the id the user gave, and the cached snapshot it resolved to
         origin = f"{given} (snapshot {path.parent.name})"
-    return InitRecord(path=str(path.resolve()), sha256=sha256_of(path), origin=origin, tensors=len(state),
+    return InitRecord(path=str(path.resolve()), sha256=file_sha256(path), origin=origin, tensors=len(state),
                       head=fresh_head)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.digest import file_sha256
 from zoo.errors import ZooError
 
 #: An input naming a validation sample of the run's own data instead of a file: ``val:INDEX``.
@@ -111,7 +112,7 @@ def _from_bundle(path: Path, run_dir: str | Path | None) -> Subject:
         raise ZooError(f"the run {path} was exported from ({run_path}) is not here, and zoo explain needs its PyTorch "
                        "model; pass --run RUN_DIR")
     run = load_run(run_path)
-    if _sha256(run.run_dir / WEIGHTS) != manifest.run.get("weights_sha256"):
+    if file_sha256(run.run_dir / WEIGHTS) != manifest.run.get("weights_sha256"):
         raise ZooError(f"the weights in {run.run_dir} are not the ones {path} was exported from; pass the right --run")
     from zoo.roles import GraphRole
 
@@ -144,11 +145,3 @@ def _run_meta(info: Any) -> dict[str, str]:
                                          "pixel_max": unit["pixel_max"], "from_8bit": unit["from_8bit"]})}
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

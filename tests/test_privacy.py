@@ -117,6 +117,7 @@ def test_ddp_is_refused_in_one_line() -> None:
     class Options:
         dp_epsilon, dp_delta, dp_max_grad_norm, accumulate, grad_clip = 8.0, None, None, 1, None
         precision, strategy, compile = "32", "ddp", False
+        hp: dict = {}  # noqa: RUF012 - a stand-in for TrainOptions' --hp values
 
     class Family:
         wraps_for_ddp = True

@@ -228,6 +228,9 @@ def test_exported_graph_takes_the_waveform_and_passes_parity(audio_bundle: dict[
     assert "logmel kept in fp32" in (graphs["model.int8"].method or "")
     report = zoo.verify(audio_bundle["bundle"], bundle_only=True, runtimes=[])
     assert report["passed"], json.dumps(report.get("runtimes", report), default=str)[:2000]
+    ran = {(row["graph"], row["runtime"]) for row in report["runtimes"] if row["status"] == "passed"}
+    assert {(g, r) for g in ("model", "model.int8", "model.fp16")
+            for r in ("onnxruntime", "reference", "openvino", "tract")} <= ran, sorted(ran)
 
 
 def _test_clips(root: Path) -> list[Path]:
@@ -337,6 +340,10 @@ def test_other_audio_models_train_and_export(name: str, tmp_path: Path) -> None:
                     args={"width": 4})
     exported = zoo.export(run.run_dir, out=tmp_path / "exports", providers=["cpu"])
     assert exported.parity["passed"]
+    report = zoo.verify(exported.bundle_dir, bundle_only=True, runtimes=[])  # every independent runtime too
+    assert report["passed"], json.dumps(report.get("runtimes", report), default=str)[:2000]
+    assert {row["runtime"] for row in report["runtimes"] if row["status"] == "passed"} >= {
+        "onnxruntime", "reference", "openvino", "tract"}
     shutil.rmtree(tmp_path / "wav")
 
 

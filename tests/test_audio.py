@@ -334,7 +334,14 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", ["m5", "crnn"])
-def test_other_audio_models_train_and_export(name: str, tmp_path: Path) -> None:
+def test_other_audio_models_train_and_export(
+        name: str, tmp_path: Path,
+        node_modules: Path, chromium: str, serve: Any) -> None:  # noqa: F811 - the fixtures of test_deploy
+    """Every audio model, not only kws-res: parity on all four runtimes, and its node and web deployments check
+    themselves against the bundle's vectors under ONNX Runtime for node and for the web."""
+    import os
+    import subprocess
+
     root = make_wav_folder(tmp_path / "wav", speakers=3, takes=1)
     run = zoo.train(name, dataset=f"wav:{root}", epochs=1, batch_size=4, out=tmp_path / "runs", progress=False,
                     args={"width": 4})
@@ -344,6 +351,15 @@ def test_other_audio_models_train_and_export(name: str, tmp_path: Path) -> None:
     assert report["passed"], json.dumps(report.get("runtimes", report), default=str)[:2000]
     assert {row["runtime"] for row in report["runtimes"] if row["status"] == "passed"} >= {
         "onnxruntime", "reference", "openvino", "tract"}
+    for target in ("node", "web"):
+        folder = tmp_path / target
+        done = CliRunner().invoke(cli, ["deploy", str(exported.bundle_dir), "--target", target, "--out", str(folder)])
+        assert done.exit_code == 0, done.output
+        os.symlink(node_modules, folder / "node_modules")
+    check = subprocess.run(["node", "run.js", "--check"], cwd=tmp_path / "node", capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
+    assert _page_result(chromium, serve(tmp_path / "web") + "?check=1")["passed"]
     shutil.rmtree(tmp_path / "wav")
 
 

@@ -277,8 +277,11 @@ def test_kill_9_of_deploy_leaves_the_old_folder_or_a_complete_new_one(cnn: Path,
         deploy(out)  # and a later deploy works: no stale "already exists", no half-written folder
         assert _complete(out)
         deploy(tmp_path / "first", "--force", kill_after=rng.uniform(0.5, 1.05) * whole)
-        deploy(tmp_path / "other")  # any later deploy into the folder cleans up after the kill
-        assert _complete(tmp_path / "first")
+        deploy(tmp_path / "other")  # another folder's deploy beside it is not disturbed by the leftovers
+        assert _complete(tmp_path / "first") and _complete(tmp_path / "other")
+        shutil.rmtree(tmp_path / "other")
+    deploy(tmp_path / "first", "--force")  # the next deploy of that folder removes what the killed one left
+    assert _complete(tmp_path / "first")
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

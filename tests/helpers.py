@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,25 @@ def make_wav_folder(root: Path, classes: tuple[str, ...] = ("no", "yes"), speake
                 write_wav(root / word / f"spk{speaker:02d}_nohash_{take}.wav", np.clip(clip, -1, 1), rate, fmt)
     write_wav(root / "_background_noise_" / "white.wav", rng.normal(0, 0.1, 16000).clip(-1, 1), 16000)
     return root
+
+
+def npm_install(tmp_path_factory: Any, name: str, packages: Sequence[str]) -> Path:
+    """``packages`` from npm into a fresh folder once (the CPU build of onnxruntime-node: no CUDA download); its
+    ``node_modules``. Skips the calling test where node or npm is missing or the registry does not answer."""
+    import os
+
+    import pytest
+
+    if not shutil.which("node") or not shutil.which("npm"):
+        pytest.skip("node and npm are not installed here")
+    folder = tmp_path_factory.mktemp(name)
+    (folder / "package.json").write_text(f'{{"name": "{name}", "version": "1.0.0", "private": true}}')
+    env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL": "skip"}
+    try:
+        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", *packages], cwd=folder, env=env,
+                              capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.skip("npm install timed out (offline?)")
+    if done.returncode != 0:
+        pytest.skip(f"npm install failed (offline?): {done.stderr.strip().splitlines()[-1:]}")
+    return folder / "node_modules"

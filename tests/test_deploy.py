@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from zoo.cli import cli
 
-from .helpers import assert_one_line_error
+from .helpers import assert_one_line_error, npm_install
 
 #: Image sizes the deployed classifier is fed (the model takes 8×8): same, up- and downscales, odd shapes.
 SIZES = [(8, 8), (5, 6), (20, 13), (32, 32), (100, 77)]
@@ -344,19 +344,7 @@ def test_run_py_help_and_bad_input_are_one_line(cnn: Path, tmp_path: Path) -> No
 @pytest.fixture(scope="session")
 def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """onnxruntime-node, onnxruntime-web and the image decoders from npm, installed once per test session."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node and npm are not installed here")
-    folder = tmp_path_factory.mktemp("npm")
-    (folder / "package.json").write_text('{"name": "zoo-test", "version": "1.0.0", "private": true}')
-    env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL": "skip"}  # the CPU build is in the package; no CUDA download
-    try:
-        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", *NPM_PACKAGES], cwd=folder, env=env,
-                              capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm install timed out (offline?)")
-    if done.returncode != 0:
-        pytest.skip(f"npm install failed (offline?): {done.stderr.strip().splitlines()[-1:]}")
-    return folder / "node_modules"
+    return npm_install(tmp_path_factory, "zoo-test", NPM_PACKAGES)
 
 
 def _deploy(bundle: Path, target: str, folder: Path, node_modules: Path) -> Path:

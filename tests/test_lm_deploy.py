@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from zoo.cli import cli
 
+from .helpers import npm_install
 from .test_deploy import _page_result, chromium, serve  # noqa: F401 - the image deploy tests' fixtures, shared
 
 PROMPT = "def add(a, b):\n    return a + b\n\n  x = 1\n"
@@ -98,19 +99,7 @@ def test_a_bundle_stamped_before_roles_were_namespaced_still_generates_and_deplo
 @pytest.fixture(scope="session")
 def lm_node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """onnxruntime-node, onnxruntime-web and tokenizers.js from npm, installed once per test session."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node and npm are not installed here")
-    folder = tmp_path_factory.mktemp("npm-lm")
-    (folder / "package.json").write_text('{"name": "zoo-lm-test", "version": "1.0.0", "private": true}')
-    env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL": "skip"}  # the CPU build is in the package; no CUDA download
-    try:
-        done = subprocess.run(["npm", "install", "--no-audit", "--no-fund", *NPM_PACKAGES], cwd=folder, env=env,
-                              capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip("npm install timed out (offline?)")
-    if done.returncode != 0:
-        pytest.skip(f"npm install failed (offline?): {done.stderr.strip().splitlines()[-1:]}")
-    return folder / "node_modules"
+    return npm_install(tmp_path_factory, "zoo-lm-test", NPM_PACKAGES)
 
 
 def test_deploy_node_gives_the_tokens_of_zoo_generate(lm: Path, greedy: list[int], tmp_path: Path,

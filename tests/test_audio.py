@@ -209,7 +209,7 @@ def audio_bundle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     work = tmp_path_factory.mktemp("audio")
     root = make_wav_folder(work / "wav", speakers=6, takes=2)
     run = zoo.train("kws-res", dataset=f"wav:{root}", epochs=3, batch_size=8, out=work / "runs", progress=False,
-                    args={"width": 8})
+                    model_args={"width": 8})
     exported = zoo.export(run.run_dir, out=work / "exports", quantize="int8", fp16=True, providers=["cpu"])
     return {"root": root, "run": run.run_dir, "bundle": exported.bundle_dir, "work": work}
 
@@ -344,7 +344,7 @@ def test_other_audio_models_train_and_export(
 
     root = make_wav_folder(tmp_path / "wav", speakers=3, takes=1)
     run = zoo.train(name, dataset=f"wav:{root}", epochs=1, batch_size=4, out=tmp_path / "runs", progress=False,
-                    args={"width": 4})
+                    model_args={"width": 4})
     exported = zoo.export(run.run_dir, out=tmp_path / "exports", providers=["cpu"])
     assert exported.parity["passed"]
     report = zoo.verify(exported.bundle_dir, bundle_only=True, runtimes=[])  # every independent runtime too

@@ -386,3 +386,11 @@ def test_several_optimizers_and_random_steps_resume_exactly(make_plugin, tmp_pat
     resumed = zoo.train(resume=part.run_dir, progress=False)
     assert_bitwise_equal(whole, resumed)
     assert {"train_features_loss", "train_head_loss"} <= set(resumed.summary["metrics"])
+
+
+def test_the_api_refuses_the_flag_names_of_hyperparameters_and_model_args(tmp_path: Path) -> None:
+    """``zoo.train(args=...)`` used to be overwritten by ``model_args`` without a word."""
+    for wrong, right in (("args", "model_args"), ("hp", "hyperparameters")):
+        with pytest.raises(ZooError, match=f"{right}="):
+            zoo.train("cnn", out=tmp_path, **{wrong: {"x": 1}}, **TINY)
+    assert not any(tmp_path.iterdir())

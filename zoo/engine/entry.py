@@ -39,6 +39,9 @@ def train(model: str | None = None, *, config: str | Path | None = None, resume:
     process alone even under torchrun (for a run started from inside another, such as a family's
     quality classifier).
     """
+    for flag, keyword in (("hp", "hyperparameters"), ("args", "model_args")):
+        if flag in options:  # it would be overwritten below, silently
+            raise ZooError(f"zoo.train() takes {flag}= as {keyword}=; pass {keyword}={{...}}")
     flags = {**options, "hp": hyperparameters or None, "args": model_args or None}
     world = World(0, 1, 0) if single_process else world_from_env()
     trainer, finished = None, False

@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, header
+from load_client import drive
 
 BASELINES = Path(__file__).resolve().parent / "serve_baselines"
 
@@ -100,34 +101,6 @@ def wait_up(url: str, proc: subprocess.Popen, body: bytes, limit_s: float = 120)
     raise SystemExit(f"{url} did not answer within {limit_s} s")
 
 
-async def drive(url: str, body: bytes, concurrency: int, seconds: float, max_requests: int) -> tuple[list[float], int]:
-    """Closed loop: ``concurrency`` clients, each sends its next request when the last one returned."""
-    latencies: list[float] = []
-    errors = 0
-    sent = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def one_client() -> None:
-            nonlocal errors, sent
-            while time.perf_counter() < deadline and sent < max_requests:
-                sent += 1
-                started = time.perf_counter()
-                try:
-                    reply = await client.post(url, content=body, headers={"content-type": "application/json"})
-                    ok = reply.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
-
-        await asyncio.gather(*(one_client() for _ in range(concurrency)))
-    return latencies, errors
-
-
 def image_body(bundle: Path) -> bytes:
     manifest = json.loads((bundle / "manifest.json").read_text())
     graph = next(iter(manifest["graphs"].values()))
@@ -153,17 +126,15 @@ def run_images(name: str, bundle: Path, servers: list[str], levels: list[int], a
                                                          "/v2/models/model/infer")
         for server in servers:
             wait_up(urls[server], running[server], body)
-            asyncio.run(drive(urls[server], body, 4, 1.0, 500))  # warm-up
+            drive(urls[server], body, 4, 1.0, 500)  # warm-up
         rows = []
         for concurrency in levels:
             seen: dict[str, list[tuple[float, list[float], int]]] = {s: [] for s in servers}
             for round_ in range(args.rounds):
                 order = servers[round_ % len(servers):] + servers[:round_ % len(servers)]
                 for server in order:
-                    started = time.perf_counter()
-                    latencies, errors = asyncio.run(drive(urls[server], body, concurrency, args.seconds,
-                                                          args.max_requests))
-                    seen[server].append((len(latencies) / (time.perf_counter() - started), latencies, errors))
+                    done = drive(urls[server], body, concurrency, args.seconds, args.max_requests)
+                    seen[server].append((len(done.latencies) / done.elapsed, done.latencies, done.errors))
             for server in servers:
                 speeds = [s for s, _, _ in seen[server]]
                 ms = sorted(x * 1000 for _, lat, _ in seen[server] for x in lat) or [float("nan")]

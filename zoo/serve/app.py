@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -16,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -115,10 +115,10 @@ class Guard:
             elapsed = time.perf_counter() - started
             metrics.REQUESTS.labels(route, str(status["code"])).inc()
             metrics.LATENCY.labels(route).observe(elapsed)
-            access.info(json.dumps({"ts": round(time.time(), 3), "worker": os.getpid(), "method": scope["method"],
+            access.info(orjson.dumps({"ts": round(time.time(), 3), "worker": os.getpid(), "method": scope["method"],
                                     "path": path, "route": route, "model": model, "status": status["code"],
                                     "ms": round(elapsed * 1000, 2), "in_bytes": status["body"],
-                                    "out_bytes": status["bytes"]}))
+                                    "out_bytes": status["bytes"]}).decode())
 
 
 async def serve_error(request: Request, exc: Exception) -> Response:

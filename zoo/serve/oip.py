@@ -60,7 +60,7 @@ async def infer(request: Request) -> Response:
     body = await request.body()
     doc, binary = split_body(body, request.headers.get(HEADER_LENGTH))
     decoded = decode_request(doc, binary, graph.entry)
-    outputs = await served.within_time(graph.batcher.submit(decoded.feeds))
+    outputs = await graph.batcher.submit(decoded.feeds, served.options.timeout_s)
     content, header_length = encode_response(graph.model, decoded, outputs)
     if header_length is None:
         return Response(content, media_type="application/json")
@@ -68,11 +68,11 @@ async def infer(request: Request) -> Response:
                     headers={"Inference-Header-Content-Length": str(header_length)})
 
 
-ROUTES = [
+ROUTES = [  # infer first: the router tries routes in order, and infer is the one called most
+    Route("/v2/models/{model}/infer", infer, methods=["POST"]),
     Route("/v2/health/live", live), Route("/v2/health/ready", ready), Route("/v2", server_metadata),
     Route("/v2/models/{model}", model_metadata), Route("/v2/models/{model}/versions/{version}", model_metadata),
     Route("/v2/models/{model}/ready", model_ready), Route("/v2/models/{model}/versions/{version}/ready", model_ready),
-    Route("/v2/models/{model}/infer", infer, methods=["POST"]),
     Route("/v2/models/{model}/versions/{version}/infer", infer, methods=["POST"]),
 ]
 

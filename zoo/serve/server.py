@@ -66,6 +66,7 @@ def check_options(options: ServeOptions) -> None:
 def serve(options: ServeOptions) -> None:
     """Run the server until SIGTERM/SIGINT; returns when every worker has finished its requests."""
     try:
+        import orjson  # noqa: F401
         import prometheus_client  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn

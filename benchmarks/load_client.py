@@ -18,11 +18,13 @@ from urllib.parse import urlsplit
 
 @dataclass
 class Result:
-    """One closed-loop run: seconds per answered request, errors, and the wall time it took."""
+    """One closed-loop run: seconds per answered request, errors, the wall time it took and the CPU seconds the
+    client itself spent (this process: the generator's own cost, to tell it apart from the server's)."""
 
     latencies: list[float]
     errors: int
     elapsed: float
+    client_cpu_s: float = 0.0
 
 
 def encode_post(url: str, body: bytes, content_type: str = "application/json") -> tuple[str, int, bytes]:
@@ -128,8 +130,12 @@ def drive(url: str, body: bytes, concurrency: int, seconds: float, max_requests:
     (an answer later than ``timeout_s`` is an error)."""
     host, port, request = encode_post(url, body)
     work = _drive(host, port, request, concurrency, seconds, max_requests, timeout_s)
+    cpu = time.process_time()
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(work)
-    return uvloop.run(work)
+        result = asyncio.run(work)
+    else:
+        result = uvloop.run(work)
+    result.client_cpu_s = time.process_time() - cpu
+    return result

@@ -1,9 +1,13 @@
 """Load on ``zoo serve`` beside a naive server and LitServe, same graph, same requests, one run (loopback only).
 
-For each image bundle, each server is started on 127.0.0.1, warmed up, then driven by a closed-loop async httpx
-client at rising concurrency (each level bounded by --seconds and --max-requests); throughput, p50/p99 latency and
-errors per level. Then the language model under ``zoo serve`` at 1, 4 and 16 concurrent streams (time to first
-token, tokens/s). The client shares the machine with the servers: figures are for comparison on one machine.
+For each image bundle, each server is started on 127.0.0.1, warmed up, then driven by the same closed-loop client
+(benchmarks/load_client.py: pre-encoded body, keep-alive connections, no HTTP library) at rising concurrency (each
+level bounded by --seconds and --max-requests); throughput, p50/p99 latency, errors, and the CPU time the server
+(its whole process group) and the client spent per answered request: on a shared machine the CPU per request
+says what each server costs even when the wall-clock figures are squeezed by other work. Before the servers, the
+graph alone in ONNX Runtime at batch 1, 8 and 64 (ms per image): what batching can save in compute on this
+machine. Then the language model under ``zoo serve`` at 1, 4 and 16 concurrent streams (time to first token,
+tokens/s). The client shares the machine with the servers: figures are for comparison on one machine.
 
     python benchmarks/serve_load.py --bundle cnn=exports/cnn-... --bundle resnet18=exports/resnet18-... \
         --lm exports/gpt-nano-... [--concurrency 1,4,16,64] [--seconds 4] [--out benchmarks/results/serve_load.md]
@@ -30,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, header
-from load_client import drive
+from load_client import Result, drive
 
 BASELINES = Path(__file__).resolve().parent / "serve_baselines"
 
@@ -50,6 +54,48 @@ class Level:
     throughput_max: float
     p50_ms: float
     p99_ms: float
+    server_cpu_ms: float
+    client_cpu_ms: float
+
+
+def group_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by every live process in ``pid``'s process group (Linux /proc)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pid:  # the process group
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def compute_per_image(bundle: Path, batches: tuple[int, ...] = (1, 8, 64), budget_s: float = 1.0) -> dict[str, float]:
+    """Milliseconds per image of the graph alone in ONNX Runtime (the CPU provider's default threads) per batch."""
+    import onnxruntime as ort
+
+    from zoo.bundles import Bundle
+
+    opened = Bundle.open(bundle)
+    entry = next(iter(opened.manifest.graphs.values()))
+    session = ort.InferenceSession(str(opened.graph_path(entry)), providers=["CPUExecutionProvider"])
+    info = entry.inputs[0]
+    result = {}
+    for batch in batches:
+        feed = {info.name: np.random.default_rng(0).standard_normal([batch, *info.shape[1:]]).astype(np.float32)}
+        session.run(None, feed)
+        times = []
+        deadline = time.perf_counter() + budget_s
+        while time.perf_counter() < deadline or len(times) < 3:
+            started = time.perf_counter()
+            session.run(None, feed)
+            times.append(time.perf_counter() - started)
+        result[str(batch)] = round(statistics.median(times) / batch * 1000, 3)
+    return result
 
 
 def free_port() -> int:
@@ -111,6 +157,19 @@ def image_body(bundle: Path) -> bytes:
                                    "data": data.ravel().tolist()}]}).encode()
 
 
+def level(bundle: str, server: str, concurrency: int, rounds: list[tuple[Result, float]]) -> Level:
+    """One server at one concurrency from its rounds (each a client result and the server's CPU seconds)."""
+    speeds = [len(done.latencies) / done.elapsed for done, _ in rounds]
+    ms = sorted(x * 1000 for done, _ in rounds for x in done.latencies) or [float("nan")]
+    answered = sum(len(done.latencies) for done, _ in rounds)
+    per = max(1, answered)
+    return Level(bundle, server, concurrency, len(rounds), answered, sum(done.errors for done, _ in rounds),
+                 round(statistics.median(speeds), 1), round(min(speeds), 1), round(max(speeds), 1),
+                 round(statistics.median(ms), 2), round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+                 round(sum(cpu for _, cpu in rounds) / per * 1000, 3),
+                 round(sum(done.client_cpu_s for done, _ in rounds) / per * 1000, 3))
+
+
 def run_images(name: str, bundle: Path, servers: list[str], levels: list[int], args: argparse.Namespace
                ) -> list[Level]:
     """Every server up at once (idle ones sleep); at each concurrency, rounds of every server in turn, so that
@@ -129,18 +188,15 @@ def run_images(name: str, bundle: Path, servers: list[str], levels: list[int], a
             drive(urls[server], body, 4, 1.0, 500)  # warm-up
         rows = []
         for concurrency in levels:
-            seen: dict[str, list[tuple[float, list[float], int]]] = {s: [] for s in servers}
+            seen: dict[str, list[tuple[Result, float]]] = {s: [] for s in servers}
             for round_ in range(args.rounds):
                 order = servers[round_ % len(servers):] + servers[:round_ % len(servers)]
                 for server in order:
+                    cpu = group_cpu_s(running[server].pid)
                     done = drive(urls[server], body, concurrency, args.seconds, args.max_requests)
-                    seen[server].append((len(done.latencies) / done.elapsed, done.latencies, done.errors))
+                    seen[server].append((done, group_cpu_s(running[server].pid) - cpu))
             for server in servers:
-                speeds = [s for s, _, _ in seen[server]]
-                ms = sorted(x * 1000 for _, lat, _ in seen[server] for x in lat) or [float("nan")]
-                rows.append(Level(name, server, concurrency, args.rounds, len(ms), sum(e for _, _, e in seen[server]),
-                                  round(statistics.median(speeds), 1), round(min(speeds), 1), round(max(speeds), 1),
-                                  round(statistics.median(ms), 2), round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2)))
+                rows.append(level(name, server, concurrency, seen[server]))
                 print(rows[-1], flush=True)
         return rows
     finally:
@@ -196,23 +252,55 @@ def run_lm(bundle: Path, streams: list[int], rounds: int, max_tokens: int) -> li
     return rows
 
 
-def report(rows: list[Level], lm: list[dict], args: argparse.Namespace) -> str:
+SERVERS = {
+    "zoo": "`zoo serve model=BUNDLE --max-batch {batch} --max-delay-ms {delay:g} --max-queue 1024`: one worker "
+           "process, Starlette on uvicorn (uvloop, httptools), dynamic batching, ONNX Runtime default threads, "
+           "thread spinning off",
+    "naive": "benchmarks/serve_baselines/naive.py: FastAPI on uvicorn (defaults, which pick uvloop and httptools when "
+             "installed), a sync endpoint (FastAPI's thread pool), one ONNX Runtime session shared by every request "
+             "with its defaults, one run per request, no batching",
+    "litserve": "benchmarks/serve_baselines/litserve_server.py: LitServe with its own batching (max_batch_size "
+                "{batch}, batch_timeout {litserve:g} ms), one worker, one ONNX Runtime session with its defaults",
+}
+
+
+def report(rows: list[Level], compute: dict[str, dict[str, float]], lm: list[dict], args: argparse.Namespace
+           ) -> str:
+    servers = [s for s in SERVERS if any(r.server == s for r in rows)]
     lines = [header("zoo serve under load: zoo serve vs a naive FastAPI server vs LitServe (loopback)"),
              f"# {args.rounds} rounds of {args.seconds:g} s per server and concurrency, servers in turn (at most "
-             f"{args.max_requests} requests a round), closed-loop async httpx client on the same machine; batches "
-             f"of up to {args.max_batch} rows (zoo serve --max-delay-ms {args.delay_ms:g}, LitServe batch_timeout "
-             f"{args.litserve_timeout_ms:g} ms); one worker process each; ONNX Runtime CPU, default threads", ""]
+             f"{args.max_requests} requests a round); the same Open Inference Protocol JSON body for every server; "
+             "one closed-loop client for all (benchmarks/load_client.py: keep-alive connections, pre-encoded "
+             "request, uvloop, no HTTP library) on the same machine", "",
+             *[f"- **{s}**: " + SERVERS[s].format(batch=args.max_batch, delay=args.delay_ms,
+                                                  litserve=args.litserve_timeout_ms) for s in servers],
+             "- server CPU: CPU time of the server's process group per answered request (its Python, ONNX Runtime's "
+             "threads); client CPU: the load generator's own, per answered request", ""]
+    if compute:
+        batches = list(next(iter(compute.values())))
+        lines += ["## the graphs alone (ONNX Runtime CPU, default threads; ms per image by batch size)", "",
+                  "| graph | " + " | ".join(f"batch {b}" for b in batches) + " | batch 1 / batch " + batches[-1] + " |",
+                  "| --- |" + " ---: |" * (len(batches) + 1)]
+        lines += [f"| {name} | " + " | ".join(str(v) for v in per.values()) +
+                  f" | {per[batches[0]] / per[batches[-1]]:.2f}x |" for name, per in compute.items()]
+        lines.append("")
     for bundle in dict.fromkeys(r.bundle for r in rows):
         lines += [f"## {bundle}", "", "| server | concurrency | requests/s (median) | min - max | p50 ms | p99 ms | "
-                                      "answered | errors |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                                      "server CPU ms/request | client CPU ms/request | answered | errors |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         lines += [f"| {r.server} | {r.concurrency} | {r.throughput} | {r.throughput_min} - {r.throughput_max} | "
-                  f"{r.p50_ms} | {r.p99_ms} | {r.requests} | {r.errors} |" for r in rows if r.bundle == bundle]
-        naive = {r.concurrency: r.throughput for r in rows if r.bundle == bundle and r.server == "naive"}
+                  f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_ms} | {r.client_cpu_ms} | {r.requests} | {r.errors} |"
+                  for r in rows if r.bundle == bundle]
+        naive = {r.concurrency: r for r in rows if r.bundle == bundle and r.server == "naive"}
         for server in ("zoo", "litserve"):
-            ratios = [f"{c}: {r.throughput / naive[c]:.2f}x" for r in rows for c in [r.concurrency]
-                      if r.bundle == bundle and r.server == server and naive.get(c)]
+            ratios = [f"{c}: {r.throughput / naive[c].throughput:.2f}x" for r in rows for c in [r.concurrency]
+                      if r.bundle == bundle and r.server == server and c in naive and naive[c].throughput]
             if ratios:
                 lines.append(f"\n{server} / naive throughput by concurrency: {', '.join(ratios)}")
+            cpu = [f"{c}: {naive[c].server_cpu_ms / r.server_cpu_ms:.2f}x" for r in rows for c in [r.concurrency]
+                   if r.bundle == bundle and r.server == server and c in naive and r.server_cpu_ms]
+            if cpu:
+                lines.append(f"\nnaive / {server} server CPU per request by concurrency: {', '.join(cpu)}")
         lines.append("")
     if lm:
         lines += ["## language model (zoo serve /v1/completions, streamed, greedy; one sequence at a time per worker)",
@@ -241,14 +329,17 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     rows: list[Level] = []
-    for item in args.bundle:
-        name, _, folder = item.partition("=")
+    bundles = dict(item.partition("=")[::2] for item in args.bundle)
+    compute = {name: compute_per_image(Path(folder)) for name, folder in bundles.items()}
+    for name, per in compute.items():
+        print(name, "ms per image by batch:", per, flush=True)
+    for name, folder in bundles.items():
         rows += run_images(name, Path(folder), args.servers.split(","), levels, args)
     lm = run_lm(Path(args.lm), [int(s) for s in args.streams.split(",")], 2, args.lm_tokens) if args.lm else []
-    text = report(rows, lm, args)
+    text = report(rows, compute, lm, args)
     Path(args.out).write_text(text)
-    Path(args.out).with_suffix(".json").write_text(json.dumps({"images": [asdict(r) for r in rows], "lm": lm},
-                                                              indent=1))
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"compute_ms_per_image": compute, "images": [
+        asdict(r) for r in rows], "lm": lm}, indent=1))
     print(text)
 
 

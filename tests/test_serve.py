@@ -197,11 +197,70 @@ def test_concurrent_requests_run_as_batches_with_one_by_one_results(cnn_bundle: 
         assert (got.argmax(1) == alone.argmax(1)).all()
 
 
+def test_fast_graphs_run_on_the_event_loop_slow_ones_in_the_batch_thread() -> None:
+    """A graph whose batches take under INLINE_BELOW_S runs on the event loop once it has been timed; a slow one stays
+    in the batcher's thread; answers and rows are the same either way, and a request past its time limit is a 504."""
+    import asyncio
+    import threading
+
+    from zoo.serve.batching import INLINE_BELOW_S, Batcher
+    from zoo.serve.errors import ServeError
+
+    async def scenario(pause_s: float) -> tuple[list[str], list[np.ndarray]]:
+        threads: list[str] = []
+
+        def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            threads.append(threading.current_thread().name)
+            time.sleep(pause_s)
+            return {"y": feeds["x"] * 2}
+
+        batcher = Batcher("g", run, max_batch=8, max_delay_s=0.0, max_queue=16)
+        outputs = []
+        for i in range(8):  # one at a time: each is a batch of its own
+            outputs.append((await batcher.submit({"x": np.full((2, 3), i, np.float32)}))["y"])
+        late = asyncio.ensure_future(batcher.submit({"x": np.zeros((1, 3), np.float32)}, timeout_s=1e-4))
+        with pytest.raises(ServeError) as refused:
+            await late
+        assert refused.value.status == 504 and "timeout-s" in refused.value.message
+        await batcher.close()
+        return threads, outputs
+
+    fast_threads, fast_out = asyncio.run(scenario(0.0))
+    slow_threads, slow_out = asyncio.run(scenario(INLINE_BELOW_S * 5))
+    assert fast_threads[0].startswith("batch-g") and "MainThread" in fast_threads[1:8]  # once timed: inline
+    assert all(t.startswith("batch-g") for t in slow_threads[:8])
+    for i, (fast, slow) in enumerate(zip(fast_out, slow_out, strict=True)):
+        np.testing.assert_array_equal(fast, np.full((2, 3), 2 * i, np.float32))
+        np.testing.assert_array_equal(slow, fast)
+
+
+def test_the_load_generator_counts_answers_and_errors(server: ThreadServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/load_client.py (the serve_load client): 200s are answered, a 404 or a refused port an error."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    client = importlib.import_module("load_client")
+    feed = digits_batch(1)
+    body = json.dumps({"inputs": [{"name": "input", "shape": [1, 1, 8, 8], "datatype": "FP32",
+                                   "data": feed.ravel().tolist()}]}).encode()
+    done = client.drive(f"{server.url}/v2/models/cnn/infer", body, 3, 5.0, 30)
+    assert len(done.latencies) == 30 and done.errors == 0 and done.client_cpu_s > 0
+    missing = client.drive(f"{server.url}/v2/models/nope/infer", body, 2, 5.0, 6)
+    assert not missing.latencies and missing.errors == 6
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, not listening: connections are refused
+        refused = client.drive(f"http://127.0.0.1:{port}/", body, 1, 5.0, 3)
+    assert not refused.latencies and refused.errors == 3
+
+
 # --- bad input -----------------------------------------------------------------------------------------------------
 
 
 BAD = [
     ("/v2/models/cnn/infer", b"{not json", 400, "not JSON"),
+    ("/v2/models/cnn/infer", b'{"inputs": [{"name": "input", "shape": [1], "datatype": "FP32", "data": [NaN]}]}', 400,
+     "not JSON"),  # NaN is no JSON number
     ("/v2/models/cnn/infer", b'{"inputs": 3}', 400, "'inputs' list"),
     ("/v2/models/cnn/infer", b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}', 400,
      "not one of the graph's inputs"),

@@ -157,6 +157,64 @@ def test_openai_completions_equal_zoo_generate(server: ThreadServer, lm_bundle: 
     assert sampled[0] == sampled[1]  # the seed fixes the draw
 
 
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('unknown role ' + m['role']) }}{% endif %}"
+    "<|{{ m['role'] }}|>\n{{ m['content'] | trim }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def chat_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face tokenizer_config.json with a chat template (an AddedToken-style bos_token)."""
+    path = tmp_path_factory.mktemp("chat") / "tokenizer_config.json"
+    path.write_text(json.dumps({"chat_template": CHAT_TEMPLATE, "bos_token": {"content": "§", "special": True},
+                                "eos_token": "¶"}))
+    return path
+
+
+def test_openai_chat_completions_render_the_template_like_transformers(lm_bundle: Path, chat_config: Path,
+                                                                       server: ThreadServer) -> None:
+    from openai import NotFoundError, OpenAI
+    from transformers import PreTrainedTokenizerFast
+
+    messages = [{"role": "system", "content": "Be brief. "}, {"role": "user", "content": "The "}]
+    reference = PreTrainedTokenizerFast(tokenizer_file=str(lm_bundle / "lm" / "tokenizer.json"),
+                                        chat_template=CHAT_TEMPLATE, bos_token="§", eos_token="¶")
+    prompt = reference.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert prompt == "§<|system|>\nBe brief.\n<|user|>\nThe\n<|assistant|>\n"
+    with pytest.raises(NotFoundError, match="no chat template"):  # the module's server has none
+        OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0).chat.completions.create(
+            model="lm", messages=messages)
+    options = ServeOptions(bundles={"lm": str(lm_bundle)}, chat_template=str(chat_config))
+    with ThreadServer(options) as running:
+        client = OpenAI(base_url=f"{running.url}/v1", api_key="unused", max_retries=0)
+        plain = client.completions.create(model="lm", prompt=prompt, max_tokens=10, temperature=0)
+        chat = client.chat.completions.create(model="lm", messages=messages, max_tokens=10, temperature=0)
+        assert chat.choices[0].message.content == plain.choices[0].text
+        assert chat.choices[0].message.role == "assistant" and chat.usage == plain.usage
+        streamed = client.chat.completions.create(model="lm", messages=messages, max_tokens=10, temperature=0,
+                                                  stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed) == plain.choices[0].text
+        refused = httpx.post(f"{running.url}/v1/chat/completions", timeout=30, json={
+            "model": "lm", "messages": [{"role": "tool", "content": "x"}]})
+        assert refused.status_code == 400 and "unknown role tool" in refused.json()["error"]["message"]
+        empty = httpx.post(f"{running.url}/v1/chat/completions", json={"model": "lm", "messages": []}, timeout=30)
+        assert empty.status_code == 422 and "messages" in empty.json()["error"]["message"]
+
+
+def test_a_bad_chat_template_is_one_line(tmp_path: Path, lm_bundle: Path) -> None:
+    runner = CliRunner()
+    no_template = tmp_path / "tokenizer_config.json"
+    no_template.write_text("{}")
+    assert_one_line_error(runner.invoke(cli, ["serve", str(lm_bundle), "--chat-template", str(no_template)]),
+                          "has no 'chat_template'")
+    broken = tmp_path / "chat.jinja"
+    broken.write_text("{% for m in messages %}")
+    assert_one_line_error(runner.invoke(cli, ["serve", str(lm_bundle), "--chat-template", str(broken)]),
+                          "does not compile")
+
+
 def test_sample_endpoint_draws_what_zoo_sample_draws(export_briefly, tmp_path: Path) -> None:
     from PIL import Image
 
@@ -218,11 +276,14 @@ def test_fast_graphs_run_on_the_event_loop_slow_ones_in_the_batch_thread() -> No
         outputs = []
         for i in range(8):  # one at a time: each is a batch of its own
             outputs.append((await batcher.submit({"x": np.full((2, 3), i, np.float32)}))["y"])
-        late = asyncio.ensure_future(batcher.submit({"x": np.zeros((1, 3), np.float32)}, timeout_s=1e-4))
-        with pytest.raises(ServeError) as refused:
-            await late
-        assert refused.value.status == 504 and "timeout-s" in refused.value.message
         await batcher.close()
+        ran = len(threads)
+        waiting = Batcher("w", run, max_batch=8, max_delay_s=5.0, max_queue=4)  # a batch waits 5 s for company
+        with pytest.raises(ServeError) as refused:
+            await waiting.submit({"x": np.zeros((1, 3), np.float32)}, timeout_s=0.05)
+        assert refused.value.status == 504 and "timeout-s" in refused.value.message
+        await waiting.close()
+        assert len(threads) == ran  # the request that timed out was dropped, never run
         return threads, outputs
 
     fast_threads, fast_out = asyncio.run(scenario(0.0))

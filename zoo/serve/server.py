@@ -61,6 +61,10 @@ def check_options(options: ServeOptions) -> None:
             raise ZooError(f"{flag} must be {'0 or more' if flag == '--max-delay-ms' else 'more than 0'}, got {value}")
     if not 0 <= options.port <= 65535:
         raise ZooError(f"--port must be from 0 to 65535, got {options.port}")
+    if options.chat_template:
+        from zoo.serve.chat import load_template
+
+        load_template(options.chat_template)
 
 
 def serve(options: ServeOptions) -> None:

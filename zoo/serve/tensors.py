@@ -27,6 +27,7 @@ DATATYPES = {"BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "ui
              "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64", "FP16": "float16",
              "FP32": "float32", "FP64": "float64"}
 NUMPY_TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
+_ARRAY_DATATYPE = {np.dtype(v): k for k, v in DATATYPES.items()}  # by dtype object: no dtype → str per response
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,8 @@ def encode_response(model: str, request: InferRequest, outputs: dict[str, np.nda
     tensors, blobs = [], []
     for name in request.outputs:
         array = np.ascontiguousarray(outputs[name])
-        tensor: dict[str, Any] = {"name": name, "datatype": datatype(str(array.dtype)), "shape": list(array.shape)}
+        kind = _ARRAY_DATATYPE.get(array.dtype) or datatype(str(array.dtype))
+        tensor: dict[str, Any] = {"name": name, "datatype": kind, "shape": list(array.shape)}
         if name in request.binary:
             raw = array.astype(array.dtype.newbyteorder("<")).tobytes()
             tensor["parameters"] = {"binary_data_size": len(raw)}

@@ -1,9 +1,9 @@
-"""Load on ``zoo serve`` beside a naive server and LitServe, same graph, same requests, one run (loopback only).
+"""Load on ``zoo serve`` beside a naive server, LitServe and BentoML: same graph, same requests, one run, loopback.
 
 For each image bundle, each server is started on 127.0.0.1, warmed up, then driven by the same closed-loop client
 (benchmarks/load_client.py: pre-encoded body, keep-alive connections, no HTTP library) at rising concurrency (each
 level bounded by --seconds and --max-requests); throughput, p50/p99 latency, errors, and the CPU time the server
-(its whole process group) and the client spent per answered request: on a shared machine the CPU per request
+(all its processes) and the client spent per answered request: on a shared machine the CPU per request
 says what each server costs even when the wall-clock figures are squeezed by other work. Before the servers, the
 graph alone in ONNX Runtime at batch 1, 8 and 64 (ms per image): what batching can save in compute on this
 machine. Then the language model under ``zoo serve`` at 1, 4 and 16 concurrent streams (time to first token,
@@ -58,19 +58,27 @@ class Level:
     client_cpu_ms: float
 
 
-def group_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by every live process in ``pid``'s process group (Linux /proc)."""
-    total = 0.0
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every live process under it (Linux /proc): a
+    server's workers too, whatever session or process group they put themselves in."""
     tick = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pid:  # the process group
-            total += (int(fields[11]) + int(fields[12])) / tick
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(fields[1])
+            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    children: dict[int, list[int]] = {}
+    for child, ppid in parent.items():
+        children.setdefault(ppid, []).append(child)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += cpu.get(current, 0.0)
+        todo += children.get(current, [])
     return total
 
 
@@ -111,10 +119,14 @@ def start(server: str, bundle: Path, port: int, max_batch: int, delay_ms: float)
                    str(max_batch), "--max-delay-ms", str(delay_ms), "--max-queue", "1024"]
     elif server == "naive":
         command = [sys.executable, str(BASELINES / "naive.py"), str(bundle), "--port", str(port)]
+    elif server == "bentoml":
+        command = [sys.executable, "-m", "bentoml", "serve", "bentoml_service:BundleService", "--host", "127.0.0.1",
+                   "--port", str(port), "--working-dir", str(BASELINES)]
     else:
         command = [sys.executable, str(BASELINES / "litserve_server.py"), str(bundle), "--port", str(port),
                    "--max-batch", str(max_batch), "--batch-timeout", str(delay_ms / 1000)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    env = {**os.environ, "ZOO_BENCH_BUNDLE": str(bundle), "ZOO_BENCH_MAX_BATCH": str(max_batch)}
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env,
                             start_new_session=True)
 
 
@@ -185,16 +197,16 @@ def run_images(name: str, bundle: Path, servers: list[str], levels: list[int], a
                                                          "/v2/models/model/infer")
         for server in servers:
             wait_up(urls[server], running[server], body)
-            drive(urls[server], body, 4, 1.0, 500)  # warm-up
+            drive(urls[server], body, 16, 2.0, 5000)  # warm-up (BentoML's adaptive batching learns its timings)
         rows = []
         for concurrency in levels:
             seen: dict[str, list[tuple[Result, float]]] = {s: [] for s in servers}
             for round_ in range(args.rounds):
                 order = servers[round_ % len(servers):] + servers[:round_ % len(servers)]
                 for server in order:
-                    cpu = group_cpu_s(running[server].pid)
+                    cpu = tree_cpu_s(running[server].pid)
                     done = drive(urls[server], body, concurrency, args.seconds, args.max_requests)
-                    seen[server].append((done, group_cpu_s(running[server].pid) - cpu))
+                    seen[server].append((done, tree_cpu_s(running[server].pid) - cpu))
             for server in servers:
                 rows.append(level(name, server, concurrency, seen[server]))
                 print(rows[-1], flush=True)
@@ -261,20 +273,23 @@ SERVERS = {
              "with its defaults, one run per request, no batching",
     "litserve": "benchmarks/serve_baselines/litserve_server.py: LitServe with its own batching (max_batch_size "
                 "{batch}, batch_timeout {litserve:g} ms), one worker, one ONNX Runtime session with its defaults",
+    "bentoml": "benchmarks/serve_baselines/bentoml_service.py: BentoML with its adaptive batching (batchable API, "
+               "max_batch_size {batch}, max_latency_ms 30000), one worker, its default request logging, one ONNX "
+               "Runtime session with its defaults",
 }
 
 
 def report(rows: list[Level], compute: dict[str, dict[str, float]], lm: list[dict], args: argparse.Namespace
            ) -> str:
     servers = [s for s in SERVERS if any(r.server == s for r in rows)]
-    lines = [header("zoo serve under load: zoo serve vs a naive FastAPI server vs LitServe (loopback)"),
+    lines = [header("zoo serve under load: zoo serve vs a naive FastAPI server, LitServe and BentoML (loopback)"),
              f"# {args.rounds} rounds of {args.seconds:g} s per server and concurrency, servers in turn (at most "
              f"{args.max_requests} requests a round); the same Open Inference Protocol JSON body for every server; "
              "one closed-loop client for all (benchmarks/load_client.py: keep-alive connections, pre-encoded "
              "request, uvloop, no HTTP library) on the same machine", "",
              *[f"- **{s}**: " + SERVERS[s].format(batch=args.max_batch, delay=args.delay_ms,
                                                   litserve=args.litserve_timeout_ms) for s in servers],
-             "- server CPU: CPU time of the server's process group per answered request (its Python, ONNX Runtime's "
+             "- server CPU: CPU time of the server's processes per answered request (its Python, ONNX Runtime's "
              "threads); client CPU: the load generator's own, per answered request", ""]
     if compute:
         batches = list(next(iter(compute.values())))
@@ -292,7 +307,7 @@ def report(rows: list[Level], compute: dict[str, dict[str, float]], lm: list[dic
                   f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_ms} | {r.client_cpu_ms} | {r.requests} | {r.errors} |"
                   for r in rows if r.bundle == bundle]
         naive = {r.concurrency: r for r in rows if r.bundle == bundle and r.server == "naive"}
-        for server in ("zoo", "litserve"):
+        for server in ("zoo", "litserve", "bentoml"):
             ratios = [f"{c}: {r.throughput / naive[c].throughput:.2f}x" for r in rows for c in [r.concurrency]
                       if r.bundle == bundle and r.server == server and c in naive and naive[c].throughput]
             if ratios:
@@ -315,7 +330,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", action="append", default=[], help="NAME=FOLDER of an image graph (repeat)")
     parser.add_argument("--lm", help="a language-model bundle")
-    parser.add_argument("--servers", default="zoo,naive,litserve")
+    parser.add_argument("--servers", default="zoo,naive,litserve,bentoml")
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--streams", default="1,4,16")
     parser.add_argument("--seconds", type=float, default=2.0)

@@ -298,11 +298,12 @@ def generate_texts(bundle: str | Path, prompts: list[str], *, max_new_tokens: in
     sampling.check()
     if not prompts:
         raise ZooError("give a prompt: --prompt TEXT (repeatable) or --prompts-file FILE")
-    for number, prompt in enumerate(prompts, 1):
+    name = [f"--prompt {n}" if len(prompts) > 1 else "--prompt" for n in range(1, len(prompts) + 1)]
+    for which, prompt in zip(name, prompts, strict=True):
         try:
             prompt.encode("utf-8")
         except UnicodeEncodeError as exc:  # bytes that are not UTF-8 arrive as lone surrogates
-            raise ZooError(f"prompt {number} is not valid UTF-8 (at character {exc.start}); pass UTF-8 text") from exc
+            raise ZooError(f"{which} is not valid UTF-8 (at character {exc.start}); pass UTF-8 text") from exc
     if max_new_tokens <= 0:
         raise ZooError(f"--max-new-tokens must be at least 1, got {max_new_tokens}")
     if threads < 0:
@@ -314,9 +315,9 @@ def generate_texts(bundle: str | Path, prompts: list[str], *, max_new_tokens: in
         raise ZooError("streaming writes one prompt's text; several prompts are returned when the batch ends")
     lm = LMSession(bundle, threads=threads)
     ids = [lm.encode(prompt) for prompt in prompts]
-    empty = [number for number, row in enumerate(ids, 1) if not row]
+    empty = [which for which, row in zip(name, ids, strict=True) if not row]
     if empty:
-        raise ZooError(f"prompt {empty[0]} is empty; give some text to continue")
+        raise ZooError(f"{empty[0]} is empty; give some text to continue")
     eot = lm.end_of_text()
     streams = [TextStream(lm.tokenizer, stops, eot, write) for _ in prompts]
     if write:

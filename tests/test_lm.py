@@ -140,6 +140,24 @@ def test_the_attention_mask_keeps_padding_out(lm_bundle: tuple[Path, Path]) -> N
     assert np.abs(unmasked[0] - alone[0]).max() > 1e-3
 
 
+def test_stored_vectors_hold_padded_rows_and_every_runtime_passes_them(lm_bundle: tuple[Path, Path]) -> None:
+    """The bundle's parity cases feed the mask with left-padded rows; ONNX Runtime, onnx's reference evaluator and
+    OpenVINO give the stored outputs for both graphs (`zoo verify --runtimes all`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    _, bundle = lm_bundle
+    entry = json.loads((bundle / "manifest.json").read_text())["graphs"]["lm"]
+    assert [i["name"] for i in entry["inputs"]][:2] == ["input_ids", "attention_mask"]
+    padded = next(s for s in entry["test_sets"] if s["inputs"] == "random-batch16")
+    mask = numpy_helper.to_array(onnx.load_tensor(str(bundle / padded["dir"] / "input_1.pb")))
+    assert mask.shape[0] == 16 and (mask[:, 0] == 0).any() and mask[0].all()
+    report = zoo.verify(bundle, bundle_only=True, runtimes=[])
+    assert report["passed"], json.dumps(report.get("runtimes", report), default=str)[:2000]
+    passed = {(row["runtime"], row["graph"]) for row in report["runtimes"] if row["status"] == "passed"}
+    assert {(r, g) for r in ("onnxruntime", "reference", "openvino") for g in ("lm", "lm.int8")} <= passed
+
+
 def test_each_row_of_a_batch_stops_and_slides_on_its_own(lm_bundle: tuple[Path, Path]) -> None:
     """A stop string ends one row while the others run to --max-new-tokens; past the context each row's window
     slides when it would alone; every row's result is the one its prompt gives alone."""

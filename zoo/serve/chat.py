@@ -169,12 +169,12 @@ async def chat_completions(request: Request) -> Response:
     if not parsed.stream:
         try:
             await job.start()
-            text = await served.within_time(_collect(job))
+            text = (await served.within_time(_collect(job)))[0]
         finally:
             await job.close()
         return JSONResponse({**head, "object": "chat.completion", "usage": job.usage(), "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-             "finish_reason": job.finish}]})
+             "finish_reason": job.finish[0]}]})
     try:
         await job.start()
     except BaseException:
@@ -184,9 +184,9 @@ async def chat_completions(request: Request) -> Response:
     async def events() -> AsyncIterator[str]:
         try:
             yield _chunk(head, {"role": "assistant", "content": ""}, None)
-            async for piece in job.pieces():
+            async for _, piece in job.pieces():  # one prompt: row 0
                 yield _chunk(head, {"content": piece}, None)
-            yield _chunk(head, {}, job.finish)
+            yield _chunk(head, {}, job.finish[0])
             yield "data: [DONE]\n\n"
         finally:  # also when the client went away: the loop stops before its next step
             await job.close()

@@ -557,6 +557,46 @@ def test_bad_bundles_and_options_are_one_line(tmp_path: Path, cnn_bundle: Path) 
     assert_one_line_error(runner.invoke(cli, ["serve", str(broken)]), "does not match its manifest hash")
 
 
+def test_deploy_target_serve_writes_a_folder_that_serves_the_bundle(cnn_bundle: Path, tmp_path: Path) -> None:
+    """zoo deploy --target serve: the bundle copied whole, run.sh serving it (PORT from the environment, SIGTERM
+    exits 0), a systemd unit naming the folder; an existing folder is kept without --force."""
+    import subprocess
+
+    from zoo.bundles import Bundle
+
+    from .serve_harness import wait_ready
+
+    folder = tmp_path / "cnn-serve"
+    result = CliRunner().invoke(cli, ["deploy", str(cnn_bundle), "--target", "serve", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert Bundle.open(folder / "bundle").manifest.model == "cnn"  # every file there, hashes checked
+    unit = (folder / "zoo-serve-cnn.service").read_text()
+    assert f"ExecStart=/bin/sh {folder.resolve() / 'run.sh'} --reload" in unit and "KillSignal=SIGTERM" in unit
+    assert json.loads((folder / "deploy.json").read_text())["target"] == "serve"
+    assert_one_line_error(CliRunner().invoke(cli, ["deploy", str(cnn_bundle), "--target", "serve", "--out",
+                                                   str(folder)]), "exists")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(["sh", str(folder / "run.sh"), "--max-delay-ms", "1"], env={**os.environ,
+                            "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc=proc)
+        feed = digits_batch(2)
+        reply = infer_json(url, "cnn", feed)
+        assert reply.status_code == 200, reply.text
+        got = np.asarray(reply.json()["outputs"][0]["data"], np.float32).reshape(2, -1)
+        np.testing.assert_allclose(got, next(iter(ort_outputs(cnn_bundle, feed).values())), rtol=1e-5, atol=1e-6)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def _rss(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

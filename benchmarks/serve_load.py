@@ -330,7 +330,7 @@ def report(rows: list[Level], compute: dict[str, dict[str, float]], lm: list[dic
                 lines.append(f"\nnaive / {server} server CPU per request by concurrency: {', '.join(cpu)}")
         lines.append("")
     if lm:
-        lines += ["## language model (zoo serve /v1/completions, streamed, greedy; one sequence at a time per worker)",
+        lines += ["## language model (zoo serve /v1/completions, streamed, greedy; one request at a time per worker)",
                   "", "| streams | requests | tokens | seconds | tokens/s | TTFT p50 ms | TTFT max ms |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         lines += [f"| {r['streams']} | {r['requests']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} | "

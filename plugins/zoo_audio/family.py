@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import DataInfo
-from zoo.family import Family, GraphSpec, ReportContext, ReportSection, RunContext
+from zoo.family import Family, GraphSpec, InputSpace, ReportContext, ReportSection, RunContext
 from zoo.specs import ModelSpec
 from zoo_audio.augment import AudioAugment, augment_waveforms, generator, spec_masks
 
@@ -110,3 +110,10 @@ class AudioFamily(Family):
         from zoo_audio.report import audio_sections
 
         return audio_sections(context)
+
+    def input_space(self, model: torch.nn.Module, data: DataInfo) -> InputSpace:
+        """``zoo explain``: WAV files as ``zoo predict`` reads them, attributed on the log-mel spectrogram (on the
+        STFT for a raw-waveform model) and drawn as a time-frequency map (:mod:`zoo_audio.explain`)."""
+        from zoo_audio.explain import input_space
+
+        return input_space(model, data)

@@ -13,6 +13,7 @@ from zoo.data import DataInfo, DataSplits
 from zoo.family import (
     Family,
     GraphSpec,
+    InputSpace,
     ReportContext,
     ReportImage,
     ReportSection,
@@ -124,3 +125,10 @@ class RegressorFamily(Family):
                             caption="validation errors in the targets' units; the baseline predicts the training mean")
         return [ReportSection("Regression", text="Errors on the validation rows, in the targets' own units.",
                               tables=[table], images=images)]
+
+    def input_space(self, model: torch.nn.Module, data: DataInfo) -> InputSpace:
+        """``zoo explain``: CSV rows as ``zoo predict`` reads them, attributed per column
+        (:mod:`zoo_tabular.explain`)."""
+        from zoo_tabular.explain import input_space
+
+        return input_space(model, data)

@@ -228,3 +228,13 @@ def test_regressor_refuses_target_and_checks_can_fail(tables: dict[str, Path], t
     assert not checks.randomisation(values, values * 2.0, ["body.4"]).passed  # unchanged ranks: caught
     (tmp_path / "bad.csv").write_text("age,sex\n1,2\n")
     assert_one_line_error(invoke("explain", tables["tab-mlp"], tmp_path / "bad.csv"), "bad.csv", "bmi")
+
+
+def test_audio_report_shows_time_frequency_attributions(audio: dict[str, Path], tmp_path: Path) -> None:
+    from zoo.reports.report import write_report
+
+    page = write_report(audio["run"], tmp_path / "report.html").read_text()
+    assert "Attributions (Integrated Gradients)" in page
+    section = page.split("Attributions (Integrated Gradients)", 1)[1]
+    assert "Not available" not in section[:400] and "completeness error" in section
+    assert "FAILED" not in section and section.count("data:image/png") >= 2

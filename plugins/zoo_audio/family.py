@@ -106,10 +106,11 @@ class AudioFamily(Family):
         ]
 
     def report_sections(self, context: ReportContext) -> list[ReportSection]:
-        """Confusion matrix, and the clips the model finds hardest with their spectrograms and players."""
+        """Confusion matrix, the clips the model finds hardest with their spectrograms and players, and the
+        attributions of some clips on their time-frequency maps."""
         from zoo_audio.report import audio_sections
 
-        return audio_sections(context)
+        return audio_sections(context, self)
 
     def input_space(self, model: torch.nn.Module, data: DataInfo) -> InputSpace:
         """``zoo explain``: WAV files as ``zoo predict`` reads them, attributed on the log-mel spectrogram (on the

@@ -1,12 +1,12 @@
-"""The audio family's report sections: the validation confusion matrix, and the worst-classified clips with
-their log-mel spectrograms and players (``<audio>`` elements with the clips as data URLs)."""
+"""The audio family's report sections: the validation confusion matrix, the worst-classified clips with
+their log-mel spectrograms and players (``<audio>`` elements with the clips as data URLs), and attributions."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from zoo.family import ReportAudio, ReportContext, ReportImage, ReportSection, ReportTable
+from zoo.family import Family, ReportAudio, ReportContext, ReportImage, ReportSection, ReportTable
 
 #: Validation clips shown (and playable) in the "worst classified" section.
 WORST_SHOWN = 8
@@ -27,8 +27,9 @@ def spectrogram_pixels(clips: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, None])
 
 
-def audio_sections(context: ReportContext) -> list[ReportSection]:
-    """Confusion matrix and the clips the model finds hardest (lowest probability of the true class)."""
+def audio_sections(context: ReportContext, family: Family) -> list[ReportSection]:
+    """Confusion matrix, the clips the model finds hardest (lowest probability of the true class), and the
+    attributions of the worst and best clips on their time-frequency maps (``family``'s input space)."""
     from zoo_audio.family import batches
 
     model, data = context.model_and_data()
@@ -53,6 +54,8 @@ def audio_sections(context: ReportContext) -> list[ReportSection]:
                           [[rank + 1, names[truth[i]], names[predicted[i]], float(probabilities[i, truth[i]]),
                             float(probabilities[i, predicted[i]])] for rank, i in enumerate(worst)],
                           caption="worst classified; spectrograms left to right in this order")
+    from zoo.explain.report import space_attribution_section
+
     return [
         ReportSection("Confusion matrix", tables=[confusion]),
         ReportSection("Worst-classified validation clips", tables=[listing],
@@ -61,4 +64,5 @@ def audio_sections(context: ReportContext) -> list[ReportSection]:
                                                       columns=4)],
                       sounds=[ReportAudio.from_samples(c, rate, label) for c, label in zip(clips, labels,
                                                                                           strict=True)]),
+        space_attribution_section(model, family, data, probabilities),
     ]

@@ -4,17 +4,14 @@ per CSV column. Each check is also shown to fail for a deliberately broken attri
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import zoo
 from tests.helpers import assert_one_line_error, make_wav_folder
-from zoo.cli import cli
+from tests.test_explain import explain_json, invoke
 from zoo.errors import ZooError
 from zoo.explain import checks
 from zoo.explain.attribute import attribute_space
@@ -27,16 +24,6 @@ torch = pytest.importorskip("torch")
 CSV = ("age,sex,bmi,bp,s1,s2,s3,s4,s5,s6,progression\n"
        "59,2,32.1,101,157,93.2,38,4,4.8598,87,151\n"
        "48,1,21.6,87,183,103.2,70,3,3.8918,69,75\n")
-
-
-def invoke(*args: Any) -> Any:
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def explain_json(*args: Any) -> dict[str, Any]:
-    result = invoke("explain", *args, "--json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.output)
 
 
 @pytest.fixture(scope="module")

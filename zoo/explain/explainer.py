@@ -12,6 +12,7 @@ from zoo.explain.attribute import (
     IG_STEPS,
     METHODS,
     TEXT_METHODS,
+    Attributions,
     attribute_images,
     attribute_space,
     attribute_tokens,
@@ -108,12 +109,7 @@ def explain_images(model: Any, family: Any, classes: list[str], baseline_image: 
     explanations = []
     for i, name in enumerate(names):
         t = targets[i]
-        checks = []
-        if method == "ig":
-            delta = None if found.delta is None else float(found.delta[i])
-            checks.append(completeness(found.values[i], float(logits[i, t]), float(baseline_logits[t]), delta))
-        if randomised is not None:
-            checks.append(randomisation(found.values[i], randomised[i], layers or []))
+        checks = checked(found, i, float(logits[i, t]), float(baseline_logits[t]), randomised, layers)
         explanations.append(Explanation(
             input=name, kind="image", method=method, target=t, target_name=_name(classes, t),
             predicted=predicted[i], predicted_name=_name(classes, predicted[i]), probability=float(probabilities[i, t]),
@@ -159,12 +155,7 @@ def explain_space(model: Any, family: Any, data_info: Any, space: Any, raw: np.n
                                      space.occlusion, space.kind, steps).values
     explanations = []
     for k, (i, t) in enumerate(pairs):
-        checks = []
-        if method == "ig":
-            delta = None if found.delta is None else float(found.delta[k])
-            checks.append(completeness(found.values[k], float(outputs[i, t]), float(baseline_outputs[t]), delta))
-        if randomised is not None:
-            checks.append(randomisation(found.values[k], randomised[k], layers or []))
+        checks = checked(found, k, float(outputs[i, t]), float(baseline_outputs[t]), randomised, layers)
         shown = represented[i].numpy()
         best = predicted[i] if space.classes else t
         explanations.append(Explanation(
@@ -176,6 +167,18 @@ def explain_space(model: Any, family: Any, data_info: Any, space: Any, raw: np.n
             feature_values=None if space.elements is None else
             [float(f"{v:.7g}") for v in np.ravel(space.shown(shown) if space.shown else shown)]))
     return explanations
+
+
+def checked(found: Attributions, k: int, output: float, baseline_output: float, randomised: np.ndarray | None,
+            layers: list[str] | None) -> list[CheckResult]:
+    """The checks of the ``k``-th attribution: completeness when it is Integrated Gradients' (it has a convergence
+    delta), randomisation when the same attribution of a randomised copy was computed."""
+    results = []
+    if found.delta is not None:
+        results.append(completeness(found.values[k], output, baseline_output, float(found.delta[k])))
+    if randomised is not None:
+        results.append(randomisation(found.values[k], randomised[k], layers or []))
+    return results
 
 
 def _check_space(through: Any, direct: Any) -> None:

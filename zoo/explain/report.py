@@ -33,18 +33,24 @@ def image_attribution_section(model: Any, family: Any, data: Any, probabilities:
                                  np.asarray(data.x_val[chosen], np.float32), names, "ig", None, sanity=False)
     except ZooError as exc:
         return ReportSection(TITLE, text=f"Not available: {exc}")
-    rows, images = [], []
-    for item, index in zip(results, chosen, strict=True):
-        label = info.class_names[int(truth[index])]
-        check = item.checks[0]
-        rows.append([item.input, label, item.predicted_name, item.probability, check.value, check.threshold,
-                     "passed" if check.passed else "FAILED"])
-        images.append(ReportImage(overlay_png(item.image, item.values, info.mean, info.std),
-                                  f"{item.input}: true {label}, predicted {item.predicted_name}"))
     text = (f"Which pixels drove the predicted class, for the {worst} worst-classified and {len(chosen) - worst} "
             "confidently correct validation images: the input, |attribution| summed over channels, and the two "
             "overlaid. Baseline: a black image. Completeness: the attributions sum to the logit's difference from "
             "the baseline within the tolerance shown.")
+    return _checked_section(text, results, [info.class_names[int(truth[i])] for i in chosen],
+                            lambda item: overlay_png(item.image, item.values, info.mean, info.std))
+
+
+def _checked_section(text: str, results: list[Any], labels: list[str], picture: Any) -> ReportSection:
+    """The attribution section: a row per explanation (input, true label, prediction, completeness check) and
+    its picture (``picture(explanation)`` → PNG bytes, or no pictures when ``None``)."""
+    rows, images = [], []
+    for item, label in zip(results, labels, strict=True):
+        check = item.checks[0]
+        rows.append([item.input, label, item.predicted_name, item.probability, check.value, check.threshold,
+                     "passed" if check.passed else "FAILED"])
+        if picture is not None:
+            images.append(ReportImage(picture(item), f"{item.input}: true {label}, predicted {item.predicted_name}"))
     return ReportSection(
         TITLE, text=text,
         tables=[ReportTable(["input", "true", "predicted", "p(predicted)", "completeness error", "allowed", "check"],
@@ -78,25 +84,12 @@ def space_attribution_section(model: Any, family: Any, data: Any, probabilities:
                                 [f"val:{i}" for i in chosen], "ig", None, sanity=False)
     except ZooError as exc:
         return ReportSection(TITLE, text=f"Not available: {exc}")
-    names = list(space.output_names)
-    rows, images = [], []
-    for item, index in zip(results, chosen, strict=True):
-        check = item.checks[0]
-        label = names[int(truth[index])]
-        rows.append([item.input, label, item.predicted_name, item.probability, check.value, check.threshold,
-                     "passed" if check.passed else "FAILED"])
-        if space.picture is not None:
-            images.append(ReportImage(space.picture(item), f"{item.input}: true {label}, predicted "
-                                                           f"{item.predicted_name}"))
     text = (f"What drove the predicted class ({space.kind}), for the {min(worst, len(chosen))} worst-classified and "
             f"{max(0, len(chosen) - worst)} confidently correct validation samples, in the representation the "
             "family names. Completeness: the attributions sum to the logit's difference from the baseline within "
             "the tolerance shown.")
-    return ReportSection(
-        TITLE, text=text,
-        tables=[ReportTable(["input", "true", "predicted", "p(predicted)", "completeness error", "allowed", "check"],
-                            rows)],
-        images=images)
+    names = list(space.output_names)
+    return _checked_section(text, results, [names[int(truth[i])] for i in chosen], space.picture)
 
 
 def token_attribution_section(model: Any, family: Any, data_info: Any, prompt: str) -> ReportSection:

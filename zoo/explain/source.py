@@ -63,23 +63,16 @@ class Subject:
         """The model's N×C×H×W input for image files (preprocessed as ``zoo predict`` does) or ``val:INDEX``."""
         from zoo.predict import preprocess
 
-        arrays = []
-        validation = None
-        for item in inputs:
-            if item.startswith(VALIDATION_PREFIX):
-                if validation is None:
-                    from zoo.data import load_run_data
-
-                    validation = load_run_data(self.run.config).x_val
-                arrays.append(np.asarray(validation[_index(item, len(validation))], np.float32)[None])
-            else:
-                arrays.append(preprocess(Path(item), self.meta))
-        return np.concatenate(arrays).astype(np.float32)
-
+        return self._read(inputs, lambda item: ([item], preprocess(Path(item), self.meta)))[1]
 
     def samples(self, inputs: list[str]) -> tuple[list[str], np.ndarray]:
         """For an input space: the names and the raw model inputs of files (read by the family, as ``zoo predict``
         reads them; a file may hold several samples, such as CSV rows) or ``val:INDEX``."""
+        return self._read(inputs, self.space.read)
+
+    def _read(self, inputs: list[str], read_file: Any) -> tuple[list[str], np.ndarray]:
+        """Names and N×… model inputs: ``val:INDEX`` from the run's validation split, files through ``read_file``
+        (a path → its sample names and their inputs)."""
         names: list[str] = []
         arrays = []
         validation = None
@@ -89,12 +82,11 @@ class Subject:
                     from zoo.data import load_run_data
 
                     validation = load_run_data(self.run.config).x_val
-                names.append(item)
-                arrays.append(np.asarray(validation[_index(item, len(validation))], np.float32)[None])
+                found, array = [item], np.asarray(validation[_index(item, len(validation))], np.float32)[None]
             else:
-                found, array = self.space.read(item)
-                names += list(found)
-                arrays.append(np.asarray(array, np.float32))
+                found, array = read_file(item)
+            names += list(found)
+            arrays.append(np.asarray(array, np.float32))
         return names, np.concatenate(arrays).astype(np.float32)
 
 

@@ -225,3 +225,13 @@ def test_audio_report_shows_time_frequency_attributions(audio: dict[str, Path], 
     section = page.split("Attributions (Integrated Gradients)", 1)[1]
     assert "Not available" not in section[:400] and "completeness error" in section
     assert "FAILED" not in section and section.count("data:image/png") >= 2
+
+
+def test_regressor_bundle_explains_what_the_deployed_graph_reads(tables: dict[str, Path], tmp_path: Path) -> None:
+    bundle = zoo.export(tables["tab-linear"], out=tmp_path / "exports", providers=["cpu"]).bundle_dir
+    from_bundle = explain_json(bundle, tables["csv"])["explanations"]
+    from_run = explain_json(tables["tab-linear"], tables["csv"])["explanations"]
+    assert [e["input"] for e in from_bundle] == ["rows.csv:1", "rows.csv:2"]
+    for a, b in zip(from_bundle, from_run, strict=True):
+        np.testing.assert_allclose(a["attributions"], b["attributions"], rtol=1e-6)
+        assert a["checks"][0]["passed"]

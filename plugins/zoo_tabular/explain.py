@@ -19,6 +19,11 @@ import torch
 from zoo.data import DataInfo
 from zoo.family import InputSpace
 
+#: Integrated Gradients' steps for a row of features: a ReLU network's kinks leave 64 Gauss-Legendre steps short
+#: of the completeness tolerance on a few diabetes rows (2 of 32 for tab-mlp); 1024 pass them all, and cost nothing
+#: on ten features (benchmarks/results/explain_checks-tab-mlp.md).
+IG_STEPS = 1024
+
 
 def input_space(model: torch.nn.Module, data: DataInfo) -> InputSpace:
     """The regressor's input space: CSV rows (or ``val:INDEX``) → standardised features, per column."""
@@ -43,4 +48,5 @@ def input_space(model: torch.nn.Module, data: DataInfo) -> InputSpace:
 
     return InputSpace(kind="features", read=read, represent=lambda rows: rows, forward=model,
                       baseline=np.zeros((1, len(columns)), np.float32), output_names=list(info["target_names"]),
-                      classes=False, occlusion=(1,), elements=columns, shown=shown, picture=picture)
+                      classes=False, occlusion=(1,), elements=columns, shown=shown, picture=picture,
+                      ig_steps=IG_STEPS)

@@ -27,14 +27,15 @@ CHECK_FAILED = 1
 @click.option("--target", "explained", metavar="CLASS", help="Class (name or index) to explain, or for a language "
               "model the next token (text of one token, or #ID); default: the model's own prediction.")
 @click.option("--sanity", is_flag=True, help="Also run the model-parameter randomisation check (slower).")
-@click.option("--steps", default=64, show_default=True, type=int, help="Integrated Gradients' integration steps.")
+@click.option("--steps", type=int, help="Integrated Gradients' integration steps (default 64, or what the family "
+              "asks for its inputs: 1024 for regressors).")
 @click.option("--out", type=click.Path(), help="Folder for the PNGs / token page (default: explanations/<name>/).")
 @click.option("--run", "run_dir", type=click.Path(), help="For a bundle: its run folder, if it moved.")
 @click.option("--force", is_flag=True, help="Replace pictures that already exist in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw attributions and checks as JSON (files are "
               "written only with --out).")
 def explain_command(target: str, inputs: tuple[str, ...], method: str, explained: str | None, sanity: bool,
-                    steps: int, out: str | None, run_dir: str | None, force: bool, as_json: bool) -> None:
+                    steps: int | None, out: str | None, run_dir: str | None, force: bool, as_json: bool) -> None:
     """Attributions of a run's (or a bundle's) model for INPUTS: image files (or val:INDEX) for classifiers,
     prompts for language models, the files a family reads (WAV clips, CSV rows) or val:INDEX for the others.
     Exit 1 when a check fails (IG completeness, --sanity)."""

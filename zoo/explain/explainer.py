@@ -70,10 +70,14 @@ class Explanation:
 
 
 def explain(subject: Any, inputs: list[str], *, method: str = "ig", target: str | None = None,
-            sanity: bool = False, steps: int = IG_STEPS) -> list[Explanation]:
-    """Explain each input (image files or ``val:INDEX`` for classifiers, prompts for language models)."""
+            sanity: bool = False, steps: int | None = None) -> list[Explanation]:
+    """Explain each input (image files or ``val:INDEX`` for classifiers, prompts for language models, the files
+    a family's input space reads). ``steps``: Integrated Gradients' steps (default: the input space's
+    ``ig_steps``, else ``IG_STEPS``)."""
     if method not in METHODS:
         raise ZooError(f"unknown --method {method!r}; use one of {', '.join(METHODS)}")
+    if steps is None:
+        steps = (subject.space.ig_steps if subject.space is not None else None) or IG_STEPS
     if steps < 2:
         raise ZooError(f"--steps must be at least 2, got {steps}")
     if subject.kind == "text":
@@ -118,11 +122,14 @@ def explain_images(model: Any, family: Any, classes: list[str], baseline_image: 
 
 
 def explain_space(model: Any, family: Any, data_info: Any, space: Any, raw: np.ndarray, names: list[str],
-                  method: str, target: str | None, sanity: bool, steps: int = IG_STEPS) -> list[Explanation]:
+                  method: str, target: str | None, sanity: bool, steps: int | None = None) -> list[Explanation]:
     """Attributions of a batch of raw inputs (``N × …``, as the model takes them) in the representation the
     family's :class:`zoo.explain.types.InputSpace` names, checked. Class scores: the predicted class (or
-    ``target``) of each input; values: every output of each input, one explanation each."""
+    ``target``) of each input; values: every output of each input, one explanation each. ``steps``: Integrated
+    Gradients' (default: the space's ``ig_steps``, else ``IG_STEPS``)."""
     import torch
+
+    steps = steps or space.ig_steps or IG_STEPS
 
     x = torch.from_numpy(np.ascontiguousarray(raw, np.float32))
     with torch.no_grad():

@@ -60,7 +60,9 @@ class InputSpace:
     ``occlusion`` is the occlusion window over one representation (strides half of it), ``None`` to refuse
     occlusion. ``elements`` names the entries of a flat representation (columns) and ``shown(one)`` gives the
     value shown beside each (in the user's units). ``picture(explanation)`` draws one explanation as PNG bytes
-    (``None``: no file is written).
+    (``None``: no file is written). ``ig_steps`` is Integrated Gradients' default step count for these inputs
+    (``None``: zoo's 64); a cheap model with kinks (a ReLU network on a row of features) needs more to be
+    complete.
     """
 
     kind: str
@@ -74,3 +76,4 @@ class InputSpace:
     elements: Sequence[str] | None = None
     shown: Callable[[Any], Any] | None = None
     picture: Callable[[Any], bytes] | None = None
+    ig_steps: int | None = None

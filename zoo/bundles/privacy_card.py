@@ -38,6 +38,10 @@ def privacy_text(summary: dict[str, Any], run_dir: Path) -> str:
                      f"accountant) over {spent['steps']} steps: each sample's gradient clipped to norm "
                      f"{spent['max_grad_norm']:g}, Gaussian noise multiplier {spent['noise_multiplier']:.4f}, Poisson "
                      f"sampling rate {spent['sample_rate']:.5f}. The guarantee covers the training split only.")
+        if spent.get("model_args"):
+            chosen = ", ".join(f"{k}={v}" for k, v in spent["model_args"].items())
+            lines.append(f"The model was built as the variant DP-SGD can train: {chosen} (chosen by its family; "
+                         "this bundle's graph is that variant).")
     else:
         lines.append("Trained without differential privacy: no formal guarantee for the people in the training data.")
     if audit:

@@ -78,13 +78,20 @@ def test_poisson_batches_are_a_function_of_seed_and_epoch() -> None:
         seed, dp_epsilon, dp_delta, dp_max_grad_norm = 3, 8.0, None, None
 
     p = object.__new__(privacy.Privacy)
-    p.seed, p.num_samples, p.steps_per_epoch, p.sample_rate = 3, 1000, 20, 0.05
+    p.seed, p.num_samples, p.steps_per_epoch, p.sample_rate, p.rank, p.world_size = 3, 1000, 20, 0.05, 0, 1
     first, again = p.batch_indices(1, 0), p.batch_indices(1, 0)
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert all(np.array_equal(a, b) for a, b in zip(first[7:], p.batch_indices(1, 7), strict=True))
     sizes = [len(b) for b in first]
     assert len(set(sizes)) > 1 and 30 < np.mean(sizes) < 70  # Poisson: sizes vary around 1000 × 0.05
     assert not np.array_equal(first[0], p.batch_indices(2, 0)[0])
+    shares = []
+    for rank in (0, 1):  # two processes: each its share (index % 2 == rank) of the same global batch
+        p.rank, p.world_size = rank, 2
+        shares.append(p.batch_indices(1, 0))
+        assert all(bool((b % 2 == rank).all()) for b in shares[-1])
+    assert all(np.array_equal(np.sort(np.concatenate([a, b])), whole)
+               for a, b, whole in zip(*shares, first, strict=True))
 
 
 def test_training_stops_before_epsilon_would_be_exceeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,7 +159,7 @@ def test_manifest_and_card_state_epsilon_and_delta_and_the_audit(tmp_path: Path)
     result = CliRunner().invoke(cli, ["audit", str(run.run_dir), "--json"])
     assert result.exit_code == 0, result.output
     audit = json.loads(result.output)
-    assert audit["members"] == audit["non_members"] > 0 and 0 <= audit["auc"] <= 1
+    assert audit["members"] == 1000 and audit["non_members"] == 359 and 0 <= audit["auc"] <= 1
     assert audit["dp_epsilon"] == run.summary["privacy"]["epsilon"]
     bundle = export_run(run.run_dir, out=tmp_path / "exports", providers=["cpu"]).bundle_dir
     manifest = json.loads((bundle / "manifest.json").read_text())

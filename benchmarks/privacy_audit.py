@@ -89,7 +89,7 @@ def _row(run_dir: Path, audit: Any, seconds: float) -> tuple[str, Any]:
              _f(spent.get("delta"), "g"), _f(spent.get("noise_multiplier"), ".4f"),
              f"{audit.auc:.4f} ± {audit.auc_null_std:.4f}", f"{audit.tpr_at_fpr_01pct:.4f}",
              f"{audit.tpr_at_fpr_1pct:.4f}", f"{audit.tpr_at_fpr_10pct:.4f}",
-             f"{audit.member_loss:.4f} / {audit.non_member_loss:.4f}", f"{seconds:.0f}"]
+             f"{audit.member_loss:.4f} / {audit.non_member_loss:.4f}", "-" if seconds != seconds else f"{seconds:.0f}"]
     return "| " + " | ".join(str(c) for c in cells) + " |", audit
 
 

@@ -113,6 +113,8 @@ def test_what_dp_sgd_cannot_train_is_refused_in_one_line(tmp_path: Path, monkeyp
     assert_one_line_error(train("cnn", "--dp-epsilon", "0.0001"), "too small")
     assert_one_line_error(train("gan", "--dp-epsilon", "8"), "one optimizer")
     assert_one_line_error(train("cnn", "--dp-epsilon", "8", "--hp", "mixup=0.2"), "mixup/cutmix")
+    assert_one_line_error(train("cnn", "--dp-epsilon", "8", "--batch-size", "2"), "would likely be empty",
+                          "raise --batch-size")
     monkeypatch.setitem(sys.modules, "opacus", None)
     assert_one_line_error(train("cnn", "--dp-epsilon", "8"), "plugzoo[privacy]")
     assert not any(tmp_path.iterdir())  # nothing was left behind

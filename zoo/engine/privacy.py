@@ -25,6 +25,8 @@ from zoo.errors import ZooError
 DEFAULT_DELTA = 1e-5
 #: Per-sample gradient norm bound when ``--dp-max-grad-norm`` is not given.
 DEFAULT_MAX_GRAD_NORM = 1.0
+#: The chance of an empty Poisson batch anywhere in a run's plan that is refused (``check_batch_share``).
+EMPTY_BATCH_RISK = 0.01
 #: The accountant (Rényi DP, Opacus' default and the one its noise calibration uses).
 ACCOUNTANT = "rdp"
 
@@ -97,6 +99,18 @@ def check_model(net: Any, model_name: str) -> None:
                        "BatchNorm, or one whose family offers a GroupNorm variant (docs/privacy.md)")
 
 
+def check_batch_share(expected: float, steps: int, world_size: int) -> None:
+    """Refuse a plan in which some process would likely draw an empty Poisson batch (a share of ``expected`` samples
+    a step, empty with probability exp(-expected)): its loss would be the mean of nothing."""
+    import math
+
+    if steps * math.exp(-expected) > EMPTY_BATCH_RISK:
+        where = f"each of the {world_size} processes" if world_size > 1 else "each step"
+        raise ZooError(f"--dp-epsilon: {where} expects {expected:.1f} samples a step, so some of the {steps} Poisson "
+                       "batches would likely be empty; raise --batch-size" + (" or use fewer processes"
+                                                                              if world_size > 1 else ""))
+
+
 def quiet_opacus() -> None:
     """Silence two warnings Opacus repeats that say nothing to a user: the backward hook on the first layer (whose
     input needs no gradient) and the RDP order at the end of its range (a bound slightly looser than possible)."""
@@ -140,6 +154,7 @@ class Privacy:
         self.model_args = dict(model_args or {})
         self.sample_rate = min(1.0, batch_size / num_samples)
         self.planned_steps = steps_per_epoch * epochs
+        check_batch_share(self.sample_rate * num_samples / world_size, self.planned_steps, world_size)
         try:
             self.noise_multiplier = float(get_noise_multiplier(
                 target_epsilon=self.target_epsilon, target_delta=self.delta, sample_rate=self.sample_rate,

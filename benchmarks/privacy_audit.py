@@ -12,7 +12,7 @@ Bounded: two trainings on the embedded digits (minutes each on an idle 2-core ma
 on the machine's load, the seconds do.
 
     python benchmarks/privacy_audit.py [--train-samples 100 --epochs 120] [--epsilon 8] [--dp-lr LR] [--seed 0]
-                                       [--out FILE] [--runs PLAIN_RUN,DP_RUN]
+                                       [--out FILE] [--runs RUN,RUN...] [--note TEXT]
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def main() -> None:
     parser.add_argument("--dp-lr", type=float, help="Learning rate of the DP run (default: the family's DP choice).")
     parser.add_argument("--out", help="Result file (default: results/privacy_audit.md with --train-samples, else "
                                       "results/privacy_audit_full.md).")
-    parser.add_argument("--runs", help="Audit these two finished runs (plain, DP) instead of training them.")
+    parser.add_argument("--runs", help="Audit these finished runs (comma-separated) instead of training two.")
+    parser.add_argument("--note", help="A line to add under the table (how --runs were trained, say).")
     args = parser.parse_args()
     out = Path(args.out) if args.out else RESULTS / ("privacy_audit.md" if args.train_samples
                                                      else "privacy_audit_full.md")
@@ -76,6 +77,8 @@ def main() -> None:
     audit = rows[0][1]
     lines.append(f"\n{audit.members} members and {audit.non_members} non-members per run (seed {args.seed}); "
                  "± is the AUC's standard deviation if the attacker learnt nothing.")
+    if args.note:
+        lines.append(args.note)
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

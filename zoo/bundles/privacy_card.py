@@ -47,6 +47,7 @@ def privacy_text(summary: dict[str, Any], run_dir: Path) -> str:
     if audit:
         lines.append(f"Membership-inference audit ({audit['attack']}, {audit['members']} training vs "
                      f"{audit['non_members']} held-out samples): AUC {audit['auc']:.3f} (0.5 = the attacker learns "
-                     f"nothing; ± {audit.get('auc_null_std', 0):.3f} by chance), TPR {audit['tpr_at_fpr_1pct']:.3f} "
-                     f"at 1 % FPR, {audit['tpr_at_fpr_10pct']:.3f} at 10 % FPR.")
+                     f"nothing; ± {audit.get('auc_null_std', 0):.3f} by chance), TPR "
+                     + (f"{audit['tpr_at_fpr_01pct']:.3f} at 0.1 % FPR, " if "tpr_at_fpr_01pct" in audit else "")
+                     + f"{audit['tpr_at_fpr_1pct']:.3f} at 1 % FPR, {audit['tpr_at_fpr_10pct']:.3f} at 10 % FPR.")
     return "\n".join(lines) + "\n\n"

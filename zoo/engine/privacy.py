@@ -105,8 +105,8 @@ def check_batch_share(expected: float, steps: int, world_size: int) -> None:
     import math
 
     if steps * math.exp(-expected) > EMPTY_BATCH_RISK:
-        where = f"each of the {world_size} processes" if world_size > 1 else "each step"
-        raise ZooError(f"--dp-epsilon: {where} expects {expected:.1f} samples a step, so some of the {steps} Poisson "
+        where = f"each of the {world_size} processes expects" if world_size > 1 else "a step expects"
+        raise ZooError(f"--dp-epsilon: {where} {expected:.1f} samples, so some of the {steps} Poisson "
                        "batches would likely be empty; raise --batch-size" + (" or use fewer processes"
                                                                               if world_size > 1 else ""))
 

@@ -278,3 +278,21 @@ def test_a_batch_norm_model_under_dp_is_still_refused_in_one_line(tmp_path: Path
                                       "--out", str(tmp_path)])
     assert_one_line_error(result, "BatchNorm", "resnet18")
     assert not any(tmp_path.iterdir())
+
+
+def test_the_audit_reads_only_the_samples_it_draws() -> None:
+    """An image folder is read lazily: the pool gives the drawn samples, in order, and touches no other."""
+    from zoo.audit import Pool
+
+    read: list[int] = []
+
+    class Images:
+        def __getitem__(self, key: np.ndarray) -> np.ndarray:
+            read.extend(int(i) for i in key)
+            return np.asarray(key, np.float32)[:, None] * 10
+
+    pool = Pool([(Images(), np.arange(100) + 1000, np.array([5, 7, 9])), (Images(), np.arange(100), np.arange(50, 60))])
+    assert len(pool) == 13
+    x, y = pool.take(np.array([1, 3, 12]))
+    assert x[:, 0].tolist() == [70.0, 500.0, 590.0] and y.tolist() == [1007, 50, 59]
+    assert read == [7, 50, 59]

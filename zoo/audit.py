@@ -112,22 +112,44 @@ def loss_attack(model: Any, members: tuple[Any, Any], non_members: tuple[Any, An
                         non_member_loss=float(non_member_loss.mean()))
 
 
-def membership_pools(config: dict[str, Any]) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
-    """``((x, y) of the members, (x, y) of the non-members)`` of a run: members are the training samples it kept,
-    non-members its validation samples and, when it trained on ``--train-samples`` only, the training-split
-    samples it left out (never seen either: more of them resolve lower false-positive rates)."""
+@dataclass
+class Pool:
+    """Candidate samples, read only when drawn: part ``k`` holds the samples ``x[indices]`` of ``(x, y, indices)``,
+    the parts one after the other (``x`` may be an image folder read lazily)."""
+
+    parts: list[tuple[Any, Any, np.ndarray]]
+
+    def __len__(self) -> int:
+        return sum(len(indices) for _, _, indices in self.parts)
+
+    def take(self, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of the pool's samples at the sorted positions ``chosen``, in that order."""
+        xs, ys, offset = [], [], 0
+        for x, y, indices in self.parts:
+            mine = indices[chosen[(chosen >= offset) & (chosen < offset + len(indices))] - offset]
+            if len(mine):
+                xs.append(np.asarray(x[mine], np.float32))
+                ys.append(np.asarray(y[mine]))
+            offset += len(indices)
+        return np.concatenate(xs), np.concatenate(ys)
+
+
+def membership_pools(config: dict[str, Any]) -> tuple[Pool, Pool]:
+    """The members and the non-members of a run: members are the training samples it kept, non-members its
+    validation samples and, when it trained on ``--train-samples`` only, the training-split samples it left out
+    (never seen either: more of them resolve lower false-positive rates)."""
     from zoo.data import load_run_data, subset_indices
 
     kept = (config.get("data_options") or {}).get("train_samples")
     if not kept:
         data = load_run_data(config)
-        return (data.x_train, data.y_train), (data.x_val, data.y_val)
+        return (Pool([(data.x_train, data.y_train, np.arange(len(data.y_train)))]),
+                Pool([(data.x_val, data.y_val, np.arange(len(data.y_val)))]))
     full = load_run_data({**config, "data_options": {**config["data_options"], "train_samples": None}})
     chosen = subset_indices(len(full.y_train), int(kept), int(config["seed"]))
     left_out = np.setdiff1d(np.arange(len(full.y_train)), chosen)
-    x_out = np.concatenate([np.asarray(full.x_val), np.asarray(full.x_train[left_out])])
-    return ((full.x_train[chosen], full.y_train[chosen]),
-            (x_out, np.concatenate([full.y_val, full.y_train[left_out]])))
+    return (Pool([(full.x_train, full.y_train, chosen)]),
+            Pool([(full.x_val, full.y_val, np.arange(len(full.y_val))), (full.x_train, full.y_train, left_out)]))
 
 
 def audit_run(run_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = 0, write: bool = True) -> AuditResult:
@@ -150,11 +172,11 @@ def audit_run(run_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = 0
         raise ZooError(f"zoo audit attacks classifiers through their per-sample loss; {run.spec.name} (family "
                        f"{run.spec.family!r}) exports no classifier graph")
     model = graphs[0].module.cpu().eval()
-    (x_in, y_in), (x_out, y_out) = membership_pools(run.config)
+    inside, outside = membership_pools(run.config)
     rng = np.random.default_rng(seed)
-    members = np.sort(rng.choice(len(y_in), min(samples, len(y_in)), replace=False))
-    non_members = np.sort(rng.choice(len(y_out), min(samples, len(y_out)), replace=False))
-    scores = loss_attack(model, (x_in[members], y_in[members]), (x_out[non_members], y_out[non_members]))
+    members = np.sort(rng.choice(len(inside), min(samples, len(inside)), replace=False))
+    non_members = np.sort(rng.choice(len(outside), min(samples, len(outside)), replace=False))
+    scores = loss_attack(model, inside.take(members), outside.take(non_members))
     spent = read_json(run.run_dir / SUMMARY, "run summary").get("privacy") or {}
     result = AuditResult(run=run.run_dir.name, attack=ATTACK, members=len(members), non_members=len(non_members),
                          dp_epsilon=spent.get("epsilon"), seed=seed, **as_dict(scores))

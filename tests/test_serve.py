@@ -340,6 +340,55 @@ def test_fast_graphs_run_on_the_event_loop_slow_ones_in_the_batch_thread() -> No
         np.testing.assert_array_equal(slow, fast)
 
 
+def test_a_response_leaves_in_one_write() -> None:
+    """zoo.serve.protocol: the header and body writes of one event-loop turn reach the socket as one write, in
+    order; a close flushes first; nothing is written to a transport that is closing."""
+    import asyncio
+
+    from zoo.serve.protocol import GatheringTransport
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def get_extra_info(self, name: str) -> str:
+            return f"info:{name}"
+
+    async def scenario() -> tuple[Recorder, Recorder, Recorder]:
+        loop = asyncio.get_running_loop()
+        one, two, gone = Recorder(), Recorder(), Recorder()
+        gathered = GatheringTransport(one, loop)  # type: ignore[arg-type]
+        gathered.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        gathered.write(b"body")
+        assert one.writes == [] and gathered.get_extra_info("peername") == "info:peername"
+        await asyncio.sleep(0)  # the turn ends
+        gathered.write(b"next")
+        await asyncio.sleep(0)
+        closing = GatheringTransport(two, loop)  # type: ignore[arg-type]
+        closing.write(b"last words")
+        closing.close()  # before the turn ends: written, then closed
+        dropped = GatheringTransport(gone, loop)  # type: ignore[arg-type]
+        dropped.write(b"late")
+        gone.closed = True  # the peer went away before the flush
+        await asyncio.sleep(0)
+        return one, two, gone
+
+    one, two, gone = asyncio.run(scenario())
+    assert one.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next"]
+    assert two.writes == [b"last words"] and two.closed
+    assert gone.writes == []
+
+
 def test_the_load_generator_counts_answers_and_errors(server: ThreadServer, monkeypatch: pytest.MonkeyPatch) -> None:
     """benchmarks/load_client.py (the serve_load client): 200s are answered, a 404 or a refused port an error."""
     import importlib

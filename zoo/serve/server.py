@@ -16,6 +16,8 @@ from pathlib import Path
 from zoo.errors import ZooError
 from zoo.serve.options import ServeOptions
 
+#: uvicorn's httptools protocol writing each response in one piece (:mod:`zoo.serve.protocol`).
+HTTP_PROTOCOL = "zoo.serve.protocol:OneWriteProtocol"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -86,7 +88,7 @@ def serve(options: ServeOptions) -> None:
         os.environ.setdefault(MULTIPROC_ENV, metrics_dir)
         config = uvicorn.Config("zoo.serve.app:create_app", factory=True, host=options.host, port=options.port,
                                 workers=options.workers, access_log=False, log_level="warning",
-                                timeout_worker_healthcheck=5)
+                                timeout_worker_healthcheck=5, http=HTTP_PROTOCOL)
         try:
             sock = config.bind_socket()
         except SystemExit:

@@ -18,16 +18,18 @@ report block. The workers already said what went wrong in one line, so all of th
 Each big block of the model (a model's own ``fsdp_blocks()``, else every element of a direct child that is a
 ``ModuleList``/``Sequential`` and every other direct child with parameters) is sharded, then the root: every
 process keeps 1/N of the parameters, gradients and optimizer state and gathers a block's weights only while
-it runs. Checkpoints stay one safetensors file with the layout of a single-process one: the full model and
-optimizer state are gathered to process 0 (on the CPU) and written there; resuming loads the full state and
-shards it again. Evaluation, the family's epoch-end hooks and the final ``model.safetensors`` use a plain
-copy of the model on process 0 that takes the gathered weights (so export works unchanged).
+it runs. The model is built on the CPU and sharded there; only each process's shards move to the device, so
+no process ever holds the whole model on it. Checkpoints stay one safetensors file with the layout of a
+single-process one: the full model and optimizer state are gathered to process 0 (on the CPU) and written
+there; resuming loads the full state and shards it again; the final ``model.safetensors`` is the gathered
+state too (so export works unchanged). Evaluation and the family's epoch-end hooks run on the sharded model
+on every process (its forward is collective), from the same random state; only process 0's results and
+files are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import re
 import subprocess
@@ -394,22 +396,36 @@ def _options(on_cpu: bool = True) -> Any:
     return StateDictOptions(full_state_dict=True, cpu_offload=on_cpu)
 
 
+def shards(options: Any, world: Any) -> bool:
+    """Will the model be sharded (``--strategy fsdp`` over several processes)? Then it is built on the CPU and
+    :class:`Sharded` moves only each process's shards to the device."""
+    return options.strategy == FSDP and world.distributed
+
+
 class Sharded:
-    """A model sharded with FSDP2, and what the engine needs from it: the full state for checkpoints,
-    evaluation and final weights (gathered by every process, kept by process 0), and loading one back."""
+    """A model sharded with FSDP2, and what the engine needs from it: the full state for checkpoints and the
+    final weights (gathered to process 0, on the CPU), loading one back, and evaluation on the shards.
 
-    def __init__(self, net: Any, is_main: bool) -> None:
-        from torch.distributed.fsdp import fully_shard
+    ``net`` is built on the CPU: each block is sharded there and only this process's shards move to ``device``
+    (``fully_shard`` moves a block's parameters to the mesh's device as it shards them), so no process ever holds
+    the whole model on the device, only its shards and, while a block runs, that block's gathered weights.
+    """
 
-        self.net = net
-        params = list(net.parameters())
-        self.device = params[0].device if params else None
-        # Process 0's plain copy takes the gathered weights for evaluation and the final file; it waits on the
-        # CPU while training runs, so the device holds the shard alone between epoch ends (``park``).
-        self.plain = copy.deepcopy(net).to("cpu") if is_main else None
-        for block in block_modules(net):
-            fully_shard(block)
-        fully_shard(net)
+    def __init__(self, net: Any, device: Any, world_size: int, is_main: bool) -> None:
+        import torch
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+
+        self.net, self.is_main = net, is_main
+        self.device = torch.device(device)
+        mesh = init_device_mesh(self.device.type, (world_size,))
+        blocks = block_modules(net)
+        for block in blocks:
+            fully_shard(block, mesh=mesh)
+        fully_shard(net, mesh=mesh)
+        for module in (*blocks, net):  # methods called instead of forward (a GPT's forward_cached when sampling)
+            for name in getattr(module, "fsdp_forward_methods", ()):
+                register_fsdp_forward_method(module, name)
         self._gathered: tuple[int, dict[str, Any]] | None = None
 
     def model_state(self, step: int) -> dict[str, Any]:
@@ -420,19 +436,30 @@ class Sharded:
             self._gathered = (step, get_model_state_dict(self.net, options=_options()))
         return self._gathered[1]
 
-    def plain_model(self, step: int) -> Any:
-        """Process 0: the plain model holding the weights at ``step``; others: None. Collective."""
-        state = self.model_state(step)
-        if self.plain is not None:
-            self.plain.load_state_dict(state, strict=True)
-            if self.device is not None:
-                self.plain.to(self.device)
-        return self.plain
+    def final_weights(self, step: int) -> Any:
+        """What :func:`zoo.engine.persistence.write_final` takes as the model: the gathered state. Collective."""
+        return _Saved(self.model_state(step))
 
-    def park(self) -> None:
-        """Move process 0's plain copy back to the CPU once evaluation is done (no device memory kept for it)."""
-        if self.plain is not None:
-            self.plain.to("cpu")
+    @contextlib.contextmanager
+    def evaluating(self, ctx: Any, seed: int) -> Any:
+        """Run a family hook on the sharded model on every process: its forward is collective, so every process
+        calls it the same way, from the same random state (``seed``; the training random state is untouched).
+        The context to hand the hook is yielded: process 0's writes into the run folder, the others' into a
+        scratch folder removed afterwards. The model's gathered weights are freed at the end."""
+        import tempfile
+        from dataclasses import replace
+        from pathlib import Path
+
+        import torch
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []))
+            torch.manual_seed(seed)
+            if not self.is_main and ctx.run_dir is not None:
+                scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-fsdp-eval-"))
+                ctx = replace(ctx, run_dir=Path(scratch))
+            yield ctx
+        self.net.reshard()  # the root's own weights stay gathered after a forward without backward
 
     def checkpoint_parts(self, optimizers: dict[str, Any], step: int) -> tuple[Any, dict[str, Any]]:
         """What :func:`zoo.engine.persistence.save_checkpoint` takes as ``model`` and ``optimizers``: the full
@@ -470,14 +497,22 @@ class Sharded:
 
     def load_init(self, path: str, model_name: str, say: bool) -> Any:
         """``--init``: the file's weights into the sharded model (each process reads it); its InitRecord."""
-        from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
 
         from zoo.engine.adapt import load_init
 
-        view = _FullView(self.net, get_model_state_dict(self.net, options=_options(on_cpu=False)))
+        view = _FullView(self.net, self._full_on_cpu())
         record = load_init(view, path, model_name, say=say)
         set_model_state_dict(self.net, view.full, options=_options(on_cpu=False))
         return record
+
+    def _full_on_cpu(self) -> dict[str, Any]:
+        """The full state on every process, on the CPU, gathered one tensor at a time (never the whole model on
+        the device, as ``get_model_state_dict`` without ``cpu_offload`` would). Collective."""
+        from torch.distributed.tensor import DTensor
+
+        return {key: (value.full_tensor() if isinstance(value, DTensor) else value).to("cpu")
+                for key, value in self.net.state_dict().items()}
 
     # --- optimizer state: parameter names (torch's full state dict) <-> indices (the checkpoint) ----------
 
@@ -521,9 +556,10 @@ class _FullView:
         return getattr(self.net, name)
 
 
-def shard_model(net: Any, options: Any, world: Any) -> Sharded | None:
-    """``net`` sharded when ``--strategy fsdp`` runs in several processes; None otherwise (one process trains
-    the whole model, as FSDP over one process would, and says so)."""
+def shard_model(net: Any, options: Any, world: Any, device: Any) -> Sharded | None:
+    """``net`` (built on the CPU) sharded onto ``device`` when ``--strategy fsdp`` runs in several processes
+    (:func:`shards`); None otherwise (one process trains the whole model, as FSDP over one process would, and
+    says so)."""
     if options.strategy != FSDP:
         return None
     if not world.distributed:
@@ -531,4 +567,4 @@ def shard_model(net: Any, options: Any, world: Any) -> Sharded | None:
             print("zoo: --strategy fsdp in one process: nothing to shard, training the whole model "
                   "(launch with --nproc N or torchrun to shard it)", file=sys.stderr)
         return None
-    return Sharded(net, world.is_main)
+    return Sharded(net, device, world.size, world.is_main)

@@ -514,6 +514,7 @@ def test_torchrun_output_filter_keeps_the_workers_lines() -> None:
                   b"Error: one line\n"):
         stream.feed(chunk)
     stream.close()
+    stream.release()  # the launcher's call once torchrun ended without a worker killed by a signal
     assert sink.getvalue() == b"epoch 1/2 loss=1\nzoo: interrupted by SIGTERM at step 6\nError: one line\n"
 
 
@@ -775,6 +776,7 @@ def test_a_worker_killed_without_a_word_gets_one_line() -> None:
     stream.feed(b"epoch 1/2 loss=1\nTraceback (most recent call last):\n  File \"run.py\"\n"
                 b"torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
                 b"============================================================\nzoo FAILED\n"
+                b"Failures:\n[1]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : -15 (pid: 4241)  (SIGTERM)\n"
                 b"Root Cause (first observed failure):\n[0]:\n  time      : 2026-12-06_09:00:00\n"
                 b"  host      : box\n  rank      : 1 (local_rank: 1)\n  exitcode  : -9 (pid: 4242)\n"
                 b"  error_file: <N/A>\n  traceback : Signal 9 (SIGKILL) received by PID 4242\n")
@@ -782,9 +784,13 @@ def test_a_worker_killed_without_a_word_gets_one_line() -> None:
     assert sink.getvalue() == b"epoch 1/2 loss=1\n" and not stream.worker_spoke
     line = stream.failure_line()
     assert "training process 1 was killed by SIGKILL" in line and "--resume" in line and "\n" not in line
+    assert stream.exit_code() == 128 + 9  # not the process torchrun stopped itself (listed first)
     spoken = StderrFilter(io.BytesIO())
     spoken.feed(b"Error: --arg num_classes=2 is too few\n")
-    assert spoken.worker_spoke  # the worker said why: nothing is added
+    assert spoken.worker_spoke and not spoken.killed()  # the worker said why: nothing is added
+    assert spoken.sink.getvalue() == b""  # held until torchrun ends...
+    spoken.release()
+    assert spoken.sink.getvalue() == b"Error: --arg num_classes=2 is too few\n"  # ...then shown
 
 
 MANIFEST_FORGERIES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [

@@ -7,6 +7,9 @@ module reads them, joins the process group and answers "who am I" for the loop. 
 is a world of size 1 and never touches ``torch.distributed``.
 
 What ``zoo train --nproc N`` shows of torchrun's stderr: the workers' own lines, not torchrun's chatter.
+A worker's ``Error:`` line is held until torchrun ends: when torchrun reports that a worker was killed by a
+signal (kill -9, the OOM killer, a crash in C code), the others' errors are consequences (a lost connection)
+and one line says who died and how to resume instead.
 
 torchrun logs warnings in glog style (``W1128 12:00:00.123 …``), a banner about ``OMP_NUM_THREADS``, and
 on any failure or signal a Python traceback of its own (``ChildFailedError``, ``SignalException``) with a
@@ -201,8 +204,9 @@ def launch(nproc: int, args: list[str], debug: bool = False) -> int:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
                "--standalone", "-m", "zoo", "train", *args]
     with tempfile.TemporaryDirectory(prefix="zoo-launch-") as folder:
-        exit_file = os.path.join(folder, "exit-code")
-        env = {**os.environ, EXIT_FILE_VAR: exit_file, **({"ZOO_DEBUG": "1"} if debug else {})}
+        exit_file, run_dir_file = os.path.join(folder, "exit-code"), os.path.join(folder, "run-dir")
+        env = {**os.environ, EXIT_FILE_VAR: exit_file, RUN_DIR_VAR: run_dir_file,
+               **({"ZOO_DEBUG": "1"} if debug else {})}
         proc = subprocess.Popen(command, env=env, stderr=None if debug else subprocess.PIPE)
         stream = StderrFilter(sys.stderr.buffer)
         reader = None if debug else pump(proc.stderr, sys.stderr.buffer, stream)  # type: ignore[arg-type]
@@ -225,22 +229,46 @@ def launch(nproc: int, args: list[str], debug: bool = False) -> int:
         if reader is not None:
             reader.join(timeout=10)
         worker = _read_exit_code(exit_file)
+        run_dir = _read_text(run_dir_file)
+    if code and not received and not debug and (stream.killed() or not stream.worker_spoke):
+        # kill -9 of one worker: what the others said after it (a lost connection) is a consequence, left out
+        sys.stderr.write(stream.failure_line(run_dir, nproc) + "\n")
+        sys.stderr.flush()
+        return stream.exit_code()
+    stream.release()
     if worker is not None and (code or worker):
         return worker
-    if code and not received and not debug and not stream.worker_spoke:  # e.g. kill -9 of one worker
-        sys.stderr.write(stream.failure_line() + "\n")
-        sys.stderr.flush()
-        return 1
     # torchrun exits 1 whenever its workers stopped on a signal; report the signal instead.
     return 128 + received[0] if received and code else code
 
 
 def _read_exit_code(path: str) -> int | None:
     try:
-        with open(path) as handle:
-            return int(handle.read().strip())
-    except (OSError, ValueError):
+        return int(_read_text(path) or "")
+    except ValueError:
         return None
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+#: Under the ``--nproc`` launcher: the file where process 0 notes its run folder (for the launcher's message
+#: when a worker dies without a word).
+RUN_DIR_VAR = "ZOO_RUN_DIR_FILE"
+
+
+def note_run_dir(run_dir: Any) -> None:
+    """Process 0 under the ``--nproc`` launcher: tell the launcher which run folder it trains in."""
+    path = os.environ.get(RUN_DIR_VAR)
+    if not path or os.environ.get("RANK", "0") != "0":
+        return
+    with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as handle:
+        handle.write(str(run_dir))
 
 
 # === the launcher's output ===========================================================================================
@@ -260,11 +288,15 @@ class StderrFilter:
         self.sink = sink
         self.pending = b""
         self.in_traceback = False
-        #: A worker's own "Error: ..." or "zoo: ..." line went through (then nothing needs adding).
+        #: A worker's own "Error: ..." or "zoo: ..." line came (then nothing needs adding).
         self.worker_spoke = False
-        #: From torchrun's report: the first failed process's rank and exit code (negative: killed by a signal).
+        #: Workers' "Error: ..." lines, held until torchrun ends (:meth:`release`).
+        self.held: list[bytes] = []
+        #: From torchrun's report: the first failed process's rank and exit code (negative: killed by a signal);
+        #: its "Root Cause" block wins over the processes torchrun stopped itself, listed before it.
         self.failed_rank: int | None = None
         self.failed_code: int | None = None
+        self.in_root_cause = False
 
     def feed(self, chunk: bytes) -> None:
         data = self.pending + chunk
@@ -284,6 +316,8 @@ class StderrFilter:
 
     def _line(self, line: bytes) -> None:
         stripped = line.lstrip()
+        if stripped.startswith(b"Root Cause") and not self.in_root_cause:
+            self.in_root_cause, self.failed_rank, self.failed_code = True, None, None
         for pattern, name in ((_FAILED_RANK, "failed_rank"), (_FAILED_CODE, "failed_code")):
             if (found := pattern.match(stripped)) and getattr(self, name) is None:
                 setattr(self, name, int(found.group(1)))
@@ -295,13 +329,34 @@ class StderrFilter:
             return
         if stripped.startswith(_WORKER_LINES):
             self.worker_spoke = True
+        if stripped.startswith(b"Error: "):
+            self.held.append(line)
+            return
         self.sink.write(line)
         self.sink.flush()
 
-    def failure_line(self) -> str:
+    def release(self) -> None:
+        """Write the held ``Error:`` lines (torchrun has ended and no worker was killed)."""
+        for line in self.held:
+            self.sink.write(line)
+        self.sink.flush()
+        self.held = []
+
+    def killed(self) -> bool:
+        """Did torchrun report that the first process to fail was killed by a signal?"""
+        return self.failed_code is not None and self.failed_code < 0
+
+    def exit_code(self) -> int:
+        """What ``zoo train --nproc`` exits with when a worker died without a word: 128 + the signal that killed
+        it (as a shell reports a killed process), else 1."""
+        return 128 - self.failed_code if self.failed_code is not None and self.failed_code < 0 else 1
+
+    def failure_line(self, run_dir: str | None = None, nproc: int | None = None) -> str:
         """One line for a run that torchrun ended without any worker saying why (a worker killed by a signal,
-        or one that crashed in C code)."""
+        or one that crashed in C code), with how to go on from ``run_dir`` (process 0's run folder) if known."""
         import signal
+
+        from zoo.run_layout import CHECKPOINTS, LAST
 
         who = f"training process {self.failed_rank}" if self.failed_rank is not None else "a training process"
         if self.failed_code is not None and self.failed_code < 0:
@@ -313,8 +368,14 @@ class StderrFilter:
             how = f"exited with code {self.failed_code} without a message"
         else:
             how = "stopped without a message"
-        return (f"Error: {who} {how}, so torchrun stopped the others; the run's last checkpoint is intact: "
-                "resume it with zoo train --resume RUN_DIR (zoo --debug shows torchrun's report)")
+        launcher = f" --nproc {nproc}" if nproc else ""
+        if not run_dir:
+            after = f"resume from the run's last checkpoint with zoo train --resume RUN_DIR{launcher}"
+        elif os.path.exists(os.path.join(run_dir, CHECKPOINTS, LAST)):
+            after = f"its last checkpoint is intact: resume with zoo train --resume {run_dir}{launcher}"
+        else:
+            after = f"{run_dir} has no checkpoint yet: start the run again"
+        return f"Error: {who} {how}, so torchrun stopped the others; {after} (zoo --debug shows torchrun's report)"
 
 
 def pump(source: BinaryIO, sink: BinaryIO, stream: StderrFilter | None = None) -> threading.Thread:

@@ -54,7 +54,7 @@ from zoo.engine.assembly import (
     with_default_dataset,
 )
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
-from zoo.engine.distributed import World, check_strategy, shard_model, shards, wrap_model
+from zoo.engine.distributed import World, check_strategy, note_run_dir, shard_model, shards, wrap_model
 from zoo.engine.ema import PREFIX as EMA_PREFIX
 from zoo.engine.ema import WeightAverage
 from zoo.engine.options import TrainOptions
@@ -173,6 +173,8 @@ class Trainer:
     def _set_run_dir(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.ctx = replace(self.ctx, run_dir=run_dir)
+        if self.world.is_main:
+            note_run_dir(run_dir)  # for the --nproc launcher's line if a worker is killed
 
     def context(self) -> Any:
         """The run context at the current position."""

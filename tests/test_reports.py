@@ -497,3 +497,29 @@ def test_leaderboard_clicks_keep_the_address_and_a_reload_keeps_the_order(cnn_ru
         assert browser.evaluate(column) == clicked
     finally:
         browser.close()
+
+
+def test_reports_and_the_card_say_where_the_best_epoch_was_and_which_weights_a_bundle_holds(
+        cnn_runs: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25: the best epoch was never shown, nor which checkpoint a bundle came from. The run's report names
+    the best epoch and its checkpoint; the bundle's report and card say the graphs hold the final weights (with
+    their hash), not the best checkpoint."""
+    import html
+
+    summary = json.loads((cnn_runs["run"] / "summary.json").read_text())
+    best = summary["best"]
+    out = tmp_path / "run.html"
+    assert invoke("report", str(cnn_runs["run"]), "--out", str(out)).exit_code == 0
+    text = html.unescape(out.read_text())
+    assert f"Best val_accuracy {best['val_accuracy']:.4g} at epoch {best['epoch']} (checkpoints/best.safetensors)" \
+        in text
+    assert "a bundle holds the final weights (model.safetensors), not the best checkpoint" in text
+    bundle = cnn_runs["bundle"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    digest = manifest["run"]["weights_sha256"]
+    from_bundle = tmp_path / "bundle.html"
+    assert invoke("report", str(bundle), "--out", str(from_bundle)).exit_code == 0
+    assert f"model.safetensors (sha256 {digest[:16]}…), not its best checkpoint" in html.unescape(
+        from_bundle.read_text())
+    card = (bundle / "card.md").read_text()
+    assert f"sha256 `{digest}`" in card and f"was at epoch {best['epoch']}" in card and "not what is exported" in card

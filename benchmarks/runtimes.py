@@ -97,19 +97,21 @@ def bundle_rows(bundle: Path, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
+def markdown(rows: list[dict[str, Any]], note: str = "") -> str:
     from zoo.bundles.runtime_checks import REQUIREMENTS
 
     def speed(row: dict[str, Any], batch: int) -> str:
         value = row.get(f"speed_b{batch}")
         return "—" if value is None else f"{value:.2f}×"
 
+    models = ", ".join(dict.fromkeys(r["model"] for r in rows))
     lines = [
         "# Runtimes × graphs", "",
         f"`python benchmarks/runtimes.py` on {platform.machine()} ({os.cpu_count()} CPUs visible), every graph of "
-        "every built-in model (briefly trained, exported with `--quantize int8 --fp16`), checked against the "
-        "bundle's own test vectors at its tolerance. Speed: ONNX Runtime's median latency divided by the "
+        f"each bundle given ({models}; briefly trained, exported with `--quantize int8 --fp16`), checked against "
+        "the bundle's own test vectors at its tolerance. Speed: ONNX Runtime's median latency divided by the "
         "runtime's, both at 1 thread (> 1: faster than ONNX Runtime); the reference evaluator is not timed.", "",
+        *([note, ""] if note else []),
         "What each runtime needs:", *[f"- **{k}**: {v}" for k, v in REQUIREMENTS.items()], "",
         "| model | graph | runtime | result | max abs diff | speed b1 | speed b64 |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -131,9 +133,10 @@ def main() -> None:
     parser.add_argument("bundles", nargs="+", type=Path)
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--markdown", type=Path, help="Write the table here.")
+    parser.add_argument("--note", default="", help="A paragraph for the table's header (how it was run).")
     args = parser.parse_args()
     rows = [row for bundle in args.bundles for row in bundle_rows(bundle, args.rounds)]
-    table = markdown(rows)
+    table = markdown(rows, args.note)
     if args.markdown:
         args.markdown.write_text(table)
     print(table)

@@ -5,6 +5,10 @@
   which zoo trains with; without ``exclude_outside`` borders differ by up to 8 grey levels) →
   rounded to whole 8-bit values as zoo's own resize does → × (8-bit → raw unit) × scale → (x − mean) / std →
   the model → ``probabilities`` (softmax), ``top_probabilities`` and ``top_indices`` (top-k, int64).
+  When the graph's ``preprocessing`` holds a ``crop`` (:mod:`zoo.data.crop`), the ``Resize`` goes to the size that
+  covers the scale size keeping the aspect ratio (computed from the input's shape with integer ``Mul``/``Div``/
+  ``Where``; ``cubic`` with a = −0.5, Pillow's ``BICUBIC``, when the crop says bicubic) and a ``Slice`` takes the
+  centre (offset ``Round``-ed half to even, as torchvision's ``CenterCrop``).
 - **Sampler / decoder** (graph role ``sampler`` or ``decoder``): the same inputs (noise, label) →
   the model → ``pixels``, uint8 N×H×W×C. The noise (input, distribution, shape [batch, latent_dim]) is
   the role's ``zoo_role_info``, kept in the graph's metadata, and is stated in the description.
@@ -116,9 +120,11 @@ def noise_of(entry: GraphEntry) -> dict[str, Any]:
 def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k: int) -> tuple[Any, Any, dict]:
     from onnx import TensorProto, helper, numpy_helper
 
+    from zoo.data.crop import graph_crop
     from zoo.data.units import from_8bit_factor
 
     _, channels, height, width = entry.inputs[0].shape
+    crop = graph_crop(entry.metadata)
     factor = np.float32(from_8bit_factor(norm) * norm["scale"])
     mean = np.asarray(norm["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(norm["std"], np.float32).reshape(1, -1, 1, 1)
@@ -131,12 +137,16 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
         helper.make_node("Transpose", ["image_f"], ["nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Shape", ["nchw"], ["shape"]),
         helper.make_node("Gather", ["shape", "batch_channels_at"], ["nc"]),
-        helper.make_node("Concat", ["nc", "size_hw"], ["sizes"], axis=0),
+        *(_covering_sizes(crop, (height, width), consts) if crop else
+          [helper.make_node("Concat", ["nc", "size_hw"], ["sizes"], axis=0)]),
         # Pillow's BILINEAR: a triangle filter stretched when downscaling, taps outside the image left out
-        helper.make_node("Resize", ["nchw", "", "", "sizes"], ["resized"], mode="linear", antialias=1,
-                         exclude_outside=1, coordinate_transformation_mode="half_pixel"),
+        helper.make_node("Resize", ["nchw", "", "", "sizes"], ["resized"], antialias=1, exclude_outside=1,
+                         coordinate_transformation_mode="half_pixel",
+                         **({"mode": "cubic", "cubic_coeff_a": -0.5} if crop and crop.interpolation == "bicubic"
+                            else {"mode": "linear"})),
         helper.make_node("Round", ["resized"], ["rounded"]),
-        helper.make_node("Clip", ["rounded", "zero", "white"], ["pixels"]),
+        helper.make_node("Clip", ["rounded", "zero", "white"], ["levels" if crop else "pixels"]),
+        *(_centre_slice(consts) if crop else []),
         helper.make_node("Mul", ["pixels", "factor"], ["scaled"]),
         helper.make_node("Sub", ["scaled", "mean"], ["centred"]),
         helper.make_node("Div", ["centred", "std"], ["normalized"]),
@@ -164,12 +174,63 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
                             f"{'grayscale' if channels == 1 else 'RGB'}, 0–255"},
         "outputs": {"probabilities": f"float32, batch×{classes} (softmax)",
                     "top_probabilities": f"float32, batch×{k}", "top_indices": f"int64, batch×{k} (class indices)"},
-        "resize": f"to {height}×{width}: linear, antialias=1, exclude_outside=1, half_pixel (Pillow BILINEAR); "
-                  "rounded to 8-bit",
+        "resize": (f"to {height}×{width}: linear, antialias=1, exclude_outside=1, half_pixel (Pillow BILINEAR); "
+                   "rounded to 8-bit") if crop is None else _crop_text(crop, (height, width)),
         "resize_tolerance_8bit": RESIZE_TOLERANCE_8BIT, "top_k": k,
         "class_labels": labels,
     }
     return pre, post, description
+
+
+def _covering_sizes(crop: Any, size: tuple[int, int], consts: list[Any]) -> list[Any]:
+    """Nodes giving ``sizes`` (N, C, new height, new width): the input's size scaled to cover the crop's scale size
+    keeping the aspect ratio, as :func:`zoo.data.crop.covering_size` (``new_hw`` holds the last two)."""
+    from onnx import helper, numpy_helper
+
+    scale_h, scale_w = crop.scale_size(size)
+    consts += [numpy_helper.from_array(np.array([v], np.int64), n) for v, n in (
+        (2, "h_at"), (3, "w_at"), (scale_h, "scale_h"), (scale_w, "scale_w"))]
+    return [
+        helper.make_node("Gather", ["shape", "h_at"], ["in_h"]),
+        helper.make_node("Gather", ["shape", "w_at"], ["in_w"]),
+        helper.make_node("Mul", ["in_h", "scale_w"], ["h_by_sw"]),
+        helper.make_node("Mul", ["in_w", "scale_h"], ["w_by_sh"]),
+        helper.make_node("GreaterOrEqual", ["h_by_sw", "w_by_sh"], ["taller"]),  # the width decides
+        helper.make_node("Div", ["h_by_sw", "in_w"], ["tall_h"]),  # whole numbers: floor
+        helper.make_node("Div", ["w_by_sh", "in_h"], ["wide_w"]),
+        helper.make_node("Where", ["taller", "tall_h", "scale_h"], ["new_h"]),
+        helper.make_node("Where", ["taller", "scale_w", "wide_w"], ["new_w"]),
+        helper.make_node("Concat", ["new_h", "new_w"], ["new_hw"], axis=0),
+        helper.make_node("Concat", ["nc", "new_hw"], ["sizes"], axis=0),
+    ]
+
+
+def _centre_slice(consts: list[Any]) -> list[Any]:
+    """Nodes taking the centre ``size_hw`` of ``levels`` (resized to ``new_hw``) as ``pixels``; the offset is
+    ``round((new − size) / 2)`` with ONNX's ``Round`` (halves to even, as Python's, as torchvision's CenterCrop)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    consts += [numpy_helper.from_array(a, n) for a, n in (
+        (np.array([2.0], np.float32), "two"), (np.array([2, 3], np.int64), "hw_axes"))]
+    return [
+        helper.make_node("Sub", ["new_hw", "size_hw"], ["margin"]),
+        helper.make_node("Cast", ["margin"], ["margin_f"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["margin_f", "two"], ["half_margin"]),
+        helper.make_node("Round", ["half_margin"], ["start_f"]),
+        helper.make_node("Cast", ["start_f"], ["starts"], to=TensorProto.INT64),
+        helper.make_node("Add", ["starts", "size_hw"], ["ends"]),
+        helper.make_node("Slice", ["levels", "starts", "ends", "hw_axes"], ["pixels"]),
+    ]
+
+
+def _crop_text(crop: Any, size: tuple[int, int]) -> str:
+    """The deployed graph's resize and crop in words (``deploy.json``, the README)."""
+    scale_h, scale_w = crop.scale_size(size)
+    mode = ("cubic, cubic_coeff_a=-0.5 (Pillow BICUBIC)" if crop.interpolation == "bicubic"
+            else "linear (Pillow BILINEAR)")
+    return (f"keeping the aspect ratio to cover {scale_h}×{scale_w} (size / crop_pct {crop.crop_pct:g}; for a square "
+            f"size the shorter side becomes {min(scale_h, scale_w)}): {mode}, antialias=1, exclude_outside=1, "
+            f"half_pixel; rounded to 8-bit; then the centre {size[0]}×{size[1]} (offset rounded half to even)")
 
 
 def _sampler_parts(entry: GraphEntry, norm: dict[str, Any], opset: int) -> tuple[Any, dict]:

@@ -7,8 +7,9 @@
   the model → ``probabilities`` (softmax), ``top_probabilities`` and ``top_indices`` (top-k, int64).
   When the graph's ``preprocessing`` holds a ``crop`` (:mod:`zoo.data.crop`), the ``Resize`` goes to the size that
   covers the scale size keeping the aspect ratio (computed from the input's shape with integer ``Mul``/``Div``/
-  ``Where``; ``cubic`` with a = −0.5, Pillow's ``BICUBIC``, when the crop says bicubic) and a ``Slice`` takes the
-  centre (offset ``Round``-ed half to even, as torchvision's ``CenterCrop``).
+  ``Where``; ``cubic`` with a = −0.5, Pillow's ``BICUBIC``, when the crop says bicubic: one axis, clipped to 0–255,
+  then the other, in the order Pillow picks (an ``If``), as Pillow resizes an 8-bit image) and a ``Slice`` takes
+  the centre (offset ``Round``-ed half to even, as torchvision's ``CenterCrop``).
 - **Sampler / decoder** (graph role ``sampler`` or ``decoder``): the same inputs (noise, label) →
   the model → ``pixels``, uint8 N×H×W×C. The noise (input, distribution, shape [batch, latent_dim]) is
   the role's ``zoo_role_info``, kept in the graph's metadata, and is stated in the description.
@@ -126,6 +127,9 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
     _, channels, height, width = entry.inputs[0].shape
     crop = graph_crop(entry.metadata)
     factor = np.float32(from_8bit_factor(norm) * norm["scale"])
+    resize_mode = {"antialias": 1, "exclude_outside": 1, "coordinate_transformation_mode": "half_pixel",
+                   **({"mode": "cubic", "cubic_coeff_a": -0.5} if crop and crop.interpolation == "bicubic"
+                      else {"mode": "linear"})}  # cubic with a = -0.5: Pillow's BICUBIC
     mean = np.asarray(norm["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(norm["std"], np.float32).reshape(1, -1, 1, 1)
     consts = [numpy_helper.from_array(a, n) for a, n in (
@@ -137,13 +141,11 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
         helper.make_node("Transpose", ["image_f"], ["nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Shape", ["nchw"], ["shape"]),
         helper.make_node("Gather", ["shape", "batch_channels_at"], ["nc"]),
-        *(_covering_sizes(crop, (height, width), consts) if crop else
+        *(_covering_sizes(crop, (height, width), consts, resize_mode) if crop else
           [helper.make_node("Concat", ["nc", "size_hw"], ["sizes"], axis=0)]),
         # Pillow's BILINEAR: a triangle filter stretched when downscaling, taps outside the image left out
-        helper.make_node("Resize", ["nchw", "", "", "sizes"], ["resized"], antialias=1, exclude_outside=1,
-                         coordinate_transformation_mode="half_pixel",
-                         **({"mode": "cubic", "cubic_coeff_a": -0.5} if crop and crop.interpolation == "bicubic"
-                            else {"mode": "linear"})),
+        *([] if crop and crop.interpolation == "bicubic" else  # bicubic: two passes (_two_pass)
+          [helper.make_node("Resize", ["nchw", "", "", "sizes"], ["resized"], **resize_mode)]),
         helper.make_node("Round", ["resized"], ["rounded"]),
         helper.make_node("Clip", ["rounded", "zero", "white"], ["levels" if crop else "pixels"]),
         *(_centre_slice(consts) if crop else []),
@@ -182,15 +184,16 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
     return pre, post, description
 
 
-def _covering_sizes(crop: Any, size: tuple[int, int], consts: list[Any]) -> list[Any]:
+def _covering_sizes(crop: Any, size: tuple[int, int], consts: list[Any], resize_mode: dict[str, Any]) -> list[Any]:
     """Nodes giving ``sizes`` (N, C, new height, new width): the input's size scaled to cover the crop's scale size
-    keeping the aspect ratio, as :func:`zoo.data.crop.covering_size` (``new_hw`` holds the last two)."""
+    keeping the aspect ratio, as :func:`zoo.data.crop.covering_size` (``new_hw`` holds the last two); for bicubic
+    also ``resized`` (:func:`_two_pass`)."""
     from onnx import helper, numpy_helper
 
     scale_h, scale_w = crop.scale_size(size)
     consts += [numpy_helper.from_array(np.array([v], np.int64), n) for v, n in (
         (2, "h_at"), (3, "w_at"), (scale_h, "scale_h"), (scale_w, "scale_w"))]
-    return [
+    nodes = [
         helper.make_node("Gather", ["shape", "h_at"], ["in_h"]),
         helper.make_node("Gather", ["shape", "w_at"], ["in_w"]),
         helper.make_node("Mul", ["in_h", "scale_w"], ["h_by_sw"]),
@@ -202,6 +205,39 @@ def _covering_sizes(crop: Any, size: tuple[int, int], consts: list[Any]) -> list
         helper.make_node("Where", ["taller", "scale_w", "wide_w"], ["new_w"]),
         helper.make_node("Concat", ["new_h", "new_w"], ["new_hw"], axis=0),
         helper.make_node("Concat", ["nc", "new_hw"], ["sizes"], axis=0),
+    ]
+    if crop.interpolation != "bicubic":
+        return nodes
+    return [*nodes, *_two_pass(resize_mode)]
+
+
+def _two_pass(resize_mode: dict[str, Any]) -> list[Any]:
+    """``resized``: ``nchw`` resized to ``sizes`` as Pillow's bicubic does on an 8-bit image, one axis, clipped to
+    0–255, then the other; an ``If`` picks the order by :func:`zoo.data.crop.vertical_first`'s rule."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def branch(name: str, first_sizes: str) -> Any:
+        nodes = [helper.make_node("Resize", ["nchw", "", "", first_sizes], [f"{name}_half"], **resize_mode),
+                 helper.make_node("Clip", [f"{name}_half", "zero", "white"], [f"{name}_clipped"]),
+                 helper.make_node("Resize", [f"{name}_clipped", "", "", "sizes"], [f"{name}_out"], **resize_mode)]
+        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT,
+                                                                                 None)])
+
+    zero = numpy_helper.from_array(np.array([0], np.int64), "int_zero")
+    two = numpy_helper.from_array(np.array([2], np.int64), "int_two")
+    return [
+        helper.make_node("Constant", [], ["int_zero"], value=zero),
+        helper.make_node("Constant", [], ["int_two"], value=two),
+        helper.make_node("Sub", ["in_h", "new_h"], ["shrink_h"]),
+        helper.make_node("Sub", ["in_w", "new_w"], ["shrink_w"]),
+        helper.make_node("Mul", ["shrink_w", "int_two"], ["twice_shrink_w"]),
+        helper.make_node("Greater", ["shrink_h", "int_zero"], ["shrinks_h"]),
+        helper.make_node("Greater", ["shrink_h", "twice_shrink_w"], ["shrinks_h_more"]),
+        helper.make_node("And", ["shrinks_h", "shrinks_h_more"], ["height_first"]),
+        helper.make_node("Concat", ["nc", "new_h", "in_w"], ["sizes_h"], axis=0),
+        helper.make_node("Concat", ["nc", "in_h", "new_w"], ["sizes_w"], axis=0),
+        helper.make_node("If", ["height_first"], ["resized"], then_branch=branch("height_first_pass", "sizes_h"),
+                         else_branch=branch("width_first_pass", "sizes_w")),
     ]
 
 
@@ -228,9 +264,12 @@ def _crop_text(crop: Any, size: tuple[int, int]) -> str:
     scale_h, scale_w = crop.scale_size(size)
     mode = ("cubic, cubic_coeff_a=-0.5 (Pillow BICUBIC)" if crop.interpolation == "bicubic"
             else "linear (Pillow BILINEAR)")
+    two_pass = (", one axis then the other, clipped to 0-255 between, in Pillow's order (Pillow on 8-bit images)"
+                if crop.interpolation == "bicubic" else "")
     return (f"keeping the aspect ratio to cover {scale_h}×{scale_w} (size / crop_pct {crop.crop_pct:g}; for a square "
             f"size the shorter side becomes {min(scale_h, scale_w)}): {mode}, antialias=1, exclude_outside=1, "
-            f"half_pixel; rounded to 8-bit; then the centre {size[0]}×{size[1]} (offset rounded half to even)")
+            f"half_pixel{two_pass}; rounded to 8-bit; then the centre {size[0]}×{size[1]} (offset rounded half to "
+            "even)")
 
 
 def _sampler_parts(entry: GraphEntry, norm: dict[str, Any], opset: int) -> tuple[Any, dict]:

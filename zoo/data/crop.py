@@ -1,7 +1,9 @@
 """The evaluation transform as timm and torchvision users know it: resize so the image covers the *scale size*
 (``floor(side / crop_pct)``; for a square target, the shorter side becomes that and the longer side keeps the aspect
 ratio, truncated as torchvision's ``Resize(int)`` does), then take the centre ``height``×``width`` (the offset rounded
-half to even, as torchvision's ``CenterCrop``). Without it zoo squashes every image to the target size.
+half to even, as torchvision's ``CenterCrop``). A bicubic resize is done as Pillow does it on an 8-bit image: one
+axis, clipped to [0, 255], then the other (:func:`vertical_first` says which first). Without it zoo squashes every
+image to the target size.
 
 :class:`EvalCrop` is the one description, recorded in the run's ``config.json``, ``DataInfo``, every graph's
 ``preprocessing`` metadata and the manifest; training's data preparation, ``zoo predict`` and the deployed pregraph
@@ -84,9 +86,32 @@ def resize_crop(images: np.ndarray, size: tuple[int, int], crop: EvalCrop) -> np
 
     height, width = size
     covered = covering_size(images.shape[2], images.shape[3], crop.scale_size(size))
-    resized = resize(images, covered, resample=crop.interpolation)
+    if crop.interpolation == "bicubic":
+        resized = _bicubic_two_pass(images, covered)
+    else:
+        resized = resize(images, covered, resample=crop.interpolation)
     top, left = centre_offset(covered[0], height), centre_offset(covered[1], width)
     return np.ascontiguousarray(resized[:, :, top:top + height, left:left + width])
+
+
+def vertical_first(before: tuple[int, int], after: tuple[int, int]) -> bool:
+    """Whether Pillow resizes the height before the width: when the height shrinks by more than twice what the width
+    shrinks (Pillow ≥ 11's rule; the order decides which overshoot is clipped between the passes)."""
+    shrink_h, shrink_w = before[0] - after[0], before[1] - after[1]
+    return shrink_h > 0 and shrink_h > 2 * shrink_w
+
+
+def _bicubic_two_pass(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pillow's bicubic resize of an 8-bit image: one axis, its overshoot clipped to [0, 255] (worth several grey
+    levels next to saturated pixels), then the other, rounded to 8-bit; float images unclipped."""
+    from zoo.data.preprocess import resize
+
+    eight_bit = images.dtype == np.uint8
+    height, width = images.shape[2:]
+    first = (size[0], width) if vertical_first((height, width), size) else (height, size[1])
+    half = resize(images.astype(np.float32), first, resample="bicubic")
+    whole = resize(np.clip(half, 0, 255) if eight_bit else half, size, resample="bicubic")
+    return whole.round().clip(0, 255).astype(np.uint8) if eight_bit else whole.astype(images.dtype)
 
 
 def pad_to_scale(images: np.ndarray, crop: EvalCrop) -> np.ndarray:

@@ -182,7 +182,8 @@ def test_the_weights_crop_and_statistics_reach_the_run_manifest_and_card(model: 
     assert entry.meta("preprocessing")["resample"] == "bicubic"
     assert entry.meta("normalization")["mean"] == cfg["mean"]
     manifest = json.loads((run["bundle"] / "manifest.json").read_text())
-    assert manifest["data"]["preprocessing"]["crop"]["crop_pct"] == cfg["crop_pct"]
+    recorded = json.loads(manifest["graphs"][entry.name]["metadata"]["preprocessing"])  # what serve/deploy read
+    assert recorded["crop"]["crop_pct"] == cfg["crop_pct"]
     card = (run["bundle"] / "card.md").read_text()
     assert f"crop_pct {cfg['crop_pct']:g}, weights: hf:{run['repo']}" in card and "not squashed" in card
     assert f"the starting weights' own, from hf:{run['repo']}" in card
@@ -234,4 +235,26 @@ def test_the_python_deployment_crops_and_agrees_with_zoo_predict(hub_runs: dict[
     got, want = json.loads(done.stdout), predict_images(bundle, files)
     assert [r["index"] for r in got] == [r["index"] for r in want]
     for g, w in zip(got, want, strict=True):
-        assert max(abs(g["probabilities"][c] - w["probabilities"][c]) for c in w["probabilities"]) <= 0.05
+        assert max(abs(g["probabilities"][c] - w["probabilities"][c]) for c in w["probabilities"]) <= 0.01
+
+
+def test_the_node_deployment_crops_with_no_code_of_its_own(hub_runs: dict[str, Any],
+                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
+    from zoo.predict import predict_images
+
+    from .helpers import npm_install
+
+    modules = npm_install(tmp_path_factory, "zoo-evalcrop", ["onnxruntime-node", "pngjs", "@cwasm/jpeg-turbo"])
+    bundle, folder = hub_runs["vit-tiny"]["bundle"], hub_runs["tmp"] / "deploy-node"
+    out = CliRunner().invoke(cli, ["deploy", str(bundle), "--target", "node", "--out", str(folder)])
+    assert out.exit_code == 0, out.output
+    (folder / "node_modules").symlink_to(modules, target_is_directory=True)
+    check = subprocess.run(["node", "run.js", "--check"], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
+    files = [str(f) for f in hub_runs["probes"]]
+    done = subprocess.run(["node", "run.js", *files], cwd=folder, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got, want = json.loads(done.stdout), predict_images(bundle, files)
+    assert [r["index"] for r in got] == [r["index"] for r in want]
+    for g, w in zip(got, want, strict=True):
+        assert max(abs(g["probabilities"][c] - w["probabilities"][c]) for c in w["probabilities"]) <= 0.01

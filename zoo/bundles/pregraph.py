@@ -218,16 +218,19 @@ def _two_pass(resize_mode: dict[str, Any]) -> list[Any]:
 
     def branch(name: str, first_sizes: str) -> Any:
         nodes = [helper.make_node("Resize", ["nchw", "", "", first_sizes], [f"{name}_half"], **resize_mode),
-                 helper.make_node("Clip", [f"{name}_half", "zero", "white"], [f"{name}_clipped"]),
+                 helper.make_node("Clip", [f"{name}_half", "level_min", "level_max"], [f"{name}_clipped"]),
                  helper.make_node("Resize", [f"{name}_clipped", "", "", "sizes"], [f"{name}_out"], **resize_mode)]
         return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT,
                                                                                  None)])
 
-    zero = numpy_helper.from_array(np.array([0], np.int64), "int_zero")
-    two = numpy_helper.from_array(np.array([2], np.int64), "int_two")
+    def constant(value: np.ndarray, name: str) -> Any:
+        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name))
+
+    # what the branches use from outside are node outputs, not initializers: onnx.compose's prefixing renames an
+    # initializer inside a subgraph only after the subgraph was visited, and the merged graph would not check
     return [
-        helper.make_node("Constant", [], ["int_zero"], value=zero),
-        helper.make_node("Constant", [], ["int_two"], value=two),
+        constant(np.array(0, np.float32), "level_min"), constant(np.array(255, np.float32), "level_max"),
+        constant(np.array([0], np.int64), "int_zero"), constant(np.array([2], np.int64), "int_two"),
         helper.make_node("Sub", ["in_h", "new_h"], ["shrink_h"]),
         helper.make_node("Sub", ["in_w", "new_w"], ["shrink_w"]),
         helper.make_node("Mul", ["shrink_w", "int_two"], ["twice_shrink_w"]),

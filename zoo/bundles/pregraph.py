@@ -121,6 +121,7 @@ def noise_of(entry: GraphEntry) -> dict[str, Any]:
 def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k: int) -> tuple[Any, Any, dict]:
     from onnx import TensorProto, helper, numpy_helper
 
+    from zoo.bundles.crop_nodes import centre_slice, covering_sizes, crop_text
     from zoo.data.crop import graph_crop
     from zoo.data.units import from_8bit_factor
 
@@ -141,14 +142,14 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
         helper.make_node("Transpose", ["image_f"], ["nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Shape", ["nchw"], ["shape"]),
         helper.make_node("Gather", ["shape", "batch_channels_at"], ["nc"]),
-        *(_covering_sizes(crop, (height, width), consts, resize_mode) if crop else
+        *(covering_sizes(crop, (height, width), consts, resize_mode) if crop else
           [helper.make_node("Concat", ["nc", "size_hw"], ["sizes"], axis=0)]),
         # Pillow's BILINEAR: a triangle filter stretched when downscaling, taps outside the image left out
-        *([] if crop and crop.interpolation == "bicubic" else  # bicubic: two passes (_two_pass)
+        *([] if crop and crop.interpolation == "bicubic" else  # bicubic: two passes (crop_nodes.two_pass)
           [helper.make_node("Resize", ["nchw", "", "", "sizes"], ["resized"], **resize_mode)]),
         helper.make_node("Round", ["resized"], ["rounded"]),
         helper.make_node("Clip", ["rounded", "zero", "white"], ["levels" if crop else "pixels"]),
-        *(_centre_slice(consts) if crop else []),
+        *(centre_slice(consts) if crop else []),
         helper.make_node("Mul", ["pixels", "factor"], ["scaled"]),
         helper.make_node("Sub", ["scaled", "mean"], ["centred"]),
         helper.make_node("Div", ["centred", "std"], ["normalized"]),
@@ -177,102 +178,11 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
         "outputs": {"probabilities": f"float32, batch×{classes} (softmax)",
                     "top_probabilities": f"float32, batch×{k}", "top_indices": f"int64, batch×{k} (class indices)"},
         "resize": (f"to {height}×{width}: linear, antialias=1, exclude_outside=1, half_pixel (Pillow BILINEAR); "
-                   "rounded to 8-bit") if crop is None else _crop_text(crop, (height, width)),
+                   "rounded to 8-bit") if crop is None else crop_text(crop, (height, width)),
         "resize_tolerance_8bit": RESIZE_TOLERANCE_8BIT, "top_k": k,
         "class_labels": labels,
     }
     return pre, post, description
-
-
-def _covering_sizes(crop: Any, size: tuple[int, int], consts: list[Any], resize_mode: dict[str, Any]) -> list[Any]:
-    """Nodes giving ``sizes`` (N, C, new height, new width): the input's size scaled to cover the crop's scale size
-    keeping the aspect ratio, as :func:`zoo.data.crop.covering_size` (``new_hw`` holds the last two); for bicubic
-    also ``resized`` (:func:`_two_pass`)."""
-    from onnx import helper, numpy_helper
-
-    scale_h, scale_w = crop.scale_size(size)
-    consts += [numpy_helper.from_array(np.array([v], np.int64), n) for v, n in (
-        (2, "h_at"), (3, "w_at"), (scale_h, "scale_h"), (scale_w, "scale_w"))]
-    nodes = [
-        helper.make_node("Gather", ["shape", "h_at"], ["in_h"]),
-        helper.make_node("Gather", ["shape", "w_at"], ["in_w"]),
-        helper.make_node("Mul", ["in_h", "scale_w"], ["h_by_sw"]),
-        helper.make_node("Mul", ["in_w", "scale_h"], ["w_by_sh"]),
-        helper.make_node("GreaterOrEqual", ["h_by_sw", "w_by_sh"], ["taller"]),  # the width decides
-        helper.make_node("Div", ["h_by_sw", "in_w"], ["tall_h"]),  # whole numbers: floor
-        helper.make_node("Div", ["w_by_sh", "in_h"], ["wide_w"]),
-        helper.make_node("Where", ["taller", "tall_h", "scale_h"], ["new_h"]),
-        helper.make_node("Where", ["taller", "scale_w", "wide_w"], ["new_w"]),
-        helper.make_node("Concat", ["new_h", "new_w"], ["new_hw"], axis=0),
-        helper.make_node("Concat", ["nc", "new_hw"], ["sizes"], axis=0),
-    ]
-    if crop.interpolation != "bicubic":
-        return nodes
-    return [*nodes, *_two_pass(resize_mode)]
-
-
-def _two_pass(resize_mode: dict[str, Any]) -> list[Any]:
-    """``resized``: ``nchw`` resized to ``sizes`` as Pillow's bicubic does on an 8-bit image, one axis, clipped to
-    0–255, then the other; an ``If`` picks the order by :func:`zoo.data.crop.vertical_first`'s rule."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    def branch(name: str, first_sizes: str) -> Any:
-        nodes = [helper.make_node("Resize", ["nchw", "", "", first_sizes], [f"{name}_half"], **resize_mode),
-                 helper.make_node("Clip", [f"{name}_half", "level_min", "level_max"], [f"{name}_clipped"]),
-                 helper.make_node("Resize", [f"{name}_clipped", "", "", "sizes"], [f"{name}_out"], **resize_mode)]
-        return helper.make_graph(nodes, name, [], [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT,
-                                                                                 None)])
-
-    def constant(value: np.ndarray, name: str) -> Any:
-        return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, name))
-
-    # what the branches use from outside are node outputs, not initializers: onnx.compose's prefixing renames an
-    # initializer inside a subgraph only after the subgraph was visited, and the merged graph would not check
-    return [
-        constant(np.array(0, np.float32), "level_min"), constant(np.array(255, np.float32), "level_max"),
-        constant(np.array([0], np.int64), "int_zero"), constant(np.array([2], np.int64), "int_two"),
-        helper.make_node("Sub", ["in_h", "new_h"], ["shrink_h"]),
-        helper.make_node("Sub", ["in_w", "new_w"], ["shrink_w"]),
-        helper.make_node("Mul", ["shrink_w", "int_two"], ["twice_shrink_w"]),
-        helper.make_node("Greater", ["shrink_h", "int_zero"], ["shrinks_h"]),
-        helper.make_node("Greater", ["shrink_h", "twice_shrink_w"], ["shrinks_h_more"]),
-        helper.make_node("And", ["shrinks_h", "shrinks_h_more"], ["height_first"]),
-        helper.make_node("Concat", ["nc", "new_h", "in_w"], ["sizes_h"], axis=0),
-        helper.make_node("Concat", ["nc", "in_h", "new_w"], ["sizes_w"], axis=0),
-        helper.make_node("If", ["height_first"], ["resized"], then_branch=branch("height_first_pass", "sizes_h"),
-                         else_branch=branch("width_first_pass", "sizes_w")),
-    ]
-
-
-def _centre_slice(consts: list[Any]) -> list[Any]:
-    """Nodes taking the centre ``size_hw`` of ``levels`` (resized to ``new_hw``) as ``pixels``; the offset is
-    ``round((new − size) / 2)`` with ONNX's ``Round`` (halves to even, as Python's, as torchvision's CenterCrop)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    consts += [numpy_helper.from_array(a, n) for a, n in (
-        (np.array([2.0], np.float32), "two"), (np.array([2, 3], np.int64), "hw_axes"))]
-    return [
-        helper.make_node("Sub", ["new_hw", "size_hw"], ["margin"]),
-        helper.make_node("Cast", ["margin"], ["margin_f"], to=TensorProto.FLOAT),
-        helper.make_node("Div", ["margin_f", "two"], ["half_margin"]),
-        helper.make_node("Round", ["half_margin"], ["start_f"]),
-        helper.make_node("Cast", ["start_f"], ["starts"], to=TensorProto.INT64),
-        helper.make_node("Add", ["starts", "size_hw"], ["ends"]),
-        helper.make_node("Slice", ["levels", "starts", "ends", "hw_axes"], ["pixels"]),
-    ]
-
-
-def _crop_text(crop: Any, size: tuple[int, int]) -> str:
-    """The deployed graph's resize and crop in words (``deploy.json``, the README)."""
-    scale_h, scale_w = crop.scale_size(size)
-    mode = ("cubic, cubic_coeff_a=-0.5 (Pillow BICUBIC)" if crop.interpolation == "bicubic"
-            else "linear (Pillow BILINEAR)")
-    two_pass = (", one axis then the other, clipped to 0-255 between, in Pillow's order (Pillow on 8-bit images)"
-                if crop.interpolation == "bicubic" else "")
-    return (f"keeping the aspect ratio to cover {scale_h}×{scale_w} (size / crop_pct {crop.crop_pct:g}; for a square "
-            f"size the shorter side becomes {min(scale_h, scale_w)}): {mode}, antialias=1, exclude_outside=1, "
-            f"half_pixel{two_pass}; rounded to 8-bit; then the centre {size[0]}×{size[1]} (offset rounded half to "
-            "even)")
 
 
 def _sampler_parts(entry: GraphEntry, norm: dict[str, Any], opset: int) -> tuple[Any, dict]:

@@ -126,6 +126,19 @@ def test_without_the_crop_nothing_is_recorded_and_crop_pct_none_is_the_squash(tm
     assert load_run_data(json.loads((plain.run_dir / "config.json").read_text())).info.crop is None
 
 
+def test_resume_is_exact_with_the_crop_and_the_random_resized_crop(tmp_path: Path) -> None:
+    """Training through the evaluation transform with timm's training augmentation (--crop-flip, drawn from seed,
+    epoch and batch): a stopped and resumed run ends bitwise where the uninterrupted one does."""
+    from .test_engine import STEPS_PER_EPOCH, TINY, assert_bitwise_equal
+
+    options = {**TINY, "crop_pct": "0.875", "crop_flip": True}
+    whole = zoo.train("cnn", out=tmp_path, **options)
+    part = zoo.train("cnn", out=tmp_path, max_steps=STEPS_PER_EPOCH + 3, **options)
+    resumed = zoo.train(resume=part.run_dir, progress=False)
+    assert_bitwise_equal(whole, resumed)
+    assert json.loads((resumed.run_dir / "config.json").read_text())["data"]["crop"]["crop_pct"] == 0.875
+
+
 # --- the issue's case: timm weights from a local Hugging Face cache, fine-tuned, predicted and deployed -----------
 
 TIMM = {

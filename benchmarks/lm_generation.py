@@ -69,8 +69,9 @@ def main() -> None:
         def ort_generate(batch: int, prompt: int, new: int) -> None:
             ids = np.ones((batch, prompt), np.int64)
             cache = {n: np.zeros((batch, heads, 0, head_dim), np.float32) for n in past_names}
-            for _ in range(new):
-                out = sess.run(None, {"input_ids": ids, **cache})
+            for step in range(new):
+                mask = np.ones((batch, prompt + step), np.int64)  # no padding: every token real
+                out = sess.run(None, {"input_ids": ids, "attention_mask": mask, **cache})
                 cache = dict(zip(past_names, out[1:], strict=True))
                 ids = out[0][:, -1].argmax(-1)[:, None].astype(np.int64)
 
@@ -102,11 +103,13 @@ def main() -> None:
         for length in lengths:
             cache = {n: np.random.default_rng(0).standard_normal((1, heads, length, head_dim)).astype(np.float32)
                      for n in past_names}
-            one = np.ones((1, 1), np.int64)
-            cached = median_ms(lambda c=cache, o=one: sess.run(None, {"input_ids": o, **c}), args.runs * 3)
+            one, mask = np.ones((1, 1), np.int64), np.ones((1, length + 1), np.int64)
+            feeds = {"input_ids": one, "attention_mask": mask, **cache}
+            cached = median_ms(lambda f=feeds: sess.run(None, f), args.runs * 3)
             empty = {n: np.zeros((1, heads, 0, head_dim), np.float32) for n in past_names}
             full = np.ones((1, length + 1), np.int64)
-            uncached = median_ms(lambda f=full, e=empty: sess.run(None, {"input_ids": f, **e}), args.runs * 3)
+            uncached = median_ms(lambda f=full, e=empty: sess.run(None, {"input_ids": f, "attention_mask": f, **e}),
+                                 args.runs * 3)
             rows.append((length, cached, uncached))
             lines.append(f"| {length} | {cached:.2f} | {uncached:.2f} | {uncached / cached:.1f}× |")
     out = Path(args.out)

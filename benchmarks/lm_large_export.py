@@ -54,7 +54,8 @@ def main() -> None:
             cache = {n: np.zeros((1, meta["heads"], 0, meta["head_dim"]), np.float32) for n in meta["past"]}
             ort_tokens = []
             for _ in range(args.tokens):
-                out = sess.run(None, {"input_ids": feed_ids, **cache})
+                mask = np.ones((1, len(ids) + len(ort_tokens)), np.int64)  # one prompt: every token real
+                out = sess.run(None, {"input_ids": feed_ids, "attention_mask": mask, **cache})
                 cache = dict(zip(meta["past"], out[1:], strict=True))
                 ort_tokens.append(int(out[0][0, -1].argmax()))
                 feed_ids = np.asarray([[ort_tokens[-1]]], np.int64)

@@ -99,6 +99,115 @@ def test_batched_generation_matches_single_prompts(lm_bundle: tuple[Path, Path])
     assert lm.generate([ids] * 3, 10, Sampling(temperature=0)) == [single] * 3
 
 
+#: Prompts of clearly different token lengths (one character to a few lines), one a multi-byte character.
+BATCH_PROMPTS = ["Ü", "The value ", "def add(a, b):\n    return a + b\n\nThe for statement ",
+                 "In Python, a list is a mutable sequence; a tuple "]
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_prompts_of_different_lengths_batch_to_their_tokens_alone(lm_bundle: tuple[Path, Path], variant: str
+                                                                  ) -> None:
+    """One left-padded batch gives each row exactly the greedy tokens of its prompt alone (every graph variant)."""
+    _, bundle = lm_bundle
+    lm = LMSession(bundle, variant=variant)  # (the smoke run's greedy tokens vary little: sampling below varies)
+    ids = [lm.encode(p) for p in BATCH_PROMPTS]
+    assert len({len(row) for row in ids}) == len(ids) and max(map(len, ids)) >= 10 * min(map(len, ids))
+    alone = [lm.generate([row], 40, Sampling(temperature=0))[0] for row in ids]
+    assert lm.generate(ids, 40, Sampling(temperature=0)) == alone
+    assert lm.generate(ids[::-1], 40, Sampling(temperature=0)) == alone[::-1]
+    if variant == "fp32":  # int8 quantizes activations with one scale per call: its logits move a little with
+        # the batch (the greedy tokens above stay), enough to move a sampled draw near a boundary
+        # sampling: each row draws from a generator of its own, so a row samples what its prompt samples alone
+        sampled = Sampling(temperature=1.0, top_k=20, seed=5)
+        assert lm.generate(ids, 20, sampled) == [lm.generate([row], 20, sampled)[0] for row in ids]
+
+
+def test_the_attention_mask_keeps_padding_out(lm_bundle: tuple[Path, Path]) -> None:
+    """The same left-padded ids with the padding marked real give other logits: the mask is what makes a padded row
+    equal to its prompt alone (in attention and in positions)."""
+    from zoo_lm.generate import left_pad
+
+    _, bundle = lm_bundle
+    lm = LMSession(bundle)
+    assert lm.mask_input == "attention_mask"
+    ids, mask = left_pad([lm.encode("The "), lm.encode("In Python, a list ")])
+    assert mask[0, 0] == 0 and mask[1].all()
+    masked, _ = lm.step(ids, lm.empty_cache(2), mask)
+    unmasked, _ = lm.step(ids, lm.empty_cache(2))
+    alone, _ = lm.step(np.asarray([lm.encode("The ")]), lm.empty_cache(1))
+    np.testing.assert_allclose(masked[0], alone[0], atol=STEP_ATOL, rtol=STEP_RTOL)
+    np.testing.assert_allclose(masked[1], unmasked[1], atol=STEP_ATOL, rtol=STEP_RTOL)
+    assert np.abs(unmasked[0] - alone[0]).max() > 1e-3
+
+
+def test_stored_vectors_hold_padded_rows_and_every_runtime_passes_them(lm_bundle: tuple[Path, Path]) -> None:
+    """The bundle's parity cases feed the mask with left-padded rows; ONNX Runtime, onnx's reference evaluator and
+    OpenVINO give the stored outputs for both graphs (`zoo verify --runtimes all`)."""
+    import onnx
+    from onnx import numpy_helper
+
+    _, bundle = lm_bundle
+    entry = json.loads((bundle / "manifest.json").read_text())["graphs"]["lm"]
+    assert [i["name"] for i in entry["inputs"]][:2] == ["input_ids", "attention_mask"]
+    padded = next(s for s in entry["test_sets"] if s["inputs"] == "random-batch16")
+    mask = numpy_helper.to_array(onnx.load_tensor(str(bundle / padded["dir"] / "input_1.pb")))
+    assert mask.shape[0] == 16 and (mask[:, 0] == 0).any() and mask[0].all()
+    report = zoo.verify(bundle, bundle_only=True, runtimes=[])
+    assert report["passed"], json.dumps(report.get("runtimes", report), default=str)[:2000]
+    passed = {(row["runtime"], row["graph"]) for row in report["runtimes"] if row["status"] == "passed"}
+    assert {(r, g) for r in ("onnxruntime", "reference", "openvino") for g in ("lm", "lm.int8")} <= passed
+
+
+def test_each_row_of_a_batch_stops_and_slides_on_its_own(lm_bundle: tuple[Path, Path]) -> None:
+    """A stop string ends one row while the others run to --max-new-tokens; past the context each row's window
+    slides when it would alone; every row's result is the one its prompt gives alone."""
+    from zoo_lm.generate import generate_texts
+
+    _, bundle = lm_bundle
+    drawn = Sampling(temperature=0.8, top_k=40, seed=3)  # the smoke run's greedy text is one letter repeated
+    plain = [r["text"] for r in generate_texts(bundle, BATCH_PROMPTS, max_new_tokens=40, sampling=drawn)]
+    # a stop string in the longest prompt's text and not in the next longest's: when the longest row leaves, the
+    # positions that are padding in every row left are dropped from the cache too
+    stop = next(plain[2][i:i + n] for n in (3, 4, 6, 8) for i in range(4, len(plain[2]) - n)
+                if plain[2][i:i + n] not in plain[3])
+    options = {"max_new_tokens": 40, "sampling": drawn, "stop": (stop,)}
+    batch = generate_texts(bundle, BATCH_PROMPTS, **options)
+    assert batch == [generate_texts(bundle, [p], **options)[0] for p in BATCH_PROMPTS]
+    assert batch[2]["stopped"] == "stop" and batch[2]["new_tokens"] < 40
+    assert batch[3]["stopped"] == "max_new_tokens" and batch[3]["new_tokens"] == 40
+    long = {"max_new_tokens": 200, "sampling": drawn}  # context 128: the prompts' rows fill it at different steps
+    slid = generate_texts(bundle, BATCH_PROMPTS[1:3], **long)
+    assert slid == [generate_texts(bundle, [p], **long)[0] for p in BATCH_PROMPTS[1:3]]
+    assert all(r["slides"] >= 1 and r["new_tokens"] == 200 for r in slid)
+
+
+def test_generate_takes_several_prompts_and_a_prompts_file(lm_bundle: tuple[Path, Path], tmp_path: Path) -> None:
+    _, bundle = lm_bundle
+    runner = CliRunner()
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("def \n\nIn Python, a list \n", encoding="utf-8")
+    common = ["generate", str(bundle), "--max-new-tokens", "12", "--temperature", "0"]
+    result = runner.invoke(cli, [*common, "--prompt", "The ", "--prompts-file", str(prompts), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["prompt"] for r in rows] == ["The ", "def ", "In Python, a list "]  # --prompt first, blank line skipped
+    for row in rows:
+        alone = json.loads(runner.invoke(cli, [*common, "--prompt", row["prompt"], "--json"]).output)
+        assert row == alone
+    text = runner.invoke(cli, [*common, "--prompt", "The ", "--prompts-file", str(prompts)])
+    assert text.exit_code == 0, text.output
+    assert text.output == "".join(f"--- prompt {n}\n{r['prompt']}{r['text']}\n" for n, r in enumerate(rows, 1))
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"The \xff\n")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n")
+    assert_one_line_error(runner.invoke(cli, [*common, "--prompts-file", str(bad)]), "not UTF-8")
+    assert_one_line_error(runner.invoke(cli, [*common, "--prompts-file", str(blank)]), "holds no prompt")
+    assert_one_line_error(runner.invoke(cli, [*common, "--prompts-file", str(tmp_path / "none.txt")]),
+                          "cannot be read")
+    assert_one_line_error(runner.invoke(cli, common), "--prompt")
+
+
 def test_sampling_filters() -> None:
     rng = np.random.default_rng(0)
     logits = np.array([0.0, 5.0, 4.9, -3.0])

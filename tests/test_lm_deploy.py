@@ -96,6 +96,69 @@ def test_a_bundle_stamped_before_roles_were_namespaced_still_generates_and_deplo
     assert json.loads((folder / "deploy.json").read_text())["role"] == "lm"
 
 
+def _before_the_mask(bundle: Path, folder: Path) -> Path:
+    """A copy of ``bundle`` as exported before the attention-mask input: the graph makes its all-ones mask itself
+    (batch × cache + new tokens), and neither the manifest nor the role's facts name one."""
+    import hashlib
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    old = Path(shutil.copytree(bundle, folder))
+    manifest = json.loads((old / "manifest.json").read_text())
+    entry = manifest["graphs"]["lm"]
+    path = old / entry["file"]
+    model = onnx.load(str(path))
+    model.graph.input.remove(next(i for i in model.graph.input if i.name == "attention_mask"))
+
+    def index(name: str, value: int) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.INT64, [1], [value]))
+
+    nodes = [index("m_0", 0), index("m_1", 1), index("m_2", 2),
+             helper.make_node("Shape", ["input_ids"], ["m_ids"]), helper.make_node("Shape", ["past_key_0"], ["m_past"]),
+             helper.make_node("Gather", ["m_ids", "m_0"], ["m_batch"]),
+             helper.make_node("Gather", ["m_ids", "m_1"], ["m_seq"]),
+             helper.make_node("Gather", ["m_past", "m_2"], ["m_cached"]),
+             helper.make_node("Add", ["m_seq", "m_cached"], ["m_total"]),
+             helper.make_node("Concat", ["m_batch", "m_total"], ["m_shape"], axis=0),
+             helper.make_node("ConstantOfShape", ["m_shape"], ["attention_mask"],
+                              value=helper.make_tensor("one", TensorProto.INT64, [1], [1]))]
+    for node in reversed(nodes):
+        model.graph.node.insert(0, node)
+    onnx.save(model, str(path))
+    entry["inputs"] = [i for i in entry["inputs"] if i["name"] != "attention_mask"]
+    for key in ("zoo_role_info", "zoo_lm"):
+        info = json.loads(entry["metadata"][key])
+        del info["attention_mask"]
+        entry["metadata"][key] = json.dumps(info)
+    manifest["files"][entry["file"]] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    return old
+
+
+def test_a_bundle_exported_before_the_attention_mask_still_generates_and_deploys(lm: Path, greedy: list[int],
+                                                                                 tmp_path: Path) -> None:
+    """A graph without the mask input: one prompt, or prompts of one length, generate as before; prompts of
+    different lengths are one line saying to export again; its deployed program feeds no mask."""
+    from .helpers import assert_one_line_error
+
+    old = _before_the_mask(lm, tmp_path / "old")
+    runner = CliRunner()
+    out = runner.invoke(cli, ["generate", str(old), "--prompt", PROMPT, "--temperature", "0",
+                              "--max-new-tokens", str(TOKENS), "--json"])
+    assert out.exit_code == 0 and json.loads(out.output)["tokens"] == greedy, out.output
+    same = runner.invoke(cli, ["generate", str(old), "--prompt", "ab", "--prompt", "ab", "--max-new-tokens", "3",
+                               "--json"])
+    assert same.exit_code == 0 and len(json.loads(same.output)) == 2, same.output
+    assert_one_line_error(runner.invoke(cli, ["generate", str(old), "--prompt", "a", "--prompt", PROMPT]),
+                          "before the attention mask", "export the run again")
+    folder = _deploy(old, "python", tmp_path / "py")
+    assert json.loads((folder / "deploy.json").read_text())["attention_mask"] is None
+    check = subprocess.run([sys.executable, "run.py", "--check"], cwd=folder, capture_output=True, text=True,
+                           timeout=300)
+    assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
+
+
 @pytest.fixture(scope="session")
 def lm_node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """onnxruntime-node, onnxruntime-web and tokenizers.js from npm, installed once per test session."""

@@ -157,6 +157,51 @@ def test_openai_completions_equal_zoo_generate(server: ThreadServer, lm_bundle: 
     assert sampled[0] == sampled[1]  # the seed fixes the draw
 
 
+def test_a_list_of_prompts_is_one_batch_with_a_choice_each(server: ThreadServer, lm_bundle: Path) -> None:
+    """``prompt`` as a list (the openai client sends it as it is): one choice per prompt, in order, each what the
+    prompt gives alone (sampled: the smoke run's greedy text is one letter repeated); a stop string ends one row
+    while the others run on; streamed pieces carry their choice's index."""
+    from openai import OpenAI
+    from zoo_lm.generate import Sampling, generate_text
+
+    client = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    asked = {"model": "lm", "prompt": PROMPTS, "max_tokens": 16, "temperature": 0.8, "top_p": 0.9, "seed": 3}
+    drawn = Sampling(temperature=0.8, top_p=0.9, seed=3)
+    alone = [generate_text(lm_bundle, p, max_new_tokens=16, sampling=drawn)["text"] for p in PROMPTS]
+    whole = client.completions.create(**asked)
+    assert [c.index for c in whole.choices] == [0, 1, 2] and [c.text for c in whole.choices] == alone
+    assert whole.usage.completion_tokens == 48 and {c.finish_reason for c in whole.choices} == {"length"}
+    stop = next(alone[0][i:i + 3] for i in range(2, len(alone[0]) - 3) if alone[0][i:i + 3] not in alone[1])
+    cut = client.completions.create(**asked, stop=[stop])
+    assert cut.choices[0].text == alone[0][:alone[0].find(stop)] and cut.choices[0].finish_reason == "stop"
+    assert cut.choices[1].text == alone[1] and cut.choices[1].finish_reason == "length"
+    streamed = ["", "", ""]
+    for chunk in client.completions.create(**asked, stream=True):
+        for choice in chunk.choices:
+            streamed[choice.index] += choice.text
+    assert streamed == alone
+
+
+def test_the_default_generate_batch_runs_rows_one_after_another() -> None:
+    """A plugin's TextGenerator without its own batch: ``generate_batch`` runs each request through ``generate``,
+    and a row said to be finished stops there."""
+    from zoo.role_handlers import GenerateRequest, TextGenerator
+
+    class Counting(TextGenerator):
+        def generate(self, request, on_token):
+            out = []
+            for i in range(request.max_new_tokens):
+                out.append(request.prompt_ids[0] + i)
+                on_token(out[-1])
+            return out
+
+    seen: list[tuple[int, int]] = []
+    rows = Counting().generate_batch([GenerateRequest((10,), 3), GenerateRequest((20,), 3)],
+                                     lambda row, token: seen.append((row, token)),
+                                     lambda row: row == 1 and len([s for s in seen if s[0] == 1]) == 2)
+    assert rows == [[10, 11, 12], [20, 21]] and seen == [(0, 10), (0, 11), (0, 12), (1, 20), (1, 21)]
+
+
 def test_sample_endpoint_draws_what_zoo_sample_draws(export_briefly, tmp_path: Path) -> None:
     from PIL import Image
 
@@ -220,6 +265,9 @@ BAD = [
     ("/v1/models/cnn/sample", b"{}", 404, "no sampler or decoder"),
     ("/v1/completions", b"[1]", 400, "JSON object"),
     ("/v1/completions", b'{"model": "lm", "prompt": ""}', 422, "prompt"),
+    ("/v1/completions", b'{"model": "lm", "prompt": ["a", ""]}', 422, "prompt"),
+    ("/v1/completions", b'{"model": "lm", "prompt": [[1, 2]]}', 422, "token-id"),
+    ("/v1/completions", b'{"model": "lm", "prompt": ["a", "' + b"x " * 400 + b'"]}', 422, "prompt 1 is"),
     ("/v1/completions", b'{"model": "lm", "prompt": "a", "max_tokens": -1}', 422, "max_tokens"),
     ("/v1/completions", b'{"model": "lm", "prompt": "a", "temperature": "hot"}', 422, "temperature"),
     ("/v1/completions", b'{"model": "lm", "prompt": "a", "stop": [1]}', 422, "stop"),
@@ -262,9 +310,9 @@ def test_disconnected_stream_stops_generating(cnn_bundle: Path, lm_bundle: Path,
 
     step = LMSession.step
 
-    def slow_step(self, ids, cache):  # a slow model: 50 ms a token
+    def slow_step(self, ids, cache, mask=None):  # a slow model: 50 ms a token
         time.sleep(0.05)
-        return step(self, ids, cache)
+        return step(self, ids, cache, mask)
 
     monkeypatch.setattr(LMSession, "step", slow_step)
     with ThreadServer(ServeOptions(bundles={"lm": str(lm_bundle)})) as running:

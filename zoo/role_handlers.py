@@ -22,6 +22,7 @@ here as part of the contract. Free of torch.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +186,31 @@ class TextGenerator:
     def generate(self, request: GenerateRequest, on_token: Callable[[int], None]) -> list[int]:
         """The new tokens; ``on_token`` gets each one as it is chosen and may raise to stop before the next step."""
         raise NotImplementedError
+
+    def generate_batch(self, requests: Sequence[GenerateRequest], on_token: Callable[[int, int], None],
+                       finished: Callable[[int], bool] | None = None) -> list[list[int]]:
+        """Each request's new tokens (one API request's list of prompts); ``on_token(row, token)`` gets each as it
+        is chosen and may raise to stop them all, ``finished(row)`` (asked after it) says a row needs no more. This
+        default runs the requests one after another through :meth:`generate`; a generator that decodes several
+        rows at once overrides it."""
+        results: list[list[int]] = []
+        for row, request in enumerate(requests):
+            tokens: list[int] = []
+
+            def each(token: int, row: int = row, tokens: list[int] = tokens) -> None:
+                tokens.append(token)
+                on_token(row, token)
+                if finished is not None and finished(row):
+                    raise _RowFinished
+
+            with contextlib.suppress(_RowFinished):
+                self.generate(request, each)
+            results.append(tokens)
+        return results
+
+
+class _RowFinished(Exception):
+    """Ends one row of :meth:`TextGenerator.generate_batch`'s default loop."""
 
 
 class RoleHandlers:

@@ -220,9 +220,11 @@ class LMFamily(Family):
 
         def random_inputs(batch: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
             # sequence 5 after a cache of 3: both above 1, so the exporter keeps the axes dynamic
+            # (row r left-padded by r % 4 positions: the mask is checked too)
             ids = rng.integers(0, vocab, (batch, 5), dtype=np.int64)
-            return (ids, *(rng.standard_normal((batch, heads, 3, head_dim)).astype(np.float32)
-                           for _ in past_names))
+            mask = (np.arange(8)[None, :] >= (np.arange(batch) % 4)[:, None]).astype(np.int64)
+            return (ids, mask, *(rng.standard_normal((batch, heads, 3, head_dim)).astype(np.float32)
+                                 for _ in past_names))
 
         def real_inputs(splits: DataSplits) -> tuple[np.ndarray, ...]:
             # prefill: validation windows with an empty cache (past length 0)
@@ -230,16 +232,18 @@ class LMFamily(Family):
             length = min(text.context, 64)
             windows = token_windows(ids, length)[:8, :length]
             empty = np.zeros((len(windows), heads, 0, head_dim), np.float32)
-            return (windows, *(empty for _ in past_names))
+            return (windows, np.ones(windows.shape, np.int64), *(empty for _ in past_names))
 
         spec = {"tokenizer_file": f"{GRAPH}/{TOKENIZER_FILE}", "tokenizer": text.tokenizer, "vocab_size": vocab,
                 "context": gpt.context, "layers": gpt.layers, "heads": heads, "head_dim": head_dim,
-                "input": "input_ids", "logits": "logits", "past": past_names, "present": present_names,
+                "input": "input_ids", "attention_mask": "attention_mask", "logits": "logits", "past": past_names,
+                "present": present_names,
                 "bytes_per_token": text.bytes_per_token}
-        axes = {"input_ids": {1: "seq"}, "logits": {1: "seq"}, **{n: {2: "past"} for n in past_names},
+        axes = {"input_ids": {1: "seq"}, "attention_mask": {1: "total"}, "logits": {1: "seq"},
+                **{n: {2: "past"} for n in past_names},
                 **{n: {2: "total"} for n in present_names}}
         params = sum(p.numel() for p in gpt.parameters())
-        return [GraphSpec(name=GRAPH, module=cached_gpt(gpt), input_names=["input_ids", *past_names],
+        return [GraphSpec(name=GRAPH, module=cached_gpt(gpt), input_names=["input_ids", "attention_mask", *past_names],
                           output_names=["logits", *present_names], random_inputs=random_inputs,
                           real_inputs=real_inputs, metadata={LM_KEY: json.dumps(spec)}, role=ROLE, role_info=spec,
                           dynamic_axes=axes, external_data=params > EXTERNAL_DATA_PARAMS,

@@ -89,14 +89,24 @@ class GPT(nn.Module):
             x, _, _ = block(x)
         return self._logits(x)
 
-    def forward_cached(self, tokens: torch.Tensor, past: list[tuple[torch.Tensor, torch.Tensor]]
+    def forward_cached(self, tokens: torch.Tensor, past: list[tuple[torch.Tensor, torch.Tensor]],
+                       attention_mask: torch.Tensor | None = None
                        ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """Logits for ``tokens`` following a cache of ``past`` keys/values (each [batch, heads, past, head_dim]),
-        and the cache extended by them. An empty cache (past length 0) is a plain prefill."""
-        seq, past_len = tokens.shape[1], past[0][0].shape[2]
-        positions = torch.arange(seq, device=tokens.device) + past_len
+        and the cache extended by them. An empty cache (past length 0) is a plain prefill.
+
+        ``attention_mask`` [batch, past + seq] (1: a real token, 0: left padding; all ones when left out) lets rows
+        of different lengths share a batch: a token attends to the real tokens up to it (and to itself, so a
+        padding row is never empty), and its position is the count of real tokens before it."""
+        batch, seq, past_len = tokens.shape[0], tokens.shape[1], past[0][0].shape[2]
+        if attention_mask is None:
+            attention_mask = torch.ones(batch, past_len + seq, dtype=torch.long, device=tokens.device)
+        real = attention_mask > 0
+        positions = (real.long().cumsum(-1) - 1).clamp(min=0)[:, past_len:]  # [batch, seq]
         keys = torch.arange(past_len + seq, device=tokens.device)
-        mask = keys[None, :] <= positions[:, None]  # [seq, past + seq]: query i sees keys up to its position
+        queries = keys[past_len:, None]
+        # [batch, 1, seq, past + seq]: query i sees real keys up to its position, and always itself
+        mask = (((keys <= queries) & real[:, None, :]) | (keys == queries))[:, None]
         x = self.embed(tokens) + self.position(positions)
         present = []
         for block, layer_past in zip(self.blocks, past, strict=True):
@@ -111,7 +121,7 @@ class GPT(nn.Module):
 
 
 class CachedGPT(nn.Module):
-    """The exported graph: ``input_ids, past_key_0, past_value_0, …`` → ``logits, present_key_0, …``.
+    """The exported graph: ``input_ids, attention_mask, past_key_0, past_value_0, …`` → ``logits, present_key_0, …``.
 
     ``forward`` gets one named parameter per cache tensor (made by :func:`cached_gpt`), so the exporter
     sees a flat list of inputs it can give dynamic axes.
@@ -121,9 +131,10 @@ class CachedGPT(nn.Module):
         super().__init__()
         self.gpt = gpt
 
-    def run(self, input_ids: torch.Tensor, past_flat: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    def run(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, past_flat: list[torch.Tensor]
+            ) -> tuple[torch.Tensor, ...]:
         past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(len(past_flat) // 2)]
-        logits, present = self.gpt.forward_cached(input_ids, past)
+        logits, present = self.gpt.forward_cached(input_ids, past, attention_mask)
         return (logits, *(t for kv in present for t in kv))
 
 
@@ -133,10 +144,11 @@ def cache_names(layers: int, prefix: str) -> list[str]:
 
 
 def cached_gpt(gpt: GPT) -> CachedGPT:
-    """A :class:`CachedGPT` whose ``forward(input_ids, past_key_0, past_value_0, …)`` names every input."""
+    """A :class:`CachedGPT` whose ``forward(input_ids, attention_mask, past_key_0, past_value_0, …)`` names every
+    input."""
     names = cache_names(gpt.layers, "past")
-    source = (f"def forward(self, input_ids, {', '.join(names)}):\n"
-              f"    return self.run(input_ids, [{', '.join(names)}])\n")
+    source = (f"def forward(self, input_ids, attention_mask, {', '.join(names)}):\n"
+              f"    return self.run(input_ids, attention_mask, [{', '.join(names)}])\n")
     namespace: dict = {}
     exec(source, namespace)  # a fixed template over generated identifiers, no user text
     cls = type(f"CachedGPT{gpt.layers}", (CachedGPT,), {"forward": namespace["forward"]})

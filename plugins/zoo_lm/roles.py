@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib import resources
 from typing import Any
 
@@ -74,7 +75,21 @@ class LMGenerator(TextGenerator):
                             seed=request.seed)
         sampling.check()
         return self.lm.generate([list(request.prompt_ids)], request.max_new_tokens, sampling,
-                                lambda _, chosen: on_token(chosen[0]))[0]
+                                lambda _, token: on_token(token))[0]
+
+    def generate_batch(self, requests: Sequence[GenerateRequest], on_token: Callable[[int, int], None],
+                       finished: Callable[[int], bool] | None = None) -> list[list[int]]:
+        """Requests that differ only in their prompts (one API request's list) decode as one left-padded batch,
+        each row what its prompt gives alone; others one after another."""
+        from zoo_lm.generate import Sampling
+
+        first = requests[0]
+        if any(replace(r, prompt_ids=first.prompt_ids) != first for r in requests):
+            return super().generate_batch(requests, on_token, finished)
+        sampling = Sampling(temperature=first.temperature, top_k=first.top_k, top_p=first.top_p, seed=first.seed)
+        sampling.check()
+        return self.lm.generate([list(r.prompt_ids) for r in requests], first.max_new_tokens, sampling, on_token,
+                                finished)
 
 
 class LMHandlers(RoleHandlers):
@@ -102,6 +117,7 @@ class LMHandlers(RoleHandlers):
                     "role": graph.role, "tokenizer": "tokenizer.json", "tokenization": TOKENIZATION,
                     **{key: info[key] for key in ("input", "logits", "past", "present", "heads", "head_dim",
                                                   "context", "vocab_size")},
+                    "attention_mask": info.get("attention_mask"),  # None: a bundle from before the mask
                     "check": {"prompt": CHECK_PROMPT, "max_new_tokens": CHECK_TOKENS}}
         vectors = DeployVectors({"prompt_ids": np.asarray([prompt], np.int64)},
                                 {"tokens": np.asarray([tokens], np.int64)}, {"tokens": 0})
@@ -145,10 +161,14 @@ def _readme(target: str, info: dict[str, Any]) -> str:
            "web": ("npm install   # onnxruntime-web and tokenizers.js, served from node_modules (no CDN)",
                    "python -m http.server 8000   # then open http://127.0.0.1:8000/?prompt=The%20",
                    "open http://127.0.0.1:8000/?check=1")}[target]
+    mask = ""
+    if info.get("attention_mask"):
+        mask = (f", and `{info['attention_mask']}` [batch, cache + new tokens] (1: a real token, 0: left padding of "
+                "a shorter prompt in a batch; this program runs one prompt, so all ones)")
     return f"""# {info['model']} (language model) for {target}
 
 `model.onnx` is the model with its key/value cache as inputs (`{', '.join(info['past'])}`) and outputs
-(`{', '.join(info['present'])}`); `tokenizer.json` is its tokenizer. The program tokenises the prompt
+(`{', '.join(info['present'])}`){mask}; `tokenizer.json` is its tokenizer. The program tokenises the prompt
 {info['tokenization']}, runs it once with an empty cache (past length 0), then feeds each new token alone with
 the cache so far, choosing the likeliest token (greedy), up to the context of {info['context']} tokens.
 The tokens are those of `zoo generate --temperature 0`.

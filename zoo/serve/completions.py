@@ -1,11 +1,13 @@
 """OpenAI-compatible ``POST /v1/completions`` for language-model bundles (and ``GET /v1/models``).
 
 Generation goes through the bundle's role handlers (:meth:`zoo.role_handlers.RoleHandlers.generate`: the lm
-plugin's :class:`~zoo.role_handlers.TextGenerator` is ``zoo generate``'s own loop and key/value cache); one sequence
-runs per bundle per worker at a time and the others wait in a bounded queue (503 beyond ``--max-queue``): no
-continuous batching. The loop runs in a thread and hands each token to the event loop; when the client goes away
-(or the time limit passes, or a ``stop`` string appears) the thread stops before the next step, so the work is
-freed. The text is the tokenizer's decoding of the new tokens, exactly what ``zoo generate`` returns.
+plugin's :class:`~zoo.role_handlers.TextGenerator` is ``zoo generate``'s own loop and key/value cache); one request
+runs per bundle per worker at a time (its ``prompt`` a string, or a list of strings decoded together through
+:meth:`~zoo.role_handlers.TextGenerator.generate_batch`, one choice each) and the others wait in a bounded queue
+(503 beyond ``--max-queue``): no continuous batching across requests. The loop runs in a thread and hands each
+token to the event loop; when the client goes away (or the time limit passes, or every row's ``stop`` string
+appears) the thread stops before the next step, so the work is freed. The text is the tokenizer's decoding of the
+new tokens, exactly what ``zoo generate`` returns.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from zoo.serve.models import ServedBundle
 from zoo.serve.state import ServerState, state
 
 MAX_STOPS = 4
+#: The most prompts one request may list (they decode as one batch).
+MAX_PROMPTS = 32
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class CompletionRequest:
     """The fields of a completions request zoo honours (others are ignored, as OpenAI-compatible servers do)."""
 
     model: str | None
-    prompt: str
+    prompts: tuple[str, ...]
     max_tokens: int = 16
     temperature: float = 1.0
     top_p: float = 1.0
@@ -52,10 +56,10 @@ class CompletionRequest:
         if not isinstance(doc, dict):
             raise bad_request("a completions request is a JSON object with at least 'prompt'")
         prompt = doc.get("prompt")
-        if isinstance(prompt, list) and len(prompt) == 1:
-            prompt = prompt[0]
-        if not isinstance(prompt, str) or not prompt:
-            raise ServeError(422, "'prompt' must be a non-empty string (one prompt per request)")
+        prompts = (prompt,) if isinstance(prompt, str) else tuple(prompt) if isinstance(prompt, list) else ()
+        if not 0 < len(prompts) <= MAX_PROMPTS or not all(isinstance(p, str) and p for p in prompts):
+            raise ServeError(422, f"'prompt' must be a non-empty string or a list of 1 to {MAX_PROMPTS} non-empty "
+                                  "strings (token-id prompts are not taken)")
         stop = doc.get("stop") or ()
         stop = (stop,) if isinstance(stop, str) else stop
         if not isinstance(stop, (list, tuple)) or len(stop) > MAX_STOPS or not all(
@@ -64,7 +68,7 @@ class CompletionRequest:
         if doc.get("n", 1) != 1:
             raise ServeError(422, "'n' must be 1 (one completion per request)")
         model = doc.get("model")
-        return cls(model=model if isinstance(model, str) and model else None, prompt=prompt,
+        return cls(model=model if isinstance(model, str) and model else None, prompts=prompts,
                    max_tokens=_number(doc, "max_tokens", 16, int, 1, 1 << 20),
                    temperature=_number(doc, "temperature", 1.0, float, 0.0, 100.0),
                    top_p=_number(doc, "top_p", 1.0, float, 1e-9, 1.0), stop=tuple(stop),
@@ -98,16 +102,18 @@ class _Stopped(Exception):
 
 
 class Generation:
-    """One completion: :meth:`start` waits for the bundle's sequence slot and starts the loop in a thread,
-    :meth:`pieces` yields new text, :meth:`close` stops the loop before its next step and frees the slot."""
+    """One completion request (one or several prompts, one row each): :meth:`start` waits for the bundle's slot
+    and starts the loop in a thread, :meth:`pieces` yields each row's new text, :meth:`close` stops the loop before
+    its next step and frees the slot."""
 
     def __init__(self, served: ServerState, bundle: ServedBundle, request: CompletionRequest) -> None:
         self.served, self.bundle, self.request = served, bundle, request
         self.lm = bundle.lm
-        self.prompt_ids: list[int] = self.lm.encode(request.prompt)
-        self.tokens: list[int] = []
-        self.finish = "length"
-        self.queue: asyncio.Queue[int | None] = asyncio.Queue()
+        self.prompt_ids: list[list[int]] = [self.lm.encode(prompt) for prompt in request.prompts]
+        self.tokens: list[list[int]] = [[] for _ in request.prompts]
+        self.finish = ["length" for _ in request.prompts]
+        self.stopped: set[int] = set()  # rows ended by a stop string (the loop drops them from its batch)
+        self.queue: asyncio.Queue[tuple[int, int] | None] = asyncio.Queue()
         self.cancel = threading.Event()
         self.error: BaseException | None = None
         self.future: asyncio.Future | None = None
@@ -118,9 +124,11 @@ class Generation:
         """Take the sequence slot (503 when too many wait, 504 past the time limit) and start generating."""
         from zoo.role_handlers import GenerateRequest
 
-        if len(self.prompt_ids) >= self.lm.context:
-            raise ServeError(422, f"the prompt is {len(self.prompt_ids)} tokens; this model's context is "
-                                  f"{self.lm.context}: shorten it")
+        for number, ids in enumerate(self.prompt_ids):
+            if len(ids) >= self.lm.context:
+                which = f"prompt {number} " if len(self.prompt_ids) > 1 else "the prompt "
+                raise ServeError(422, f"{which}is {len(ids)} tokens; this model's context is "
+                                      f"{self.lm.context}: shorten it")
         if self.slot.waiting >= self.served.options.max_queue:
             raise overloaded(self.bundle.name)  # counted in zoo_serve_rejected_total by the app's error handler
         self.slot.waiting += 1
@@ -130,18 +138,21 @@ class Generation:
             self.slot.waiting -= 1
         loop = asyncio.get_running_loop()
         counter = metrics.LM_TOKENS.labels(self.bundle.name)
-        asked = GenerateRequest(tuple(self.prompt_ids), self.request.max_tokens, self.request.temperature,
-                                top_p=self.request.top_p, seed=self.request.seed)
+        asked = [GenerateRequest(tuple(ids), self.request.max_tokens, self.request.temperature,
+                                 top_p=self.request.top_p, seed=self.request.seed) for ids in self.prompt_ids]
 
-        def on_token(token: int) -> None:
+        def on_token(row: int, token: int) -> None:
             counter.inc()
-            loop.call_soon_threadsafe(self.queue.put_nowait, token)
+            loop.call_soon_threadsafe(self.queue.put_nowait, (row, token))
             if self.cancel.is_set():
                 raise _Stopped
 
         def work() -> None:
             try:
-                self.lm.generate(asked, on_token)
+                if len(asked) == 1:
+                    self.lm.generate(asked[0], lambda token: on_token(0, token))
+                else:
+                    self.lm.generate_batch(asked, on_token, lambda row: row in self.stopped)
             except _Stopped:
                 pass
             except Exception as exc:  # handed to the request, which turns it into a response
@@ -149,32 +160,40 @@ class Generation:
             finally:
                 loop.call_soon_threadsafe(self.queue.put_nowait, None)
 
-        self.active.inc()
+        self.active.inc(len(asked))
         self.future = loop.run_in_executor(self.slot.executor, work)
 
-    async def pieces(self) -> AsyncIterator[str]:
-        """New text as tokens arrive, held back where a stop string might be starting; ends at a stop string."""
-        stops, sent = self.request.stop, 0
+    async def pieces(self) -> AsyncIterator[tuple[int, str]]:
+        """``(row, new text)`` as tokens arrive, held back where a stop string might be starting; a row ends at a
+        stop string, and the loop stops once every row has."""
+        stops, sent = self.request.stop, [0 for _ in self.tokens]
         hold = max((len(s) for s in stops), default=1) - 1
-        while (token := await self.queue.get()) is not None:
-            self.tokens.append(token)
-            text = self.lm.decode(self.tokens)
+        while (item := await self.queue.get()) is not None:
+            row, token = item
+            if row in self.stopped:  # chosen before the loop saw that the row had ended
+                continue
+            self.tokens[row].append(token)
+            text = self.lm.decode(self.tokens[row])
             cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
             if cut >= 0:
-                self.finish = "stop"
-                self.cancel.set()
-                if cut > sent:
-                    yield text[sent:cut]
-                return
+                self.finish[row] = "stop"
+                self.stopped.add(row)
+                if cut > sent[row]:
+                    yield row, text[sent[row]:cut]
+                if len(self.stopped) == len(self.tokens):
+                    self.cancel.set()
+                    return
+                continue
             safe = len(text.rstrip("\ufffd")) - hold
-            if safe > sent:
-                yield text[sent:safe]
-                sent = safe
+            if safe > sent[row]:
+                yield row, text[sent[row]:safe]
+                sent[row] = safe
         if self.error is not None:
             raise self.error
-        text = self.lm.decode(self.tokens)
-        if len(text) > sent:
-            yield text[sent:]
+        for row, tokens in enumerate(self.tokens):
+            text = self.lm.decode(tokens)
+            if row not in self.stopped and len(text) > sent[row]:
+                yield row, text[sent[row]:]
 
     async def close(self) -> None:
         """Stop the loop before its next step, wait for the thread, free the slot (safe to call twice)."""
@@ -182,12 +201,12 @@ class Generation:
         if self.future is not None:
             future, self.future = self.future, None
             await asyncio.shield(future)
-            self.active.dec()
+            self.active.dec(len(self.tokens))
             self.slot.lock.release()
 
     def usage(self) -> dict[str, int]:
-        return {"prompt_tokens": len(self.prompt_ids), "completion_tokens": len(self.tokens),
-                "total_tokens": len(self.prompt_ids) + len(self.tokens)}
+        prompt, completion = sum(map(len, self.prompt_ids)), sum(map(len, self.tokens))
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
 class EventStream(StreamingResponse):
@@ -223,8 +242,8 @@ def _lm_bundle(served: ServerState, name: str | None) -> ServedBundle:
     return bundle
 
 
-def _choice(text: str, finish: str | None) -> dict[str, Any]:
-    return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+def _choice(text: str, finish: str | None, index: int = 0) -> dict[str, Any]:
+    return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
 
 
 def _event(doc: dict[str, Any]) -> str:
@@ -232,7 +251,8 @@ def _event(doc: dict[str, Any]) -> str:
 
 
 async def completions(request: Request) -> Response:
-    """OpenAI's completions: one prompt, greedy at temperature 0; ``stream`` sends server-sent events."""
+    """OpenAI's completions: a prompt or a list of them (one batch, one choice each), greedy at temperature 0;
+    ``stream`` sends server-sent events."""
     served = state(request)
     body = await request.body()
     try:
@@ -247,10 +267,11 @@ async def completions(request: Request) -> Response:
     if not parsed.stream:
         try:
             await job.start()
-            text = await served.within_time(_collect(job))
+            texts = await served.within_time(_collect(job))
         finally:
             await job.close()
-        return JSONResponse({**head, "choices": [_choice(text, job.finish)], "usage": job.usage()})
+        choices = [_choice(text, finish, row) for row, (text, finish) in enumerate(zip(texts, job.finish, strict=True))]
+        return JSONResponse({**head, "choices": choices, "usage": job.usage()})
     try:
         await job.start()
     except BaseException:
@@ -259,9 +280,12 @@ async def completions(request: Request) -> Response:
 
     async def events() -> AsyncIterator[str]:
         try:
-            async for piece in job.pieces():
-                yield _event({**head, "choices": [_choice(piece, None)]})
-            yield _event({**head, "choices": [_choice("", job.finish)], "usage": job.usage()})
+            async for row, piece in job.pieces():
+                yield _event({**head, "choices": [_choice(piece, None, row)]})
+            last = len(job.finish) - 1
+            for row, finish in enumerate(job.finish):  # each choice's end; the usage with the last
+                yield _event({**head, "choices": [_choice("", finish, row)],
+                              **({"usage": job.usage()} if row == last else {})})
             yield "data: [DONE]\n\n"
         finally:  # also when the client went away: the loop stops before its next step
             await job.close()
@@ -269,8 +293,11 @@ async def completions(request: Request) -> Response:
     return EventStream(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-async def _collect(job: Generation) -> str:
-    return "".join([piece async for piece in job.pieces()])
+async def _collect(job: Generation) -> list[str]:
+    texts = ["" for _ in job.tokens]
+    async for row, piece in job.pieces():
+        texts[row] += piece
+    return texts
 
 
 async def list_models(request: Request) -> Response:

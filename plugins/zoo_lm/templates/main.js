@@ -17,6 +17,10 @@ async function generate(info, session, promptIds, maxNewTokens) {  // greedy, wi
   for (const name of info.past) feeds[name] = empty;
   const tokens = [];
   for (let step = 0; step < Math.min(maxNewTokens, info.context - promptIds.length); step++) {
+    if (info.attention_mask) {  // all ones (one prompt has no padding) over the cache and the new ids
+      const total = promptIds.length + tokens.length;
+      feeds[info.attention_mask] = new ort.Tensor("int64", new BigInt64Array(total).fill(1n), [1, total]);
+    }
     const outputs = await session.run(feeds);
     const logits = outputs[info.logits], vocab = logits.dims[2], last = logits.dims[1] - 1;
     let best = 0;

@@ -20,6 +20,10 @@ async function generate(session, promptIds, maxNewTokens) {  // greedy, with the
   for (const name of INFO.past) feeds[name] = empty;
   const tokens = [];
   for (let step = 0; step < Math.min(maxNewTokens, INFO.context - promptIds.length); step++) {
+    if (INFO.attention_mask) {  // all ones (one prompt has no padding) over the cache and the new ids
+      const total = promptIds.length + tokens.length;
+      feeds[INFO.attention_mask] = new ort.Tensor("int64", new BigInt64Array(total).fill(1n), [1, total]);
+    }
     const outputs = await session.run(feeds);
     const logits = outputs[INFO.logits], vocab = logits.dims[2], last = logits.dims[1] - 1;
     let best = 0;

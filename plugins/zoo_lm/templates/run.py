@@ -24,13 +24,17 @@ def encode(tokenizer, text):
 
 
 def generate(session, prompt_ids, max_new_tokens):
-    """Greedy tokens: one call with the whole prompt and an empty cache, then one call per token."""
+    """Greedy tokens: one call with the whole prompt and an empty cache, then one call per token. The attention
+    mask covers the cache and the new ids: all ones, one prompt has no padding."""
     empty = np.zeros((1, INFO["heads"], 0, INFO["head_dim"]), np.float32)
     cache = {name: empty for name in INFO["past"]}
     ids = np.asarray([prompt_ids], np.int64)
     tokens = []
     for _ in range(min(max_new_tokens, INFO["context"] - len(prompt_ids))):
-        outputs = session.run(None, {INFO["input"]: ids, **cache})
+        feeds = {INFO["input"]: ids, **cache}
+        if INFO.get("attention_mask"):  # (bundles exported before the mask have none)
+            feeds[INFO["attention_mask"]] = np.ones((1, len(prompt_ids) + len(tokens)), np.int64)
+        outputs = session.run(None, feeds)
         token = int(np.argmax(outputs[0][0, -1]))
         tokens.append(token)
         cache = dict(zip(INFO["past"], outputs[1:], strict=True))

@@ -126,6 +126,28 @@ def test_without_the_crop_nothing_is_recorded_and_crop_pct_none_is_the_squash(tm
     assert load_run_data(json.loads((plain.run_dir / "config.json").read_text())).info.crop is None
 
 
+def test_the_weights_crop_is_taken_checked_and_overridden(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from zoo.data.crop import EvalCrop
+    from zoo.engine.assembly import weights_inputs
+    from zoo.engine.options import TrainOptions
+
+    def stated(cfg: dict[str, Any], **options: Any) -> Any:
+        folder = tmp_path / f"weights{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"pretrained_cfg": {"mean": [0.5] * 3, "std": [0.5] * 3,
+                                                                         "input_size": [3, 32, 32], **cfg}}))
+        return weights_inputs(TrainOptions(model="resnet18", init=str(folder), **options), say=True)[2]
+
+    assert stated({"crop_pct": 0.95, "interpolation": "bicubic"}).crop_pct == 0.95
+    assert stated({"crop_pct": 0.95}).interpolation == "bilinear"  # no interpolation stated
+    odd = stated({"crop_pct": 0.9, "interpolation": "random"})  # timm's train-time choice: not an eval filter
+    assert odd.interpolation == "bilinear" and "for their 'random'" in capsys.readouterr().err
+    assert stated({"crop_pct": 1.5}) is None and "not a fraction in (0, 1]" in capsys.readouterr().err
+    assert stated({"crop_pct": 0.9}, crop_pct="none") is None  # the user's word wins
+    assert stated({"crop_pct": 0.9}, crop_pct="0.8") == EvalCrop(0.8, "bilinear", "given")
+    assert stated({}) is None
+
+
 def test_resume_is_exact_with_the_crop_and_the_random_resized_crop(tmp_path: Path) -> None:
     """Training through the evaluation transform with timm's training augmentation (--crop-flip, drawn from seed,
     epoch and batch): a stopped and resumed run ends bitwise where the uninterrupted one does."""

@@ -237,10 +237,15 @@ def weights_inputs(options: TrainOptions, say: bool) -> tuple[Any, tuple[int, in
     if image_size is None and stated.input_size is not None:
         image_size = stated.input_size
         taken.append(f"image size {image_size[0]}x{image_size[1]}")
-    if options.crop_pct is None and stated.crop_pct is not None and 0 < stated.crop_pct <= 1:
-        crop = EvalCrop(stated.crop_pct, interpolation if interpolation in INTERPOLATIONS else "bilinear",
-                        f"weights: {options.init}")
-        taken.append(f"crop_pct {crop.crop_pct:g} ({crop.interpolation})")
+    if options.crop_pct is None and stated.crop_pct is not None:
+        if 0 < stated.crop_pct <= 1:
+            crop = EvalCrop(stated.crop_pct, interpolation if interpolation in INTERPOLATIONS else "bilinear",
+                            f"weights: {options.init}")
+            taken.append(f"crop_pct {crop.crop_pct:g} ({crop.interpolation}"
+                         f"{'' if interpolation in INTERPOLATIONS else f' for their {interpolation!r}'})")
+        elif say:
+            print(f"zoo: --init {options.init} states crop_pct {stated.crop_pct:g}, not a fraction in (0, 1]; "
+                  "squashing the images (set --crop-pct to choose)", file=sys.stderr)
     if taken and say:
         print(f"zoo: --init {options.init} states its inputs: {', '.join(taken)} (set --normalize / --image-size "
               "/ --crop-pct to override)", file=sys.stderr)

@@ -253,8 +253,6 @@ def test_predict_and_the_deployed_graph_crop_like_pillow(model: str, hub_runs: d
 
 
 def test_the_python_deployment_crops_and_agrees_with_zoo_predict(hub_runs: dict[str, Any]) -> None:
-    from zoo.predict import predict_images
-
     bundle, folder = hub_runs["vit-tiny"]["bundle"], hub_runs["tmp"] / "deploy-python"
     out = CliRunner().invoke(cli, ["deploy", str(bundle), "--target", "python", "--out", str(folder)])
     assert out.exit_code == 0, out.output
@@ -267,29 +265,64 @@ def test_the_python_deployment_crops_and_agrees_with_zoo_predict(hub_runs: dict[
     files = [str(f) for f in hub_runs["probes"]]
     done = subprocess.run([sys.executable, "run.py", *files], cwd=folder, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    got, want = json.loads(done.stdout), predict_images(bundle, files)
+    _agree_with_predict(json.loads(done.stdout), bundle, files)
+
+
+@pytest.fixture(scope="module")
+def npm_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The node and web deployments' packages from npm, once (skips where node, npm or the registry are missing)."""
+    from .helpers import npm_install
+
+    return npm_install(tmp_path_factory, "zoo-evalcrop", ["onnxruntime-node", "onnxruntime-web", "pngjs",
+                                                          "@cwasm/jpeg-turbo"])
+
+
+def _agree_with_predict(got: list[dict[str, Any]], bundle: Path, files: list[str]) -> None:
+    from zoo.predict import predict_images
+
+    want = predict_images(bundle, files)
     assert [r["index"] for r in got] == [r["index"] for r in want]
     for g, w in zip(got, want, strict=True):
         assert max(abs(g["probabilities"][c] - w["probabilities"][c]) for c in w["probabilities"]) <= 0.01
 
 
-def test_the_node_deployment_crops_with_no_code_of_its_own(hub_runs: dict[str, Any],
-                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
-    from zoo.predict import predict_images
-
-    from .helpers import npm_install
-
-    modules = npm_install(tmp_path_factory, "zoo-evalcrop", ["onnxruntime-node", "pngjs", "@cwasm/jpeg-turbo"])
+def test_the_node_deployment_crops_with_no_code_of_its_own(hub_runs: dict[str, Any], npm_modules: Path) -> None:
     bundle, folder = hub_runs["vit-tiny"]["bundle"], hub_runs["tmp"] / "deploy-node"
     out = CliRunner().invoke(cli, ["deploy", str(bundle), "--target", "node", "--out", str(folder)])
     assert out.exit_code == 0, out.output
-    (folder / "node_modules").symlink_to(modules, target_is_directory=True)
+    (folder / "node_modules").symlink_to(npm_modules, target_is_directory=True)
     check = subprocess.run(["node", "run.js", "--check"], cwd=folder, capture_output=True, text=True, timeout=300)
     assert check.returncode == 0 and json.loads(check.stdout)["passed"], check.stdout + check.stderr
     files = [str(f) for f in hub_runs["probes"]]
     done = subprocess.run(["node", "run.js", *files], cwd=folder, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    got, want = json.loads(done.stdout), predict_images(bundle, files)
-    assert [r["index"] for r in got] == [r["index"] for r in want]
-    for g, w in zip(got, want, strict=True):
-        assert max(abs(g["probabilities"][c] - w["probabilities"][c]) for c in w["probabilities"]) <= 0.01
+    _agree_with_predict(json.loads(done.stdout), bundle, files)
+
+
+def test_the_web_deployment_crops_in_headless_chromium(hub_runs: dict[str, Any], npm_modules: Path) -> None:
+    import functools
+    import shutil
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from . import test_deploy
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("chromium is not installed (tests/test_deploy.py installs it with apt-get)")
+    bundle, folder = hub_runs["vit-tiny"]["bundle"], hub_runs["tmp"] / "deploy-web"
+    out = CliRunner().invoke(cli, ["deploy", str(bundle), "--target", "web", "--out", str(folder)])
+    assert out.exit_code == 0, out.output
+    (folder / "node_modules").symlink_to(npm_modules, target_is_directory=True)
+    files = [str(f) for f in hub_runs["probes"][:3]]
+    for file in files:
+        shutil.copy(file, folder / Path(file).name)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(test_deploy._QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        assert test_deploy._page_result(chromium, url + "?check=1")["passed"]
+        got = test_deploy._page_result(chromium, f"{url}?image={','.join(Path(f).name for f in files)}")
+    finally:
+        server.shutdown()
+    _agree_with_predict(got, bundle, files)

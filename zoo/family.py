@@ -307,6 +307,13 @@ class Family:
         they replace the model's defaults, and the user's flags still win. Default: none."""
         return {}
 
+    def private_model_args(self, spec: ModelSpec) -> dict[str, Any]:
+        """Model arguments that make this model one DP-SGD can train (``zoo train --dp-epsilon``; docs/privacy.md),
+        e.g. ``{"norm": "group"}`` for a model whose batch norms mix the samples of a batch: they replace the
+        model's defaults (the user's ``--arg`` still wins) and are recorded in the run's ``model_args``, so every
+        rebuild (export, predict, resume) builds the same variant. Default: none."""
+        return {}
+
     def token_model(self, model: torch.nn.Module, data: DataInfo) -> TokenModel | None:
         """How to turn text into this model's tokens and read its next-token logits, for token attributions
         (``zoo explain RUN "a prompt"``), or ``None`` for models that do not read text. Default: ``None``."""

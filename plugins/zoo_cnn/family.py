@@ -122,6 +122,11 @@ class ClassifierFamily(Family):
             return {}
         return {"batch_size": 2 * int(defaults.get("batch_size", 32)), "lr": 2.5 * float(defaults["lr"])}
 
+    def private_model_args(self, spec: ModelSpec) -> dict[str, Any]:
+        """Under DP-SGD, models that offer a ``norm`` argument (the torchvision-layout ResNets) take group norm:
+        batch norm mixes the samples of a batch, which per-sample clipping cannot bound."""
+        return {"norm": "group"} if "norm" in spec.model_args else {}
+
     def gradcam_layer(self, model: torch.nn.Module) -> torch.nn.Module | None:
         """The model's own choice (a ``gradcam_layer()`` method: its last feature maps), else none."""
         pick = getattr(model, "gradcam_layer", None)

@@ -37,7 +37,7 @@ def register_models(register: Callable[[Any], None]) -> None:
             summary=f"{title}, torchvision layout; {count / 1e6:.1f} M parameters at 1000 classes",
             defaults={"epochs": 30, "batch_size": 64, "lr": 0.025, "optimizer": "sgd", "momentum": 0.9,
                       "weight_decay": 1e-4},
-            model_args={"in_channels": 3, "num_classes": 1000, "stem": "standard"},
+            model_args={"in_channels": 3, "num_classes": 1000, "stem": "standard", "norm": "batch"},
         ))
     for name, (builder, count, title) in VITS.items():
         register(ModelSpec(

@@ -3,6 +3,9 @@
 The layout follows ``torchvision.models.resnet`` (ResNet v1.5: the stride of a bottleneck sits on its 3×3
 convolution), so a torchvision state dict loads as is. ``stem="small"`` swaps the 7×7/2 convolution and the
 max-pooling for one 3×3/1 convolution (the CIFAR recipe): same names, a smaller ``conv1.weight``.
+``norm="group"`` swaps every batch norm for a group norm (32 groups, same parameter names, no running statistics):
+what DP-SGD can train, since it normalises each sample on its own (the family chooses it under ``--dp-epsilon``;
+docs/privacy.md). That variant's ReLUs work out of place: Opacus' per-sample hooks forbid changing their outputs.
 """
 
 from __future__ import annotations
@@ -11,6 +14,14 @@ import torch
 from torch import nn
 
 STEMS = ("standard", "small")
+NORMS = ("batch", "group")
+#: Groups of a group norm (every ResNet width, 64 to 2048, is a multiple of it).
+GROUPS = 32
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    """The normalisation layer ``norm`` names: batch norm (torchvision's) or group norm."""
+    return nn.GroupNorm(GROUPS, channels) if kind == "group" else nn.BatchNorm2d(channels)
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -26,13 +37,14 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 norm: str = "batch") -> None:
         super().__init__()
         self.conv1 = _conv3x3(cin, planes, stride)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn1 = _norm(norm, planes)
+        self.relu = nn.ReLU(inplace=norm != "group")
         self.conv2 = _conv3x3(planes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = _norm(norm, planes)
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -47,15 +59,16 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 norm: str = "batch") -> None:
         super().__init__()
         self.conv1 = _conv1x1(cin, planes)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = _norm(norm, planes)
         self.conv2 = _conv3x3(planes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = _norm(norm, planes)
         self.conv3 = _conv1x1(planes, planes * self.expansion)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn3 = _norm(norm, planes * self.expansion)
+        self.relu = nn.ReLU(inplace=norm != "group")
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,8 +89,11 @@ class ResNet(nn.Module):
     init_layouts = "torchvision's layout (torchvision.models.resnet*'s state_dict), with the same stem"
 
     def __init__(self, layers: list[int], block: str = "basic", in_channels: int = 3, num_classes: int = 1000,
-                 stem: str = "standard") -> None:
+                 stem: str = "standard", norm: str = "batch") -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        self.norm = norm
         if block not in _BLOCKS:
             raise ValueError(f"block must be one of {', '.join(_BLOCKS)}, got {block!r}")
         if stem not in STEMS:
@@ -94,8 +110,8 @@ class ResNet(nn.Module):
         else:
             self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
+        self.bn1 = _norm(norm, 64)
+        self.relu = nn.ReLU(inplace=norm != "group")
         self.layer1 = self._make_layer(block_type, 64, int(layers[0]))
         self.layer2 = self._make_layer(block_type, 128, int(layers[1]), stride=2)
         self.layer3 = self._make_layer(block_type, 256, int(layers[2]), stride=2)
@@ -105,7 +121,7 @@ class ResNet(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
+            elif isinstance(module, nn.BatchNorm2d | nn.GroupNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
 
@@ -114,10 +130,10 @@ class ResNet(nn.Module):
         downsample = None
         if stride != 1 or self.inplanes != planes * expansion:
             downsample = nn.Sequential(_conv1x1(self.inplanes, planes * expansion, stride),
-                                       nn.BatchNorm2d(planes * expansion))
-        layers = [block(self.inplanes, planes, stride, downsample)]
+                                       _norm(self.norm, planes * expansion))
+        layers = [block(self.inplanes, planes, stride, downsample, self.norm)]
         self.inplanes = planes * expansion
-        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        layers += [block(self.inplanes, planes, norm=self.norm) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def gradcam_layer(self) -> nn.Module:
@@ -134,16 +150,19 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def resnet18(in_channels: int = 3, num_classes: int = 1000, stem: str = "standard") -> ResNet:
+def resnet18(in_channels: int = 3, num_classes: int = 1000, stem: str = "standard",
+             norm: str = "batch") -> ResNet:
     """ResNet-18 (torchvision layout): 11,689,512 parameters at 1000 classes."""
-    return ResNet([2, 2, 2, 2], "basic", in_channels, num_classes, stem)
+    return ResNet([2, 2, 2, 2], "basic", in_channels, num_classes, stem, norm)
 
 
-def resnet34(in_channels: int = 3, num_classes: int = 1000, stem: str = "standard") -> ResNet:
+def resnet34(in_channels: int = 3, num_classes: int = 1000, stem: str = "standard",
+             norm: str = "batch") -> ResNet:
     """ResNet-34 (torchvision layout): 21,797,672 parameters at 1000 classes."""
-    return ResNet([3, 4, 6, 3], "basic", in_channels, num_classes, stem)
+    return ResNet([3, 4, 6, 3], "basic", in_channels, num_classes, stem, norm)
 
 
-def resnet50(in_channels: int = 3, num_classes: int = 1000, stem: str = "standard") -> ResNet:
+def resnet50(in_channels: int = 3, num_classes: int = 1000, stem: str = "standard",
+             norm: str = "batch") -> ResNet:
     """ResNet-50 (torchvision layout, v1.5): 25,557,032 parameters at 1000 classes."""
-    return ResNet([3, 4, 6, 3], "bottleneck", in_channels, num_classes, stem)
+    return ResNet([3, 4, 6, 3], "bottleneck", in_channels, num_classes, stem, norm)

@@ -38,11 +38,16 @@ def privacy_text(summary: dict[str, Any], run_dir: Path) -> str:
                      f"accountant) over {spent['steps']} steps: each sample's gradient clipped to norm "
                      f"{spent['max_grad_norm']:g}, Gaussian noise multiplier {spent['noise_multiplier']:.4f}, Poisson "
                      f"sampling rate {spent['sample_rate']:.5f}. The guarantee covers the training split only.")
+        if spent.get("model_args"):
+            chosen = ", ".join(f"{k}={v}" for k, v in spent["model_args"].items())
+            lines.append(f"The model was built as the variant DP-SGD can train: {chosen} (chosen by its family; "
+                         "this bundle's graph is that variant).")
     else:
         lines.append("Trained without differential privacy: no formal guarantee for the people in the training data.")
     if audit:
         lines.append(f"Membership-inference audit ({audit['attack']}, {audit['members']} training vs "
                      f"{audit['non_members']} held-out samples): AUC {audit['auc']:.3f} (0.5 = the attacker learns "
-                     f"nothing; ± {audit.get('auc_null_std', 0):.3f} by chance), TPR {audit['tpr_at_fpr_1pct']:.3f} "
-                     f"at 1 % FPR, {audit['tpr_at_fpr_10pct']:.3f} at 10 % FPR.")
+                     f"nothing; ± {audit.get('auc_null_std', 0):.3f} by chance), TPR "
+                     + (f"{audit['tpr_at_fpr_01pct']:.3f} at 0.1 % FPR, " if "tpr_at_fpr_01pct" in audit else "")
+                     + f"{audit['tpr_at_fpr_1pct']:.3f} at 1 % FPR, {audit['tpr_at_fpr_10pct']:.3f} at 10 % FPR.")
     return "\n".join(lines) + "\n\n"

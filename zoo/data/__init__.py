@@ -212,6 +212,8 @@ class DataOptions:
     args: dict[str, str] = field(default_factory=dict)
     #: A fixed mean/std instead of the training split's (``--normalize``, or the starting weights' own).
     normalize: Normalization | None = None
+    #: Keep only this many training samples, drawn by the seed (``--train-samples``); the validation split stays.
+    train_samples: int | None = None
     #: Resize keeping the aspect ratio + centre crop instead of the squash (``--crop-pct``, or the weights' own).
     crop: EvalCrop | None = None
 
@@ -404,7 +406,13 @@ def load_dataset(
     kwargs: dict[str, Any] = {"seed": seed, "val_fraction": val_fraction, **_dataset_args(spec, options.args)}
     if path:
         kwargs["path"] = path
-    loaded = loader(**kwargs)
+    return training_subset(_load_splits(base, spec, loader(**kwargs), seed, val_fraction, options),
+                           options.train_samples, seed)
+
+
+def _load_splits(base: str, spec: Any, loaded: Any, seed: int, val_fraction: float,
+                 options: DataOptions) -> DataSplits:
+    """What a loader returned, prepared into train and validation splits."""
     if isinstance(loaded, RawData):
         return prepare(base, loaded, seed=seed, val_fraction=val_fraction, options=options)
     if isinstance(loaded, RawFiles):
@@ -430,6 +438,28 @@ def load_dataset(
     return loaded
 
 
+def subset_indices(available: int, count: int, seed: int) -> np.ndarray:
+    """The (sorted) indices of the training samples ``--train-samples count`` keeps, a pure function of the seed."""
+    return np.sort(np.random.default_rng([seed, 0x7A15EED]).choice(available, count, replace=False))
+
+
+def training_subset(splits: DataSplits, count: int | None, seed: int) -> DataSplits:
+    """The splits with only ``count`` training samples, drawn without replacement by ``seed`` (kept in their
+    order; ``None``: all of them). The samples left out are in neither split; the validation split is unchanged."""
+    if count is None:
+        return splits
+    available = len(splits.y_train)
+    if available == 0 or len(splits.x_train) != available:
+        raise ZooError(f"--train-samples picks labelled samples, and dataset {splits.info.name!r} has none one by one "
+                       "(text is cut into blocks); drop --train-samples")
+    if not 1 <= count <= available:
+        raise ZooError(f"--train-samples must be between 1 and the {available} training samples of "
+                       f"{splits.info.name!r}, got {count}")
+    chosen = subset_indices(available, count, seed)
+    x_train = splits.x_train.subset(chosen) if hasattr(splits.x_train, "subset") else splits.x_train[chosen]
+    return replace(splits, x_train=x_train, y_train=splits.y_train[chosen])
+
+
 def _dataset_args(spec: Any, args: dict[str, str]) -> dict[str, str]:
     """``--data-arg`` values, each one the dataset declares (``DatasetSpec.args``)."""
     for key in args:
@@ -448,5 +478,6 @@ def load_run_data(config: dict[str, Any]) -> DataSplits:
         options=DataOptions(image_size=tuple(size) if size else None, channels=options.get("channels"),
                             args=dict(options.get("args") or {}),
                             normalize=Normalization.from_dict(options.get("normalize")),
+                            train_samples=options.get("train_samples"),
                             crop=EvalCrop.from_dict(options.get("crop"))),
     )

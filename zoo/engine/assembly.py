@@ -20,7 +20,7 @@ import os
 import random
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -156,6 +156,8 @@ class RunParts:
     model_args: dict[str, Any]
     data_args: dict[str, Any]
     ctx: RunContext
+    #: The model arguments the family chose for DP-SGD (``Family.private_model_args``) that the run took.
+    private_args: dict[str, Any] = field(default_factory=dict)
 
 
 def with_default_dataset(options: TrainOptions) -> TrainOptions:
@@ -190,7 +192,7 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
     init_process_group(world, device)
     normalize, image_size, crop = weights_inputs(options, say=world.is_main and options.progress)
     data_options = DataOptions(image_size=image_size, channels=options.channels, args=dict(options.data_args),
-                               normalize=normalize, crop=crop)
+                               normalize=normalize, train_samples=options.train_samples, crop=crop)
     data = load_dataset(options.dataset, seed=options.seed, options=data_options)
     check_data_kinds(spec, options, data.info)
     ctx = RunContext(hyperparameters=hp, data=data, device=device, rank=world.rank, world_size=world.size,
@@ -201,7 +203,8 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
         epochs = min(epochs, SMOKE_EPOCHS)
         data = replace(data, x_val=data.x_val[:SMOKE_VAL], y_val=data.y_val[:SMOKE_VAL])
     data_args = family.data_args(spec, data.info)
-    model_args = {**spec.model_args, **data_args, **options.args}
+    private_args = family.private_model_args(spec) if options.dp_epsilon is not None else {}  # e.g. GroupNorm
+    model_args = {**spec.model_args, **data_args, **private_args, **options.args}
     check_model_args(spec.name, spec.model_args, model_args, options.args, data.info)
     config = TrainConfig(
         model=spec.name, family=spec.family, dataset=options.dataset, seed=options.seed,
@@ -209,10 +212,12 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
         data_options={"image_size": list(data_options.image_size) if data_options.image_size else None,
                       "channels": options.channels, "args": dict(options.data_args),
                       "normalize": normalize.to_dict() if normalize else None,
+                      "train_samples": options.train_samples,
                       **({"crop": crop.to_dict()} if crop else {})},  # no key without: configs stay as they were
     )
     ctx = replace(ctx, data=data)
-    return RunParts(spec, family, config, data, device, precision, epochs, model_args, data_args, ctx)
+    taken = {k: v for k, v in private_args.items() if k not in options.args}
+    return RunParts(spec, family, config, data, device, precision, epochs, model_args, data_args, ctx, taken)
 
 
 def weights_inputs(options: TrainOptions, say: bool) -> tuple[Any, tuple[int, int] | None, Any]:

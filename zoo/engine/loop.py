@@ -112,9 +112,9 @@ class Trainer:
                                         say=world.is_main)
         self.ema: WeightAverage | None = None  # --ema: made once the starting weights are in (start, restore)
         self.x_train, self.y_train = training_tensors(self.data, self.device)
-        self.privacy = private_training(options, self.family, self.net, self.optimizers, self.order, world.size,
-                                        len(self.x_train), self.batch, self.batches_per_epoch, self.epochs,
-                                        self.spec.name)  # --dp-epsilon: DP-SGD (zoo/engine/privacy.py)
+        self.privacy = private_training(options, self.family, self.net, self.optimizers, self.order, world,
+                                        len(self.x_train), self.batch * world.size, self.batches_per_epoch, self.epochs,
+                                        self.spec.name, parts.private_args)  # --dp-epsilon: zoo/engine/privacy.py
         self.schedulers = make_schedulers(self.optimizers, self.schedule, self.budget)
         self.state, self.totals = TrainState(), LossTotals()
         self.guard = LossGuard(self.device, options.on_nan, world, lambda: self.run_dir / CHECKPOINTS / LAST)
@@ -185,8 +185,9 @@ class Trainer:
                                  log_every=self.options.log_every)
         tensorboard = bool(self.options.tensorboard) or "tensorboard" in self.trackers
         self.log = MetricsLog(self.run_dir, tensorboard and main, "mlflow" in self.trackers) if main else None
-        self.model = self.net if self.sharded else wrap_model(self.net, self.world, self.device, self.family,
-                                                              len(self.order))
+        # DP-SGD shares clipped, noised gradients in its own optimizer (zoo/engine/privacy.py), not through DDP
+        self.model = self.net if self.sharded or self.privacy else wrap_model(self.net, self.world, self.device,
+                                                                              self.family, len(self.order))
         started, stop_reason = time.perf_counter(), None
         try:
             interrupt = InterruptFlag(abort_on_second=not self.world.distributed)
@@ -263,7 +264,7 @@ class Trainer:
                 if loss is None:
                     raise ZooError(f"family training_step returned {losses!r} without 'loss'; fix the family plugin")
                 self.precision.backward(loss / self.options.accumulate if self.options.accumulate > 1 else loss)
-            if boundary and self.model is self.net and not self.sharded:  # no DDP wrapper: share gradients here
+            if boundary and self.model is self.net and not (self.sharded or self.privacy):  # no DDP: share here
                 self.world.sync_gradients(optimizer)
             if self._is_good(name, losses, boundary):
                 self.totals.add(f"{name}_" if len(self.optimizers) > 1 else "", losses)

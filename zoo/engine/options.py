@@ -143,6 +143,9 @@ class TrainOptions:
     args: dict[str, Any] = option(  # noqa: RUF009 - field() with metadata
         help="A model argument, e.g. --arg width=32.", flag="--arg", param="model_args",
         metavar="KEY=VALUE", factory=dict)
+    train_samples: int | None = option(None, "Train on this many samples of the training split, drawn by --seed (the "
+                                       "validation split stays whole): e.g. a small set a model memorises.",
+                                       metavar="N")
     data_args: dict[str, Any] = option(  # noqa: RUF009 - field() with metadata
         help="A dataset option (see zoo datasets), e.g. --data-arg target=y for a CSV's target column.",
         flag="--data-arg", param="data_args", metavar="KEY=VALUE", factory=dict)
@@ -154,7 +157,8 @@ class TrainOptions:
 #: Checked in config files too; the device is not: the API and config files may name one such as "cuda:1".
 _CHOICES = {f.name: f.metadata["choices"] for f in fields(TrainOptions)
             if f.metadata.get("choices") and f.name != "device"}
-_POSITIVE = {"epochs", "batch_size", "accumulate", "max_steps", "save_every", "keep_last", "log_every", "step_epochs"}
+_POSITIVE = {"epochs", "batch_size", "train_samples", "accumulate", "max_steps", "save_every", "keep_last",
+             "log_every", "step_epochs"}
 
 
 def _base_type(annotation: str) -> type:

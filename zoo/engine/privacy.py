@@ -6,13 +6,17 @@ sample's gradient clipped to ``--dp-max-grad-norm``, Gaussian noise of ``noise_m
 their sum), draws each step's batch by Poisson sampling (every training sample independently with probability
 ``batch_size / N``: a pure function of seed, epoch and step, so a resumed run draws the same batches), and keeps
 Opacus' RDP accountant, whose history is checkpointed: a resumed run spends exactly what an uninterrupted one
-does. The noise multiplier is chosen before training so that the planned steps spend at most ``--dp-epsilon``
-at ``--dp-delta``; the loop stops before a step that would spend more.
+does. With several processes (``--nproc``) every process draws the same global Poisson batch and trains on its own
+share of it (the samples ``i`` with ``i % world == rank``); Opacus' ``DistributedDPOptimizer`` clips each process's
+samples, adds the noise once (in process 0) and sums the gradients over the processes, so the step is the one a
+single process would take and the accountant counts the global sampling rate. The noise multiplier is chosen
+before training so that the planned steps spend at most ``--dp-epsilon`` at ``--dp-delta``; the loop stops before
+a step that would spend more.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from zoo.errors import ZooError
@@ -21,6 +25,8 @@ from zoo.errors import ZooError
 DEFAULT_DELTA = 1e-5
 #: Per-sample gradient norm bound when ``--dp-max-grad-norm`` is not given.
 DEFAULT_MAX_GRAD_NORM = 1.0
+#: The chance of an empty Poisson batch anywhere in a run's plan that is refused (``check_batch_share``).
+EMPTY_BATCH_RISK = 0.01
 #: The accountant (Rényi DP, Opacus' default and the one its noise calibration uses).
 ACCOUNTANT = "rdp"
 
@@ -38,6 +44,9 @@ class PrivacySpent:
     sample_rate: float
     steps: int
     accountant: str = ACCOUNTANT
+    #: Model arguments the family chose so that DP-SGD can train the model (``Family.private_model_args``, e.g.
+    #: ``{"norm": "group"}``); they are in the run's ``model_args`` too, so every rebuild builds that variant.
+    model_args: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data."""
@@ -64,14 +73,12 @@ def check_options(options: Any, family: Any, world_size: int, optimizer_names: t
     if not 0 < delta < 1:
         raise ZooError(f"--dp-delta must be between 0 and 1 (usually below 1/N of the training set), got {delta}")
     refusals = [
-        (world_size > 1, "trains in one process (Opacus' per-sample clipping is not combined with DDP here); "
-                         "drop --nproc"),
         (len(optimizer_names) != 1, f"needs a family with one optimizer; this one steps {list(optimizer_names)}"),
         (not family.wraps_for_ddp, "needs a family whose training_step calls model(...)"),
         (options.accumulate > 1, "draws one Poisson batch per step; drop --accumulate"),
         (options.grad_clip is not None, "clips each sample's gradient itself (--dp-max-grad-norm); drop --grad-clip"),
         (options.precision != "32", "trains in fp32; drop --precision"),
-        (options.strategy != "ddp", "trains in one process; drop --strategy"),
+        (options.strategy != "ddp", "shares the clipped gradients the DDP way, not sharded; drop --strategy fsdp"),
         (options.compile, "hooks every layer for per-sample gradients, which --compile cannot trace; drop --compile"),
         (any(float(options.hp.get(key, 0) or 0) > 0 for key in ("mixup", "cutmix")),
          "bounds each sample's gradient, and mixup/cutmix blend samples into each other; drop --hp mixup/cutmix"),
@@ -90,6 +97,18 @@ def check_model(net: Any, model_name: str) -> None:
         first = str(errors[0]).strip().splitlines()[0]
         raise ZooError(f"--dp-epsilon: {model_name} has layers DP-SGD cannot train ({first}); train a model without "
                        "BatchNorm, or one whose family offers a GroupNorm variant (docs/privacy.md)")
+
+
+def check_batch_share(expected: float, steps: int, world_size: int) -> None:
+    """Refuse a plan in which some process would likely draw an empty Poisson batch (a share of ``expected`` samples
+    a step, empty with probability exp(-expected)): its loss would be the mean of nothing."""
+    import math
+
+    if steps * math.exp(-expected) > EMPTY_BATCH_RISK:
+        where = f"each of the {world_size} processes expects" if world_size > 1 else "a step expects"
+        raise ZooError(f"--dp-epsilon: {where} {expected:.1f} samples, so some of the {steps} Poisson "
+                       "batches would likely be empty; raise --batch-size" + (" or use fewer processes"
+                                                                              if world_size > 1 else ""))
 
 
 def quiet_opacus() -> None:
@@ -114,12 +133,15 @@ class Privacy:
     """DP-SGD for one run: the hooked model, the private optimizer, Poisson batches and the accountant."""
 
     def __init__(self, options: Any, net: Any, optimizers: dict[str, Any], num_samples: int, batch_size: int,
-                 steps_per_epoch: int, epochs: int, model_name: str) -> None:
+                 steps_per_epoch: int, epochs: int, model_name: str, rank: int = 0, world_size: int = 1,
+                 model_args: dict[str, Any] | None = None) -> None:
+        """``batch_size`` is the global (expected) batch, over all ``world_size`` processes; ``model_args`` the
+        arguments the family chose for DP-SGD (recorded)."""
         opacus()
         from opacus import GradSampleModule
         from opacus.accountants import RDPAccountant
         from opacus.accountants.utils import get_noise_multiplier
-        from opacus.optimizers import DPOptimizer
+        from opacus.optimizers import DistributedDPOptimizer, DPOptimizer
 
         check_model(net, model_name)
         quiet_opacus()
@@ -128,8 +150,11 @@ class Privacy:
         self.delta = float(options.dp_delta if options.dp_delta is not None else DEFAULT_DELTA)
         self.max_grad_norm = float(options.dp_max_grad_norm or DEFAULT_MAX_GRAD_NORM)
         self.num_samples, self.batch_size, self.steps_per_epoch = num_samples, batch_size, steps_per_epoch
+        self.rank, self.world_size = rank, world_size
+        self.model_args = dict(model_args or {})
         self.sample_rate = min(1.0, batch_size / num_samples)
         self.planned_steps = steps_per_epoch * epochs
+        check_batch_share(self.sample_rate * num_samples / world_size, self.planned_steps, world_size)
         try:
             self.noise_multiplier = float(get_noise_multiplier(
                 target_epsilon=self.target_epsilon, target_delta=self.delta, sample_rate=self.sample_rate,
@@ -141,21 +166,27 @@ class Privacy:
         self.budget_steps = self._budget_steps()
         self.hooks = GradSampleModule(net, batch_first=True, loss_reduction="mean")  # per-sample gradients
         (name,) = optimizers
-        optimizers[name] = DPOptimizer(optimizers[name], noise_multiplier=self.noise_multiplier,
-                                       max_grad_norm=self.max_grad_norm, expected_batch_size=batch_size,
-                                       loss_reduction="mean")
+        # Each process divides by its share of the expected batch; the distributed optimizer then averages over the
+        # processes: the sum of every clipped gradient plus one noise draw, over the global expected batch.
+        private = DistributedDPOptimizer if world_size > 1 else DPOptimizer
+        optimizers[name] = private(optimizers[name], noise_multiplier=self.noise_multiplier,
+                                   max_grad_norm=self.max_grad_norm, expected_batch_size=batch_size // world_size,
+                                   loss_reduction="mean")
 
     # --- batches ------------------------------------------------------------------------------------
 
     def batch_indices(self, epoch: int, first: int) -> list[Any]:
-        """This epoch's batches from batch ``first`` on: Poisson sampling, every sample independently with
-        probability ``sample_rate``, drawn from a generator seeded by seed and epoch only (resumable anywhere)."""
+        """This process's batches of this epoch from batch ``first`` on: Poisson sampling, every sample independently
+        with probability ``sample_rate``, drawn from a generator seeded by seed and epoch only (resumable anywhere);
+        with several processes each takes its share (``i % world == rank``) of the same global batch."""
         import torch
 
         from zoo.engine.batches import epoch_seed
 
         generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch) ^ 0x5EED_D9)
         chosen = torch.rand(self.steps_per_epoch, self.num_samples, generator=generator) < self.sample_rate
+        if self.world_size > 1:
+            chosen &= (torch.arange(self.num_samples) % self.world_size == self.rank)[None, :]
         return [torch.nonzero(row).flatten() for row in chosen[first:]]
 
     # --- accounting -----------------------------------------------------------------------------------
@@ -178,7 +209,7 @@ class Privacy:
         """ε spent so far (0 before the first step) and the settings."""
         epsilon = float(self.accountant.get_epsilon(delta=self.delta)) if self.accountant.history else 0.0
         return PrivacySpent(epsilon, self.delta, self.target_epsilon, self.noise_multiplier, self.max_grad_norm,
-                            self.sample_rate, self.steps)
+                            self.sample_rate, self.steps, model_args=dict(self.model_args))
 
     def _epsilon_after(self, steps: int) -> float:
         from opacus.accountants import RDPAccountant
@@ -212,11 +243,13 @@ class Privacy:
 
 
 def private_training(options: Any, family: Any, net: Any, optimizers: dict[str, Any], order: tuple[str, ...],
-                     world_size: int, num_samples: int, batch_size: int, batches_per_epoch: int, epochs: int,
-                     model_name: str) -> Privacy | None:
+                     world: Any, num_samples: int, batch_size: int, batches_per_epoch: int, epochs: int,
+                     model_name: str, model_args: dict[str, Any] | None = None) -> Privacy | None:
     """The run's :class:`Privacy` when ``--dp-epsilon`` is given (``optimizers`` then holds the private one),
-    else ``None``; what DP-SGD cannot train is refused first, in one line."""
-    check_options(options, family, world_size, order)
+    else ``None``; what DP-SGD cannot train is refused first, in one line. ``batch_size`` is the global batch and
+    ``world`` the processes (:class:`zoo.engine.distributed.World`), ``model_args`` those the family chose for DP."""
+    check_options(options, family, world.size, order)
     if not wanted(options):
         return None
-    return Privacy(options, net, optimizers, num_samples, batch_size, batches_per_epoch, epochs, model_name)
+    return Privacy(options, net, optimizers, num_samples, batch_size, batches_per_epoch, epochs, model_name,
+                   rank=world.rank, world_size=world.size, model_args=model_args)

@@ -19,6 +19,7 @@ from zoo.role_handlers import (
     PredictRequest,
     PredictRow,
     RoleHandlers,
+    class_rows,
 )
 
 
@@ -37,16 +38,7 @@ class ClassifierHandlers(RoleHandlers):
         if logits.ndim != 2 or logits.shape[1] != len(labels):
             raise ZooError(f"{request.bundle.path}: classifier output {info['output']!r} has shape "
                            f"{list(logits.shape)}, not batch × {len(labels)} classes; export the bundle again")
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        rows = []
-        for path, p in zip(request.inputs, probabilities, strict=True):
-            best = int(p.argmax())
-            shown = ", ".join(f"{labels[i]} {p[i]:.3f}" for i in np.argsort(-p, kind="stable")[:request.top])
-            rows.append(PredictRow(str(path), f"{labels[best]}  ({shown})", {
-                "image": str(path), "class": labels[best], "index": best,
-                "probabilities": {label: float(v) for label, v in zip(labels, p, strict=True)}}))
-        return rows
+        return class_rows(request.inputs, logits, labels, request.top, key="image")
 
     def deploy(self, request: DeployRequest) -> DeployPlan:
         from zoo.deploy.images import image_plan

@@ -229,8 +229,10 @@ def test_predict_and_the_deployed_graph_crop_like_pillow(model: str, hub_runs: d
     from zoo.bundles.manifest import Bundle
     from zoo.bundles.pregraph import RESIZE_TOLERANCE_8BIT, preprocessing_graph
     from zoo.data.readers import load_image
+    from zoo.explain.source import _run_meta
     from zoo.ort import import_onnxruntime
     from zoo.predict import preprocess
+    from zoo.runs import load_run
 
     run, cfg = hub_runs[model], hub_runs[model]["config"]
     entry = Bundle.open(run["bundle"]).manifest.with_role("classifier")[0]
@@ -242,6 +244,7 @@ def test_predict_and_the_deployed_graph_crop_like_pillow(model: str, hub_runs: d
 
     graph = import_onnxruntime().InferenceSession(preprocessing_graph(entry).SerializeToString(),
                                                   providers=["CPUExecutionProvider"])
+    run_meta = _run_meta(load_run(run["run_dir"]).data_info)
     for file in hub_runs["probes"]:
         reference = pillow_reference(file, SIZE, cfg["crop_pct"], "bicubic")[None].astype(np.float32)
         squashed = pillow_reference(file, SIZE, None, "bicubic")[None].astype(np.float32)
@@ -250,6 +253,8 @@ def test_predict_and_the_deployed_graph_crop_like_pillow(model: str, hub_runs: d
         assert np.abs(predicted - reference).max() <= RESIZE_TOLERANCE_8BIT + 1e-3, file.name
         assert np.abs(deployed - reference).max() <= RESIZE_TOLERANCE_8BIT + 1e-3, file.name
         assert np.abs(squashed - reference).max() > 20  # the crop matters on these images
+        # zoo explain of the run folder (no bundle) preprocesses image files as the export records it
+        assert np.array_equal(preprocess(file, run_meta), preprocess(file, entry.metadata))
 
 
 def test_the_python_deployment_crops_and_agrees_with_zoo_predict(hub_runs: dict[str, Any]) -> None:

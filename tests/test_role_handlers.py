@@ -193,3 +193,18 @@ def test_predict_and_deploy_refuse_a_bundle_whose_role_they_cannot_handle(scorer
     out = CliRunner().invoke(cli, ["deploy", str(other), "--target", "node", "--out", str(tmp_path / "d")])
     assert_one_line_error(out, "holds no graph `zoo deploy` can use", "handles the roles classifier", "scores")
     assert not (tmp_path / "d").exists(), "nothing is written for a bundle that cannot be deployed"
+
+
+def test_class_rows_are_the_softmax_of_each_row_with_the_top_classes() -> None:
+    from zoo.role_handlers import class_rows
+
+    logits = np.array([[0.0, 2.0, 1.0], [5.0, 5.0, -1.0]], np.float32)
+    rows = class_rows(["a.wav", Path("b.wav")], logits, ["no", "yes", "up"], top=2, key="file")
+    first, second = (row.to_dict() for row in rows)
+    expected = np.exp(logits[0].astype(np.float64)) / np.exp(logits[0].astype(np.float64)).sum()
+    assert first["file"] == first["input"] == "a.wav" and first["class"] == "yes" and first["index"] == 1
+    assert list(first["probabilities"].values()) == pytest.approx(expected.tolist(), rel=1e-12)
+    assert first["summary"] == f"yes  (yes {expected[1]:.3f}, up {expected[2]:.3f})"
+    assert second["class"] == "no" and second["summary"].startswith("no  (no 0.499, yes 0.499)")  # ties: first
+    with pytest.raises(ValueError):  # a logits row per input, no fewer
+        class_rows(["a.wav"], logits, ["no", "yes", "up"])

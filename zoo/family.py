@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.explain.types import AttentionMaps, TokenModel  # re-exported: `zoo explain`'s contract
+from zoo.explain.types import AttentionMaps, InputSpace, TokenModel  # re-exported: `zoo explain`'s contract
 from zoo.recipe import (  # noqa: F401 - re-exported: the fine-tuning recipe is part of the public contract
     Mix,
     draw_mix,
@@ -319,6 +319,12 @@ class Family:
     def token_model(self, model: torch.nn.Module, data: DataInfo) -> TokenModel | None:
         """How to turn text into this model's tokens and read its next-token logits, for token attributions
         (``zoo explain RUN "a prompt"``), or ``None`` for models that do not read text. Default: ``None``."""
+        return None
+
+    def input_space(self, model: torch.nn.Module, data: DataInfo) -> InputSpace | None:
+        """How ``zoo explain`` reads, attributes and draws the inputs of a model that takes neither images nor
+        text (audio, rows of features), or ``None``: images (a ``classifier`` graph) or text (``token_model``).
+        Default: ``None``."""
         return None
 
 

@@ -78,6 +78,24 @@ class PredictRow:
         return {"input": self.input, "summary": self.summary, **self.values}
 
 
+def class_rows(inputs: Sequence[Any], logits: np.ndarray, labels: Sequence[str], top: int = 3,
+               key: str = "input") -> list[PredictRow]:
+    """The rows of a classifier's ``zoo predict``: for each input (a file) and its row of ``logits``, the most
+    probable class with the ``top`` most probable shown (``"yes  (yes 0.912, no 0.088)"``), and as values
+    ``{key: input, "class", "index", "probabilities": {label: p}}`` (softmax in float64)."""
+    scores = np.asarray(logits, np.float64)
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    rows = []
+    for item, p in zip(inputs, probabilities, strict=True):
+        best = int(p.argmax())
+        shown = ", ".join(f"{labels[i]} {p[i]:.3f}" for i in np.argsort(-p, kind="stable")[:top])
+        rows.append(PredictRow(str(item), f"{labels[best]}  ({shown})", {
+            key: str(item), "class": labels[best], "index": best,
+            "probabilities": {label: float(v) for label, v in zip(labels, p, strict=True)}}))
+    return rows
+
+
 @dataclass(frozen=True)
 class DeployRequest:
     """What ``zoo deploy`` asks a role's handlers: deploy ``graph`` of ``bundle`` for ``target`` (python, node,

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from zoo.data import DataInfo
-from zoo.family import Family, GraphSpec, ReportContext, ReportSection, RunContext
+from zoo.family import Family, GraphSpec, InputSpace, ReportContext, ReportSection, RunContext
 from zoo.specs import ModelSpec
+from zoo.toolkit.graphs import data_graph
 from zoo_audio.augment import AudioAugment, augment_waveforms, generator, spec_masks
 
 
@@ -78,35 +79,26 @@ class AudioFamily(Family):
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
         samples = int(model.samples)
-
-        def random_inputs(batch: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-            return ((rng.standard_normal((batch, samples)) * 0.1).astype(np.float32),)
-
         facts = audio_facts(model)
-        return [
-            GraphSpec(
-                name="model",
-                module=model,
-                input_names=["waveform"],
-                output_names=["logits"],
-                random_inputs=random_inputs,
-                real_inputs=lambda splits: (splits.x_val,),
-                class_output="logits",
-                calibration_inputs=lambda splits: (splits.x_train,),
-                real_labels=lambda splits: splits.y_val,
-                role="keyword-spotter",
-                role_info={"input": "waveform", "output": "logits", "class_names": list(data.class_names),
-                           "num_classes": len(data.class_names), "input_kind": "audio",
-                           "sample_rate": facts["sample_rate"], "samples": samples},
-                metadata={"zoo_audio": json.dumps(facts)},
-                int8_float_modules=("logmel",) if hasattr(model, "logmel") else (),
-                atol=1e-4,
-                rtol=1e-4,
-            )
-        ]
+        return [data_graph(
+            model, input_name="waveform", output_name="logits", sample_shape=(samples,), random_scale=0.1,
+            classes=True, role="keyword-spotter",
+            role_info={"input": "waveform", "output": "logits", "class_names": list(data.class_names),
+                       "num_classes": len(data.class_names), "input_kind": "audio",
+                       "sample_rate": facts["sample_rate"], "samples": samples},
+            metadata={"zoo_audio": json.dumps(facts)},
+            int8_float_modules=("logmel",) if hasattr(model, "logmel") else (), atol=1e-4, rtol=1e-4)]
 
     def report_sections(self, context: ReportContext) -> list[ReportSection]:
-        """Confusion matrix, and the clips the model finds hardest with their spectrograms and players."""
+        """Confusion matrix, the clips the model finds hardest with their spectrograms and players, and the
+        attributions of some clips on their time-frequency maps."""
         from zoo_audio.report import audio_sections
 
-        return audio_sections(context)
+        return audio_sections(context, self)
+
+    def input_space(self, model: torch.nn.Module, data: DataInfo) -> InputSpace:
+        """``zoo explain``: WAV files as ``zoo predict`` reads them, attributed on the log-mel spectrogram (on the
+        STFT for a raw-waveform model) and drawn as a time-frequency map (:mod:`zoo_audio.explain`)."""
+        from zoo_audio.explain import input_space
+
+        return input_space(model, data)

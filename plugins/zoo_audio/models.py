@@ -73,7 +73,11 @@ class KWSResNet(nn.Module):
         self.head = nn.Linear(2 * width, num_classes)
 
     def forward(self, waveform: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.norm(self.logmel(waveform).unsqueeze(1))
+        return self.classify(self.logmel(waveform), mask)
+
+    def classify(self, logmel: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from the log-mel spectrogram (batch × n_mels × frames): all of the model after its front end."""
+        x = self.norm(logmel.unsqueeze(1))
         if mask is not None:
             x = x * mask.unsqueeze(1)
         x = self.stages(self.stem(x))
@@ -99,7 +103,11 @@ class CRNN(nn.Module):
         self.head = nn.Linear(hidden, num_classes)
 
     def forward(self, waveform: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.norm(self.logmel(waveform).unsqueeze(1))
+        return self.classify(self.logmel(waveform), mask)
+
+    def classify(self, logmel: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from the log-mel spectrogram (batch × n_mels × frames): all of the model after its front end."""
+        x = self.norm(logmel.unsqueeze(1))
         if mask is not None:
             x = x * mask.unsqueeze(1)
         x = self.convs(x)  # B × C × mels/4 × frames/2

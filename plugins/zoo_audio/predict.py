@@ -1,5 +1,5 @@
 """What ``zoo predict`` does to WAV files for a keyword-spotter graph (:mod:`zoo_audio.roles`): the decoding and
-resampling of training (:mod:`zoo_audio.wav`), then a softmax of the graph's logits; no torch."""
+resampling of training (:mod:`zoo_audio.wav`); the rows are :func:`zoo.role_handlers.class_rows`; no torch."""
 
 from __future__ import annotations
 
@@ -15,8 +15,3 @@ def clips(paths: list[str], role_info: dict[str, Any]) -> np.ndarray:
 
     rate, length = int(role_info["sample_rate"]), int(role_info["samples"])
     return np.stack([read_clip(Path(p), rate, length) for p in paths]).astype(np.float32)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)

@@ -1,12 +1,12 @@
-"""The audio family's report sections: the validation confusion matrix, and the worst-classified clips with
-their log-mel spectrograms and players (``<audio>`` elements with the clips as data URLs)."""
+"""The audio family's report sections: the validation confusion matrix, the worst-classified clips with
+their log-mel spectrograms and players (``<audio>`` elements with the clips as data URLs), and attributions."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from zoo.family import ReportAudio, ReportContext, ReportImage, ReportSection, ReportTable
+from zoo.family import Family, ReportAudio, ReportContext, ReportImage, ReportSection
 
 #: Validation clips shown (and playable) in the "worst classified" section.
 WORST_SHOWN = 8
@@ -27,8 +27,11 @@ def spectrogram_pixels(clips: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, None])
 
 
-def audio_sections(context: ReportContext) -> list[ReportSection]:
-    """Confusion matrix and the clips the model finds hardest (lowest probability of the true class)."""
+def audio_sections(context: ReportContext, family: Family) -> list[ReportSection]:
+    """Confusion matrix, the clips the model finds hardest (lowest probability of the true class), and the
+    attributions of the worst and best clips on their time-frequency maps (``family``'s input space)."""
+    from zoo.explain.report import space_attribution_section
+    from zoo.toolkit.classifiers import confusion_section, worst_classified
     from zoo_audio.family import batches
 
     model, data = context.model_and_data()
@@ -37,28 +40,19 @@ def audio_sections(context: ReportContext) -> list[ReportSection]:
     probabilities = probabilities.numpy()
     truth, predicted = np.asarray(data.y_val), probabilities.argmax(axis=1)
     names = list(data.info.class_names)
-    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
-    np.add.at(matrix, (truth, predicted), 1)
-    accuracy = float((truth == predicted).mean())
-    confusion = ReportTable(["true \\ predicted", *names],
-                            [[names[i], *map(int, matrix[i])] for i in range(len(names))],
-                            caption=f"{len(truth)} validation clips (voices not heard in training), "
-                                    f"accuracy {100 * accuracy:.2f}%")
-    worst = np.argsort(probabilities[np.arange(len(truth)), truth], kind="stable")[:WORST_SHOWN]
+    worst, listing = worst_classified(truth, probabilities, names, WORST_SHOWN,
+                                      "worst classified; spectrograms left to right in this order")
     rate = data.info.audio.sample_rate
     clips = np.asarray(data.x_val[worst], dtype=np.float32)
     labels = [f"#{rank + 1}: {names[truth[i]]} heard as {names[predicted[i]]} (p={probabilities[i, truth[i]]:.2f})"
               for rank, i in enumerate(worst)]
-    listing = ReportTable(["#", "true", "predicted", "p(true)", "p(predicted)"],
-                          [[rank + 1, names[truth[i]], names[predicted[i]], float(probabilities[i, truth[i]]),
-                            float(probabilities[i, predicted[i]])] for rank, i in enumerate(worst)],
-                          caption="worst classified; spectrograms left to right in this order")
     return [
-        ReportSection("Confusion matrix", tables=[confusion]),
+        confusion_section(truth, probabilities, names, "clips (voices not heard in training)"),
         ReportSection("Worst-classified validation clips", tables=[listing],
                       images=[ReportImage.from_pixels(spectrogram_pixels(clips, rate),
                                                       f"log-mel spectrograms of the {len(worst)} worst clips",
                                                       columns=4)],
                       sounds=[ReportAudio.from_samples(c, rate, label) for c, label in zip(clips, labels,
                                                                                           strict=True)]),
+        space_attribution_section(model, family, data, probabilities),
     ]

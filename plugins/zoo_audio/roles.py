@@ -19,6 +19,7 @@ from zoo.role_handlers import (
     PredictRequest,
     PredictRow,
     RoleHandlers,
+    class_rows,
     handlers_for,
 )
 
@@ -33,19 +34,11 @@ class KeywordSpotterHandlers(RoleHandlers):
     """WAV files in, class and probabilities out."""
 
     def predict(self, request: PredictRequest) -> list[PredictRow]:
-        from zoo_audio.predict import clips, softmax
+        from zoo_audio.predict import clips
 
         info = request.graph.role_info
-        labels = list(info["class_names"])
         logits = request.session().run([info["output"]], {info["input"]: clips(list(request.inputs), info)})[0]
-        rows = []
-        for path, p in zip(request.inputs, softmax(logits.astype(np.float64)), strict=True):
-            best = int(p.argmax())
-            shown = ", ".join(f"{labels[i]} {p[i]:.3f}" for i in np.argsort(-p, kind="stable")[:request.top])
-            rows.append(PredictRow(str(path), f"{labels[best]}  ({shown})", {
-                "file": str(path), "class": labels[best], "index": best,
-                "probabilities": {label: float(v) for label, v in zip(labels, p, strict=True)}}))
-        return rows
+        return class_rows(request.inputs, logits, list(info["class_names"]), request.top, key="file")
 
     def deploy(self, request: DeployRequest) -> DeployPlan:
         """The graph with a softmax (outputs ``logits`` and ``probabilities``), programs that read WAV files."""

@@ -17,7 +17,6 @@ from zoo.family import (
     ReportContext,
     ReportImage,
     ReportSection,
-    ReportTable,
     RunContext,
     classifier_info,
     draw_mix,
@@ -26,6 +25,7 @@ from zoo.family import (
     param_groups,
 )
 from zoo.specs import ModelSpec
+from zoo.toolkit.graphs import data_graph
 
 #: Validation images shown in the report's "worst classified" grid.
 WORST_SHOWN = 16
@@ -88,26 +88,9 @@ class ClassifierFamily(Family):
         return {"val_loss": total_loss / n, "val_accuracy": correct / n}
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
-        shape = data.shape
-
-        def random_inputs(batch: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-            return (rng.standard_normal((batch, *shape)).astype(np.float32),)
-
-        return [
-            GraphSpec(
-                name="model",
-                module=model,
-                input_names=["input"],
-                output_names=["logits"],
-                random_inputs=random_inputs,
-                real_inputs=lambda splits: (splits.x_val,),
-                class_output="logits",
-                calibration_inputs=lambda splits: (splits.x_train,),
-                real_labels=lambda splits: splits.y_val,
-                role=GraphRole.CLASSIFIER,
-                role_info=classifier_info(output="logits", class_names=data.class_names),
-            )
-        ]
+        return [data_graph(model, input_name="input", output_name="logits", sample_shape=data.shape,
+                           role=GraphRole.CLASSIFIER, classes=True,
+                           role_info=classifier_info(output="logits", class_names=data.class_names))]
 
     def report_sections(self, context: ReportContext) -> list[ReportSection]:
         """The validation confusion matrix, and the images the model finds hardest (lowest true-class probability)."""
@@ -141,29 +124,19 @@ class ClassifierFamily(Family):
 def classifier_sections(context: ReportContext, family: Family | None = None) -> list[ReportSection]:
     """Confusion matrix, worst-classified validation images and attributions of a trained image classifier
     (``family`` names its Grad-CAM layer and the like; default: this family)."""
+    from zoo.explain.report import image_attribution_section
+    from zoo.toolkit.classifiers import confusion_section, worst_classified
     from zoo.toolkit.images import to_pixels
 
     model, data = context.model_and_data()
     probabilities = torch.cat([model(x).softmax(dim=1) for x, _ in batches(data.x_val, data.y_val, 256, "cpu")])
     probabilities = probabilities.numpy()
-    truth, predicted = data.y_val, probabilities.argmax(axis=1)
     names = list(data.info.class_names)
-    matrix = np.zeros((len(names), len(names)), dtype=np.int64)
-    np.add.at(matrix, (truth, predicted), 1)
-    accuracy = float((truth == predicted).mean())
-    confusion = ReportTable(["true \\ predicted", *names],
-                            [[names[i], *map(int, matrix[i])] for i in range(len(names))],
-                            caption=f"{len(truth)} validation images, accuracy {100 * accuracy:.2f}%")
-    worst = np.argsort(probabilities[np.arange(len(truth)), truth], kind="stable")[:WORST_SHOWN]
+    worst, listing = worst_classified(data.y_val, probabilities, names, WORST_SHOWN,
+                                      "worst classified, left to right and top to bottom")
     pixels = to_pixels(data.x_val[worst], data.info.mean, data.info.std)
-    listing = ReportTable(["#", "true", "predicted", "p(true)", "p(predicted)"],
-                          [[rank + 1, names[truth[i]], names[predicted[i]], float(probabilities[i, truth[i]]),
-                            float(probabilities[i, predicted[i]])] for rank, i in enumerate(worst)],
-                          caption="worst classified, left to right and top to bottom")
-    from zoo.explain.report import image_attribution_section
-
     return [
-        ReportSection("Confusion matrix", tables=[confusion]),
+        confusion_section(data.y_val, probabilities, names, "images"),
         ReportSection("Worst-classified validation images", tables=[listing],
                       images=[ReportImage.from_pixels(pixels, f"{len(worst)} worst-classified validation images",
                                                       columns=8)]),

@@ -59,3 +59,26 @@ def _png(image: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")  # type: ignore[attr-defined]
     return buffer.getvalue()
+
+
+def attribution_bars(names: list[str], values: np.ndarray, shown: list[float], caption: str) -> bytes:
+    """A PNG of one horizontal bar per column, its attribution to the right (red, towards a larger output) or
+    left (blue) of zero, the column's value and the attribution written beside it."""
+    from PIL import Image, ImageDraw
+
+    row, label, half = 18, 170, 140
+    image = Image.new("RGB", (label + 2 * half + 90, 28 + row * len(names)), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((4, 4), caption, fill="black")
+    top = float(np.abs(values).max()) or 1.0
+    zero = label + half
+    for i, (name, value) in enumerate(zip(names, values.tolist(), strict=True)):
+        y = 24 + i * row
+        text = f"{name} = {shown[i]:.4g}" if i < len(shown) else name
+        draw.text((4, y + 2), text[:26], fill="black")
+        end = zero + value / top * half
+        draw.rectangle([min(zero, end), y + 3, max(zero, end), y + row - 3],
+                       fill="#c33" if value >= 0 else "#2a6fbb")
+        draw.text((label + 2 * half + 4, y + 2), f"{value:+.4g}", fill="black")
+    draw.line([(zero, 22), (zero, image.height - 2)], fill="#888")
+    return _png(image)

@@ -13,6 +13,7 @@ from zoo.data import DataInfo, DataSplits
 from zoo.family import (
     Family,
     GraphSpec,
+    InputSpace,
     ReportContext,
     ReportImage,
     ReportSection,
@@ -20,6 +21,7 @@ from zoo.family import (
     RunContext,
 )
 from zoo.specs import ModelSpec
+from zoo.toolkit.graphs import data_graph
 
 #: The graph role this plugin registers (``register_roles`` in ``zoo_tabular``).
 ROLE = "tabular:regressor"
@@ -90,18 +92,10 @@ class RegressorFamily(Family):
                 "val_baseline_mae": baseline["mae"], "val_baseline_rmse": baseline["rmse"]}
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
+        """Standardised features → values; the variant gate judges error growth on the validation rows."""
         count = data.features.count if data.features is not None else 0
-
-        def random_inputs(batch: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-            return (rng.standard_normal((batch, count)).astype(np.float32),)
-
-        return [GraphSpec(
-            name="model", module=model, input_names=["features"], output_names=["values"],
-            random_inputs=random_inputs, real_inputs=lambda splits: (splits.x_val,),
-            calibration_inputs=lambda splits: (splits.x_train,),
-            real_labels=lambda splits: splits.y_val,  # the variant gate judges error growth on these
-            role=ROLE, role_info=regressor_info(input="features", output="values", data=data),
-        )]
+        return [data_graph(model, input_name="features", output_name="values", sample_shape=(count,), role=ROLE,
+                           role_info=regressor_info(input="features", output="values", data=data))]
 
     def report_sections(self, context: ReportContext) -> list[ReportSection]:
         """Predicted against true values, residuals, and the errors beside the predict-the-mean baseline."""
@@ -124,3 +118,10 @@ class RegressorFamily(Family):
                             caption="validation errors in the targets' units; the baseline predicts the training mean")
         return [ReportSection("Regression", text="Errors on the validation rows, in the targets' own units.",
                               tables=[table], images=images)]
+
+    def input_space(self, model: torch.nn.Module, data: DataInfo) -> InputSpace:
+        """``zoo explain``: CSV rows as ``zoo predict`` reads them, attributed per column
+        (:mod:`zoo_tabular.explain`)."""
+        from zoo_tabular.explain import input_space
+
+        return input_space(model, data)

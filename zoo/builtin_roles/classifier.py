@@ -19,6 +19,7 @@ from zoo.role_handlers import (
     PredictRequest,
     PredictRow,
     RoleHandlers,
+    class_rows,
 )
 
 
@@ -37,16 +38,7 @@ class ClassifierHandlers(RoleHandlers):
         if logits.ndim != 2 or logits.shape[1] != len(labels):
             raise ZooError(f"{request.bundle.path}: classifier output {info['output']!r} has shape "
                            f"{list(logits.shape)}, not batch × {len(labels)} classes; export the bundle again")
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        rows = []
-        for path, p in zip(request.inputs, probabilities, strict=True):
-            best = int(p.argmax())
-            shown = ", ".join(f"{labels[i]} {p[i]:.3f}" for i in np.argsort(-p, kind="stable")[:request.top])
-            rows.append(PredictRow(str(path), f"{labels[best]}  ({shown})", {
-                "image": str(path), "class": labels[best], "index": best,
-                "probabilities": {label: float(v) for label, v in zip(labels, p, strict=True)}}))
-        return rows
+        return class_rows(request.inputs, logits, labels, request.top, key="image")
 
     def deploy(self, request: DeployRequest) -> DeployPlan:
         from zoo.deploy.images import image_plan
@@ -78,16 +70,20 @@ class ClassifierHandlers(RoleHandlers):
 
 
 def preprocess(path: Path, meta: dict[str, Any]) -> np.ndarray:
-    """One image file → the model's 1×C×H×W float32 input, using the bundle's recorded preprocessing."""
+    """One image file → the model's 1×C×H×W float32 input, using the bundle's recorded preprocessing (the squash,
+    or the evaluation transform when the graph's ``preprocessing`` metadata holds a ``crop``)."""
+    from zoo.data.crop import graph_crop, resize_crop
     from zoo.data.preprocess import resize
     from zoo.data.readers import load_image
     from zoo.data.units import from_8bit_factor
 
     _, channels, height, width = json.loads(meta["input_shape"])
     norm = json.loads(meta["normalization"])
+    crop = graph_crop(meta)
     pixels = load_image(path, mode="L" if channels == 1 else "RGB").transpose(2, 0, 1)[None]
     # resized as 8-bit (as training resized 8-bit files), then 8-bit → the dataset's raw unit → × scale
-    raw = resize(pixels, (height, width)).astype(np.float32) * np.float32(from_8bit_factor(norm))
+    sized = resize(pixels, (height, width)) if crop is None else resize_crop(pixels, (height, width), crop)
+    raw = sized.astype(np.float32) * np.float32(from_8bit_factor(norm))
     array = raw * np.float32(norm["scale"])
     mean = np.asarray(norm["mean"], dtype=np.float32)[None, :, None, None]
     std = np.asarray(norm["std"], dtype=np.float32)[None, :, None, None]

@@ -93,6 +93,39 @@ def attribute_images(model: Any, family: Any, images: Any, targets: list[int], m
     raise ZooError(f"unknown --method {method!r}; use one of {', '.join(METHODS)}")
 
 
+#: Methods for models a family describes with an :class:`zoo.explain.types.InputSpace`.
+SPACE_METHODS = ("ig", "saliency", "occlusion")
+
+
+def attribute_space(forward: Any, inputs: Any, targets: list[int], method: str, baseline: Any,
+                    occlusion: tuple[int, ...] | None, kind: str, steps: int = IG_STEPS) -> Attributions:
+    """Attributions of ``targets`` (one output per sample) for a batch of representations ``inputs`` (what an
+    :class:`zoo.explain.types.InputSpace` attributes: a spectrogram, a row of features) through ``forward``.
+
+    ``baseline`` (1 × the representation) is where Integrated Gradients starts and what occlusion paints in;
+    ``occlusion`` is the occlusion window (strides half of it, at least 1), ``None`` when the family gives none.
+    """
+    import torch
+
+    attr = captum_attr()
+    with torch.enable_grad():
+        x = inputs.detach().clone().requires_grad_(True)
+        if method == "ig":
+            values, delta = attr.IntegratedGradients(forward).attribute(
+                x, baselines=baseline.expand_as(x), target=targets, n_steps=steps, method="gausslegendre",
+                return_convergence_delta=True)
+            return Attributions(_numpy(values), _numpy(delta))
+        if method == "saliency":
+            return Attributions(_numpy(attr.Saliency(forward).attribute(x, target=targets, abs=False)))
+        if method == "occlusion" and occlusion is not None:
+            strides = tuple(max(1, side // 2) for side in occlusion)
+            values = attr.Occlusion(forward).attribute(x, sliding_window_shapes=tuple(occlusion), strides=strides,
+                                                       target=targets, baselines=baseline)
+            return Attributions(_numpy(values))
+    usable = [m for m in SPACE_METHODS if m != "occlusion" or occlusion is not None]
+    raise ZooError(f"--method {method} does not apply to {kind} inputs; use one of {', '.join(usable)}")
+
+
 def attention_rollout(found: Any, size: tuple[int, int]) -> np.ndarray:
     """Attention rollout (Abnar & Zuidema, 2020): per block the head-averaged attention plus the identity (the
     residual), rows renormalised, multiplied from the first block to the last; the first token's row over the

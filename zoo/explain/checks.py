@@ -95,6 +95,10 @@ def randomised_copy(model: Any, seed: int = 0, share: float = SANITY_TOP_SHARE) 
 def randomisation(trained: np.ndarray, randomised: np.ndarray, layers: list[str]) -> CheckResult:
     """The randomisation check of one attribution: the rank correlation of the magnitudes of ``trained`` (the
     trained model's) and ``randomised`` (the same input and target on :func:`randomised_copy`)."""
+    if np.ptp(np.abs(trained)) == 0:  # a constant map (all zeros: a dead model) ranks nothing
+        return CheckResult("randomisation", False, float("nan"), SANITY_MAX_CORRELATION,
+                           "the trained model's attribution is constant: there is nothing to rank, so the check "
+                           "cannot show that it depends on the model")
     rho = spearman(np.abs(trained), np.abs(randomised))
     shown = ", ".join(layers[:4]) + (f" and {len(layers) - 4} more" if len(layers) > 4 else "")
     return CheckResult("randomisation", rho < SANITY_MAX_CORRELATION, rho, SANITY_MAX_CORRELATION,

@@ -27,16 +27,18 @@ CHECK_FAILED = 1
 @click.option("--target", "explained", metavar="CLASS", help="Class (name or index) to explain, or for a language "
               "model the next token (text of one token, or #ID); default: the model's own prediction.")
 @click.option("--sanity", is_flag=True, help="Also run the model-parameter randomisation check (slower).")
-@click.option("--steps", default=64, show_default=True, type=int, help="Integrated Gradients' integration steps.")
+@click.option("--steps", type=int, help="Integrated Gradients' integration steps (default 64, or what the family "
+              "asks for its inputs: 1024 for regressors).")
 @click.option("--out", type=click.Path(), help="Folder for the PNGs / token page (default: explanations/<name>/).")
 @click.option("--run", "run_dir", type=click.Path(), help="For a bundle: its run folder, if it moved.")
 @click.option("--force", is_flag=True, help="Replace pictures that already exist in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw attributions and checks as JSON (files are "
               "written only with --out).")
 def explain_command(target: str, inputs: tuple[str, ...], method: str, explained: str | None, sanity: bool,
-                    steps: int, out: str | None, run_dir: str | None, force: bool, as_json: bool) -> None:
+                    steps: int | None, out: str | None, run_dir: str | None, force: bool, as_json: bool) -> None:
     """Attributions of a run's (or a bundle's) model for INPUTS: image files (or val:INDEX) for classifiers,
-    prompts for language models. Exit 1 when a check fails (IG completeness, --sanity)."""
+    prompts for language models, the files a family reads (WAV clips, CSV rows) or val:INDEX for the others.
+    Exit 1 when a check fails (IG completeness, --sanity)."""
     from zoo.explain.explainer import explain
     from zoo.explain.source import open_subject
 
@@ -63,13 +65,20 @@ def write_outputs(subject: Any, results: list[Any], folder: Path, force: bool) -
         from zoo.explain.render import tokens_html
 
         planned = {folder / f"tokens-{results[0].method}.html": tokens_html(results).encode()}
+    elif subject.space is not None:
+        planned = {}
+        several = len({item.target for item in results}) > 1 and not subject.space.classes
+        for item in results if subject.space.picture is not None else []:
+            suffix = f"-{_stem(item.target_name)}" if several else ""
+            path = _unique(folder / f"{_stem(item.input)}-{item.method}{suffix}.png", planned)
+            planned[path] = subject.space.picture(item)
     else:
         from zoo.explain.render import overlay_png
 
         info = subject.data_info
         planned = {}
         for item in results:
-            path = folder / f"{_stem(item.input)}-{item.method}.png"
+            path = _unique(folder / f"{_stem(item.input)}-{item.method}.png", planned)
             caption = f"{item.method}: {item.target_name} (p={item.probability:.2f})"
             planned[path] = overlay_png(item.image, item.values, info.mean, info.std, caption)
     existing = [p for p in planned if p.exists()]
@@ -82,19 +91,40 @@ def write_outputs(subject: Any, results: list[Any], folder: Path, force: bool) -
 
 
 def _stem(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).stem if "/" in name or "." in name else name).strip("-")
+    """A file name part for an input: a file's stem (with ``-N`` for row ``N`` of ``rows.csv:N``), else the input."""
+    row = re.search(r":(\d+)$", name)
+    suffix = ""
+    if row and ("/" in name or "." in name):
+        name, suffix = name[:row.start()], f"-{row.group(1)}"
+    stem = Path(name).stem if "/" in name or "." in name else name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem + suffix).strip("-")
+
+
+def _unique(path: Path, planned: dict[Path, bytes]) -> Path:
+    """``path``, or ``<stem>-2.png`` and so on when another input of this call already took it (same file name
+    in two folders)."""
+    found, number = path, 1
+    while found in planned:
+        number += 1
+        found = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return found
 
 
 def _print(subject: Any, results: list[Any], written: list[Path]) -> None:
-    from zoo.explain.render import tokens_terminal
+    from zoo.explain.render import feature_lines, tokens_terminal
 
     color = sys.stdout.isatty()
     for item in results:
-        head = (f"{item.input}: predicted {item.predicted_name!r}; {item.method} of {item.target_name!r} "
-                f"(p={item.probability:.3f})")
+        if item.probability is None:  # an output that is a value
+            head = f"{item.input}: {item.target_name} = {item.output:.6g}; {item.method} of {item.target_name!r}"
+        else:
+            head = (f"{item.input}: predicted {item.predicted_name!r}; {item.method} of {item.target_name!r} "
+                    f"(p={item.probability:.3f})")
         click.echo(head)
         if item.tokens is not None:
             click.echo("  " + tokens_terminal(item.tokens, item.values, color))
+        if item.features is not None:
+            click.echo(feature_lines(item.features, item.feature_values or [], item.values))
         for check in item.checks:
             click.echo(f"  {check.name}: {'passed' if check.passed else 'FAILED'}: {check.detail}")
     for path in written:

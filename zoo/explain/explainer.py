@@ -8,14 +8,24 @@ from typing import Any
 import numpy as np
 
 from zoo.errors import ZooError
-from zoo.explain.attribute import IG_STEPS, METHODS, TEXT_METHODS, attribute_images, attribute_tokens
+from zoo.explain.attribute import (
+    IG_STEPS,
+    METHODS,
+    TEXT_METHODS,
+    Attributions,
+    attribute_images,
+    attribute_space,
+    attribute_tokens,
+)
 from zoo.explain.checks import CheckResult, completeness, randomisation, randomised_copy
 
 
 @dataclass
 class Explanation:
-    """The attribution of one input: what the model predicted, the class (or next token) explained, the raw
-    attributions (C×H×W for an image, one per token for text), and the checks run on them."""
+    """The attribution of one input: what the model predicted, the class (next token, output value) explained,
+    the raw attributions (C×H×W for an image, one per token for text, the family's representation otherwise:
+    mels × frames, one per column), and the checks run on them. ``probability`` is ``None`` for outputs that
+    are values, not classes; ``output`` is the explained output itself (a logit, a predicted value)."""
 
     input: str
     kind: str
@@ -24,11 +34,15 @@ class Explanation:
     target_name: str
     predicted: int
     predicted_name: str
-    probability: float
+    probability: float | None
     values: np.ndarray
     image: np.ndarray | None = None
     tokens: list[str] | None = None
     checks: list[CheckResult] = field(default_factory=list)
+    output: float | None = None
+    representation: np.ndarray | None = None
+    features: list[str] | None = None
+    feature_values: list[float] | None = None
 
     @property
     def passed(self) -> bool:
@@ -42,8 +56,13 @@ class Explanation:
             "target_name": self.target_name, "predicted": self.predicted, "predicted_name": self.predicted_name,
             "probability": self.probability, "checks": [c.to_dict() for c in self.checks], "passed": self.passed,
         }
+        if self.output is not None:
+            out["output"] = self.output
         if self.tokens is not None:
             out["tokens"] = self.tokens
+        if self.features is not None:
+            out["features"] = self.features
+            out["feature_values"] = self.feature_values
         if with_values:
             out["shape"] = list(self.values.shape)
             out["attributions"] = np.vectorize(lambda v: float(f"{v:.7g}"))(self.values).tolist()
@@ -51,14 +70,22 @@ class Explanation:
 
 
 def explain(subject: Any, inputs: list[str], *, method: str = "ig", target: str | None = None,
-            sanity: bool = False, steps: int = IG_STEPS) -> list[Explanation]:
-    """Explain each input (image files or ``val:INDEX`` for classifiers, prompts for language models)."""
+            sanity: bool = False, steps: int | None = None) -> list[Explanation]:
+    """Explain each input (image files or ``val:INDEX`` for classifiers, prompts for language models, the files
+    a family's input space reads). ``steps``: Integrated Gradients' steps (default: the input space's
+    ``ig_steps``, else ``IG_STEPS``)."""
     if method not in METHODS:
         raise ZooError(f"unknown --method {method!r}; use one of {', '.join(METHODS)}")
+    if steps is None:
+        steps = (subject.space.ig_steps if subject.space is not None else None) or IG_STEPS
     if steps < 2:
         raise ZooError(f"--steps must be at least 2, got {steps}")
     if subject.kind == "text":
         return [explain_prompt(subject, prompt, method, target, sanity, steps) for prompt in inputs]
+    if subject.space is not None:
+        names, raw = subject.samples(inputs)
+        return explain_space(subject.model, subject.family, subject.data_info, subject.space, raw, names, method,
+                             target, sanity, steps)
     return explain_images(subject.model, subject.family, subject.class_names, subject.baseline(),
                           subject.images(inputs), inputs, method, target, sanity, steps)
 
@@ -86,17 +113,90 @@ def explain_images(model: Any, family: Any, classes: list[str], baseline_image: 
     explanations = []
     for i, name in enumerate(names):
         t = targets[i]
-        checks = []
-        if method == "ig":
-            delta = None if found.delta is None else float(found.delta[i])
-            checks.append(completeness(found.values[i], float(logits[i, t]), float(baseline_logits[t]), delta))
-        if randomised is not None:
-            checks.append(randomisation(found.values[i], randomised[i], layers or []))
+        checks = checked(found, i, float(logits[i, t]), float(baseline_logits[t]), randomised, layers)
         explanations.append(Explanation(
             input=name, kind="image", method=method, target=t, target_name=_name(classes, t),
             predicted=predicted[i], predicted_name=_name(classes, predicted[i]), probability=float(probabilities[i, t]),
             values=found.values[i], image=images[i], checks=checks))
     return explanations
+
+
+def explain_space(model: Any, family: Any, data_info: Any, space: Any, raw: np.ndarray, names: list[str],
+                  method: str, target: str | None, sanity: bool, steps: int | None = None) -> list[Explanation]:
+    """Attributions of a batch of raw inputs (``N × …``, as the model takes them) in the representation the
+    family's :class:`zoo.explain.types.InputSpace` names, checked. Class scores: the predicted class (or
+    ``target``) of each input; values: every output of each input, one explanation each. ``steps``: Integrated
+    Gradients' (default: the space's ``ig_steps``, else ``IG_STEPS``)."""
+    import torch
+
+    steps = steps or space.ig_steps or IG_STEPS
+
+    x = torch.from_numpy(np.ascontiguousarray(raw, np.float32))
+    with torch.no_grad():
+        represented = space.represent(x).float()
+        baseline = space.represent(torch.from_numpy(np.ascontiguousarray(space.baseline, np.float32))).float()
+        outputs = space.forward(represented).float().reshape(len(x), -1)
+        baseline_outputs = space.forward(baseline).float().reshape(1, -1)[0]
+        _check_space(outputs, model(x).float().reshape(len(x), -1))
+    labels = list(space.output_names)
+    if space.classes:
+        probabilities = outputs.softmax(dim=1).numpy()
+        predicted = outputs.argmax(dim=1).tolist()
+        chosen = predicted if target is None else [class_index(target, labels)] * len(x)
+        pairs = list(enumerate(chosen))
+    else:
+        if target is not None:
+            raise ZooError(f"--target picks a class, and this model's outputs are values, not classes "
+                           f"({', '.join(labels)}); leave --target out: every output is explained")
+        probabilities = None
+        predicted = [0] * len(x)
+        pairs = [(i, t) for i in range(len(x)) for t in range(outputs.shape[1])]
+    rows, targets = [i for i, _ in pairs], [t for _, t in pairs]
+    found = attribute_space(space.forward, represented[rows], targets, method, baseline, space.occlusion,
+                            space.kind, steps)
+    randomised = layers = None
+    if sanity:
+        clone, layers = randomised_copy(model)
+        clone_space = family.input_space(clone, data_info)
+        randomised = attribute_space(clone_space.forward, represented[rows], targets, method, baseline,
+                                     space.occlusion, space.kind, steps).values
+    explanations = []
+    for k, (i, t) in enumerate(pairs):
+        checks = checked(found, k, float(outputs[i, t]), float(baseline_outputs[t]), randomised, layers)
+        shown = represented[i].numpy()
+        best = predicted[i] if space.classes else t
+        explanations.append(Explanation(
+            input=names[i], kind=space.kind, method=method, target=t, target_name=_name(labels, t), predicted=best,
+            predicted_name=_name(labels, best),
+            probability=None if probabilities is None else float(probabilities[i, t]), values=found.values[k],
+            checks=checks, output=float(outputs[i, t]), representation=shown,
+            features=None if space.elements is None else list(space.elements),
+            feature_values=None if space.elements is None else
+            [float(f"{v:.7g}") for v in np.ravel(space.shown(shown) if space.shown else shown)]))
+    return explanations
+
+
+def checked(found: Attributions, k: int, output: float, baseline_output: float, randomised: np.ndarray | None,
+            layers: list[str] | None) -> list[CheckResult]:
+    """The checks of the ``k``-th attribution: completeness when it is Integrated Gradients' (it has a convergence
+    delta), randomisation when the same attribution of a randomised copy was computed."""
+    results = []
+    if found.delta is not None:
+        results.append(completeness(found.values[k], output, baseline_output, float(found.delta[k])))
+    if randomised is not None:
+        results.append(randomisation(found.values[k], randomised[k], layers or []))
+    return results
+
+
+def _check_space(through: Any, direct: Any) -> None:
+    """The family's representation and forward must give the model's own outputs (a bug in its hook if not)."""
+    import torch
+
+    scale = max(1.0, float(direct.abs().max()))
+    if through.shape != direct.shape or not torch.allclose(through, direct, rtol=1e-3, atol=1e-3 * scale):
+        gap = float((through - direct).abs().max()) if through.shape == direct.shape else float("inf")
+        raise ZooError(f"the family's input space does not reproduce the model's outputs (largest difference "
+                       f"{gap:.3g}); its Family.input_space must give forward(represent(x)) == model(x)")
 
 
 def explain_prompt(subject: Any, prompt: str, method: str, target: str | None, sanity: bool,

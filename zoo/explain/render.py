@@ -26,7 +26,7 @@ def heat(values: np.ndarray) -> np.ndarray:
     return np.clip(magnitude / top, 0.0, 1.0)
 
 
-def _colour(level: np.ndarray) -> np.ndarray:
+def colour_ramp(level: np.ndarray) -> np.ndarray:
     """A black → red → yellow → white colour ramp for levels in [0, 1] (H×W → H×W×3, floats)."""
     return np.stack([np.clip(3 * level, 0, 1), np.clip(3 * level - 1, 0, 1), np.clip(3 * level - 2, 0, 1)], axis=-1)
 
@@ -39,7 +39,7 @@ def overlay_png(image: np.ndarray, values: np.ndarray, mean: Any, std: Any, capt
     grey = pixels.mean(axis=0) if pixels.shape[0] != 3 else None
     base = np.repeat(grey[..., None], 3, axis=-1) if grey is not None else pixels.transpose(1, 2, 0)
     level = heat(values)
-    colour = _colour(level)
+    colour = colour_ramp(level)
     blended = np.clip(0.45 * base + 0.55 * colour * level[..., None] + 0.55 * base * (1 - level[..., None]), 0, 1)
     panels = np.concatenate([base, np.ones((base.shape[0], 1, 3)), colour, np.ones((base.shape[0], 1, 3)),
                              blended], axis=1)
@@ -54,6 +54,19 @@ def overlay_png(image: np.ndarray, values: np.ndarray, mean: Any, std: Any, capt
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def feature_lines(names: list[str], shown: list[float], values: np.ndarray) -> str:
+    """One line per named input element (a CSV column): its value, its attribution and a bar of its share of the
+    largest magnitude (``+`` towards the output, ``-`` away from it), largest magnitude first."""
+    shares = _shares(np.ravel(values))
+    width = max(len(name) for name in names)
+    order = np.argsort(-np.abs(np.ravel(values)), kind="stable")
+    lines = []
+    for i in order:
+        bar = ("+" if shares[i] >= 0 else "-") * round(20 * abs(float(shares[i])))
+        lines.append(f"  {names[i]:<{width}}  {shown[i]:>12.6g}  {float(np.ravel(values)[i]):+12.5g}  {bar}")
+    return "\n".join(lines)
 
 
 def _shares(values: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ class Subject:
     model: Any
     meta: dict[str, str] = field(default_factory=dict)
     token_model: Any = None
+    space: Any = None
 
     @property
     def family(self) -> Any:
@@ -42,8 +43,11 @@ class Subject:
 
     @property
     def kind(self) -> str:
-        """``"text"`` for models the family gives a token model for, else ``"image"``."""
-        return "text" if self.token_model is not None else "image"
+        """``"text"`` for models the family gives a token model for, the input space's kind (``"audio"``) for
+        those it describes with an :class:`zoo.explain.types.InputSpace`, else ``"image"``."""
+        if self.token_model is not None:
+            return "text"
+        return self.space.kind if self.space is not None else "image"
 
     @property
     def class_names(self) -> list[str]:
@@ -59,6 +63,17 @@ class Subject:
         """The model's N×C×H×W input for image files (preprocessed as ``zoo predict`` does) or ``val:INDEX``."""
         from zoo.predict import preprocess
 
+        return self._read(inputs, lambda item: ([item], preprocess(Path(item), self.meta)))[1]
+
+    def samples(self, inputs: list[str]) -> tuple[list[str], np.ndarray]:
+        """For an input space: the names and the raw model inputs of files (read by the family, as ``zoo predict``
+        reads them; a file may hold several samples, such as CSV rows) or ``val:INDEX``."""
+        return self._read(inputs, self.space.read)
+
+    def _read(self, inputs: list[str], read_file: Any) -> tuple[list[str], np.ndarray]:
+        """Names and N×… model inputs: ``val:INDEX`` from the run's validation split, files through ``read_file``
+        (a path → its sample names and their inputs)."""
+        names: list[str] = []
         arrays = []
         validation = None
         for item in inputs:
@@ -67,10 +82,12 @@ class Subject:
                     from zoo.data import load_run_data
 
                     validation = load_run_data(self.run.config).x_val
-                arrays.append(np.asarray(validation[_index(item, len(validation))], np.float32)[None])
+                found, array = [item], np.asarray(validation[_index(item, len(validation))], np.float32)[None]
             else:
-                arrays.append(preprocess(Path(item), self.meta))
-        return np.concatenate(arrays).astype(np.float32)
+                found, array = read_file(item)
+            names += list(found)
+            arrays.append(np.asarray(array, np.float32))
+        return names, np.concatenate(arrays).astype(np.float32)
 
 
 def black_image(mean: Any, std: Any, shape: Any) -> np.ndarray:
@@ -97,7 +114,7 @@ def open_subject(target: str | Path, run_dir: str | Path | None = None) -> Subje
     from zoo.runs import load_run
 
     run = load_run(target)
-    return _subject(run, run.run_dir.name, _run_meta(run.data_info))
+    return _subject(run, run.run_dir.name, None)
 
 
 def _from_bundle(path: Path, run_dir: str | Path | None) -> Subject:
@@ -117,22 +134,26 @@ def _from_bundle(path: Path, run_dir: str | Path | None) -> Subject:
     from zoo.roles import GraphRole
 
     graphs = manifest.with_role(GraphRole.CLASSIFIER)
-    meta = dict(graphs[0].metadata) if graphs else _run_meta(run.data_info)
-    return _subject(run, path.name, meta)
+    return _subject(run, path.name, dict(graphs[0].metadata) if graphs else None)
 
 
-def _subject(run: Any, name: str, meta: dict[str, str]) -> Subject:
+def _subject(run: Any, name: str, meta: dict[str, str] | None) -> Subject:
+    """The subject of a run's model; ``meta``: the bundle's image preprocessing (``None``: the run's own)."""
     from zoo.roles import GraphRole
 
     run.model.cpu().eval()
     token_model = run.family.token_model(run.model, run.data_info)
     if token_model is not None:
-        return Subject(name, run, run.model, meta, token_model)
+        return Subject(name, run, run.model, meta or {}, token_model)
+    space = run.family.input_space(run.model, run.data_info)
+    if space is not None:
+        return Subject(name, run, run.model, meta or {}, space=space)
     for graph in run.family.graphs(run.model, run.data_info):
         if graph.role == GraphRole.CLASSIFIER and len(graph.input_names) == 1:
-            return Subject(name, run, graph.module.cpu().eval(), meta)
-    raise ZooError(f"zoo explain explains image classifiers and language models; {run.spec.name} (family "
-                   f"{run.spec.family!r}) exports no classifier graph and its family gives no token model")
+            return Subject(name, run, graph.module.cpu().eval(), meta or _run_meta(run.data_info))
+    raise ZooError(f"zoo explain explains image classifiers, language models and models whose family describes "
+                   f"their inputs; {run.spec.name} (family {run.spec.family!r}) exports no classifier graph and its "
+                   "family gives neither a token model nor an input space")
 
 
 def _run_meta(info: Any) -> dict[str, str]:
@@ -140,8 +161,11 @@ def _run_meta(info: Any) -> dict[str, str]:
     from zoo.data.units import unit_metadata, white_value
 
     unit = unit_metadata(white_value(info.pixel_max, info.scale))
-    return {"input_shape": json.dumps(["batch", *info.shape]),
+    meta = {"input_shape": json.dumps(["batch", *info.shape]),
             "normalization": json.dumps({"scale": info.scale, "mean": info.mean, "std": info.std,
                                          "pixel_max": unit["pixel_max"], "from_8bit": unit["from_8bit"]})}
+    if getattr(info, "crop", None) is not None:  # the evaluation transform, as the export records it
+        meta["preprocessing"] = json.dumps({"crop": info.crop.to_dict()})
+    return meta
 
 

@@ -267,7 +267,8 @@ class Family:
 
     def evaluate(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
         """Validation metrics (floats) after an epoch, from ``ctx.data`` (model in eval mode, no grad;
-        main process only)."""
+        main process only; under ``--strategy fsdp`` every process runs it on its shards, from the same random state,
+        and process 0's result is kept)."""
         raise NotImplementedError
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
@@ -275,14 +276,15 @@ class Family:
         raise NotImplementedError
 
     def epoch_end(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
-        """Called after :meth:`evaluate` each epoch (model in eval mode, no grad; main process only): write
-        per-epoch pictures into ``ctx.run_dir`` and return extra metrics for that epoch's log line.
+        """Called after :meth:`evaluate` each epoch (model in eval mode, no grad; main process only, or every
+        process under ``--strategy fsdp``, the others with a scratch ``ctx.run_dir``): write per-epoch pictures
+        into ``ctx.run_dir`` and return extra metrics for that epoch's log line.
         Default: nothing."""
         return {}
 
     def final_metrics(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
-        """Called once after the last epoch (model in eval mode, no grad; main process only): metrics
-        merged into ``summary.json`` under ``"metrics"``. Default: none."""
+        """Called once after the last epoch (model in eval mode, no grad; main process only, or every process
+        under ``--strategy fsdp``): metrics merged into ``summary.json`` under ``"metrics"``. Default: none."""
         return {}
 
     def report_sections(self, context: ReportContext) -> list[ReportSection]:

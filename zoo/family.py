@@ -97,6 +97,9 @@ class GraphSpec:
     #: Sub-modules of ``module`` (attribute names, e.g. ``("logmel",)``) whose operators ``--quantize int8``
     #: leaves in fp32: a front end whose values int8 cannot represent (a power spectrum before its log).
     int8_float_modules: tuple[str, ...] = ()
+    #: ``--quantize int8`` quantizes only the MatMul weights (int8, one scale per block, ONNX Runtime's
+    #: ``MatMulNBits``; activations stay fp32): for a decoder whose speed is the bytes of weights it reads.
+    int8_weight_only: bool = False
 
     def __post_init__(self) -> None:
         check_role(self.name, self.role, self.role_info, list(self.input_names), list(self.output_names))

@@ -225,7 +225,8 @@ def _make_variant(variant: str, src: Path, dst: Path, graph: Any, data: Any) -> 
             calibration = graph.random_inputs(variants.CALIBRATION_SAMPLES, np.random.default_rng(0))
             source = "the graph's random inputs (its GraphSpec declares no calibration_inputs)"
         method = variants.quantize_int8(src, dst, graph.name, list(graph.input_names), calibration, source,
-                                        float_modules=tuple(graph.int8_float_modules))
+                                        float_modules=tuple(graph.int8_float_modules),
+                                        weight_only=bool(getattr(graph, "int8_weight_only", False)))
     else:
         method = variants.to_fp16(src, dst, graph.name)
     make_portable(dst, variant)

@@ -366,3 +366,17 @@ def test_the_recorded_weights_hash_is_that_of_the_weights_exported(train_briefly
     monkeypatch.setattr(bundle, "torch_cases", meanwhile)
     result = export_run(run, out=tmp_path / "ex", providers=["cpu"], verify=False)
     assert result.manifest["run"]["weights_sha256"] == exported
+
+
+def test_the_card_of_a_run_stopped_by_max_steps_says_how_far_it_got(tmp_path: Path) -> None:
+    """Issue 25: a card of a run stopped by --max-steps 1 said "30 epochs" with an empty metrics section."""
+    import zoo
+
+    run = zoo.train("cnn", smoke=True, max_steps=1, progress=False, out=tmp_path / "runs").run_dir
+    planned = json.loads((run / "summary.json").read_text())["epochs"]
+    result = export_run(run, out=tmp_path / "exports", verify=False)
+    card = (Path(result.bundle_dir) / "card.md").read_text()
+    assert f"1 step(s) (0 of {planned} epochs; stopped by --max-steps)" in card
+    metrics = card.split("## Metrics (validation, last epoch)\n", 1)[1].split("\n## ", 1)[0]
+    assert metrics.strip() == "none: the run stopped before its first validation (--max-steps)"
+    assert f"{planned} epochs (" not in card

@@ -151,3 +151,31 @@ def test_language_model_trains_under_two_processes(tmp_path: Path) -> None:
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert all(torch.isfinite(t).all() for t in load_file(run_dir / "model.safetensors").values())
     assert load_checkpoint(run_dir / "checkpoints" / "last.safetensors").state["world_size"] == 2
+
+
+def _rank_of(pid: int) -> int:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return int(next(v for v in environ if v.startswith(b"RANK=")).split(b"=", 1)[1])
+
+
+@pytest.mark.parametrize(("strategy", "victim"), [("fsdp", 1), ("ddp", 0)])
+def test_kill_9_of_one_worker_says_which_and_how_to_resume(strategy: str, victim: int, tmp_path: Path) -> None:
+    """A real kill -9 of one training process under `zoo train --nproc 2` (gloo): one line naming the process
+    and the signal, the run folder and the command that resumes it, exit 128+9; that command then resumes.
+    Before, torchrun's report named the process it stopped itself (SIGTERM), and the exit code was 1."""
+    proc = start([*LONG_RUN, "--nproc", "2", "--save-every", "2", "--strategy", strategy], tmp_path / "runs")
+    wait_for("*/checkpoints/last.safetensors", tmp_path / "runs", proc, timeout=180)
+    (torchrun,) = _children(proc.pid)
+    workers = {_rank_of(pid): pid for pid in _children(torchrun)}
+    os.kill(workers[victim], signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert f"training process {victim} was killed by SIGKILL" in lines[0]
+    assert f"resume with zoo train --resume {run_dir} --nproc 2" in lines[0]
+    assert proc.returncode == 128 + signal.SIGKILL
+    step = load_checkpoint(run_dir / "checkpoints" / "last.safetensors").state["step"]
+    resumed = CliRunner().invoke(cli, ["train", "--resume", str(run_dir), "--nproc", "2", "--max-steps", str(step + 2)])
+    assert resumed.exit_code == 0, resumed.output
+    assert load_checkpoint(run_dir / "checkpoints" / "last.safetensors").state["step"] == step + 2

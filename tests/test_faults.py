@@ -265,6 +265,20 @@ def test_out_of_memory_is_a_user_error(ws: SimpleNamespace, monkeypatch: pytest.
     check_fault(ws, ["train", "cnn", "--smoke", "--out", ws.root / "n"], "out of memory", "--batch-size")
 
 
+def test_out_of_memory_in_a_plugins_code_is_not_blamed_on_the_plugin(ws: SimpleNamespace,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MemoryError while the lm plugin tokenises was "plugin 'lm' failed in its own code (MemoryError: )"."""
+    import zoo_lm.tokenizer as tokenizer
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(tokenizer, "_batches", fail)  # called from the plugin's encode_array
+    line = check_fault(ws, ["train", "gpt-nano", "--smoke", "--hp", "tokenizer=bpe:300", "--out", ws.root / "n"],
+                       "out of memory", "less data")
+    assert "plugin" not in line
+
+
 def test_ctrl_c_inside_a_library_is_an_interruption(ws: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     import zoo.bundles.bundle as bundle
 
@@ -514,6 +528,7 @@ def test_torchrun_output_filter_keeps_the_workers_lines() -> None:
                   b"Error: one line\n"):
         stream.feed(chunk)
     stream.close()
+    stream.release()  # the launcher's call once torchrun ended without a worker killed by a signal
     assert sink.getvalue() == b"epoch 1/2 loss=1\nzoo: interrupted by SIGTERM at step 6\nError: one line\n"
 
 
@@ -685,6 +700,48 @@ def test_a_file_size_limit_names_the_file(ws: SimpleNamespace, tmp_path: Path, c
     assert not out.exists() or not any(out.iterdir())
 
 
+def _address_space_after_imports() -> int:
+    """Bytes of address space a fresh process holds once torch, tokenizers and zoo's CLI are imported."""
+    import subprocess
+    import sys
+
+    probe = ("import os, torch, tokenizers, zoo.cli, zoo_lm.family; "
+             "print(int(open('/proc/self/statm').read().split()[0]) * os.sysconf('SC_PAGE_SIZE'))")
+    return int(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout)
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs Linux /proc")
+def test_a_50_mb_single_line_under_a_memory_limit_is_one_line(tmp_path: Path) -> None:
+    """A 50 MB text on one line, a BPE tokenizer, and an address-space limit (`ulimit -v`) 300 MB above what the
+    imports take: the tokenizers library (Rust) aborted the process with a backtrace (exit 134) when an allocation
+    failed; now the run stops in one line, exit 2, before the library is handed what the limit cannot hold."""
+    import resource
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    words = np.array(["the", "model", "trains", "on", "one", "very", "long", "line", "of", "text", "42", "def"])
+    text = tmp_path / "line.txt"
+    with text.open("w") as handle:
+        while handle.tell() < 50_000_000:
+            handle.write(" ".join(rng.choice(words, 200_000)) + " ")
+    assert text.read_bytes().count(b"\n") == 0
+    limit = _address_space_after_imports() + (300 << 20)
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "zoo", "train", "gpt-nano", "--data", f"text:{text}", "--hp",
+                           "tokenizer=bpe:512", "--smoke", "--device", "cpu", "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, preexec_fn=limited, timeout=400,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("Error: out of memory"), proc.stderr[-2000:]
+    assert "backtrace" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 # --- zoo generate (the checks live in the LM session and sampling options, which travel with the command) ------
 
 
@@ -775,6 +832,7 @@ def test_a_worker_killed_without_a_word_gets_one_line() -> None:
     stream.feed(b"epoch 1/2 loss=1\nTraceback (most recent call last):\n  File \"run.py\"\n"
                 b"torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
                 b"============================================================\nzoo FAILED\n"
+                b"Failures:\n[1]:\n  rank      : 0 (local_rank: 0)\n  exitcode  : -15 (pid: 4241)  (SIGTERM)\n"
                 b"Root Cause (first observed failure):\n[0]:\n  time      : 2026-12-06_09:00:00\n"
                 b"  host      : box\n  rank      : 1 (local_rank: 1)\n  exitcode  : -9 (pid: 4242)\n"
                 b"  error_file: <N/A>\n  traceback : Signal 9 (SIGKILL) received by PID 4242\n")
@@ -782,9 +840,13 @@ def test_a_worker_killed_without_a_word_gets_one_line() -> None:
     assert sink.getvalue() == b"epoch 1/2 loss=1\n" and not stream.worker_spoke
     line = stream.failure_line()
     assert "training process 1 was killed by SIGKILL" in line and "--resume" in line and "\n" not in line
+    assert stream.exit_code() == 128 + 9  # not the process torchrun stopped itself (listed first)
     spoken = StderrFilter(io.BytesIO())
     spoken.feed(b"Error: --arg num_classes=2 is too few\n")
-    assert spoken.worker_spoke  # the worker said why: nothing is added
+    assert spoken.worker_spoke and not spoken.killed()  # the worker said why: nothing is added
+    assert spoken.sink.getvalue() == b""  # held until torchrun ends...
+    spoken.release()
+    assert spoken.sink.getvalue() == b"Error: --arg num_classes=2 is too few\n"  # ...then shown
 
 
 MANIFEST_FORGERIES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [

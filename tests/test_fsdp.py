@@ -7,6 +7,9 @@ Kept lean for a 2-core machine: the cnn on the digits in smoke mode (3 batches a
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +183,7 @@ def test_adamw_state_round_trips_through_a_checkpoint(group_of_one: Any, tmp_pat
         return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
 
     plain, net = fresh(), fresh()
-    sharded = Sharded(net, is_main=True)
+    sharded = Sharded(net, "cpu", world_size=1, is_main=True)
     plain_opt = torch.optim.AdamW(plain.parameters(), lr=0.05, weight_decay=0.1)
     opt = torch.optim.AdamW(net.parameters(), lr=0.05, weight_decay=0.1)
     _adamw_steps(plain, plain_opt, 3, seed=1)
@@ -198,12 +201,54 @@ def test_adamw_state_round_trips_through_a_checkpoint(group_of_one: Any, tmp_pat
     assert load_checkpoint(reference).state["optimizers"] == checkpoint.state["optimizers"]
 
     again = fresh()
-    resharded = Sharded(again, is_main=True)
+    resharded = Sharded(again, "cpu", world_size=1, is_main=True)
     again_opt = torch.optim.AdamW(again.parameters(), lr=0.05, weight_decay=0.1)
     resharded.restore(checkpoint, {"model": again_opt}, "toy")
     restore_optimizer(plain_opt, load_checkpoint(reference), "model")
     _adamw_steps(plain, plain_opt, 2, seed=2)
     _adamw_steps(again, again_opt, 2, seed=2)
-    final = resharded.plain_model(step=5).state_dict()
+    final = resharded.model_state(step=5)
     for key, value in plain.state_dict().items():
         torch.testing.assert_close(final[key], value, rtol=1e-6, atol=1e-7)
+
+
+def run_memory_worker(device: str, nproc: int, out: Path) -> list[dict[str, Any]]:
+    """``tests/fsdp_memory_worker.py`` under torchrun: each process's report (bounded in time)."""
+    worker = Path(__file__).with_name("fsdp_memory_worker.py")
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--standalone",
+               str(worker), device, str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads((out / f"rank-{rank}.json").read_text()) for rank in range(nproc)]
+
+
+def test_no_process_holds_the_whole_model(tmp_path: Path) -> None:
+    """Each of two processes holds half of the cnn's parameter storage after setup and after two epochs with
+    their evaluations: the sharded model is built on the CPU and sharded there, evaluation runs on the shards,
+    and process 0 keeps no plain copy of the model (it kept one before: 1.5 models on process 0)."""
+    whole = sum(p.numel() * p.element_size() for p in zoo.create_model("cnn").parameters())
+    reports = run_memory_worker("cpu", 2, tmp_path)
+    for rank, report in enumerate(reports):
+        for moment in ("after_setup", "after_training"):
+            share = report[moment] / whole
+            assert 0.45 < share < 0.55, f"process {rank} {moment}: {share:.2f} of the model's parameter bytes"
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    zoo.create_model("cnn").load_state_dict(load_file(run_dir / "model.safetensors"), strict=True)
+    assert [r["step"] for r in _curve(run_dir)] == [3, 6] and "val_accuracy" in _curve(run_dir)[-1]
+
+
+def test_language_model_evaluates_and_samples_on_the_shards(tmp_path: Path) -> None:
+    """gpt-nano under FSDP: its epoch-end hook samples text (a forward per token, collective on the sharded
+    model) on both processes; the run folder gets process 0's samples and tokenizer, and nothing else."""
+    from pydoc_data.topics import topics
+
+    text = tmp_path / "text.txt"
+    text.write_text("".join(topics[k] for k in sorted(topics))[:12_000], encoding="utf-8")
+    run_dir = _train("gpt-nano", "--data", f"text:{text}", "--batch-size", "8", "--smoke", "--device", "cpu",
+                     "--strategy", "fsdp", "--nproc", "2", "--out", str(tmp_path / "runs"))
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["epoch-001.txt", "epoch-002.txt"]
+    assert "--- prompt" in (run_dir / "samples" / "epoch-002.txt").read_text()
+    assert (run_dir / "tokenizer.json").is_file()
+    assert all(torch.isfinite(t).all() for t in load_file(run_dir / "model.safetensors").values())
+    assert "val_loss" in _curve(run_dir)[-1]

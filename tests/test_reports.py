@@ -457,3 +457,69 @@ def test_a_resumed_run_goes_on_logging_into_the_same_mlflow_run(tmp_path: Path,
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     history = mlflow.MlflowClient().get_metric_history(only.info.run_id, "val_loss")
     assert sorted((m.step, m.value) for m in history) == [(r["step"], r["val_loss"]) for r in rows]
+
+
+def test_leaderboard_clicks_keep_the_address_and_a_reload_keeps_the_order(cnn_runs: dict[str, Path],
+                                                                            tmp_path: Path) -> None:
+    """Real clicks in headless Chromium (the DevTools protocol): opened with #sort=value:asc, a click on "run"
+    writes #sort=run:asc into the address (it kept the stale value:asc before), a second click run:desc, and a
+    reload of that address sorts by run, descending, again."""
+    from tests.chromium_cdp import Browser
+
+    out = tmp_path / "board.html"
+    result = invoke("report", "--leaderboard", "--root", str(cnn_runs["root"]), "--exports",
+                    str(cnn_runs["exports"]), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    table = "document.querySelector('table.sortable')"
+    header = (f"Array.prototype.find.call({table}.tHead.rows[0].cells,"
+              "function(c){return c.textContent.trim()==='run';})")
+    column = (f"(function(t){{var i=Array.prototype.map.call(t.tHead.rows[0].cells,function(c){{"
+              f"return c.textContent.trim();}}).indexOf('run');return Array.prototype.map.call(t.tBodies[0].rows,"
+              f"function(r){{return [r.getAttribute('data-group')||'',r.cells[i].textContent.trim()];}});}})({table})")
+    browser = Browser(chromium_binary(), tmp_path / "profile", out.resolve().as_uri() + "#sort=value:asc")
+    try:
+        browser.wait_until("document.body && document.body.getAttribute('data-ready')==='1'")
+        assert browser.evaluate(f"{table}.getAttribute('data-sorted')") == "value:asc"
+        for direction in ("asc", "desc"):
+            browser.click(header)
+            assert browser.evaluate("location.hash") == f"#sort=run:{direction}"
+            assert browser.evaluate(f"{table}.getAttribute('data-sorted')") == f"run:{direction}"
+        clicked = browser.evaluate(column)
+        groups = [group for group, _ in clicked]
+        assert groups == sorted(groups) and len(clicked) >= 2
+        for group in set(groups):  # sorted within each group of rows (one metric here: full and smoke runs)
+            names = [name for g, name in clicked if g == group]
+            assert names == sorted(names, reverse=True)
+        browser.reload()
+        browser.wait_until("document.body && document.body.getAttribute('data-ready')==='1'")
+        assert browser.evaluate("location.hash") == "#sort=run:desc"
+        assert browser.evaluate(f"{table}.getAttribute('data-sorted')") == "run:desc"
+        assert browser.evaluate(column) == clicked
+    finally:
+        browser.close()
+
+
+def test_reports_and_the_card_say_where_the_best_epoch_was_and_which_weights_a_bundle_holds(
+        cnn_runs: dict[str, Path], tmp_path: Path) -> None:
+    """Issue 25: the best epoch was never shown, nor which checkpoint a bundle came from. The run's report names
+    the best epoch and its checkpoint; the bundle's report and card say the graphs hold the final weights (with
+    their hash), not the best checkpoint."""
+    import html
+
+    summary = json.loads((cnn_runs["run"] / "summary.json").read_text())
+    best = summary["best"]
+    out = tmp_path / "run.html"
+    assert invoke("report", str(cnn_runs["run"]), "--out", str(out)).exit_code == 0
+    text = html.unescape(out.read_text())
+    assert f"Best val_accuracy {best['val_accuracy']:.4g} at epoch {best['epoch']} (checkpoints/best.safetensors)" \
+        in text
+    assert "a bundle holds the final weights (model.safetensors), not the best checkpoint" in text
+    bundle = cnn_runs["bundle"]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    digest = manifest["run"]["weights_sha256"]
+    from_bundle = tmp_path / "bundle.html"
+    assert invoke("report", str(bundle), "--out", str(from_bundle)).exit_code == 0
+    assert f"model.safetensors (sha256 {digest[:16]}…), not its best checkpoint" in html.unescape(
+        from_bundle.read_text())
+    card = (bundle / "card.md").read_text()
+    assert f"sha256 `{digest}`" in card and f"was at epoch {best['epoch']}" in card and "not what is exported" in card

@@ -315,7 +315,8 @@ def _export(run_dir: str, out: str, opset: int, exporter: str, force: bool, veri
 @click.option("--opset", default=18, show_default=True, type=int, help="ONNX opset.")
 @click.option("--exporter", default="dynamo", show_default=True, type=click.Choice(["dynamo", "torchscript"]))
 @click.option("--quantize", type=click.Choice(["int8"]), help="Add an int8 variant of each graph (static QDQ "
-              "calibrated on training data; dynamic where static does not fit).")
+              "calibrated on training data; dynamic where static does not fit; int8 weights only where the graph "
+              "asks, as language models do).")
 @click.option("--fp16", is_flag=True, help="Add an fp16 variant of each graph (for GPU targets).")
 @click.option("--optimize", is_flag=True, help="Write graphs after ONNX Runtime's offline (basic) optimisations.")
 @click.option("--measure-variants", is_flag=True, help="Time each int8/fp16 variant against fp32 on this CPU for the "

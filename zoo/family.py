@@ -97,6 +97,9 @@ class GraphSpec:
     #: Sub-modules of ``module`` (attribute names, e.g. ``("logmel",)``) whose operators ``--quantize int8``
     #: leaves in fp32: a front end whose values int8 cannot represent (a power spectrum before its log).
     int8_float_modules: tuple[str, ...] = ()
+    #: ``--quantize int8`` quantizes only the MatMul weights (int8, one scale per block, ONNX Runtime's
+    #: ``MatMulNBits``; activations stay fp32): for a decoder whose speed is the bytes of weights it reads.
+    int8_weight_only: bool = False
 
     def __post_init__(self) -> None:
         check_role(self.name, self.role, self.role_info, list(self.input_names), list(self.output_names))
@@ -267,7 +270,8 @@ class Family:
 
     def evaluate(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
         """Validation metrics (floats) after an epoch, from ``ctx.data`` (model in eval mode, no grad;
-        main process only)."""
+        main process only; under ``--strategy fsdp`` every process runs it on its shards, from the same random state,
+        and process 0's result is kept)."""
         raise NotImplementedError
 
     def graphs(self, model: torch.nn.Module, data: DataInfo) -> list[GraphSpec]:
@@ -275,14 +279,15 @@ class Family:
         raise NotImplementedError
 
     def epoch_end(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, float]:
-        """Called after :meth:`evaluate` each epoch (model in eval mode, no grad; main process only): write
-        per-epoch pictures into ``ctx.run_dir`` and return extra metrics for that epoch's log line.
+        """Called after :meth:`evaluate` each epoch (model in eval mode, no grad; main process only, or every
+        process under ``--strategy fsdp``, the others with a scratch ``ctx.run_dir``): write per-epoch pictures
+        into ``ctx.run_dir`` and return extra metrics for that epoch's log line.
         Default: nothing."""
         return {}
 
     def final_metrics(self, model: torch.nn.Module, ctx: RunContext) -> dict[str, Any]:
-        """Called once after the last epoch (model in eval mode, no grad; main process only): metrics
-        merged into ``summary.json`` under ``"metrics"``. Default: none."""
+        """Called once after the last epoch (model in eval mode, no grad; main process only, or every process
+        under ``--strategy fsdp``): metrics merged into ``summary.json`` under ``"metrics"``. Default: none."""
         return {}
 
     def report_sections(self, context: ReportContext) -> list[ReportSection]:

@@ -79,6 +79,8 @@ def as_user_error(exc: BaseException) -> ZooError | None:
         return exc
     if isinstance(exc, OSError) and exc.errno in _OS_FIXES and exc.filename is not None:
         return ZooError(os_error_line(exc))  # a path the user gave, even when a plugin's code opened it
+    if isinstance(exc, MemoryError):  # not a plugin's bug, even when its code asked for the memory
+        return ZooError(OUT_OF_MEMORY)
     plugin = _plugin_in_traceback(exc)
     if plugin is not None:
         return ZooError(f"plugin {plugin!r} failed in its own code ({type(exc).__name__}: {_first_line(exc)}); "
@@ -88,10 +90,38 @@ def as_user_error(exc: BaseException) -> ZooError | None:
     wrapped = os_error_in(exc)  # a library's own error around an OS error (safetensors, the ONNX exporter)
     if wrapped is not None and wrapped.errno in _OS_FIXES:
         return ZooError(os_error_line(wrapped))
-    if isinstance(exc, MemoryError):
-        return ZooError("out of memory: the data or model is too large for this machine; use a smaller "
-                        "--image-size or --batch-size")
     return None
+
+
+#: The line for a MemoryError: what to shrink.
+OUT_OF_MEMORY = ("out of memory: the data or model is too large for this machine or its memory limit; use less "
+                 "data (a shorter text, fewer images), a smaller --image-size or --batch-size, or raise the limit")
+
+
+def address_space_left() -> int | None:
+    """Bytes this process may still map under its address-space limit (``ulimit -v``, ``RLIMIT_AS``); None when
+    there is no limit (or it cannot be read). Libraries written in Rust abort the whole process when an allocation
+    fails (exit 134, a backtrace), so code that hands them much data checks this first (:func:`need_memory`)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/statm") as handle:
+            used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError):
+        return None
+    return soft - used
+
+
+def need_memory(size: int, what: str) -> None:
+    """Refuse in one line (a :class:`ZooError`) when the address-space limit leaves less than ``size`` bytes for
+    ``what``; nothing happens without a limit."""
+    left = address_space_left()
+    if left is not None and left < size:
+        raise ZooError(f"out of memory: {what} needs about {size >> 20} MB more than the memory limit "
+                       f"(ulimit -v) leaves ({max(left, 0) >> 20} MB); use less data or raise the limit")
 
 
 def os_error_line(exc: OSError, what: str | None = None) -> str:

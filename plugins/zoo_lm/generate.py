@@ -58,8 +58,8 @@ def lm_graph(bundle: Path, *, variant: str = "fp32") -> tuple[Path, dict[str, An
                        "(zoo train gpt-nano --data pydoc-topics --export)")
     chosen = [g for g in found if g.variant == variant]
     if not chosen:
-        raise ZooError(f"{bundle} has no {variant} language-model graph (it has: "
-                       f"{', '.join(sorted(g.variant for g in found))})")
+        raise ZooError(f"{bundle} has no {variant} language-model graph; pass --variant with one it has: "
+                       f"{', '.join(sorted(g.variant for g in found))}")
     return opened.graph_path(chosen[0]), dict(chosen[0].role_info)
 
 
@@ -287,13 +287,14 @@ class TextStream:
 
 def generate_texts(bundle: str | Path, prompts: list[str], *, max_new_tokens: int = 200,
                    sampling: Sampling | None = None, write: Callable[[str], None] | None = None,
-                   stop: tuple[str, ...] = (), threads: int = 0) -> list[dict[str, Any]]:
+                   stop: tuple[str, ...] = (), threads: int = 0, variant: str = "fp32") -> list[dict[str, Any]]:
     """Continue each of ``prompts``, decoded as one batch (:meth:`LMSession.generate`); one result per prompt, in
     order, each what that prompt gives alone. Each row ends on its own after ``max_new_tokens`` tokens, at the
     tokenizer's end-of-text token (not part of the text), or at the first of the ``stop`` strings (the text ends
     before it). Past the context a row's window slides (``slides``). ``write`` (one prompt only) receives the prompt,
     then the text piece by piece as tokens arrive, never any of a stop string. ``threads`` fixes ONNX Runtime's
-    intra-op threads (0: its default)."""
+    intra-op threads (0: its default); ``variant`` picks the bundle's graph (``fp32``, or ``int8`` for int8 weights
+    when it was exported with ``--quantize int8``)."""
     sampling = sampling or Sampling()
     sampling.check()
     if not prompts:
@@ -313,7 +314,7 @@ def generate_texts(bundle: str | Path, prompts: list[str], *, max_new_tokens: in
         raise ZooError("--stop must not be empty; give the text that ends generation")
     if write and len(prompts) > 1:
         raise ZooError("streaming writes one prompt's text; several prompts are returned when the batch ends")
-    lm = LMSession(bundle, threads=threads)
+    lm = LMSession(bundle, threads=threads, variant=variant)
     ids = [lm.encode(prompt) for prompt in prompts]
     empty = [which for which, row in zip(name, ids, strict=True) if not row]
     if empty:
@@ -332,13 +333,14 @@ def generate_texts(bundle: str | Path, prompts: list[str], *, max_new_tokens: in
         results.append({"prompt": prompt, "text": stream.text, "tokens": tokens, "prompt_tokens": len(row_ids),
                         "new_tokens": len(tokens), "stopped": stream.stopped, "slides": slides,
                         "context": lm.context, "temperature": sampling.temperature, "top_k": sampling.top_k,
-                        "top_p": sampling.top_p, "seed": sampling.seed, "threads": threads})
+                        "top_p": sampling.top_p, "seed": sampling.seed, "threads": threads,
+                        "variant": variant})
     return results
 
 
 def generate_text(bundle: str | Path, prompt: str, *, max_new_tokens: int = 200, sampling: Sampling | None = None,
-                  write: Callable[[str], None] | None = None, stop: tuple[str, ...] = (), threads: int = 0
-                  ) -> dict[str, Any]:
+                  write: Callable[[str], None] | None = None, stop: tuple[str, ...] = (), threads: int = 0,
+                  variant: str = "fp32") -> dict[str, Any]:
     """Continue one ``prompt`` (:func:`generate_texts` with one prompt)."""
     return generate_texts(bundle, [prompt], max_new_tokens=max_new_tokens, sampling=sampling, write=write, stop=stop,
-                          threads=threads)[0]
+                          threads=threads, variant=variant)[0]

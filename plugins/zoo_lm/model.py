@@ -75,6 +75,9 @@ class GPT(nn.Module):
             raise ZooError(f"--init: these GPT-2 weights do not fit this model: {problem}")
         return hf_gpt2.from_hf(state, self.layers)
 
+    #: Called in place of ``forward`` (sampling at epoch ends): ``--strategy fsdp`` gathers the root's weights for it.
+    fsdp_forward_methods = ("forward_cached",)
+
     def fsdp_blocks(self) -> list[nn.Module]:
         """What ``--strategy fsdp`` shards one by one: the blocks (the tied embedding is used by the root too)."""
         return list(self.blocks)

@@ -12,6 +12,7 @@ otherwise merge a newline with the next line's indentation when given the whole 
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,8 +109,28 @@ def train_bpe_json(text: str, vocab_size: int) -> str:
     tokenizer = _byte_level(BPE())
     trainer = BpeTrainer(vocab_size=vocab_size, initial_alphabet=_byte_alphabet(), show_progress=False,
                          special_tokens=[])
+    _within_memory_limit(TRAIN_BYTES_PER_CHAR * len(text), f"training a BPE tokenizer on {len(text) >> 20} MB of text")
     tokenizer.train_from_iterator(pieces(text), trainer=trainer)
     return tokenizer.to_str()
+
+
+#: What the library may need beyond what the process holds, per character of text it learns a BPE from (its word
+#: counts and pair statistics; measured well under this) and, for one ``encode_batch`` call, in all.
+TRAIN_BYTES_PER_CHAR = 4
+ENCODE_BYTES = 64 << 20
+
+
+def _within_memory_limit(size: int, what: str) -> None:
+    """The tokenizers library is Rust: a failed allocation aborts the process (exit 134, a Rust backtrace) instead
+    of raising. Under an address-space limit (``ulimit -v``) refuse in one line before a call that may not fit,
+    and keep the library on this thread (each worker thread's malloc arena reserves 64 MB of address space,
+    which alone aborted a run under a 900 MB limit)."""
+    from zoo.faults import address_space_left, need_memory
+
+    if address_space_left() is None:
+        return
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    need_memory(size + (64 << 20), what)
 
 
 #: The longest piece of text handed to the tokenizers library at once. One 50 MB line made its BPE trainer
@@ -140,22 +161,43 @@ def encode(tokenizer_json: str, text: str) -> np.ndarray:
     tokenizer = Tokenizer.from_str(tokenizer_json)
     if tokenizer.get_vocab_size() == 256:
         return np.frombuffer(text.encode("utf-8"), np.uint8).astype(np.int64)
-    return np.asarray(encode_ids(tokenizer, text), np.int64)
+    return encode_array(tokenizer, text)
+
+
+#: The most characters handed to one ``encode_batch`` call. The library keeps tens of bytes per token of a
+#: call's results (ids, offsets, token strings): a thousand 64 kB pieces of one 50 MB line took 1.7 GB and, under
+#: a memory limit, aborted the process from Rust (exit 134). A megabyte a call keeps that to tens of MB.
+MAX_BATCH_CHARS = 1 << 20
+
+
+def _batches(text: str) -> Iterator[list[str]]:
+    """:func:`pieces` of ``text`` in lists of at most about :data:`MAX_BATCH_CHARS` characters."""
+    batch: list[str] = []
+    size = 0
+    for piece in pieces(text):
+        batch.append(piece)
+        size += len(piece)
+        if size >= MAX_BATCH_CHARS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def encode_array(tokenizer: Any, text: str) -> np.ndarray:
+    """Token ids (int64) of ``text`` with a loaded ``tokenizers.Tokenizer``, line by line (:func:`lines`), a long
+    line in bounded pieces (:func:`pieces`), about a megabyte of text per call (:data:`MAX_BATCH_CHARS`)."""
+    run = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # no offsets: the same ids, less memory
+    parts = []
+    for batch in _batches(text):
+        _within_memory_limit(ENCODE_BYTES, "tokenizing the text")
+        parts.append(np.fromiter((i for enc in run(batch, add_special_tokens=False) for i in enc.ids), np.int32))
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
 def encode_ids(tokenizer: Any, text: str) -> list[int]:
-    """Token ids of ``text`` with a loaded ``tokenizers.Tokenizer``, line by line (:func:`lines`), a long line in
-    bounded pieces (:func:`pieces`), a thousand pieces per call."""
-    ids: list[int] = []
-    batch: list[str] = []
-    for piece in pieces(text):
-        batch.append(piece)
-        if len(batch) == 1024:
-            ids.extend(i for enc in tokenizer.encode_batch(batch, add_special_tokens=False) for i in enc.ids)
-            batch = []
-    if batch:
-        ids.extend(i for enc in tokenizer.encode_batch(batch, add_special_tokens=False) for i in enc.ids)
-    return ids
+    """Token ids of ``text`` as a list (:func:`encode_array`)."""
+    return [int(i) for i in encode_array(tokenizer, text)]
 
 
 def token_bytes(tokenizer: Any, token: int) -> bytes:

@@ -70,16 +70,20 @@ class ClassifierHandlers(RoleHandlers):
 
 
 def preprocess(path: Path, meta: dict[str, Any]) -> np.ndarray:
-    """One image file → the model's 1×C×H×W float32 input, using the bundle's recorded preprocessing."""
+    """One image file → the model's 1×C×H×W float32 input, using the bundle's recorded preprocessing (the squash,
+    or the evaluation transform when the graph's ``preprocessing`` metadata holds a ``crop``)."""
+    from zoo.data.crop import graph_crop, resize_crop
     from zoo.data.preprocess import resize
     from zoo.data.readers import load_image
     from zoo.data.units import from_8bit_factor
 
     _, channels, height, width = json.loads(meta["input_shape"])
     norm = json.loads(meta["normalization"])
+    crop = graph_crop(meta)
     pixels = load_image(path, mode="L" if channels == 1 else "RGB").transpose(2, 0, 1)[None]
     # resized as 8-bit (as training resized 8-bit files), then 8-bit → the dataset's raw unit → × scale
-    raw = resize(pixels, (height, width)).astype(np.float32) * np.float32(from_8bit_factor(norm))
+    sized = resize(pixels, (height, width)) if crop is None else resize_crop(pixels, (height, width), crop)
+    raw = sized.astype(np.float32) * np.float32(from_8bit_factor(norm))
     array = raw * np.float32(norm["scale"])
     mean = np.asarray(norm["mean"], dtype=np.float32)[None, :, None, None]
     std = np.asarray(norm["std"], dtype=np.float32)[None, :, None, None]

@@ -225,7 +225,8 @@ def _make_variant(variant: str, src: Path, dst: Path, graph: Any, data: Any) -> 
             calibration = graph.random_inputs(variants.CALIBRATION_SAMPLES, np.random.default_rng(0))
             source = "the graph's random inputs (its GraphSpec declares no calibration_inputs)"
         method = variants.quantize_int8(src, dst, graph.name, list(graph.input_names), calibration, source,
-                                        float_modules=tuple(graph.int8_float_modules))
+                                        float_modules=tuple(graph.int8_float_modules),
+                                        weight_only=bool(getattr(graph, "int8_weight_only", False)))
     else:
         method = variants.to_fp16(src, dst, graph.name)
     make_portable(dst, variant)
@@ -297,6 +298,12 @@ def _sample_metadata(info: Any) -> dict[str, Any]:
     from zoo.data.units import unit_metadata, white_value
 
     unit = unit_metadata(white_value(info.pixel_max, info.scale))
+    crop = getattr(info, "crop", None)
+    preprocessing = {"channels": info.channels, "color": "grayscale" if info.channels == 1 else "RGB",
+                     "channel_order": "CHW", "resize": [info.height, info.width],
+                     "resample": crop.interpolation if crop else "bilinear", "source_shape": info.source_shape}
+    if crop is not None:  # resize to cover the scale size keeping the aspect ratio, then the centre crop
+        preprocessing["crop"] = {**crop.to_dict(), "scale_size": list(crop.scale_size((info.height, info.width)))}
     return {
         "input_shape": ["batch", *info.shape],
         "layout": "NCHW (batch, channels, height, width); channels in the dataset's own order",
@@ -304,9 +311,7 @@ def _sample_metadata(info: Any) -> dict[str, Any]:
                           "formula": "(pixel * scale - mean[c]) / std[c]",
                           "pixel_max": unit["pixel_max"], "from_8bit": unit["from_8bit"]},
         "pixel_unit": unit,
-        "preprocessing": {"channels": info.channels, "color": "grayscale" if info.channels == 1 else "RGB",
-                          "channel_order": "CHW", "resize": [info.height, info.width], "resample": "bilinear",
-                          "source_shape": info.source_shape},
+        "preprocessing": preprocessing,
     }
 
 

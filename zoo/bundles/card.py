@@ -135,8 +135,11 @@ def _preprocessing(info: Any) -> str:
                 f"{info.audio.sample_rate} Hz (N×{info.audio.num_samples}).")
     if info.kind != "image":
         return f"Model input = {describe_samples(info)}, as the family prepared them."
+    crop = getattr(info, "crop", None)
+    geometry = (f"\nImages are not squashed to {info.height}×{info.width}: {crop.describe()}; `zoo predict` and the "
+                "deployed graphs do the same." if crop else "")
     return (f"Model input = (pixel × {info.scale:g} − mean[c]) / std[c], mean = {info.mean}, std = {info.std}, "
-            f"channels\nfirst (N×C×H×W). Raw pixels: {_pixel_unit(info)}.")
+            f"channels\nfirst (N×C×H×W). Raw pixels: {_pixel_unit(info)}.{geometry}")
 
 
 def _normalization_source(config: dict[str, Any]) -> str:

@@ -5,6 +5,11 @@
   which zoo trains with; without ``exclude_outside`` borders differ by up to 8 grey levels) →
   rounded to whole 8-bit values as zoo's own resize does → × (8-bit → raw unit) × scale → (x − mean) / std →
   the model → ``probabilities`` (softmax), ``top_probabilities`` and ``top_indices`` (top-k, int64).
+  When the graph's ``preprocessing`` holds a ``crop`` (:mod:`zoo.data.crop`), the ``Resize`` goes to the size that
+  covers the scale size keeping the aspect ratio (computed from the input's shape with integer ``Mul``/``Div``/
+  ``Where``; ``cubic`` with a = −0.5, Pillow's ``BICUBIC``, when the crop says bicubic: one axis, clipped to 0–255,
+  then the other, in the order Pillow picks (an ``If``), as Pillow resizes an 8-bit image) and a ``Slice`` takes
+  the centre (offset ``Round``-ed half to even, as torchvision's ``CenterCrop``).
 - **Sampler / decoder** (graph role ``sampler`` or ``decoder``): the same inputs (noise, label) →
   the model → ``pixels``, uint8 N×H×W×C. The noise (input, distribution, shape [batch, latent_dim]) is
   the role's ``zoo_role_info``, kept in the graph's metadata, and is stated in the description.
@@ -116,10 +121,16 @@ def noise_of(entry: GraphEntry) -> dict[str, Any]:
 def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k: int) -> tuple[Any, Any, dict]:
     from onnx import TensorProto, helper, numpy_helper
 
+    from zoo.bundles.crop_nodes import centre_slice, covering_sizes, crop_text
+    from zoo.data.crop import graph_crop
     from zoo.data.units import from_8bit_factor
 
     _, channels, height, width = entry.inputs[0].shape
+    crop = graph_crop(entry.metadata)
     factor = np.float32(from_8bit_factor(norm) * norm["scale"])
+    resize_mode = {"antialias": 1, "exclude_outside": 1, "coordinate_transformation_mode": "half_pixel",
+                   **({"mode": "cubic", "cubic_coeff_a": -0.5} if crop and crop.interpolation == "bicubic"
+                      else {"mode": "linear"})}  # cubic with a = -0.5: Pillow's BICUBIC
     mean = np.asarray(norm["mean"], np.float32).reshape(1, -1, 1, 1)
     std = np.asarray(norm["std"], np.float32).reshape(1, -1, 1, 1)
     consts = [numpy_helper.from_array(a, n) for a, n in (
@@ -131,12 +142,14 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
         helper.make_node("Transpose", ["image_f"], ["nchw"], perm=[0, 3, 1, 2]),
         helper.make_node("Shape", ["nchw"], ["shape"]),
         helper.make_node("Gather", ["shape", "batch_channels_at"], ["nc"]),
-        helper.make_node("Concat", ["nc", "size_hw"], ["sizes"], axis=0),
+        *(covering_sizes(crop, (height, width), consts, resize_mode) if crop else
+          [helper.make_node("Concat", ["nc", "size_hw"], ["sizes"], axis=0)]),
         # Pillow's BILINEAR: a triangle filter stretched when downscaling, taps outside the image left out
-        helper.make_node("Resize", ["nchw", "", "", "sizes"], ["resized"], mode="linear", antialias=1,
-                         exclude_outside=1, coordinate_transformation_mode="half_pixel"),
+        *([] if crop and crop.interpolation == "bicubic" else  # bicubic: two passes (crop_nodes.two_pass)
+          [helper.make_node("Resize", ["nchw", "", "", "sizes"], ["resized"], **resize_mode)]),
         helper.make_node("Round", ["resized"], ["rounded"]),
-        helper.make_node("Clip", ["rounded", "zero", "white"], ["pixels"]),
+        helper.make_node("Clip", ["rounded", "zero", "white"], ["levels" if crop else "pixels"]),
+        *(centre_slice(consts) if crop else []),
         helper.make_node("Mul", ["pixels", "factor"], ["scaled"]),
         helper.make_node("Sub", ["scaled", "mean"], ["centred"]),
         helper.make_node("Div", ["centred", "std"], ["normalized"]),
@@ -164,8 +177,8 @@ def _classifier_parts(entry: GraphEntry, norm: dict[str, Any], opset: int, top_k
                             f"{'grayscale' if channels == 1 else 'RGB'}, 0–255"},
         "outputs": {"probabilities": f"float32, batch×{classes} (softmax)",
                     "top_probabilities": f"float32, batch×{k}", "top_indices": f"int64, batch×{k} (class indices)"},
-        "resize": f"to {height}×{width}: linear, antialias=1, exclude_outside=1, half_pixel (Pillow BILINEAR); "
-                  "rounded to 8-bit",
+        "resize": (f"to {height}×{width}: linear, antialias=1, exclude_outside=1, half_pixel (Pillow BILINEAR); "
+                   "rounded to 8-bit") if crop is None else crop_text(crop, (height, width)),
         "resize_tolerance_8bit": RESIZE_TOLERANCE_8BIT, "top_k": k,
         "class_labels": labels,
     }

@@ -18,6 +18,10 @@ PURPOSE = {
     "int8": "int8 pays off at large batches on real-size models, on CPUs with int8 instructions (VNNI/AMX): on "
             "small graphs the quantize/dequantize steps and per-call overhead weigh as much as the int8 "
             "arithmetic saves.",
+    # a graph that declares GraphSpec.int8_weight_only: MatMul weights in int8, activations in fp32
+    "int8-weights": "int8 weights are for decoding one token at a time, whose speed is the bytes of weights read: "
+                    "they read about a quarter of fp32's. They run under ONNX Runtime (MatMulNBits); other runtimes "
+                    "may not have the operator.",
 }
 GATE = ("A variant passes its gate when, on the real validation samples (on its random inputs where the graph has "
         "none), its outputs meet its tolerance against the fp32 PyTorch outputs and it loses at most "
@@ -40,7 +44,8 @@ def variant_text(graphs: dict[str, GraphEntry], parity: ParityReport | None,
         s = speed.get(name)
         if s and s["speedup"] < 1.0:
             lines.append(f"  Slower than fp32 on the machine that measured it ({s['speedup']:.2f}× the fp32 speed).")
-        lines.append(f"  What it is for: {PURPOSE[entry.variant]}")
+        weights_only = entry.variant == "int8" and (entry.method or "").startswith("weight-only")
+        lines.append(f"  What it is for: {PURPOSE['int8-weights' if weights_only else entry.variant]}")
         if entry.variant == "fp16":
             lines.append(f"  Tolerance: atol {entry.atol:g} (at least {variants.VARIANT_TOLERANCES['fp16'][0]:g}, or "
                          f"{variants.FP16_SCALE_SHARE:g} × the largest fp32 output on the test inputs: runtimes that "

@@ -66,13 +66,15 @@ def op_types(path: Path) -> set[str]:
 
 
 def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
-                  calibration: tuple[np.ndarray, ...], source: str, float_modules: tuple[str, ...] = ()) -> str:
+                  calibration: tuple[np.ndarray, ...], source: str, float_modules: tuple[str, ...] = (),
+                  weight_only: bool = False) -> str:
     """Write an int8 copy of ``src`` to ``dst``; returns how it was quantized.
 
     Static QDQ (per-channel int8 weights, uint8 activations calibrated on ``calibration``, which came
     from ``source``) for graphs with convolutions; dynamic (int8 weights, activations quantized at run
     time) for graphs whose quantizable work is MatMul/Gemm only. The nodes exported from the sub-modules
-    named in ``float_modules`` (``GraphSpec.int8_float_modules``) stay fp32.
+    named in ``float_modules`` (``GraphSpec.int8_float_modules``) stay fp32. ``weight_only``
+    (``GraphSpec.int8_weight_only``): :func:`quantize_weights_int8` instead.
     """
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_dynamic, quantize_static
@@ -81,6 +83,8 @@ def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
     if not ops & (QUANTIZABLE_STATIC | QUANTIZABLE_DYNAMIC):
         raise ZooError(f"graph {graph_name!r} has no Conv, MatMul or Gemm for int8 to quantize; "
                        "export it without --quantize")
+    if weight_only:
+        return quantize_weights_int8(src, dst, graph_name)
     with tempfile.TemporaryDirectory(dir=dst.parent) as tmp, quiet_logger():
         prepared = Path(tmp) / "prepared.onnx"
         try:
@@ -112,6 +116,54 @@ def quantize_int8(src: Path, dst: Path, graph_name: str, input_names: list[str],
     return method
 
 
+#: Weight-only int8: one fp32 scale per this many weights along each column (ONNX Runtime's ``MatMulNBits``).
+#: 128 decoded gpt2-small 1.3x as fast as 32 and 1.07x as fast as 256 (MLAS' int8 kernel; same machine, interleaved).
+WEIGHT_BLOCK = 128
+#: ``MatMulNBits``' accuracy level 4: activations are quantized to int8 block by block inside the kernel, so
+#: the CPU's integer dot products do the work (level 1, fp32 arithmetic, decoded gpt2-small 25x slower).
+WEIGHT_ACCURACY_LEVEL = 4
+
+
+def quantize_weights_int8(src: Path, dst: Path, graph_name: str) -> str:
+    """Write a copy of ``src`` whose MatMul weights are int8 (symmetric, one scale per ``WEIGHT_BLOCK`` weights),
+    run by ONNX Runtime's ``MatMulNBits``; no calibration, no activation statistics.
+
+    What a decoder reads per generated token is its weights: int8 reads a quarter of fp32's bytes. MatMuls whose
+    weight is computed in the graph (a transposed tied embedding) are folded into constants first by ONNX Runtime's
+    basic optimisations, so they are quantized too."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    from zoo.ort import import_onnxruntime
+
+    ort = import_onnxruntime()
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp, quiet_logger():
+        folded = Path(tmp) / "folded.onnx"
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", "folded.data")
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        try:
+            ort.InferenceSession(str(src), sess_options=options, providers=["CPUExecutionProvider"])
+            config = DefaultWeightOnlyQuantConfig(block_size=WEIGHT_BLOCK, is_symmetric=True, bits=8,
+                                                  accuracy_level=WEIGHT_ACCURACY_LEVEL,
+                                                  op_types_to_quantize=("MatMul",))
+            quantizer = MatMulNBitsQuantizer(onnx.load(str(folded)), algo_config=config)
+            quantizer.process()
+            model = quantizer.model.model
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ZooError(f"graph {graph_name!r} cannot be quantized to int8 weights: {first}; "
+                           "export it without --quantize") from None
+        count = sum(node.op_type == "MatMulNBits" for node in model.graph.node)
+        if not count:
+            raise ZooError(f"graph {graph_name!r} has no MatMul with a constant weight for int8 to quantize; "
+                           "export it without --quantize")
+        onnx.save(model, str(dst))
+    return (f"weight-only: {count} MatMul weights in int8 (symmetric, one fp32 scale per {WEIGHT_BLOCK}), "
+            f"ONNX Runtime MatMulNBits at accuracy level {WEIGHT_ACCURACY_LEVEL}; activations stay fp32 between "
+            "layers; ONNX Runtime basic optimisations applied first")
 
 
 def module_nodes(model: Any, modules: tuple[str, ...]) -> list[str]:

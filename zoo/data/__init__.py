@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from zoo.data.crop import EvalCrop
 from zoo.data.kinds import (  # noqa: F401 - the kinds' helpers are re-exported as part of zoo.data
     AudioInfo,
     FeatureInfo,
@@ -84,6 +85,8 @@ class DataInfo:
     target: TargetInfo | None = None
     features: FeatureInfo | None = None
     audio: AudioInfo | None = None
+    #: The evaluation transform images went through instead of the squash (``--crop-pct``, or the weights' own).
+    crop: EvalCrop | None = None
 
     def __post_init__(self) -> None:
         if self.target is None:
@@ -109,12 +112,17 @@ class DataInfo:
         return ()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """As a JSON-ready dict; ``crop`` only when there is one (a run without it records what it always did)."""
+        data = asdict(self)
+        if self.crop is None:
+            del data["crop"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataInfo:
         """Back from :meth:`to_dict` (or a ``config.json`` of any older run: missing keys take defaults)."""
-        nested = {"text": TextInfo, "target": TargetInfo, "features": FeatureInfo, "audio": AudioInfo}
+        nested = {"text": TextInfo, "target": TargetInfo, "features": FeatureInfo, "audio": AudioInfo,
+                  "crop": EvalCrop}
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         for key, kind in nested.items():
@@ -206,11 +214,15 @@ class DataOptions:
     normalize: Normalization | None = None
     #: Keep only this many training samples, drawn by the seed (``--train-samples``); the validation split stays.
     train_samples: int | None = None
+    #: Resize keeping the aspect ratio + centre crop instead of the squash (``--crop-pct``, or the weights' own).
+    crop: EvalCrop | None = None
 
     def image_flags(self) -> list[str]:
-        """The image-only flags these options set (``--channels``, ``--image-size``, ``--normalize``)."""
+        """The image-only flags these options set (``--channels``, ``--image-size``, ``--normalize``,
+        ``--crop-pct``)."""
         return [flag for flag, value in (("--channels", self.channels), ("--image-size", self.image_size),
-                                         ("--normalize", self.normalize)) if value is not None]
+                                         ("--normalize", self.normalize), ("--crop-pct", self.crop))
+                if value is not None]
 
 
 @dataclass(frozen=True)
@@ -285,18 +297,19 @@ def prepare_files(name: str, raw: RawFiles, *, seed: int, val_fraction: float, o
         mean, std = options.normalize.for_channels(channels)
     else:
         unscaled = LazyImages(raw.files, mode=mode, size=size, scale=raw.scale, mean=[0.0] * channels,
-                              std=[1.0] * channels)
+                              std=[1.0] * channels, crop=options.crop)
         mean, std = channel_statistics(unscaled, train_idx)
-    images = LazyImages(raw.files, mode=mode, size=size, scale=raw.scale, mean=mean, std=std)
+    images = LazyImages(raw.files, mode=mode, size=size, scale=raw.scale, mean=mean, std=std, crop=options.crop)
     info = DataInfo(name=name, channels=channels, height=size[0], width=size[1], num_classes=len(raw.class_names),
                     class_names=raw.class_names, scale=float(raw.scale), mean=mean, std=std,
                     source_shape=[1 if raw.mode == "L" else 3, *raw.size],
-                    pixel_max=white_value(raw.pixel_max, raw.scale))
+                    pixel_max=white_value(raw.pixel_max, raw.scale), crop=options.crop)
     return DataSplits(info, images.subset(train_idx), labels[train_idx], images.subset(val_idx), labels[val_idx])
 
 
 def prepare(name: str, raw: RawData, *, seed: int, val_fraction: float, options: DataOptions) -> DataSplits:
     """Raw images → N×C×H×W in the asked channels and size → split → normalised splits."""
+    from zoo.data.crop import resize_crop
     from zoo.data.preprocess import check_labels, check_pixels, convert_channels, resize, to_nchw
 
     images = to_nchw(np.asarray(raw.images), source=raw.source)
@@ -307,11 +320,14 @@ def prepare(name: str, raw: RawData, *, seed: int, val_fraction: float, options:
     source_shape = [int(d) for d in images.shape[1:]]
     if options.channels is not None:
         images = convert_channels(images, options.channels)
-    if options.image_size is not None:
+    if options.crop is not None:  # every split alike: the model trains on what it is evaluated on
+        images = resize_crop(images, options.image_size or images.shape[2:], options.crop)
+    elif options.image_size is not None:
         images = resize(images, options.image_size)
-    return split_and_normalise(name, images, labels, seed=seed, val_fraction=val_fraction, scale=raw.scale,
-                               class_names=raw.class_names, source_shape=source_shape, pixel_max=raw.pixel_max,
-                               normalize=options.normalize)
+    splits = split_and_normalise(name, images, labels, seed=seed, val_fraction=val_fraction, scale=raw.scale,
+                                 class_names=raw.class_names, source_shape=source_shape, pixel_max=raw.pixel_max,
+                                 normalize=options.normalize)
+    return replace(splits, info=replace(splits.info, crop=options.crop)) if options.crop else splits
 
 
 def split_and_normalise(
@@ -462,5 +478,6 @@ def load_run_data(config: dict[str, Any]) -> DataSplits:
         options=DataOptions(image_size=tuple(size) if size else None, channels=options.get("channels"),
                             args=dict(options.get("args") or {}),
                             normalize=Normalization.from_dict(options.get("normalize")),
-                            train_samples=options.get("train_samples")),
+                            train_samples=options.get("train_samples"),
+                            crop=EvalCrop.from_dict(options.get("crop"))),
     )

@@ -12,18 +12,21 @@ from typing import Any
 
 import numpy as np
 
+from zoo.data.crop import EvalCrop, resize_crop
 from zoo.data.preprocess import resize
 from zoo.data.readers import load_image
 
 
 class LazyImages:
-    """Files → ``(pixel × scale − mean) / std`` after conversion to ``mode`` and resizing to ``size``."""
+    """Files → ``(pixel × scale − mean) / std`` after conversion to ``mode`` and resizing to ``size`` (squashed, or
+    through the evaluation transform ``crop``: :mod:`zoo.data.crop`)."""
 
     dtype = np.dtype(np.float32)
 
     def __init__(self, files: list[Path], *, mode: str, size: tuple[int, int], scale: float,
-                 mean: list[float], std: list[float]) -> None:
+                 mean: list[float], std: list[float], crop: EvalCrop | None = None) -> None:
         self.files = list(files)
+        self.crop = crop
         self.mode = mode
         self.size = size
         self.scale = np.float32(scale)
@@ -48,7 +51,8 @@ class LazyImages:
     def pixels(self, index: int) -> np.ndarray:
         """Image ``index`` converted and resized, scaled to [0, 1], not yet normalised (C×H×W float32)."""
         array = load_image(self.files[index], mode=self.mode).transpose(2, 0, 1)[None]
-        return resize(array, self.size)[0].astype(np.float32) * self.scale
+        sized = resize(array, self.size) if self.crop is None else resize_crop(array, self.size, self.crop)
+        return sized[0].astype(np.float32) * self.scale
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, (int, np.integer)):
@@ -64,7 +68,8 @@ class LazyImages:
 
     def subset(self, indices: np.ndarray) -> LazyImages:
         return LazyImages([self.files[i] for i in indices], mode=self.mode, size=self.size,
-                          scale=float(self.scale), mean=self.mean.ravel().tolist(), std=self.std.ravel().tolist())
+                          scale=float(self.scale), mean=self.mean.ravel().tolist(), std=self.std.ravel().tolist(),
+                          crop=self.crop)
 
 
 def channel_statistics(images: LazyImages, indices: np.ndarray) -> tuple[list[float], list[float]]:

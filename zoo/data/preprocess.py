@@ -36,17 +36,18 @@ def convert_channels(images: np.ndarray, channels: int) -> np.ndarray:
     raise DataError(f"cannot convert {have}-channel images to {channels} channels; use 1 or 3")
 
 
-def resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize N×C×H×W images to ``size`` (height, width) with Pillow's bilinear filter."""
+def resize(images: np.ndarray, size: tuple[int, int], resample: str = "bilinear") -> np.ndarray:
+    """Resize N×C×H×W images to ``size`` (height, width) with Pillow's bilinear (or ``"bicubic"``) filter."""
     from PIL import Image
 
     height, width = size
     if images.shape[2:] == (height, width):
         return images
+    method = Image.BICUBIC if resample == "bicubic" else Image.BILINEAR
     out = np.empty((*images.shape[:2], height, width), dtype=np.float32)
     for i, image in enumerate(images):
         for c, plane in enumerate(image):
-            resized = Image.fromarray(plane.astype(np.float32), mode="F").resize((width, height), Image.BILINEAR)
+            resized = Image.fromarray(plane.astype(np.float32), mode="F").resize((width, height), method)
             out[i, c] = np.asarray(resized)
     return out.round().clip(0, 255).astype(np.uint8) if images.dtype == np.uint8 else out.astype(images.dtype)
 

@@ -79,6 +79,7 @@ def _vectors(request: DeployRequest, graph: Any, info: dict[str, Any]) -> Deploy
 def _vector_inputs(bundle: Any, entry: GraphEntry, kind: str, info: dict[str, Any]) -> dict[str, np.ndarray]:
     """Real validation samples as 8-bit NHWC images (classifier), or seeded noise (sampler)."""
     from zoo.bundles.vectors import read_test_set
+    from zoo.data.crop import graph_crop, pad_to_scale
     from zoo.data.units import from_8bit_factor
     from zoo.sampling import draw_latents
 
@@ -91,7 +92,10 @@ def _vector_inputs(bundle: Any, entry: GraphEntry, kind: str, info: dict[str, An
         std = np.asarray(norm["std"], np.float32)[None, :, None, None]
         raw = (x * std + mean) / np.float32(norm["scale"])
         levels = np.clip(np.round(raw / np.float32(from_8bit_factor(norm))), 0, 255).astype(np.uint8)
-        return {"image": levels.transpose(0, 2, 3, 1).copy()}
+        crop = graph_crop(entry.metadata)
+        nhwc = levels.transpose(0, 2, 3, 1).copy()
+        # a graph that crops gets each sample edge-padded to the scale size: its crop gives the sample back
+        return {"image": nhwc if crop is None else pad_to_scale(nhwc, crop)}
     noise = info["noise"]
     feeds = {noise["input"]: draw_latents(entry.role_info, VECTOR_SAMPLES, np.random.default_rng(0))}
     if noise.get("label_input"):
@@ -109,6 +113,15 @@ PNG and JPEG files are decoded by zoo's one rule, the same as in training and `z
 applied. Python decodes with `decoding.py` (Pillow), node and the browser with `decode.js` (pngjs, and libjpeg-turbo
 in WebAssembly: the JPEG decoder Pillow uses).
 """
+
+
+def _crop_words(info: dict[str, Any]) -> str:
+    """The README's line on the evaluation transform, when the graph crops ("" when it squashes)."""
+    resize = str(info["pregraph"].get("resize", ""))
+    if "centre" not in resize:
+        return ""
+    return (f"This model was trained with the evaluation transform (not squashed): the graph resizes {resize}. "
+            "Feed whole images; do not crop or resize them first.\n")
 
 
 def _readme(target: str, info: dict[str, Any]) -> str:
@@ -145,7 +158,7 @@ def _readme(target: str, info: dict[str, Any]) -> str:
 {_IMAGES if kind == GraphRole.CLASSIFIER else ""}
 Resizing inside the graph is ONNX `Resize` (linear, antialias=1, exclude_outside=1, half-pixel): Pillow's
 antialiased bilinear resize that zoo trains with, to within one grey level (rounding ties).
-
+{_crop_words(info) if kind == GraphRole.CLASSIFIER else ""}
 ## Other runtimes
 {chr(10).join(f"- {name}: {need}" for name, need in REQUIREMENTS.items())}
 """

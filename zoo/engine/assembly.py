@@ -190,9 +190,9 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
     if options.tensorboard and world.is_main:
         tensorboard_writer()  # not installed: say so before a run folder exists
     init_process_group(world, device)
-    normalize, image_size = weights_inputs(options, say=world.is_main and options.progress)
+    normalize, image_size, crop = weights_inputs(options, say=world.is_main and options.progress)
     data_options = DataOptions(image_size=image_size, channels=options.channels, args=dict(options.data_args),
-                               normalize=normalize, train_samples=options.train_samples)
+                               normalize=normalize, train_samples=options.train_samples, crop=crop)
     data = load_dataset(options.dataset, seed=options.seed, options=data_options)
     check_data_kinds(spec, options, data.info)
     ctx = RunContext(hyperparameters=hp, data=data, device=device, rank=world.rank, world_size=world.size,
@@ -212,26 +212,29 @@ def prepare(options: TrainOptions, world: World) -> RunParts:
         data_options={"image_size": list(data_options.image_size) if data_options.image_size else None,
                       "channels": options.channels, "args": dict(options.data_args),
                       "normalize": normalize.to_dict() if normalize else None,
-                      "train_samples": options.train_samples},
+                      "train_samples": options.train_samples,
+                      **({"crop": crop.to_dict()} if crop else {})},  # no key without: configs stay as they were
     )
     ctx = replace(ctx, data=data)
     taken = {k: v for k, v in private_args.items() if k not in options.args}
     return RunParts(spec, family, config, data, device, precision, epochs, model_args, data_args, ctx, taken)
 
 
-def weights_inputs(options: TrainOptions, say: bool) -> tuple[Any, tuple[int, int] | None]:
-    """The run's normalisation and image size: ``--normalize`` and ``--image-size`` when given, else what the
-    ``--init`` weights' own ``config.json`` states (timm's ``pretrained_cfg``, an image processor's mean/std), else
-    the data's statistics and size. Reads the weights' JSON only, before any data is loaded."""
+def weights_inputs(options: TrainOptions, say: bool) -> tuple[Any, tuple[int, int] | None, Any]:
+    """The run's normalisation, image size and evaluation transform: ``--normalize``, ``--image-size`` and
+    ``--crop-pct`` when given, else what the ``--init`` weights' own ``config.json`` states (timm's
+    ``pretrained_cfg``, an image processor's mean/std), else the data's statistics and size and the squash. Reads
+    the weights' JSON only, before any data is loaded."""
+    from zoo.data.crop import INTERPOLATIONS, EvalCrop, parse_crop_pct
     from zoo.data.normalize import parse_normalize, weights_preprocessing
     from zoo.engine.adapt import init_config
 
     normalize, image_size = parse_normalize(options.normalize), parse_image_size(options.image_size)
-    if not options.init:
-        return normalize, image_size
-    stated = weights_preprocessing(*init_config(options.init))
+    stated = weights_preprocessing(*init_config(options.init)) if options.init else None
+    interpolation = stated.interpolation if stated and stated.interpolation else "bilinear"
+    crop = parse_crop_pct(options.crop_pct, interpolation)
     if stated is None:
-        return normalize, image_size
+        return normalize, image_size, crop
     taken = []
     if options.normalize is None and stated.normalization is not None:
         normalize = stated.normalization
@@ -239,10 +242,19 @@ def weights_inputs(options: TrainOptions, say: bool) -> tuple[Any, tuple[int, in
     if image_size is None and stated.input_size is not None:
         image_size = stated.input_size
         taken.append(f"image size {image_size[0]}x{image_size[1]}")
+    if options.crop_pct is None and stated.crop_pct is not None:
+        if 0 < stated.crop_pct <= 1:
+            crop = EvalCrop(stated.crop_pct, interpolation if interpolation in INTERPOLATIONS else "bilinear",
+                            f"weights: {options.init}")
+            taken.append(f"crop_pct {crop.crop_pct:g} ({crop.interpolation}"
+                         f"{'' if interpolation in INTERPOLATIONS else f' for their {interpolation!r}'})")
+        elif say:
+            print(f"zoo: --init {options.init} states crop_pct {stated.crop_pct:g}, not a fraction in (0, 1]; "
+                  "squashing the images (set --crop-pct to choose)", file=sys.stderr)
     if taken and say:
         print(f"zoo: --init {options.init} states its inputs: {', '.join(taken)} (set --normalize / --image-size "
-              "to override)", file=sys.stderr)
-    return normalize, image_size
+              "/ --crop-pct to override)", file=sys.stderr)
+    return normalize, image_size, crop
 
 
 def check_data_kinds(spec: Any, options: TrainOptions, info: Any) -> None:

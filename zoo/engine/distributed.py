@@ -7,6 +7,9 @@ module reads them, joins the process group and answers "who am I" for the loop. 
 is a world of size 1 and never touches ``torch.distributed``.
 
 What ``zoo train --nproc N`` shows of torchrun's stderr: the workers' own lines, not torchrun's chatter.
+A worker's ``Error:`` line is held until torchrun ends: when torchrun reports that a worker was killed by a
+signal (kill -9, the OOM killer, a crash in C code), the others' errors are consequences (a lost connection)
+and one line says who died and how to resume instead.
 
 torchrun logs warnings in glog style (``W1128 12:00:00.123 …``), a banner about ``OMP_NUM_THREADS``, and
 on any failure or signal a Python traceback of its own (``ChildFailedError``, ``SignalException``) with a
@@ -18,16 +21,18 @@ report block. The workers already said what went wrong in one line, so all of th
 Each big block of the model (a model's own ``fsdp_blocks()``, else every element of a direct child that is a
 ``ModuleList``/``Sequential`` and every other direct child with parameters) is sharded, then the root: every
 process keeps 1/N of the parameters, gradients and optimizer state and gathers a block's weights only while
-it runs. Checkpoints stay one safetensors file with the layout of a single-process one: the full model and
-optimizer state are gathered to process 0 (on the CPU) and written there; resuming loads the full state and
-shards it again. Evaluation, the family's epoch-end hooks and the final ``model.safetensors`` use a plain
-copy of the model on process 0 that takes the gathered weights (so export works unchanged).
+it runs. The model is built on the CPU and sharded there; only each process's shards move to the device, so
+no process ever holds the whole model on it. Checkpoints stay one safetensors file with the layout of a
+single-process one: the full model and optimizer state are gathered to process 0 (on the CPU) and written
+there; resuming loads the full state and shards it again; the final ``model.safetensors`` is the gathered
+state too (so export works unchanged). Evaluation and the family's epoch-end hooks run on the sharded model
+on every process (its forward is collective), from the same random state; only process 0's results and
+files are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import re
 import subprocess
@@ -199,8 +204,9 @@ def launch(nproc: int, args: list[str], debug: bool = False) -> int:
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
                "--standalone", "-m", "zoo", "train", *args]
     with tempfile.TemporaryDirectory(prefix="zoo-launch-") as folder:
-        exit_file = os.path.join(folder, "exit-code")
-        env = {**os.environ, EXIT_FILE_VAR: exit_file, **({"ZOO_DEBUG": "1"} if debug else {})}
+        exit_file, run_dir_file = os.path.join(folder, "exit-code"), os.path.join(folder, "run-dir")
+        env = {**os.environ, EXIT_FILE_VAR: exit_file, RUN_DIR_VAR: run_dir_file,
+               **({"ZOO_DEBUG": "1"} if debug else {})}
         proc = subprocess.Popen(command, env=env, stderr=None if debug else subprocess.PIPE)
         stream = StderrFilter(sys.stderr.buffer)
         reader = None if debug else pump(proc.stderr, sys.stderr.buffer, stream)  # type: ignore[arg-type]
@@ -223,22 +229,46 @@ def launch(nproc: int, args: list[str], debug: bool = False) -> int:
         if reader is not None:
             reader.join(timeout=10)
         worker = _read_exit_code(exit_file)
+        run_dir = _read_text(run_dir_file)
+    if code and not received and not debug and (stream.killed() or not stream.worker_spoke):
+        # kill -9 of one worker: what the others said after it (a lost connection) is a consequence, left out
+        sys.stderr.write(stream.failure_line(run_dir, nproc) + "\n")
+        sys.stderr.flush()
+        return stream.exit_code()
+    stream.release()
     if worker is not None and (code or worker):
         return worker
-    if code and not received and not debug and not stream.worker_spoke:  # e.g. kill -9 of one worker
-        sys.stderr.write(stream.failure_line() + "\n")
-        sys.stderr.flush()
-        return 1
     # torchrun exits 1 whenever its workers stopped on a signal; report the signal instead.
     return 128 + received[0] if received and code else code
 
 
 def _read_exit_code(path: str) -> int | None:
     try:
-        with open(path) as handle:
-            return int(handle.read().strip())
-    except (OSError, ValueError):
+        return int(_read_text(path) or "")
+    except ValueError:
         return None
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+#: Under the ``--nproc`` launcher: the file where process 0 notes its run folder (for the launcher's message
+#: when a worker dies without a word).
+RUN_DIR_VAR = "ZOO_RUN_DIR_FILE"
+
+
+def note_run_dir(run_dir: Any) -> None:
+    """Process 0 under the ``--nproc`` launcher: tell the launcher which run folder it trains in."""
+    path = os.environ.get(RUN_DIR_VAR)
+    if not path or os.environ.get("RANK", "0") != "0":
+        return
+    with contextlib.suppress(OSError), open(path, "w", encoding="utf-8") as handle:
+        handle.write(str(run_dir))
 
 
 # === the launcher's output ===========================================================================================
@@ -258,11 +288,15 @@ class StderrFilter:
         self.sink = sink
         self.pending = b""
         self.in_traceback = False
-        #: A worker's own "Error: ..." or "zoo: ..." line went through (then nothing needs adding).
+        #: A worker's own "Error: ..." or "zoo: ..." line came (then nothing needs adding).
         self.worker_spoke = False
-        #: From torchrun's report: the first failed process's rank and exit code (negative: killed by a signal).
+        #: Workers' "Error: ..." lines, held until torchrun ends (:meth:`release`).
+        self.held: list[bytes] = []
+        #: From torchrun's report: the first failed process's rank and exit code (negative: killed by a signal);
+        #: its "Root Cause" block wins over the processes torchrun stopped itself, listed before it.
         self.failed_rank: int | None = None
         self.failed_code: int | None = None
+        self.in_root_cause = False
 
     def feed(self, chunk: bytes) -> None:
         data = self.pending + chunk
@@ -282,6 +316,8 @@ class StderrFilter:
 
     def _line(self, line: bytes) -> None:
         stripped = line.lstrip()
+        if stripped.startswith(b"Root Cause") and not self.in_root_cause:
+            self.in_root_cause, self.failed_rank, self.failed_code = True, None, None
         for pattern, name in ((_FAILED_RANK, "failed_rank"), (_FAILED_CODE, "failed_code")):
             if (found := pattern.match(stripped)) and getattr(self, name) is None:
                 setattr(self, name, int(found.group(1)))
@@ -293,13 +329,34 @@ class StderrFilter:
             return
         if stripped.startswith(_WORKER_LINES):
             self.worker_spoke = True
+        if stripped.startswith(b"Error: "):
+            self.held.append(line)
+            return
         self.sink.write(line)
         self.sink.flush()
 
-    def failure_line(self) -> str:
+    def release(self) -> None:
+        """Write the held ``Error:`` lines (torchrun has ended and no worker was killed)."""
+        for line in self.held:
+            self.sink.write(line)
+        self.sink.flush()
+        self.held = []
+
+    def killed(self) -> bool:
+        """Did torchrun report that the first process to fail was killed by a signal?"""
+        return self.failed_code is not None and self.failed_code < 0
+
+    def exit_code(self) -> int:
+        """What ``zoo train --nproc`` exits with when a worker died without a word: 128 + the signal that killed
+        it (as a shell reports a killed process), else 1."""
+        return 128 - self.failed_code if self.failed_code is not None and self.failed_code < 0 else 1
+
+    def failure_line(self, run_dir: str | None = None, nproc: int | None = None) -> str:
         """One line for a run that torchrun ended without any worker saying why (a worker killed by a signal,
-        or one that crashed in C code)."""
+        or one that crashed in C code), with how to go on from ``run_dir`` (process 0's run folder) if known."""
         import signal
+
+        from zoo.run_layout import CHECKPOINTS, LAST
 
         who = f"training process {self.failed_rank}" if self.failed_rank is not None else "a training process"
         if self.failed_code is not None and self.failed_code < 0:
@@ -311,8 +368,14 @@ class StderrFilter:
             how = f"exited with code {self.failed_code} without a message"
         else:
             how = "stopped without a message"
-        return (f"Error: {who} {how}, so torchrun stopped the others; the run's last checkpoint is intact: "
-                "resume it with zoo train --resume RUN_DIR (zoo --debug shows torchrun's report)")
+        launcher = f" --nproc {nproc}" if nproc else ""
+        if not run_dir:
+            after = f"resume from the run's last checkpoint with zoo train --resume RUN_DIR{launcher}"
+        elif os.path.exists(os.path.join(run_dir, CHECKPOINTS, LAST)):
+            after = f"its last checkpoint is intact: resume with zoo train --resume {run_dir}{launcher}"
+        else:
+            after = f"{run_dir} has no checkpoint yet: start the run again"
+        return f"Error: {who} {how}, so torchrun stopped the others; {after} (zoo --debug shows torchrun's report)"
 
 
 def pump(source: BinaryIO, sink: BinaryIO, stream: StderrFilter | None = None) -> threading.Thread:
@@ -394,22 +457,36 @@ def _options(on_cpu: bool = True) -> Any:
     return StateDictOptions(full_state_dict=True, cpu_offload=on_cpu)
 
 
+def shards(options: Any, world: Any) -> bool:
+    """Will the model be sharded (``--strategy fsdp`` over several processes)? Then it is built on the CPU and
+    :class:`Sharded` moves only each process's shards to the device."""
+    return options.strategy == FSDP and world.distributed
+
+
 class Sharded:
-    """A model sharded with FSDP2, and what the engine needs from it: the full state for checkpoints,
-    evaluation and final weights (gathered by every process, kept by process 0), and loading one back."""
+    """A model sharded with FSDP2, and what the engine needs from it: the full state for checkpoints and the
+    final weights (gathered to process 0, on the CPU), loading one back, and evaluation on the shards.
 
-    def __init__(self, net: Any, is_main: bool) -> None:
-        from torch.distributed.fsdp import fully_shard
+    ``net`` is built on the CPU: each block is sharded there and only this process's shards move to ``device``
+    (``fully_shard`` moves a block's parameters to the mesh's device as it shards them), so no process ever holds
+    the whole model on the device, only its shards and, while a block runs, that block's gathered weights.
+    """
 
-        self.net = net
-        params = list(net.parameters())
-        self.device = params[0].device if params else None
-        # Process 0's plain copy takes the gathered weights for evaluation and the final file; it waits on the
-        # CPU while training runs, so the device holds the shard alone between epoch ends (``park``).
-        self.plain = copy.deepcopy(net).to("cpu") if is_main else None
-        for block in block_modules(net):
-            fully_shard(block)
-        fully_shard(net)
+    def __init__(self, net: Any, device: Any, world_size: int, is_main: bool) -> None:
+        import torch
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+
+        self.net, self.is_main = net, is_main
+        self.device = torch.device(device)
+        mesh = init_device_mesh(self.device.type, (world_size,))
+        blocks = block_modules(net)
+        for block in blocks:
+            fully_shard(block, mesh=mesh)
+        fully_shard(net, mesh=mesh)
+        for module in (*blocks, net):  # methods called instead of forward (a GPT's forward_cached when sampling)
+            for name in getattr(module, "fsdp_forward_methods", ()):
+                register_fsdp_forward_method(module, name)
         self._gathered: tuple[int, dict[str, Any]] | None = None
 
     def model_state(self, step: int) -> dict[str, Any]:
@@ -420,19 +497,30 @@ class Sharded:
             self._gathered = (step, get_model_state_dict(self.net, options=_options()))
         return self._gathered[1]
 
-    def plain_model(self, step: int) -> Any:
-        """Process 0: the plain model holding the weights at ``step``; others: None. Collective."""
-        state = self.model_state(step)
-        if self.plain is not None:
-            self.plain.load_state_dict(state, strict=True)
-            if self.device is not None:
-                self.plain.to(self.device)
-        return self.plain
+    def final_weights(self, step: int) -> Any:
+        """What :func:`zoo.engine.persistence.write_final` takes as the model: the gathered state. Collective."""
+        return _Saved(self.model_state(step))
 
-    def park(self) -> None:
-        """Move process 0's plain copy back to the CPU once evaluation is done (no device memory kept for it)."""
-        if self.plain is not None:
-            self.plain.to("cpu")
+    @contextlib.contextmanager
+    def evaluating(self, ctx: Any, seed: int) -> Any:
+        """Run a family hook on the sharded model on every process: its forward is collective, so every process
+        calls it the same way, from the same random state (``seed``; the training random state is untouched).
+        The context to hand the hook is yielded: process 0's writes into the run folder, the others' into a
+        scratch folder removed afterwards. The model's gathered weights are freed at the end."""
+        import tempfile
+        from dataclasses import replace
+        from pathlib import Path
+
+        import torch
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []))
+            torch.manual_seed(seed)
+            if not self.is_main and ctx.run_dir is not None:
+                scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="zoo-fsdp-eval-"))
+                ctx = replace(ctx, run_dir=Path(scratch))
+            yield ctx
+        self.net.reshard()  # the root's own weights stay gathered after a forward without backward
 
     def checkpoint_parts(self, optimizers: dict[str, Any], step: int) -> tuple[Any, dict[str, Any]]:
         """What :func:`zoo.engine.persistence.save_checkpoint` takes as ``model`` and ``optimizers``: the full
@@ -470,14 +558,22 @@ class Sharded:
 
     def load_init(self, path: str, model_name: str, say: bool) -> Any:
         """``--init``: the file's weights into the sharded model (each process reads it); its InitRecord."""
-        from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
 
         from zoo.engine.adapt import load_init
 
-        view = _FullView(self.net, get_model_state_dict(self.net, options=_options(on_cpu=False)))
+        view = _FullView(self.net, self._full_on_cpu())
         record = load_init(view, path, model_name, say=say)
         set_model_state_dict(self.net, view.full, options=_options(on_cpu=False))
         return record
+
+    def _full_on_cpu(self) -> dict[str, Any]:
+        """The full state on every process, on the CPU, gathered one tensor at a time (never the whole model on
+        the device, as ``get_model_state_dict`` without ``cpu_offload`` would). Collective."""
+        from torch.distributed.tensor import DTensor
+
+        return {key: (value.full_tensor() if isinstance(value, DTensor) else value).to("cpu")
+                for key, value in self.net.state_dict().items()}
 
     # --- optimizer state: parameter names (torch's full state dict) <-> indices (the checkpoint) ----------
 
@@ -521,9 +617,10 @@ class _FullView:
         return getattr(self.net, name)
 
 
-def shard_model(net: Any, options: Any, world: Any) -> Sharded | None:
-    """``net`` sharded when ``--strategy fsdp`` runs in several processes; None otherwise (one process trains
-    the whole model, as FSDP over one process would, and says so)."""
+def shard_model(net: Any, options: Any, world: Any, device: Any) -> Sharded | None:
+    """``net`` (built on the CPU) sharded onto ``device`` when ``--strategy fsdp`` runs in several processes
+    (:func:`shards`); None otherwise (one process trains the whole model, as FSDP over one process would, and
+    says so)."""
     if options.strategy != FSDP:
         return None
     if not world.distributed:
@@ -531,4 +628,4 @@ def shard_model(net: Any, options: Any, world: Any) -> Sharded | None:
             print("zoo: --strategy fsdp in one process: nothing to shard, training the whole model "
                   "(launch with --nproc N or torchrun to shard it)", file=sys.stderr)
         return None
-    return Sharded(net, world.is_main)
+    return Sharded(net, device, world.size, world.is_main)

@@ -54,7 +54,7 @@ from zoo.engine.assembly import (
     with_default_dataset,
 )
 from zoo.engine.batches import batch_count, epoch_order, per_rank_batch
-from zoo.engine.distributed import World, check_strategy, shard_model, wrap_model
+from zoo.engine.distributed import World, check_strategy, note_run_dir, shard_model, shards, wrap_model
 from zoo.engine.ema import PREFIX as EMA_PREFIX
 from zoo.engine.ema import WeightAverage
 from zoo.engine.options import TrainOptions
@@ -95,12 +95,14 @@ class Trainer:
         check_strategy(options, self.family, self.ctx)  # --strategy fsdp: what it cannot train
         self.batch = per_rank_batch(int(self.config.hyperparameters["batch_size"]), world.size)
         seed_everything(options.seed)
-        self.net = self.family.build(self.spec, self.data.info, parts.model_args).to(self.device)
+        built_on = "cpu" if shards(options, world) else self.device  # FSDP: only the shards go to the device
+        self.net = self.family.build(self.spec, self.data.info, parts.model_args).to(built_on)
         # Before --compile: a probe through the compiled model would be its first graph, and training's batch
         # shape would then compile as a second, dynamic-shape one (3 % slower steps for vit-small at 224x224).
-        check_first_batch(self.family, self.net, self.data, self.spec, options.dataset, self.device)
+        check_first_batch(self.family, self.net, self.data, self.spec, options.dataset, built_on)
         adapt_model(self.net, options, self.device, say=world.is_main)  # --freeze-backbone, --compile...
-        self.sharded = shard_model(self.net, options, world)  # --strategy fsdp: before the optimizers exist
+        # --strategy fsdp: sharded before the optimizers exist
+        self.sharded = shard_model(self.net, options, world, self.device)
         if world.rank:  # each process draws its own noise, dropout masks...
             seed_everything(options.seed + world.rank)
         self.budget = step_budget(batch_count(len(self.data.x_train), self.batch, world.size), epochs=self.epochs,
@@ -171,6 +173,8 @@ class Trainer:
     def _set_run_dir(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         self.ctx = replace(self.ctx, run_dir=run_dir)
+        if self.world.is_main:
+            note_run_dir(run_dir)  # for the --nproc launcher's line if a worker is killed
 
     def context(self) -> Any:
         """The run context at the current position."""
@@ -313,14 +317,12 @@ class Trainer:
         metrics = self.totals.averages(self.world)
         if self.privacy:
             metrics.update(self.privacy.spent().metrics())
-        net = self._plain_model()
+        if self.world.is_main or self.sharded:  # FSDP: every process runs the hooks on its shards
+            with self._averaged(self.net):  # --ema: the average is what is validated
+                metrics.update(self._family_metrics("evaluate"))
+                metrics.update(self._family_metrics("epoch_end"))  # pictures, quality metrics
         if self.world.is_main:
-            with self._averaged(net):  # --ema: the average is what is validated
-                metrics.update(self._family_metrics("evaluate", net))
-                metrics.update(self._family_metrics("epoch_end", net))  # pictures, quality metrics
             check_monitored(self.family, metrics, self.spec)  # before a best checkpoint is judged by it
-        if self.sharded:
-            self.sharded.park()  # FSDP: the plain copy leaves the device until the next evaluation
         metrics = self.world.broadcast(metrics)
         epoch, step = self.state.epoch, self.state.step
         improved = self.state.record_epoch(metrics, self.family.monitor)
@@ -332,23 +334,22 @@ class Trainer:
         if improved and path is not None:
             link_or_copy(path, path.parent / BEST)
 
-    def _family_metrics(self, hook: str, net: Any) -> dict[str, Any]:
-        """A family hook on the plain model ``net`` in eval mode without gradients (main process)."""
+    def _family_metrics(self, hook: str) -> dict[str, Any]:
+        """A family hook on the model in eval mode without gradients: on process 0, or under FSDP on every
+        process, each on its shards (process 0's metrics and files are the ones kept)."""
         import torch
 
+        net = self.net
         net.eval()
-        with torch.no_grad():
-            metrics = getattr(self.family, hook)(net, self.context())
+        with torch.no_grad(), (self.sharded.evaluating(self.context(), seed=self.options.seed + self.state.epoch)
+                               if self.sharded else contextlib.nullcontext(self.context())) as ctx:
+            metrics = getattr(self.family, hook)(net, ctx)
         net.train()
         return metrics
 
     def _averaged(self, net: Any) -> Any:
         """Inside it, ``net`` holds the ``--ema`` averages (nothing changes without ``--ema``)."""
         return self.ema.applied(net) if self.ema is not None else contextlib.nullcontext()
-
-    def _plain_model(self) -> Any:
-        """The unwrapped model at this step (on process 0): FSDP's gathered copy or the model itself. Collective."""
-        return self.sharded.plain_model(self.state.step) if self.sharded else self.net
 
     def _early_stop_due(self) -> str | None:
         patience = self.options.early_stop
@@ -389,11 +390,13 @@ class Trainer:
         """Final weights and summary (process 0); every process returns the summary."""
         self.guard.flush()
         summary = summary_of(self, stop_reason, seconds)
-        net = self._plain_model()
-        if self.world.is_main:  # the family's final metrics (a GAN's sample quality, say)
-            with self._averaged(net):  # --ema: the final weights are the average
-                summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics", net)}
-                write_final(self.run_dir, net, self.spec.name, summary)
+        if self.world.is_main or self.sharded:  # the family's final metrics (a GAN's sample quality, say)
+            with self._averaged(self.net):  # --ema: the final weights are the average
+                summary["metrics"] = {**self.state.metrics, **self._family_metrics("final_metrics")}
+                weights = self.sharded.final_weights(self.state.step) if self.sharded else self.net
+                if self.world.is_main:
+                    write_final(self.run_dir, weights, self.spec.name, summary)
+        if self.world.is_main:
             finish_trackers(self.run_dir, self.options.log)
         self.world.barrier()
         return summary

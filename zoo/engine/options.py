@@ -77,6 +77,10 @@ class TrainOptions:
     normalize: str | None = option(None, "Per-channel normalisation: data (the training split's statistics; the "
                                    "default), imagenet, or MEAN/STD (e.g. 0.5/0.5); with --init weights that state "
                                    "their own, theirs.", metavar="data|imagenet|MEAN/STD")
+    crop_pct: str | None = option(None, "Evaluation transform: resize to cover size/CROP_PCT keeping the aspect "
+                                  "ratio, then centre-crop (timm's crop_pct, e.g. 0.875), for every split, predict "
+                                  "and deploy; none squashes to the size (the default; with --init weights that "
+                                  "state a crop_pct, theirs).", metavar="FRACTION|none")
     channels: int | None = option(None, "Convert images to 1 (grayscale) or 3 (RGB) channels.")
     augment: bool = option(False, "Light augmentation: shift training images by up to 1/8 of their size.")
     epochs: int | None = option(None, "Epochs (default: the model's).")
@@ -185,6 +189,8 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
     want = _TYPES[key]
     if want is str and isinstance(value, PurePath):
         value = str(value)
+    if key == "crop_pct" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # zoo.train(crop_pct=0.875)
     ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         value, ok = float(value), True
@@ -202,6 +208,10 @@ def check_option(key: str, value: Any, where: str | None = None) -> Any:
         raise ZooError(f"{name} must not be negative, got {value!r}")
     if key == "image_size":
         parse_image_size(value, name)
+    if key == "crop_pct":
+        from zoo.data.crop import parse_crop_pct
+
+        parse_crop_pct(value)
     if key == "log":
         from zoo.trackers import parse_log
 

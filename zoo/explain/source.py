@@ -161,8 +161,11 @@ def _run_meta(info: Any) -> dict[str, str]:
     from zoo.data.units import unit_metadata, white_value
 
     unit = unit_metadata(white_value(info.pixel_max, info.scale))
-    return {"input_shape": json.dumps(["batch", *info.shape]),
+    meta = {"input_shape": json.dumps(["batch", *info.shape]),
             "normalization": json.dumps({"scale": info.scale, "mean": info.mean, "std": info.std,
                                          "pixel_max": unit["pixel_max"], "from_8bit": unit["from_8bit"]})}
+    if getattr(info, "crop", None) is not None:  # the evaluation transform, as the export records it
+        meta["preprocessing"] = json.dumps({"crop": info.crop.to_dict()})
+    return meta
 
 

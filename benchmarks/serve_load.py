@@ -1,9 +1,13 @@
-"""Load on ``zoo serve`` beside a naive server and LitServe, same graph, same requests, one run (loopback only).
+"""Load on ``zoo serve`` beside a naive server, LitServe and BentoML: same graph, same requests, one run, loopback.
 
-For each image bundle, each server is started on 127.0.0.1, warmed up, then driven by a closed-loop async httpx
-client at rising concurrency (each level bounded by --seconds and --max-requests); throughput, p50/p99 latency and
-errors per level. Then the language model under ``zoo serve`` at 1, 4 and 16 concurrent streams (time to first
-token, tokens/s). The client shares the machine with the servers: figures are for comparison on one machine.
+For each image bundle, each server is started on 127.0.0.1, warmed up, then driven by the same closed-loop client
+(benchmarks/load_client.py: pre-encoded body, keep-alive connections, no HTTP library) at rising concurrency (each
+level bounded by --seconds and --max-requests); throughput, p50/p99 latency, errors, and the CPU time the server
+(all its processes) and the client spent per answered request: on a shared machine the CPU per request
+says what each server costs even when the wall-clock figures are squeezed by other work. Before the servers, the
+graph alone in ONNX Runtime at batch 1, 8 and 64 (ms per image): what batching can save in compute on this
+machine. Then the language model under ``zoo serve`` at 1, 4 and 16 concurrent streams (time to first token,
+tokens/s). The client shares the machine with the servers: figures are for comparison on one machine.
 
     python benchmarks/serve_load.py --bundle cnn=exports/cnn-... --bundle resnet18=exports/resnet18-... \
         --lm exports/gpt-nano-... [--concurrency 1,4,16,64] [--seconds 4] [--out benchmarks/results/serve_load.md]
@@ -30,6 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, header
+from load_client import Result, drive
 
 BASELINES = Path(__file__).resolve().parent / "serve_baselines"
 
@@ -49,6 +54,66 @@ class Level:
     throughput_max: float
     p50_ms: float
     p99_ms: float
+    server_cpu_ms: float
+    client_cpu_ms: float
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and every live process under it (Linux /proc): a
+    server's workers too, whatever session or process group they put themselves in."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry.name)] = int(fields[1])
+            cpu[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    children: dict[int, list[int]] = {}
+    for child, ppid in parent.items():
+        children.setdefault(ppid, []).append(child)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += cpu.get(current, 0.0)
+        todo += children.get(current, [])
+    return total
+
+
+def compute_per_image(bundle: Path, batches: tuple[int, ...] = (1, 8, 64), budget_s: float = 1.0
+                      ) -> dict[str, dict[str, float]]:
+    """The graph alone in ONNX Runtime (CPU provider, default threads), per batch size: wall and CPU milliseconds
+    per image with ORT's defaults (thread spinning on, as the naive server and the frameworks run it) and CPU
+    milliseconds per image with spinning off (as zoo serve runs it). CPU time is what a batch really saves on a
+    machine whose cores are all busy anyway."""
+    import onnxruntime as ort
+
+    from zoo.bundles import Bundle
+
+    opened = Bundle.open(bundle)
+    entry = next(iter(opened.manifest.graphs.values()))
+    info = entry.inputs[0]
+    result: dict[str, dict[str, float]] = {str(batch): {} for batch in batches}
+    for spinning in ("1", "0"):
+        options = ort.SessionOptions()
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        session = ort.InferenceSession(str(opened.graph_path(entry)), options, providers=["CPUExecutionProvider"])
+        for batch in batches:
+            feed = {info.name: np.random.default_rng(0).standard_normal([batch, *info.shape[1:]]).astype(np.float32)}
+            session.run(None, feed)
+            runs, wall, cpu = 0, time.perf_counter(), time.process_time()
+            while time.perf_counter() < wall + budget_s or runs < 3:
+                session.run(None, feed)
+                runs += 1
+            images = runs * batch
+            if spinning == "1":
+                result[str(batch)]["wall_ms"] = round((time.perf_counter() - wall) / images * 1000, 3)
+                result[str(batch)]["cpu_ms"] = round((time.process_time() - cpu) / images * 1000, 3)
+            else:
+                result[str(batch)]["cpu_ms_no_spin"] = round((time.process_time() - cpu) / images * 1000, 3)
+    return result
 
 
 def free_port() -> int:
@@ -64,10 +129,14 @@ def start(server: str, bundle: Path, port: int, max_batch: int, delay_ms: float)
                    str(max_batch), "--max-delay-ms", str(delay_ms), "--max-queue", "1024"]
     elif server == "naive":
         command = [sys.executable, str(BASELINES / "naive.py"), str(bundle), "--port", str(port)]
+    elif server == "bentoml":
+        command = [sys.executable, "-m", "bentoml", "serve", "bentoml_service:BundleService", "--host", "127.0.0.1",
+                   "--port", str(port), "--working-dir", str(BASELINES)]
     else:
         command = [sys.executable, str(BASELINES / "litserve_server.py"), str(bundle), "--port", str(port),
                    "--max-batch", str(max_batch), "--batch-timeout", str(delay_ms / 1000)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+    env = {**os.environ, "ZOO_BENCH_BUNDLE": str(bundle), "ZOO_BENCH_MAX_BATCH": str(max_batch)}
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env,
                             start_new_session=True)
 
 
@@ -100,34 +169,6 @@ def wait_up(url: str, proc: subprocess.Popen, body: bytes, limit_s: float = 120)
     raise SystemExit(f"{url} did not answer within {limit_s} s")
 
 
-async def drive(url: str, body: bytes, concurrency: int, seconds: float, max_requests: int) -> tuple[list[float], int]:
-    """Closed loop: ``concurrency`` clients, each sends its next request when the last one returned."""
-    latencies: list[float] = []
-    errors = 0
-    sent = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-
-        async def one_client() -> None:
-            nonlocal errors, sent
-            while time.perf_counter() < deadline and sent < max_requests:
-                sent += 1
-                started = time.perf_counter()
-                try:
-                    reply = await client.post(url, content=body, headers={"content-type": "application/json"})
-                    ok = reply.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    latencies.append(time.perf_counter() - started)
-                else:
-                    errors += 1
-
-        await asyncio.gather(*(one_client() for _ in range(concurrency)))
-    return latencies, errors
-
-
 def image_body(bundle: Path) -> bytes:
     manifest = json.loads((bundle / "manifest.json").read_text())
     graph = next(iter(manifest["graphs"].values()))
@@ -136,6 +177,19 @@ def image_body(bundle: Path) -> bytes:
     data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     return json.dumps({"inputs": [{"name": info["name"], "shape": shape, "datatype": "FP32",
                                    "data": data.ravel().tolist()}]}).encode()
+
+
+def level(bundle: str, server: str, concurrency: int, rounds: list[tuple[Result, float]]) -> Level:
+    """One server at one concurrency from its rounds (each a client result and the server's CPU seconds)."""
+    speeds = [len(done.latencies) / done.elapsed for done, _ in rounds]
+    ms = sorted(x * 1000 for done, _ in rounds for x in done.latencies) or [float("nan")]
+    answered = sum(len(done.latencies) for done, _ in rounds)
+    per = max(1, answered)
+    return Level(bundle, server, concurrency, len(rounds), answered, sum(done.errors for done, _ in rounds),
+                 round(statistics.median(speeds), 1), round(min(speeds), 1), round(max(speeds), 1),
+                 round(statistics.median(ms), 2), round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2),
+                 round(sum(cpu for _, cpu in rounds) / per * 1000, 3),
+                 round(sum(done.client_cpu_s for done, _ in rounds) / per * 1000, 3))
 
 
 def run_images(name: str, bundle: Path, servers: list[str], levels: list[int], args: argparse.Namespace
@@ -153,23 +207,18 @@ def run_images(name: str, bundle: Path, servers: list[str], levels: list[int], a
                                                          "/v2/models/model/infer")
         for server in servers:
             wait_up(urls[server], running[server], body)
-            asyncio.run(drive(urls[server], body, 4, 1.0, 500))  # warm-up
+            drive(urls[server], body, 16, 2.0, 5000)  # warm-up (BentoML's adaptive batching learns its timings)
         rows = []
         for concurrency in levels:
-            seen: dict[str, list[tuple[float, list[float], int]]] = {s: [] for s in servers}
+            seen: dict[str, list[tuple[Result, float]]] = {s: [] for s in servers}
             for round_ in range(args.rounds):
                 order = servers[round_ % len(servers):] + servers[:round_ % len(servers)]
                 for server in order:
-                    started = time.perf_counter()
-                    latencies, errors = asyncio.run(drive(urls[server], body, concurrency, args.seconds,
-                                                          args.max_requests))
-                    seen[server].append((len(latencies) / (time.perf_counter() - started), latencies, errors))
+                    cpu = tree_cpu_s(running[server].pid)
+                    done = drive(urls[server], body, concurrency, args.seconds, args.max_requests)
+                    seen[server].append((done, tree_cpu_s(running[server].pid) - cpu))
             for server in servers:
-                speeds = [s for s, _, _ in seen[server]]
-                ms = sorted(x * 1000 for _, lat, _ in seen[server] for x in lat) or [float("nan")]
-                rows.append(Level(name, server, concurrency, args.rounds, len(ms), sum(e for _, _, e in seen[server]),
-                                  round(statistics.median(speeds), 1), round(min(speeds), 1), round(max(speeds), 1),
-                                  round(statistics.median(ms), 2), round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2)))
+                rows.append(level(name, server, concurrency, seen[server]))
                 print(rows[-1], flush=True)
         return rows
     finally:
@@ -225,26 +274,63 @@ def run_lm(bundle: Path, streams: list[int], rounds: int, max_tokens: int) -> li
     return rows
 
 
-def report(rows: list[Level], lm: list[dict], args: argparse.Namespace) -> str:
-    lines = [header("zoo serve under load: zoo serve vs a naive FastAPI server vs LitServe (loopback)"),
+SERVERS = {
+    "zoo": "`zoo serve model=BUNDLE --max-batch {batch} --max-delay-ms {delay:g} --max-queue 1024`: one worker "
+           "process, Starlette on uvicorn (uvloop, httptools), dynamic batching, ONNX Runtime default threads, "
+           "thread spinning off",
+    "naive": "benchmarks/serve_baselines/naive.py: FastAPI on uvicorn (defaults, which pick uvloop and httptools when "
+             "installed), a sync endpoint (FastAPI's thread pool), one ONNX Runtime session shared by every request "
+             "with its defaults, one run per request, no batching",
+    "litserve": "benchmarks/serve_baselines/litserve_server.py: LitServe with its own batching (max_batch_size "
+                "{batch}, batch_timeout {litserve:g} ms), one worker, one ONNX Runtime session with its defaults",
+    "bentoml": "benchmarks/serve_baselines/bentoml_service.py: BentoML with its adaptive batching (batchable API, "
+               "max_batch_size {batch}, max_latency_ms 30000), one worker, its default request logging, one ONNX "
+               "Runtime session with its defaults",
+}
+
+
+def report(rows: list[Level], compute: dict[str, dict[str, float]], lm: list[dict], args: argparse.Namespace
+           ) -> str:
+    servers = [s for s in SERVERS if any(r.server == s for r in rows)]
+    lines = [header("zoo serve under load: zoo serve vs a naive FastAPI server, LitServe and BentoML (loopback)"),
              f"# {args.rounds} rounds of {args.seconds:g} s per server and concurrency, servers in turn (at most "
-             f"{args.max_requests} requests a round), closed-loop async httpx client on the same machine; batches "
-             f"of up to {args.max_batch} rows (zoo serve --max-delay-ms {args.delay_ms:g}, LitServe batch_timeout "
-             f"{args.litserve_timeout_ms:g} ms); one worker process each; ONNX Runtime CPU, default threads", ""]
+             f"{args.max_requests} requests a round); the same Open Inference Protocol JSON body for every server; "
+             "one closed-loop client for all (benchmarks/load_client.py: keep-alive connections, pre-encoded "
+             "request, uvloop, no HTTP library) on the same machine", "",
+             *[f"- **{s}**: " + SERVERS[s].format(batch=args.max_batch, delay=args.delay_ms,
+                                                  litserve=args.litserve_timeout_ms) for s in servers],
+             "- server CPU: CPU time of the server's processes per answered request (its Python, ONNX Runtime's "
+             "threads); client CPU: the load generator's own, per answered request", ""]
+    if compute:
+        batches = list(next(iter(compute.values())))
+        lines += ["## the graphs alone in ONNX Runtime (CPU provider, default threads): ms per image by batch size",
+                  "", "wall and CPU with ORT's defaults (thread spinning on: the naive server, LitServe, BentoML); "
+                  "CPU with spinning off (zoo serve)", "",
+                  "| graph | " + " | ".join(f"batch {b} wall / CPU / CPU no spin" for b in batches) + " |",
+                  "| --- |" + " ---: |" * len(batches)]
+        lines += [f"| {name} | " + " | ".join(f"{v['wall_ms']} / {v['cpu_ms']} / {v['cpu_ms_no_spin']}"
+                                              for v in per.values()) + " |" for name, per in compute.items()]
+        lines.append("")
     for bundle in dict.fromkeys(r.bundle for r in rows):
         lines += [f"## {bundle}", "", "| server | concurrency | requests/s (median) | min - max | p50 ms | p99 ms | "
-                                      "answered | errors |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                                      "server CPU ms/request | client CPU ms/request | answered | errors |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         lines += [f"| {r.server} | {r.concurrency} | {r.throughput} | {r.throughput_min} - {r.throughput_max} | "
-                  f"{r.p50_ms} | {r.p99_ms} | {r.requests} | {r.errors} |" for r in rows if r.bundle == bundle]
-        naive = {r.concurrency: r.throughput for r in rows if r.bundle == bundle and r.server == "naive"}
-        for server in ("zoo", "litserve"):
-            ratios = [f"{c}: {r.throughput / naive[c]:.2f}x" for r in rows for c in [r.concurrency]
-                      if r.bundle == bundle and r.server == server and naive.get(c)]
+                  f"{r.p50_ms} | {r.p99_ms} | {r.server_cpu_ms} | {r.client_cpu_ms} | {r.requests} | {r.errors} |"
+                  for r in rows if r.bundle == bundle]
+        naive = {r.concurrency: r for r in rows if r.bundle == bundle and r.server == "naive"}
+        for server in ("zoo", "litserve", "bentoml"):
+            ratios = [f"{c}: {r.throughput / naive[c].throughput:.2f}x" for r in rows for c in [r.concurrency]
+                      if r.bundle == bundle and r.server == server and c in naive and naive[c].throughput]
             if ratios:
                 lines.append(f"\n{server} / naive throughput by concurrency: {', '.join(ratios)}")
+            cpu = [f"{c}: {naive[c].server_cpu_ms / r.server_cpu_ms:.2f}x" for r in rows for c in [r.concurrency]
+                   if r.bundle == bundle and r.server == server and c in naive and r.server_cpu_ms]
+            if cpu:
+                lines.append(f"\nnaive / {server} server CPU per request by concurrency: {', '.join(cpu)}")
         lines.append("")
     if lm:
-        lines += ["## language model (zoo serve /v1/completions, streamed, greedy; one sequence at a time per worker)",
+        lines += ["## language model (zoo serve /v1/completions, streamed, greedy; one request at a time per worker)",
                   "", "| streams | requests | tokens | seconds | tokens/s | TTFT p50 ms | TTFT max ms |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         lines += [f"| {r['streams']} | {r['requests']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} | "
@@ -256,7 +342,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", action="append", default=[], help="NAME=FOLDER of an image graph (repeat)")
     parser.add_argument("--lm", help="a language-model bundle")
-    parser.add_argument("--servers", default="zoo,naive,litserve")
+    parser.add_argument("--servers", default="zoo,naive,litserve,bentoml")
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--streams", default="1,4,16")
     parser.add_argument("--seconds", type=float, default=2.0)
@@ -270,14 +356,17 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     rows: list[Level] = []
-    for item in args.bundle:
-        name, _, folder = item.partition("=")
+    bundles = dict(item.partition("=")[::2] for item in args.bundle)
+    compute = {name: compute_per_image(Path(folder)) for name, folder in bundles.items()}
+    for name, per in compute.items():
+        print(name, "ms per image by batch:", per, flush=True)
+    for name, folder in bundles.items():
         rows += run_images(name, Path(folder), args.servers.split(","), levels, args)
     lm = run_lm(Path(args.lm), [int(s) for s in args.streams.split(",")], 2, args.lm_tokens) if args.lm else []
-    text = report(rows, lm, args)
+    text = report(rows, compute, lm, args)
     Path(args.out).write_text(text)
-    Path(args.out).with_suffix(".json").write_text(json.dumps({"images": [asdict(r) for r in rows], "lm": lm},
-                                                              indent=1))
+    Path(args.out).with_suffix(".json").write_text(json.dumps({"compute_ms_per_image": compute, "images": [
+        asdict(r) for r in rows], "lm": lm}, indent=1))
     print(text)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from zoo.serve.options import ServeOptions
+from zoo.serve.server import HTTP_PROTOCOL
 
 HOST = "127.0.0.1"
 
@@ -33,7 +34,8 @@ class ThreadServer:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{HOST}:{self.port}"
         self.app = create_app(options)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False,
+                                                    http=HTTP_PROTOCOL))  # as zoo serve runs it
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> ThreadServer:

@@ -157,6 +157,64 @@ def test_openai_completions_equal_zoo_generate(server: ThreadServer, lm_bundle: 
     assert sampled[0] == sampled[1]  # the seed fixes the draw
 
 
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{ raise_exception('unknown role ' + m['role']) }}{% endif %}"
+    "<|{{ m['role'] }}|>\n{{ m['content'] | trim }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def chat_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Hugging Face tokenizer_config.json with a chat template (an AddedToken-style bos_token)."""
+    path = tmp_path_factory.mktemp("chat") / "tokenizer_config.json"
+    path.write_text(json.dumps({"chat_template": CHAT_TEMPLATE, "bos_token": {"content": "§", "special": True},
+                                "eos_token": "¶"}))
+    return path
+
+
+def test_openai_chat_completions_render_the_template_like_transformers(lm_bundle: Path, chat_config: Path,
+                                                                       server: ThreadServer) -> None:
+    from openai import NotFoundError, OpenAI
+    from transformers import PreTrainedTokenizerFast
+
+    messages = [{"role": "system", "content": "Be brief. "}, {"role": "user", "content": "The "}]
+    reference = PreTrainedTokenizerFast(tokenizer_file=str(lm_bundle / "lm" / "tokenizer.json"),
+                                        chat_template=CHAT_TEMPLATE, bos_token="§", eos_token="¶")
+    prompt = reference.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert prompt == "§<|system|>\nBe brief.\n<|user|>\nThe\n<|assistant|>\n"
+    with pytest.raises(NotFoundError, match="no chat template"):  # the module's server has none
+        OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0).chat.completions.create(
+            model="lm", messages=messages)
+    options = ServeOptions(bundles={"lm": str(lm_bundle)}, chat_template=str(chat_config))
+    with ThreadServer(options) as running:
+        client = OpenAI(base_url=f"{running.url}/v1", api_key="unused", max_retries=0)
+        plain = client.completions.create(model="lm", prompt=prompt, max_tokens=10, temperature=0)
+        chat = client.chat.completions.create(model="lm", messages=messages, max_tokens=10, temperature=0)
+        assert chat.choices[0].message.content == plain.choices[0].text
+        assert chat.choices[0].message.role == "assistant" and chat.usage == plain.usage
+        streamed = client.chat.completions.create(model="lm", messages=messages, max_tokens=10, temperature=0,
+                                                  stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in streamed) == plain.choices[0].text
+        refused = httpx.post(f"{running.url}/v1/chat/completions", timeout=30, json={
+            "model": "lm", "messages": [{"role": "tool", "content": "x"}]})
+        assert refused.status_code == 400 and "unknown role tool" in refused.json()["error"]["message"]
+        empty = httpx.post(f"{running.url}/v1/chat/completions", json={"model": "lm", "messages": []}, timeout=30)
+        assert empty.status_code == 422 and "messages" in empty.json()["error"]["message"]
+
+
+def test_a_bad_chat_template_is_one_line(tmp_path: Path, lm_bundle: Path) -> None:
+    runner = CliRunner()
+    no_template = tmp_path / "tokenizer_config.json"
+    no_template.write_text("{}")
+    assert_one_line_error(runner.invoke(cli, ["serve", str(lm_bundle), "--chat-template", str(no_template)]),
+                          "has no 'chat_template'")
+    broken = tmp_path / "chat.jinja"
+    broken.write_text("{% for m in messages %}")
+    assert_one_line_error(runner.invoke(cli, ["serve", str(lm_bundle), "--chat-template", str(broken)]),
+                          "does not compile")
+
+
 def test_a_list_of_prompts_is_one_batch_with_a_choice_each(server: ThreadServer, lm_bundle: Path) -> None:
     """``prompt`` as a list (the openai client sends it as it is): one choice per prompt, in order, each what the
     prompt gives alone (sampled: the smoke run's greedy text is one letter repeated); a stop string ends one row
@@ -242,11 +300,122 @@ def test_concurrent_requests_run_as_batches_with_one_by_one_results(cnn_bundle: 
         assert (got.argmax(1) == alone.argmax(1)).all()
 
 
+def test_fast_graphs_run_on_the_event_loop_slow_ones_in_the_batch_thread() -> None:
+    """A graph whose batches take under INLINE_BELOW_S runs on the event loop once it has been timed; a slow one stays
+    in the batcher's thread; answers and rows are the same either way, and a request past its time limit is a 504."""
+    import asyncio
+    import threading
+
+    from zoo.serve.batching import INLINE_BELOW_S, Batcher
+    from zoo.serve.errors import ServeError
+
+    async def scenario(pause_s: float) -> tuple[list[str], list[np.ndarray]]:
+        threads: list[str] = []
+
+        def run(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            threads.append(threading.current_thread().name)
+            time.sleep(pause_s)
+            return {"y": feeds["x"] * 2}
+
+        batcher = Batcher("g", run, max_batch=8, max_delay_s=0.0, max_queue=16)
+        outputs = []
+        for i in range(8):  # one at a time: each is a batch of its own
+            outputs.append((await batcher.submit({"x": np.full((2, 3), i, np.float32)}))["y"])
+        await batcher.close()
+        ran = len(threads)
+        waiting = Batcher("w", run, max_batch=8, max_delay_s=5.0, max_queue=4)  # a batch waits 5 s for company
+        with pytest.raises(ServeError) as refused:
+            await waiting.submit({"x": np.zeros((1, 3), np.float32)}, timeout_s=0.05)
+        assert refused.value.status == 504 and "timeout-s" in refused.value.message
+        await waiting.close()
+        assert len(threads) == ran  # the request that timed out was dropped, never run
+        return threads, outputs
+
+    fast_threads, fast_out = asyncio.run(scenario(0.0))
+    slow_threads, slow_out = asyncio.run(scenario(INLINE_BELOW_S * 5))
+    assert fast_threads[0].startswith("batch-g") and "MainThread" in fast_threads[1:8]  # once timed: inline
+    assert all(t.startswith("batch-g") for t in slow_threads[:8])
+    for i, (fast, slow) in enumerate(zip(fast_out, slow_out, strict=True)):
+        np.testing.assert_array_equal(fast, np.full((2, 3), 2 * i, np.float32))
+        np.testing.assert_array_equal(slow, fast)
+
+
+def test_a_response_leaves_in_one_write() -> None:
+    """zoo.serve.protocol: the header and body writes of one event-loop turn reach the socket as one write, in
+    order; a close flushes first; nothing is written to a transport that is closing."""
+    import asyncio
+
+    from zoo.serve.protocol import GatheringTransport
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+        def close(self) -> None:
+            self.closed = True
+
+        def get_extra_info(self, name: str) -> str:
+            return f"info:{name}"
+
+    async def scenario() -> tuple[Recorder, Recorder, Recorder]:
+        loop = asyncio.get_running_loop()
+        one, two, gone = Recorder(), Recorder(), Recorder()
+        gathered = GatheringTransport(one, loop)  # type: ignore[arg-type]
+        gathered.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        gathered.write(b"body")
+        assert one.writes == [] and gathered.get_extra_info("peername") == "info:peername"
+        await asyncio.sleep(0)  # the turn ends
+        gathered.write(b"next")
+        await asyncio.sleep(0)
+        closing = GatheringTransport(two, loop)  # type: ignore[arg-type]
+        closing.write(b"last words")
+        closing.close()  # before the turn ends: written, then closed
+        dropped = GatheringTransport(gone, loop)  # type: ignore[arg-type]
+        dropped.write(b"late")
+        gone.closed = True  # the peer went away before the flush
+        await asyncio.sleep(0)
+        return one, two, gone
+
+    one, two, gone = asyncio.run(scenario())
+    assert one.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody", b"next"]
+    assert two.writes == [b"last words"] and two.closed
+    assert gone.writes == []
+
+
+def test_the_load_generator_counts_answers_and_errors(server: ThreadServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/load_client.py (the serve_load client): 200s are answered, a 404 or a refused port an error."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    client = importlib.import_module("load_client")
+    feed = digits_batch(1)
+    body = json.dumps({"inputs": [{"name": "input", "shape": [1, 1, 8, 8], "datatype": "FP32",
+                                   "data": feed.ravel().tolist()}]}).encode()
+    done = client.drive(f"{server.url}/v2/models/cnn/infer", body, 3, 5.0, 30)
+    assert len(done.latencies) == 30 and done.errors == 0 and done.client_cpu_s > 0
+    missing = client.drive(f"{server.url}/v2/models/nope/infer", body, 2, 5.0, 6)
+    assert not missing.latencies and missing.errors == 6
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, not listening: connections are refused
+        refused = client.drive(f"http://127.0.0.1:{port}/", body, 1, 5.0, 3)
+    assert not refused.latencies and refused.errors == 3
+
+
 # --- bad input -----------------------------------------------------------------------------------------------------
 
 
 BAD = [
     ("/v2/models/cnn/infer", b"{not json", 400, "not JSON"),
+    ("/v2/models/cnn/infer", b'{"inputs": [{"name": "input", "shape": [1], "datatype": "FP32", "data": [NaN]}]}', 400,
+     "not JSON"),  # NaN is no JSON number
     ("/v2/models/cnn/infer", b'{"inputs": 3}', 400, "'inputs' list"),
     ("/v2/models/cnn/infer", b'{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}', 400,
      "not one of the graph's inputs"),
@@ -435,6 +604,46 @@ def test_bad_bundles_and_options_are_one_line(tmp_path: Path, cnn_bundle: Path) 
     shutil.copytree(cnn_bundle, broken)
     (broken / "model" / "model.onnx").write_bytes(b"garbage")
     assert_one_line_error(runner.invoke(cli, ["serve", str(broken)]), "does not match its manifest hash")
+
+
+def test_deploy_target_serve_writes_a_folder_that_serves_the_bundle(cnn_bundle: Path, tmp_path: Path) -> None:
+    """zoo deploy --target serve: the bundle copied whole, run.sh serving it (PORT from the environment, SIGTERM
+    exits 0), a systemd unit naming the folder; an existing folder is kept without --force."""
+    import subprocess
+
+    from zoo.bundles import Bundle
+
+    from .serve_harness import wait_ready
+
+    folder = tmp_path / "cnn-serve"
+    result = CliRunner().invoke(cli, ["deploy", str(cnn_bundle), "--target", "serve", "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert Bundle.open(folder / "bundle").manifest.model == "cnn"  # every file there, hashes checked
+    unit = (folder / "zoo-serve-cnn.service").read_text()
+    assert f"ExecStart=/bin/sh {folder.resolve() / 'run.sh'} --reload" in unit and "KillSignal=SIGTERM" in unit
+    assert json.loads((folder / "deploy.json").read_text())["target"] == "serve"
+    assert_one_line_error(CliRunner().invoke(cli, ["deploy", str(cnn_bundle), "--target", "serve", "--out",
+                                                   str(folder)]), "exists")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(["sh", str(folder / "run.sh"), "--max-delay-ms", "1"], env={**os.environ,
+                            "PORT": str(port)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc=proc)
+        feed = digits_batch(2)
+        reply = infer_json(url, "cnn", feed)
+        assert reply.status_code == 200, reply.text
+        got = np.asarray(reply.json()["outputs"][0]["data"], np.float32).reshape(2, -1)
+        np.testing.assert_allclose(got, next(iter(ort_outputs(cnn_bundle, feed).values())), rtol=1e-5, atol=1e-6)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def _rss(pid: int) -> int:

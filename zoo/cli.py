@@ -458,7 +458,8 @@ def predict(bundle: str, inputs: tuple[str, ...], top: int, as_json: bool) -> No
 
 @cli.command()
 @click.argument("bundle", type=click.Path())
-@click.option("--target", required=True, type=click.Choice(["node", "web", "python"]), help="Where it will run.")
+@click.option("--target", required=True, type=click.Choice(["node", "web", "python", "serve"]),
+              help="Where it will run (serve: zoo serve over a copy of the bundle, run.sh and a systemd unit).")
 @click.option("--out", type=click.Path(), help="Folder to write (default: <bundle>-<target> here).")
 @click.option("--force", is_flag=True, help="Replace the folder if it exists (only a folder zoo deploy made).")
 def deploy(bundle: str, target: str, out: str | None, force: bool) -> None:

@@ -1,4 +1,4 @@
-"""`zoo deploy`: a bundle as a ready-to-run folder for node, the web or plain Python.
+"""`zoo deploy`: a bundle as a ready-to-run folder for node, the web or plain Python (or ``zoo serve``).
 
 The graph to deploy is picked by role (:func:`zoo.role_handlers.graph_for`) and its role's handlers
 (:meth:`zoo.role_handlers.RoleHandlers.deploy`) write ``model.onnx`` (the graph with pre- and postprocessing
@@ -7,7 +7,8 @@ inside) and say what else the folder holds (:class:`zoo.role_handlers.DeployPlan
 little-endian binary described by ``vectors.json``, readable without protobuf). No preprocessing code for the
 deployer to write. The folder is staged and published like a bundle, and ``--force`` never replaces anything but
 a deploy folder, nor the input (:mod:`zoo.deploy.folder`). Image roles decode files by zoo's one rule
-(:mod:`zoo.deploy.images`: ``decoding.py`` for python, ``decode.js`` for node and the browser).
+(:mod:`zoo.deploy.images`: ``decoding.py`` for python, ``decode.js`` for node and the browser). ``--target serve``
+is :mod:`zoo.deploy.serve_folder`: the bundle behind ``zoo serve``, with ``run.sh`` and a systemd unit.
 """
 
 from __future__ import annotations
@@ -27,11 +28,17 @@ def deploy_bundle(bundle_dir: str | Path, target: str, out: str | Path | None = 
     from zoo.bundles.manifest import Bundle
     from zoo.role_handlers import graph_for
 
-    if target not in TARGETS:
-        raise ZooError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    if target not in (*TARGETS, "serve"):
+        raise ZooError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}, serve")
     opened = Bundle.open(bundle_dir)
     folder = Path(out) if out else Path(f"{opened.path.name}-{target}")
     check_out(opened.path, folder, force)
+    if target == "serve":  # zoo serve over a copy of the bundle: any role, no role handler asked
+        from zoo.deploy.serve_folder import write_marker, write_serve_folder
+
+        with staged(folder, force) as staging:
+            write_marker(staging, write_serve_folder(opened, staging, folder), MARKER_KEY)
+        return folder
     graph, handlers = graph_for(opened, "deploy")  # before writing anything: nothing to deploy leaves no folder
     with staged(folder, force) as staging:
         plan = handlers.deploy(DeployRequest(opened, graph, target, staging))

@@ -3,11 +3,12 @@
 Each request is a dict of arrays whose first axis is the batch. An idle batcher that gets a request waits up
 to ``max_delay`` seconds for others (less when ``max_batch`` rows are waiting); requests that arrived while a
 batch ran go as the next batch at once (they have waited already). A batch concatenates the requests whose
-other axes and dtypes match the oldest one, runs the graph once in its own thread and hands each request its
-rows back. The queue is bounded: beyond ``max_queue`` waiting requests, :meth:`Batcher.submit` raises a
-503 at once (never a hang, never unbounded memory). A request whose caller gave up (timeout, disconnect)
-before its batch started is dropped. If a batch fails, its requests are run one by one, so one bad request
-cannot fail its neighbours.
+other axes and dtypes match the oldest one, runs the graph once in its own thread (on the event loop itself
+when the graph's recent batches took under :data:`INLINE_BELOW_S`: then the hand-over costs more than the run)
+and hands each request its rows back. The queue is bounded: beyond ``max_queue`` waiting requests,
+:meth:`Batcher.submit` raises a 503 at once (never a hang, never unbounded memory). A request whose caller gave
+up (timeout, disconnect) before its batch started is dropped. If a batch fails, its requests are run one by one,
+so one bad request cannot fail its neighbours.
 """
 
 from __future__ import annotations
@@ -22,11 +23,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from zoo.serve.errors import ServeError, bad_request, overloaded
+from zoo.serve.errors import ServeError, bad_request, overloaded, timed_out
 
 Feeds = dict[str, np.ndarray]
 Outputs = dict[str, np.ndarray]
 Runner = Callable[[Feeds], Outputs]
+
+#: A graph whose recent batches ran faster than this runs them on the event loop: handing a batch to a thread and
+#: its result back costs more (two thread switches and the GIL each way) than running it there.
+INLINE_BELOW_S = 0.001
 
 
 @dataclass
@@ -50,7 +55,7 @@ class BatchStats:
 
 def signature(feeds: Feeds) -> tuple:
     """What must agree for requests to share a batch: each input's name, dtype and non-batch axes."""
-    return tuple(sorted((name, str(a.dtype), a.shape[1:]) for name, a in feeds.items()))
+    return tuple(sorted((name, a.dtype.str, a.shape[1:]) for name, a in feeds.items()))
 
 
 class Batcher:
@@ -73,13 +78,16 @@ class Batcher:
         self.closing = False
         self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{name}")
         self.task: asyncio.Task | None = None
+        self.queued_rows = 0  # rows of the requests in the queue
+        self.recent_run_s = float("inf")  # seconds per batch lately (none run yet: as if slow)
 
     def start(self) -> None:
         if self.task is None:
             self.task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
 
-    async def submit(self, feeds: Feeds) -> Outputs:
-        """This request's outputs, once its batch ran; 503 at once when the queue is full."""
+    async def submit(self, feeds: Feeds, timeout_s: float | None = None) -> Outputs:
+        """This request's outputs, once its batch ran; 503 at once when the queue is full; 504 when ``timeout_s``
+        passes first (the request is dropped from the queue if its batch has not started)."""
         if self.closing:
             raise overloaded(self.name)
         if len(self.queue) >= self.max_queue:
@@ -88,13 +96,22 @@ class Batcher:
         if len(rows) != 1 or -1 in rows:
             raise bad_request(f"{self.name}: every input needs the same first (batch) axis; got sizes {sorted(rows)}")
         self.start()
-        future = asyncio.get_running_loop().create_future()
-        self.queue.append(_Pending(feeds, rows.pop(), signature(feeds), future))
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        pending = _Pending(feeds, rows.pop(), signature(feeds), future)
+        self.queue.append(pending)
+        self.queued_rows += pending.rows
         self._depth()
         self.wake.set()
-        if sum(p.rows for p in self.queue) >= self.max_batch:
+        if self.queued_rows >= self.max_batch:
             self.full.set()
-        return await future
+        if timeout_s is None:
+            return await future
+        timer = loop.call_later(timeout_s, _expire, future, timeout_s)  # cheaper than a timeout context per request
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     async def close(self) -> None:
         """Finish what is queued, then stop the thread (a reloaded graph's old batcher)."""
@@ -119,7 +136,7 @@ class Batcher:
                 self.wake.clear()
                 await self.wake.wait()
             left = self.queue[0].queued_at + self.max_delay_s - time.perf_counter()
-            if not self.backlog and left > 0 and sum(p.rows for p in self.queue) < self.max_batch:
+            if not self.backlog and left > 0 and self.queued_rows < self.max_batch:
                 self.full.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.full.wait(), left)
@@ -134,6 +151,7 @@ class Batcher:
         while self.queue and self.queue[0].future.done():  # its caller gave up
             self.queue.popleft()
         if not self.queue:
+            self.queued_rows = 0
             return []
         first = self.queue.popleft()
         batch, rows, kept = [first], first.rows, deque()
@@ -147,7 +165,14 @@ class Batcher:
             else:
                 kept.append(item)
         self.queue.extendleft(reversed(kept))
+        self.queued_rows = sum(p.rows for p in self.queue)
         return batch
+
+    def _timed(self, feeds: Feeds) -> tuple[Outputs, float]:
+        """The graph's outputs and the seconds the run itself took (not the hand-over to a thread)."""
+        started = time.perf_counter()
+        outputs = self.run(feeds)
+        return outputs, time.perf_counter() - started
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending]) -> None:
         started = time.perf_counter()
@@ -156,7 +181,10 @@ class Batcher:
         else:
             feeds = {name: np.concatenate([p.feeds[name] for p in batch]) for name in batch[0].feeds}
         try:
-            outputs = await loop.run_in_executor(self.executor, self.run, feeds)
+            if self.recent_run_s < INLINE_BELOW_S:
+                outputs, took = self._timed(feeds)
+            else:
+                outputs, took = await loop.run_in_executor(self.executor, self._timed, feeds)
         except Exception as exc:
             if not refused_input(exc):  # zoo's own bug: every caller gets it (a 500 with the reason)
                 for item in batch:
@@ -169,6 +197,7 @@ class Batcher:
                 return
             _fail(batch[0].future, exc)
             return
+        self.recent_run_s = took if self.recent_run_s == float("inf") else 0.8 * self.recent_run_s + 0.2 * took
         if self.on_batch:
             self.on_batch(BatchStats(sum(p.rows for p in batch), len(batch), started - batch[0].queued_at,
                                      time.perf_counter() - started))
@@ -182,6 +211,11 @@ class Batcher:
 def refused_input(exc: Exception) -> bool:
     """Whether ONNX Runtime refused the inputs (its own exception types), rather than zoo failing."""
     return isinstance(exc, ServeError) or type(exc).__module__.startswith("onnxruntime")
+
+
+def _expire(future: asyncio.Future, seconds: float) -> None:
+    if not future.done():
+        future.set_exception(timed_out(seconds))
 
 
 def _fail(future: asyncio.Future, exc: Exception) -> None:

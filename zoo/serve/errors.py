@@ -27,3 +27,8 @@ def overloaded(what: str, retry_after_s: int = 1) -> ServeError:
     """503 with ``Retry-After``: the model's queue is full; the client should come back shortly."""
     return ServeError(503, f"{what} is overloaded (queue full); retry after {retry_after_s} s",
                       {"Retry-After": str(retry_after_s)})
+
+
+def timed_out(seconds: float) -> ServeError:
+    """504: the model did not answer within ``--timeout-s``."""
+    return ServeError(504, f"the model did not answer within --timeout-s {seconds:g} s; retry later or raise the limit")

@@ -136,8 +136,13 @@ class ModelTable:
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
         self.bundles: dict[str, ServedBundle] = {}
+        self.chat_template: Any = None  # zoo.serve.chat.ChatTemplate with --chat-template
 
     def load(self) -> None:
+        if self.options.chat_template:
+            from zoo.serve.chat import load_template
+
+            self.chat_template = load_template(self.options.chat_template)
         for name, folder in self.options.bundles.items():
             self.bundles[name] = load_bundle(name, Path(folder), self.options)
 

@@ -26,6 +26,7 @@ class ServeOptions:
     reload: bool = False
     reload_interval_s: float = 1.0
     threads: int = 0
+    chat_template: str = ""  # a tokenizer_config.json or Jinja file for /v1/chat/completions ("" : none)
 
     @property
     def max_body_bytes(self) -> int:

@@ -16,6 +16,8 @@ from pathlib import Path
 from zoo.errors import ZooError
 from zoo.serve.options import ServeOptions
 
+#: uvicorn's httptools protocol writing each response in one piece (:mod:`zoo.serve.protocol`).
+HTTP_PROTOCOL = "zoo.serve.protocol:OneWriteProtocol"
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -61,11 +63,16 @@ def check_options(options: ServeOptions) -> None:
             raise ZooError(f"{flag} must be {'0 or more' if flag == '--max-delay-ms' else 'more than 0'}, got {value}")
     if not 0 <= options.port <= 65535:
         raise ZooError(f"--port must be from 0 to 65535, got {options.port}")
+    if options.chat_template:
+        from zoo.serve.chat import load_template
+
+        load_template(options.chat_template)
 
 
 def serve(options: ServeOptions) -> None:
     """Run the server until SIGTERM/SIGINT; returns when every worker has finished its requests."""
     try:
+        import orjson  # noqa: F401
         import prometheus_client  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn
@@ -81,7 +88,7 @@ def serve(options: ServeOptions) -> None:
         os.environ.setdefault(MULTIPROC_ENV, metrics_dir)
         config = uvicorn.Config("zoo.serve.app:create_app", factory=True, host=options.host, port=options.port,
                                 workers=options.workers, access_log=False, log_level="warning",
-                                timeout_worker_healthcheck=5)
+                                timeout_worker_healthcheck=5, http=HTTP_PROTOCOL)
         try:
             sock = config.bind_socket()
         except SystemExit:

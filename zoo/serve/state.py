@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from zoo.serve.errors import ServeError
+from zoo.serve.errors import timed_out
 from zoo.serve.models import ModelTable
 from zoo.serve.options import ServeOptions
 
@@ -37,8 +37,7 @@ class ServerState:
         try:
             return await within(work, self.options.timeout_s)
         except asyncio.TimeoutError:
-            raise ServeError(504, f"the model did not answer within --timeout-s {self.options.timeout_s:g} s; "
-                                  "retry later or raise the limit") from None
+            raise timed_out(self.options.timeout_s) from None
 
 
 async def within(work: Awaitable[T], seconds: float) -> T:

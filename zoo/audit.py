@@ -24,13 +24,9 @@ ATTACK = "loss threshold"
 
 
 @dataclass
-class AuditResult:
-    """What the attack achieved on one run."""
+class AttackScores:
+    """What the attack achieved on one set of members and non-members."""
 
-    run: str
-    attack: str
-    members: int
-    non_members: int
     auc: float
     tpr_at_fpr_1pct: float
     tpr_at_fpr_10pct: float
@@ -41,6 +37,16 @@ class AuditResult:
     auc_null_std: float
     member_loss: float
     non_member_loss: float
+
+
+@dataclass
+class AuditResult(AttackScores):
+    """What the attack achieved on one run: its scores, and what was attacked."""
+
+    run: str
+    attack: str
+    members: int
+    non_members: int
     dp_epsilon: float | None
     seed: int
 
@@ -71,19 +77,6 @@ def tpr_at_fpr(member_scores: np.ndarray, non_member_scores: np.ndarray, fpr: fl
     # flag scores strictly above the (allowed+1)-th highest non-member score: at most `allowed` non-members pass
     threshold = ordered[allowed] if allowed < len(ordered) else -np.inf
     return float(np.mean(member_scores > threshold))
-
-
-@dataclass
-class AttackScores:
-    """What the attack achieved on one set of members and non-members (the figures :class:`AuditResult` reports)."""
-
-    auc: float
-    tpr_at_fpr_1pct: float
-    tpr_at_fpr_10pct: float
-    tpr_at_fpr_01pct: float
-    auc_null_std: float
-    member_loss: float
-    non_member_loss: float
 
 
 def per_sample_loss(model: Any, x: Any, y: Any) -> np.ndarray:
@@ -156,7 +149,6 @@ def audit_run(run_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = 0
     """Attack the run's classifier with per-sample cross-entropy; write ``audit.json`` into the run.
 
     Up to ``samples`` of each, drawn by ``seed`` from :func:`membership_pools`."""
-    from dataclasses import asdict as as_dict
 
     from zoo.atomic import write_json
     from zoo.roles import GraphRole
@@ -179,7 +171,7 @@ def audit_run(run_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = 0
     scores = loss_attack(model, inside.take(members), outside.take(non_members))
     spent = read_json(run.run_dir / SUMMARY, "run summary").get("privacy") or {}
     result = AuditResult(run=run.run_dir.name, attack=ATTACK, members=len(members), non_members=len(non_members),
-                         dp_epsilon=spent.get("epsilon"), seed=seed, **as_dict(scores))
+                         dp_epsilon=spent.get("epsilon"), seed=seed, **asdict(scores))
     if write:
         write_json(run.run_dir / AUDIT, result.to_dict())
     return result

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from zoo.errors import ZooError
-from zoo.serve.completions import CompletionRequest, EventStream, Generation, _collect, _lm_bundle
+from zoo.serve.completions import CompletionRequest, EventStream, Generation, _lm_bundle, run_to_end, start_streaming
 from zoo.serve.errors import ServeError, bad_request
 from zoo.serve.state import state
 
@@ -167,19 +167,11 @@ async def chat_completions(request: Request) -> Response:
     head = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": bundle.name}
     job = Generation(served, bundle, parsed)
     if not parsed.stream:
-        try:
-            await job.start()
-            text = (await served.within_time(_collect(job)))[0]
-        finally:
-            await job.close()
+        text = (await run_to_end(served, job))[0]
         return JSONResponse({**head, "object": "chat.completion", "usage": job.usage(), "choices": [
             {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
              "finish_reason": job.finish[0]}]})
-    try:
-        await job.start()
-    except BaseException:
-        await job.close()
-        raise
+    await start_streaming(job)
 
     async def events() -> AsyncIterator[str]:
         try:

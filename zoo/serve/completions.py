@@ -265,18 +265,10 @@ async def completions(request: Request) -> Response:
             "model": bundle.name}
     job = Generation(served, bundle, parsed)
     if not parsed.stream:
-        try:
-            await job.start()
-            texts = await served.within_time(_collect(job))
-        finally:
-            await job.close()
+        texts = await run_to_end(served, job)
         choices = [_choice(text, finish, row) for row, (text, finish) in enumerate(zip(texts, job.finish, strict=True))]
         return JSONResponse({**head, "choices": choices, "usage": job.usage()})
-    try:
-        await job.start()
-    except BaseException:
-        await job.close()
-        raise
+    await start_streaming(job)
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -291,6 +283,24 @@ async def completions(request: Request) -> Response:
             await job.close()
 
     return EventStream(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+async def run_to_end(served: ServerState, job: Generation) -> list[str]:
+    """Start ``job``, collect each row's text within the server's time limit, and free it whatever happens."""
+    try:
+        await job.start()
+        return await served.within_time(_collect(job))
+    finally:
+        await job.close()
+
+
+async def start_streaming(job: Generation) -> None:
+    """Start ``job`` for a stream; free it if it cannot start (once started, the stream's own end frees it)."""
+    try:
+        await job.start()
+    except BaseException:
+        await job.close()
+        raise
 
 
 async def _collect(job: Generation) -> list[str]:
